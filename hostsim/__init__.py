@@ -1,0 +1,1 @@
+"""hostsim: a TheNodes-style node host, simulated on a virtual clock."""

@@ -1,0 +1,1 @@
+"""Persistent, per-realm known-peer store for TheNodes-style P2P nodes."""
