@@ -1,0 +1,283 @@
+"""The peer file's text: TOML <-> models through one cattrs converter, and the integrity trailer.
+
+The file is the document below, then a blank line, then an ``[integrity]`` table holding the
+number of entries and the SHA-256 of every byte above the ``[integrity]`` line. TOML has no end
+marker, so the trailer, written last, is what tells a complete file from a torn or edited one.
+
+    schema = 1
+    realm = "example"
+    saved_at = 1763700000
+
+    [[peers]]
+    addr = "203.0.113.10:7447"
+    ...
+
+    [integrity]
+    entries = 1
+    sha256 = "..."
+
+Decoding never trusts the file: a damaged one yields the entries that still validate and a list
+of the problems found, so the caller can set the file aside and start with what was salvaged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+import tomli_w
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+from cattrs.v import format_exception
+
+from thenodes_peerstore.model import AddressError, PeerEntry, canonical_addr
+
+SCHEMA = 1
+"""The schema this version writes, and the newest it reads."""
+
+_TRAILER_MARK = b"\n[integrity]\n"
+_PEERS_HEADER = re.compile(r"^\[\[peers\]\][ \t]*$", re.MULTILINE)
+_HEADER_KEYS = frozenset({"schema", "realm", "saved_at"})
+
+T = TypeVar("T")
+
+
+class PeerFileError(Exception):
+    """Base of the errors a peer file can raise when it is read."""
+
+
+class NewerSchemaError(PeerFileError):
+    """The file was written by a newer version; it must be left untouched."""
+
+    def __init__(self, schema: int) -> None:
+        super().__init__(f"schema {schema} is newer than the newest this version reads ({SCHEMA})")
+        self.schema = schema
+
+
+class RealmMismatchError(PeerFileError):
+    """The file belongs to another realm."""
+
+    def __init__(self, found: str, expected: str) -> None:
+        super().__init__(f"the file holds realm {found!r}, not {expected!r}")
+        self.found = found
+        self.expected = expected
+
+
+# -- the converter -----------------------------------------------------------------------------
+
+
+def _strict(kind: type[T], noun: str) -> Any:
+    def structure(value: object, _: object) -> T:
+        # bool is an int in Python, never in a TOML file or a config.
+        if type(value) is not kind:
+            raise TypeError(f"expected {noun}, got {type(value).__name__} {value!r}")
+        return value
+
+    return structure
+
+
+def make_converter() -> cattrs.Converter:
+    """The one converter between TOML data and this package's models.
+
+    Types are strict (no string-to-int or int-to-bool coercion), unknown keys are refused, and
+    optional or default fields are omitted on output, never written as null.
+    """
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    conv.register_structure_hook(int, _strict(int, "an integer"))
+    conv.register_structure_hook(bool, _strict(bool, "true or false"))
+    conv.register_structure_hook(str, _strict(str, "a string"))
+
+    entry_structure = make_dict_structure_fn(PeerEntry, conv, _cattrs_forbid_extra_keys=True)
+
+    def structure_entry(value: object, cls: type[PeerEntry]) -> PeerEntry:
+        if not isinstance(value, Mapping):
+            raise TypeError(f"expected a table, got {type(value).__name__}")
+        data = dict(value)
+        # Accept any spelling of an address a person may have typed; keep the canonical one.
+        if isinstance(data.get("addr"), str):
+            try:
+                data["addr"] = canonical_addr(data["addr"])
+            except AddressError as exc:
+                raise ValueError(f"addr {exc}") from None
+        return entry_structure(data, cls)
+
+    conv.register_structure_hook(PeerEntry, structure_entry)
+    conv.register_unstructure_hook(
+        PeerEntry, make_dict_unstructure_fn(PeerEntry, conv, _cattrs_omit_if_default=True)
+    )
+    conv.register_unstructure_hook(tuple, list)
+    return conv
+
+
+converter = make_converter()
+
+
+def describe_error(exc: BaseException, path: str) -> list[str]:
+    """Readable messages for a structuring error, each naming where it happened."""
+    if isinstance(exc, cattrs.BaseValidationError):
+        return cattrs.transform_error(exc, path=path, format_exception=_format_exception)
+    return [f"{exc} @ {path}"]
+
+
+def _format_exception(exc: BaseException, type_: type | None) -> str:
+    # Our own hooks and validators already say what was expected and what was found.
+    if isinstance(exc, TypeError | ValueError) and not isinstance(exc, cattrs.BaseValidationError):
+        return str(exc)
+    return format_exception(exc, type_)
+
+
+# -- encoding ----------------------------------------------------------------------------------
+
+
+def encode(realm: str, saved_at: int, entries: Iterable[PeerEntry]) -> bytes:
+    """The complete file for these entries, integrity trailer included."""
+    peers = [converter.unstructure(e) for e in entries]
+    document = {"schema": SCHEMA, "realm": realm, "saved_at": saved_at, "peers": peers}
+    body = tomli_w.dumps(document).encode() + b"\n"
+    trailer = {"integrity": {"entries": len(peers), "sha256": hashlib.sha256(body).hexdigest()}}
+    return body + tomli_w.dumps(trailer).encode()
+
+
+# -- decoding ----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Decoded:
+    """What a file held: the entries that validate and the problems found.
+
+    No problems means the file is intact; any problem means it is corrupt and ``entries`` is
+    what could be salvaged.
+    """
+
+    entries: tuple[PeerEntry, ...]
+    problems: tuple[str, ...] = ()
+    saved_at: int | None = None
+
+    @property
+    def intact(self) -> bool:
+        """Whether the file was complete and unaltered."""
+        return not self.problems
+
+
+def decode(data: bytes, *, realm: str) -> Decoded:
+    """Read a peer file of ``realm``.
+
+    Raise :class:`NewerSchemaError` for a file of a newer schema and :class:`RealmMismatchError`
+    for another realm's file. Any other damage is reported in :attr:`Decoded.problems`, with the
+    entries that still validate; entries are salvaged only from a file whose realm is readable
+    and right, so no entry ever crosses realms.
+    """
+    problems: list[str] = []
+    body, expected_count = _split_trailer(data, problems)
+    try:
+        text = body.decode()
+    except UnicodeDecodeError as exc:
+        problems.append(f"the file is not valid UTF-8 ({exc.reason} at byte {exc.start})")
+        text = body.decode(errors="replace")
+    torn = expected_count is None
+    if torn:
+        # A torn file may end in the middle of a line: only whole lines can be trusted.
+        text = text[: text.rfind("\n") + 1]
+    try:
+        document = tomllib.loads(text)
+        raw_peers = document.pop("peers", [])
+        header: dict[str, Any] = document
+        if not isinstance(raw_peers, list):
+            problems.append(f"peers: expected an array of tables, got {type(raw_peers).__name__}")
+            raw_peers = []
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(f"not valid TOML ({exc})")
+        header, raw_peers = _salvage_chunks(text, problems)
+    if torn and raw_peers and not text.endswith("\n\n"):
+        # The writer ends every entry with a blank line; without it the last one may be cut short.
+        raw_peers.pop()
+        problems.append("the last entry may be cut short; dropped")
+    realm_known, saved_at = _check_header(header, realm, problems)
+    if not realm_known:
+        return Decoded(entries=(), problems=tuple(problems))
+    entries = []
+    for index, raw in enumerate(raw_peers):
+        try:
+            entries.append(converter.structure(raw, PeerEntry))
+        except Exception as exc:  # any failure to structure is a bad entry
+            problems.extend(describe_error(exc, f"peers[{index}]"))
+    if expected_count is not None and expected_count != len(raw_peers):
+        problems.append(
+            f"[integrity] counts {expected_count} entries, the file holds {len(raw_peers)}"
+        )
+    return Decoded(entries=tuple(entries), problems=tuple(problems), saved_at=saved_at)
+
+
+def _split_trailer(data: bytes, problems: list[str]) -> tuple[bytes, int | None]:
+    """Split off and check the integrity trailer; return the body and the entry count it gives."""
+    mark = data.rfind(_TRAILER_MARK)
+    if mark < 0:
+        problems.append("no [integrity] trailer: the file is torn")
+        return data, None
+    body, trailer = data[: mark + 1], data[mark + 1 :]
+    try:
+        integrity = tomllib.loads(trailer.decode())["integrity"]
+        count, digest = integrity["entries"], integrity["sha256"]
+        if set(integrity) != {"entries", "sha256"} or type(count) is not int:
+            raise ValueError
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError):
+        problems.append("the [integrity] trailer is unreadable")
+        return body, None
+    if not isinstance(digest, str) or hashlib.sha256(body).hexdigest() != digest.lower():
+        problems.append("the [integrity] digest does not match: the file was cut short or edited")
+    return body, count
+
+
+def _salvage_chunks(text: str, problems: list[str]) -> tuple[dict[str, Any], list[Any]]:
+    """Parse the header and each ``[[peers]]`` table on its own, keeping what parses."""
+    starts = [m.start() for m in _PEERS_HEADER.finditer(text)]
+    bounds = [0, *starts, len(text)]
+    chunks = [text[a:b] for a, b in itertools.pairwise(bounds)]
+    header: dict[str, Any] = {}
+    try:
+        header = tomllib.loads(chunks[0])
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(f"the header is not valid TOML ({exc})")
+    peers: list[Any] = []
+    for index, chunk in enumerate(chunks[1:]):
+        try:
+            peers.extend(tomllib.loads(chunk)["peers"])
+        except tomllib.TOMLDecodeError as exc:
+            problems.append(f"peers[{index}] is not valid TOML ({exc}); dropped")
+    return header, peers
+
+
+def _check_header(
+    header: Mapping[str, Any], realm: str, problems: list[str]
+) -> tuple[bool, int | None]:
+    """Check schema, realm and saved_at; raise for a newer schema or another realm.
+
+    Return whether the file is known to be of ``realm``, and when it was saved.
+    """
+    schema = header.get("schema")
+    if type(schema) is int and schema > SCHEMA:
+        raise NewerSchemaError(schema)
+    if schema != SCHEMA or type(schema) is not int:
+        problems.append(f"schema: expected {SCHEMA}, got {schema!r}")
+    found = header.get("realm")
+    if isinstance(found, str) and found != realm:
+        raise RealmMismatchError(found, realm)
+    if not isinstance(found, str):
+        problems.append(
+            f"realm: expected a string, got {found!r}; "
+            "no entry is salvaged from a file of unknown realm"
+        )
+        return False, None
+    unknown = sorted(set(header) - _HEADER_KEYS)
+    if unknown:
+        problems.append(f"unknown keys: {', '.join(unknown)}")
+    saved_at = header.get("saved_at")
+    if type(saved_at) is not int:
+        problems.append(f"saved_at: expected an integer, got {saved_at!r}")
+        return True, None
+    return True, saved_at

@@ -1,0 +1,75 @@
+"""PersistenceConfig: the ``[network.persistence]`` table of the host config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from thenodes_peerstore.codec import converter, describe_error
+
+SECTION = "network.persistence"
+"""Where the settings live in the host config."""
+
+
+class ConfigError(ValueError):
+    """A bad ``[network.persistence]`` setting; the message names the key and the value."""
+
+
+def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attribute.name} = {value!r}: must be a positive integer")
+
+
+def _not_negative(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} = {value!r}: must be zero or more")
+
+
+def _path(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not value.strip():
+        raise ValueError(f"{attribute.name} = {value!r}: must name a file")
+    stripped = value.replace("{realm}", "")
+    if "{" in stripped or "}" in stripped or "\0" in value:
+        raise ValueError(f"{attribute.name} = {value!r}: the only placeholder allowed is {{realm}}")
+
+
+@attrs.frozen
+class PersistenceConfig:
+    """How the peer store keeps its file. Disabled unless ``enabled = true``."""
+
+    enabled: bool = False
+    path: str = attrs.field(default="peers/{realm}.toml", validator=_path)
+    max_entries: int = attrs.field(default=1024, validator=_positive)
+    ttl_secs: int = attrs.field(default=604_800, validator=_positive)
+    save_interval_secs: int = attrs.field(default=60, validator=_not_negative)
+    reconnect_limit: int = attrs.field(default=5, validator=_not_negative)
+
+    @classmethod
+    def from_mapping(cls, table: Mapping[str, Any]) -> PersistenceConfig:
+        """Read the ``[network.persistence]`` table itself; raise :class:`ConfigError`."""
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"[{SECTION}]: expected a table, got {type(table).__name__}")
+        try:
+            return converter.structure(dict(table), cls)
+        except Exception as exc:
+            messages = describe_error(exc, "$")
+            raise ConfigError("; ".join(_tidy(m) for m in messages)) from exc
+
+    @classmethod
+    def from_host_config(cls, config: Mapping[str, Any]) -> PersistenceConfig:
+        """Read the settings from the whole host config; a missing table means the defaults."""
+        network = config.get("network", {})
+        if not isinstance(network, Mapping):
+            raise ConfigError(f"[network]: expected a table, got {type(network).__name__}")
+        return cls.from_mapping(network.get("persistence", {}))
+
+
+def _tidy(message: str) -> str:
+    """Turn ``"... @ $.max_entries"`` into ``"[network.persistence] max_entries: ..."``."""
+    text, _, where = message.rpartition(" @ ")
+    key = where.removeprefix("$").removeprefix(".")
+    if text.startswith("extra fields found"):
+        return f"[{SECTION}]: unknown key(s) {text.removeprefix('extra fields found ')}"
+    return f"[{SECTION}] {key}: {text}" if key else f"[{SECTION}] {text}"

@@ -1,0 +1,196 @@
+"""The peer store's data: sources, entries, and the canonical form of an address."""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+
+import attrs
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+MAX_ADDR_CHARS = 64
+"""Longest address string worth parsing; "[full IPv6]:65535" is 47 characters."""
+
+NODE_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
+CAPABILITY_RE = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
+MAX_CAPABILITIES = 32
+
+
+class Source(enum.Enum):
+    """Where an entry came from, in increasing order of trust."""
+
+    GOSSIP = "Gossip"
+    BOOTSTRAP = "Bootstrap"
+    CONNECTED = "Connected"
+
+    @property
+    def rank(self) -> int:
+        """0 for Gossip, 1 for Bootstrap, 2 for Connected: trust only goes up."""
+        return _RANK[self]
+
+
+_RANK = {Source.GOSSIP: 0, Source.BOOTSTRAP: 1, Source.CONNECTED: 2}
+
+
+class AddressError(ValueError):
+    """An address that cannot be stored; the message says why."""
+
+    def __init__(self, addr: object, reason: str) -> None:
+        super().__init__(f"{addr!r}: {reason}")
+        self.addr = addr
+        self.reason = reason
+
+
+@attrs.frozen
+class Address:
+    """A dialable IP literal and port; ``str()`` gives the canonical ``"ip:port"`` key."""
+
+    ip: IPAddress
+    port: int
+
+    @classmethod
+    def parse(cls, text: object) -> Address:
+        """Parse ``"ip:port"`` or ``"[ipv6]:port"``; raise :class:`AddressError` with a reason."""
+        if not isinstance(text, str):
+            raise AddressError(text, f"expected a string, got {type(text).__name__}")
+        if not text or len(text) > MAX_ADDR_CHARS:
+            raise AddressError(text, f"must be 1 to {MAX_ADDR_CHARS} characters")
+        if text.startswith("["):
+            host, sep, port_text = text[1:].partition("]:")
+            if not sep:
+                raise AddressError(text, 'an IPv6 address must be written "[ip]:port"')
+        else:
+            host, sep, port_text = text.rpartition(":")
+            if not sep:
+                raise AddressError(text, "missing port")
+            if ":" in host:
+                raise AddressError(text, 'an IPv6 address must be written "[ip]:port"')
+        if "%" in host:
+            raise AddressError(text, "zone ids are not dialable from other hosts")
+        if not port_text.isascii() or not port_text.isdigit():
+            raise AddressError(text, f"port {port_text!r} is not a number")
+        port = int(port_text)
+        if not 1 <= port <= 65535:
+            raise AddressError(text, f"port {port} is outside 1..65535")
+        try:
+            ip: IPAddress = ipaddress.ip_address(host)
+        except ValueError:
+            raise AddressError(
+                text, f"{host!r} is not an IP literal (hostnames are not stored)"
+            ) from None
+        if isinstance(ip, ipaddress.IPv4Address) != (not text.startswith("[")):
+            raise AddressError(text, "an IPv4 address must not be bracketed")
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if ip.is_unspecified:
+            raise AddressError(text, "the unspecified address is not dialable")
+        if ip.is_multicast:
+            raise AddressError(text, "a multicast address is not dialable")
+        return cls(ip, port)
+
+    @property
+    def group(self) -> str:
+        """The network group for diversity: the /16 of an IPv4 address, the /32 of an IPv6 one."""
+        prefix = 16 if self.ip.version == 4 else 32
+        return str(ipaddress.ip_network(f"{self.ip}/{prefix}", strict=False))
+
+    def __str__(self) -> str:
+        if self.ip.version == 6:
+            return f"[{self.ip}]:{self.port}"
+        return f"{self.ip}:{self.port}"
+
+
+def canonical_addr(text: object) -> str:
+    """The canonical key of an address; raise :class:`AddressError` with a reason."""
+    return str(Address.parse(text))
+
+
+def network_group(addr: str) -> str:
+    """The network group of a canonical address."""
+    return Address.parse(addr).group
+
+
+def valid_node_id(node_id: object) -> str | None:
+    """``node_id`` if it is a well-formed id (at most 128 of ``[A-Za-z0-9._-]``), else None."""
+    if isinstance(node_id, str) and NODE_ID_RE.fullmatch(node_id):
+        return node_id
+    return None
+
+
+def valid_capabilities(capabilities: object) -> tuple[str, ...]:
+    """The well-formed, distinct capabilities, at most :data:`MAX_CAPABILITIES` of them."""
+    if isinstance(capabilities, str) or not isinstance(capabilities, list | tuple):
+        return ()
+    kept = [c for c in capabilities if isinstance(c, str) and CAPABILITY_RE.fullmatch(c)]
+    return tuple(dict.fromkeys(kept))[:MAX_CAPABILITIES]
+
+
+def _non_negative(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must not be negative, got {value}")
+
+
+def _optional_non_negative(
+    instance: object, attribute: attrs.Attribute[int | None], value: int | None
+) -> None:
+    if value is not None and value < 0:
+        raise ValueError(f"{attribute.name} must not be negative, got {value}")
+
+
+def _canonical(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if canonical_addr(value) != value:
+        raise ValueError(f"addr {value!r} is not in canonical form ({canonical_addr(value)!r})")
+
+
+def _node_id(instance: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
+    if value is not None and valid_node_id(value) is None:
+        raise ValueError(f"node_id {value!r} must be 1 to 128 of [A-Za-z0-9._-]")
+
+
+def _capabilities(
+    instance: object, attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]
+) -> None:
+    if valid_capabilities(value) != value:
+        raise ValueError(
+            f"capabilities {list(value)!r} must be at most {MAX_CAPABILITIES} distinct, "
+            "short names of [A-Za-z0-9._:/-]"
+        )
+
+
+@attrs.frozen
+class PeerEntry:
+    """One known peer. Times are integer Unix seconds."""
+
+    addr: str = attrs.field(validator=_canonical)
+    source: Source
+    first_seen: int = attrs.field(validator=_non_negative)
+    last_seen: int = attrs.field(validator=_non_negative)
+    last_connected: int | None = attrs.field(default=None, validator=_optional_non_negative)
+    last_attempt: int | None = attrs.field(default=None, validator=_optional_non_negative)
+    failures: int = attrs.field(default=0, validator=_non_negative)
+    node_id: str | None = attrs.field(default=None, validator=_node_id)
+    capabilities: tuple[str, ...] = attrs.field(default=(), validator=_capabilities)
+
+    @classmethod
+    def new(cls, addr: str, source: Source, now: int) -> PeerEntry:
+        """A peer first seen now."""
+        return cls(addr=addr, source=source, first_seen=now, last_seen=now)
+
+    def clamped(self, now: int) -> PeerEntry:
+        """This entry with no time later than ``now`` and ``first_seen`` not after ``last_seen``."""
+
+        def clamp(t: int | None) -> int | None:
+            return None if t is None else min(t, now)
+
+        last_seen = min(self.last_seen, now)
+        first_seen = min(self.first_seen, last_seen)
+        changed = attrs.evolve(
+            self,
+            first_seen=first_seen,
+            last_seen=last_seen,
+            last_connected=clamp(self.last_connected),
+            last_attempt=clamp(self.last_attempt),
+        )
+        return self if changed == self else changed

@@ -1,0 +1,192 @@
+"""PeerStorePlugin: the hook implementations, a thin adapter over the store and its file.
+
+The host makes one instance per node. The plugin imports nothing from the host: it reads the
+hook arguments by attribute (see the Protocols below, which mirror the host's contract).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+
+import pluggy
+
+from thenodes_peerstore.config import PersistenceConfig
+from thenodes_peerstore.files import resolve_store_path
+from thenodes_peerstore.model import AddressError
+from thenodes_peerstore.persistent import PersistentPeerStore
+from thenodes_peerstore.store import IngestReport
+
+hookimpl = pluggy.HookimplMarker("thenodes")
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Realm(Protocol):
+    """What the plugin reads of ``host.realm``."""
+
+    @property
+    def code(self) -> str: ...
+
+
+class Host(Protocol):
+    """What the plugin reads of ``host``."""
+
+    @property
+    def realm(self) -> Realm: ...
+    @property
+    def node_id(self) -> str: ...
+    @property
+    def listen_addrs(self) -> Sequence[str]: ...
+    @property
+    def state_dir(self) -> Path: ...
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+    def now(self) -> float: ...
+
+
+class Peer(Protocol):
+    """What the plugin reads of ``peer`` and ``sender``."""
+
+    @property
+    def node_id(self) -> str: ...
+    @property
+    def addr(self) -> str: ...
+    @property
+    def listen_addr(self) -> str | None: ...
+    @property
+    def direction(self) -> str: ...
+    @property
+    def capabilities(self) -> tuple[str, ...]: ...
+
+
+def _guarded(
+    hook: Callable[Concatenate[PeerStorePlugin, P], None],
+) -> Callable[Concatenate[PeerStorePlugin, P], None]:
+    """Run a runtime hook only while the store is open, and never let it fail the host."""
+
+    @functools.wraps(hook)
+    def run(self: PeerStorePlugin, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        if self.book is None:
+            return
+        try:
+            hook(self, *args, **kwargs)
+        except Exception:
+            logger.exception("peerstore: %s failed; the node carries on", hook.__name__)
+
+    return run
+
+
+class PeerStorePlugin:
+    """Keeps a node's peers across restarts, one TOML file per realm."""
+
+    def __init__(self) -> None:
+        self.book: PersistentPeerStore | None = None
+        """The open store; None while the plugin is disabled or stopped."""
+
+    @hookimpl
+    def on_startup(self, host: Host) -> list[str]:
+        """Open the realm's file and return the proven peers to dial before the seeds.
+
+        A bad ``[network.persistence]`` table, another realm's file or a file held by another
+        store raises, which stops the node's startup with that message.
+        """
+        config = PersistenceConfig.from_host_config(host.config)
+        if not config.enabled:
+            logger.debug("peerstore: [network.persistence] enabled = false; inert")
+            return []
+        path = resolve_store_path(host.state_dir, config.path, host.realm.code)
+        self.book = PersistentPeerStore.open(
+            path=path,
+            realm=host.realm.code,
+            clock=host.now,
+            config=config,
+            own_addrs=host.listen_addrs,
+            own_node_id=host.node_id,
+        )
+        plan = self.book.store.reconnect_plan()
+        logger.info("peerstore: %d stored peers to dial first: %s", len(plan), ", ".join(plan))
+        return plan
+
+    @hookimpl
+    @_guarded
+    def on_bootstrap(self, host: Host, seeds: list[str]) -> None:
+        """Record the seeds as Bootstrap entries."""
+        assert self.book is not None
+        _log_rejected("bootstrap", self.book.store.record_bootstrap(seeds))
+
+    @hookimpl
+    @_guarded
+    def on_connect(self, host: Host, peer: Peer) -> None:
+        """Record the peer's dialable address as Connected."""
+        assert self.book is not None
+        try:
+            self.book.store.record_connected(
+                peer.addr,
+                listen_addr=peer.listen_addr,
+                direction="inbound" if peer.direction == "inbound" else "outbound",
+                node_id=peer.node_id,
+                capabilities=peer.capabilities,
+            )
+        except AddressError as exc:
+            logger.debug("peerstore: not storing %s (%s): %s", peer.node_id, peer.direction, exc)
+
+    @hookimpl
+    @_guarded
+    def on_disconnect(self, host: Host, peer: Peer, reason: str) -> None:
+        """Refresh the peer's ``last_seen``; nothing is forgotten."""
+        assert self.book is not None
+        self.book.store.record_disconnected(
+            peer.addr,
+            listen_addr=peer.listen_addr,
+            direction="inbound" if peer.direction == "inbound" else "outbound",
+        )
+
+    @hookimpl
+    @_guarded
+    def on_peer_list(self, host: Host, sender: Peer, peers: list[str]) -> None:
+        """Validate an untrusted peer list and record new addresses as Gossip."""
+        assert self.book is not None
+        if not isinstance(peers, list | tuple):
+            logger.debug("peerstore: ignoring a peer list that is not a list, from %s", sender.addr)
+            return
+        _log_rejected(f"peer list from {sender.addr}", self.book.store.record_gossip(peers))
+
+    @hookimpl
+    @_guarded
+    def on_dial_failed(self, host: Host, addr: str, error: str) -> None:
+        """Count the failure and back the address off."""
+        assert self.book is not None
+        self.book.store.record_dial_failed(addr)
+
+    @hookimpl
+    @_guarded
+    def on_tick(self, host: Host) -> None:
+        """Save if there are changes and the save interval has passed."""
+        assert self.book is not None
+        self.book.tick()
+
+    @hookimpl
+    @_guarded
+    def on_shutdown(self, host: Host) -> None:
+        """Save if there are changes and release the file."""
+        assert self.book is not None
+        book, self.book = self.book, None
+        book.close()
+
+
+def _log_rejected(what: str, report: IngestReport) -> None:
+    if report.rejected:
+        logger.debug(
+            "peerstore: %s: %d added, %d refreshed, %d rejected (%s)",
+            what,
+            report.added,
+            report.refreshed,
+            len(report.rejected),
+            "; ".join(f"{r.addr!r}: {r.reason}" for r in report.rejected[:5]),
+        )

@@ -1,0 +1,401 @@
+"""PeerStore: the in-memory policy of the peer store. No I/O; the clock is injected.
+
+Rules (see DESIGN.md):
+
+- Entries are keyed by canonical address. Own addresses and own node id are never stored.
+- Trust only goes up: Connected > Bootstrap > Gossip. Gossip never downgrades an entry and
+  refreshes ``last_seen`` only of entries that are still Gossip.
+- The store holds at most ``max_entries``. A new entry may evict only entries of its own or a
+  lower tier, Gossip oldest first, then Bootstrap, then Connected, so gossip can never push out a
+  Bootstrap or Connected entry; when nothing may be evicted, the new entry is dropped.
+- Each tier is an ordered dict kept in ``last_seen`` order, so every mutation is O(1) amortised.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Iterable, Iterator
+from typing import Literal
+
+import attrs
+
+from thenodes_peerstore.model import (
+    Address,
+    AddressError,
+    PeerEntry,
+    Source,
+    canonical_addr,
+    valid_capabilities,
+    valid_node_id,
+)
+
+BACKOFF_BASE_SECS = 30
+"""The wait after a first failed dial; it doubles with each further failure."""
+BACKOFF_MAX_SECS = 3600
+"""The longest wait between dials of a failing address."""
+
+Direction = Literal["outbound", "inbound"]
+_TIERS = (Source.GOSSIP, Source.BOOTSTRAP, Source.CONNECTED)
+
+
+@attrs.frozen
+class Rejection:
+    """An address that was not recorded, and why."""
+
+    addr: object
+    reason: str
+
+
+@attrs.frozen
+class IngestReport:
+    """What recording a batch of addresses did."""
+
+    added: int = 0
+    refreshed: int = 0
+    rejected: tuple[Rejection, ...] = ()
+
+
+@attrs.frozen
+class LoadReport:
+    """What loading entries into the store did."""
+
+    loaded: int = 0
+    clamped: int = 0
+    expired: int = 0
+    evicted: int = 0
+    own: int = 0
+    duplicates: int = 0
+
+
+def retry_at(entry: PeerEntry) -> int | None:
+    """When a failing address may be dialled again, or None when it is not backing off."""
+    if entry.failures <= 0 or entry.last_attempt is None:
+        return None
+    delay: int = min(BACKOFF_BASE_SECS << min(entry.failures - 1, 32), BACKOFF_MAX_SECS)
+    return entry.last_attempt + delay
+
+
+def dialable_addr(addr: str, listen_addr: str | None, direction: Direction) -> str:
+    """The address that reaches a connected peer; raise :class:`AddressError` when there is none.
+
+    An outbound connection proves the dialled address. An inbound connection comes from an
+    ephemeral port, so only the advertised listen address counts, and only when it is on the
+    IP the connection came from (anything else is an unproven claim).
+    """
+    if direction == "outbound":
+        return canonical_addr(addr)
+    if direction != "inbound":
+        raise AddressError(addr, f"unknown direction {direction!r}")
+    if listen_addr is None:
+        raise AddressError(addr, "inbound peer advertised no listen address")
+    listen = Address.parse(listen_addr)
+    if listen.ip != Address.parse(addr).ip:
+        raise AddressError(
+            listen_addr, f"advertised listen address is not on the peer's IP ({addr})"
+        )
+    return str(listen)
+
+
+class PeerStore:
+    """Known peers of one node in one realm, in memory."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float],
+        max_entries: int = 1024,
+        ttl_secs: int = 604_800,
+        reconnect_limit: int = 5,
+        own_addrs: Iterable[str] = (),
+        own_node_id: str | None = None,
+    ) -> None:
+        if max_entries < 1 or ttl_secs < 1 or reconnect_limit < 0:
+            raise ValueError("max_entries and ttl_secs must be positive, reconnect_limit >= 0")
+        self._clock = clock
+        self.max_entries = max_entries
+        self.ttl_secs = ttl_secs
+        self.reconnect_limit = reconnect_limit
+        self._own_addrs = frozenset(_canonical_or_none(a) for a in own_addrs) - {None}
+        self._own_node_id = own_node_id
+        self._tiers: dict[Source, collections.OrderedDict[str, PeerEntry]] = {
+            tier: collections.OrderedDict() for tier in _TIERS
+        }
+        self._where: dict[str, Source] = {}
+        self._connected: collections.Counter[str] = collections.Counter()
+        self.changes = 0
+        """Counts mutations; a persistence layer compares it to know whether it must save."""
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def now(self) -> int:
+        """The clock, in whole seconds."""
+        return int(self._clock())
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, addr: object) -> bool:
+        return addr in self._where
+
+    def __iter__(self) -> Iterator[PeerEntry]:
+        for tier in _TIERS:
+            yield from self._tiers[tier].values()
+
+    def get(self, addr: str) -> PeerEntry | None:
+        """The entry for a canonical address, or None."""
+        source = self._where.get(addr)
+        return None if source is None else self._tiers[source][addr]
+
+    def entries(self) -> list[PeerEntry]:
+        """Every entry, most trusted and most recently seen first."""
+        return sorted(self, key=lambda e: (-e.source.rank, -e.last_seen, e.addr))
+
+    def count(self, source: Source) -> int:
+        """How many entries have this source."""
+        return len(self._tiers[source])
+
+    def is_own(self, addr: str) -> bool:
+        """Whether a canonical address is one of the node's own."""
+        return addr in self._own_addrs
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def record_bootstrap(self, addrs: Iterable[object]) -> IngestReport:
+        """Record the configured seeds as Bootstrap entries."""
+        return self._ingest(addrs, Source.BOOTSTRAP)
+
+    def record_gossip(self, addrs: Iterable[object]) -> IngestReport:
+        """Record addresses from a peer list (untrusted) as Gossip entries."""
+        return self._ingest(addrs, Source.GOSSIP)
+
+    def record_connected(
+        self,
+        addr: str,
+        *,
+        listen_addr: str | None = None,
+        direction: Direction = "outbound",
+        node_id: object = None,
+        capabilities: object = (),
+    ) -> str:
+        """Record a completed handshake; return the dialable address recorded.
+
+        Raise :class:`AddressError` when the connection has no storable dialable address.
+        """
+        key = dialable_addr(addr, listen_addr, direction)
+        if key in self._own_addrs:
+            raise AddressError(key, "one of this node's own addresses")
+        if self._own_node_id is not None and node_id == self._own_node_id:
+            raise AddressError(key, "a connection to this node itself")
+        now = self.now()
+        entry = self.get(key) or PeerEntry.new(key, Source.CONNECTED, now)
+        entry = attrs.evolve(
+            entry,
+            source=Source.CONNECTED,
+            last_seen=now,
+            last_connected=now,
+            last_attempt=now if direction == "outbound" else entry.last_attempt,
+            failures=0,
+            node_id=valid_node_id(node_id) or entry.node_id,
+            capabilities=valid_capabilities(capabilities),
+        )
+        self._put(entry)
+        self._connected[key] += 1
+        return key
+
+    def record_disconnected(
+        self, addr: str, *, listen_addr: str | None = None, direction: Direction = "outbound"
+    ) -> str | None:
+        """A connection ended: refresh ``last_seen``; return the address refreshed, if stored."""
+        try:
+            key = dialable_addr(addr, listen_addr, direction)
+        except AddressError:
+            return None
+        if self._connected[key] > 1:
+            self._connected[key] -= 1
+        else:
+            del self._connected[key]
+        entry = self.get(key)
+        if entry is None:
+            return None
+        self._put(attrs.evolve(entry, last_seen=max(entry.last_seen, self.now())))
+        return key
+
+    def record_dial_failed(self, addr: str) -> PeerEntry | None:
+        """Count a failed dial of a stored address and back it off; return the updated entry."""
+        key = _canonical_or_none(addr)
+        entry = None if key is None else self.get(key)
+        if entry is None:
+            return None
+        entry = attrs.evolve(entry, failures=entry.failures + 1, last_attempt=self.now())
+        self._put(entry, refresh=False)
+        return entry
+
+    def is_connected(self, addr: str) -> bool:
+        """Whether the node has a live connection to this canonical address."""
+        return addr in self._connected
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    def expire(self) -> int:
+        """Drop entries not seen for longer than ``ttl_secs``; return how many.
+
+        A peer the node is connected to right now is seen now.
+        """
+        now = self.now()
+        for key in list(self._connected):
+            entry = self.get(key)
+            if entry is not None and entry.last_seen < now:
+                self._put(attrs.evolve(entry, last_seen=now))
+        cutoff = now - self.ttl_secs
+        dropped = 0
+        for tier in self._tiers.values():
+            # Each tier is in last_seen order: the expired entries are at its front.
+            while tier:
+                addr, entry = next(iter(tier.items()))
+                if entry.last_seen >= cutoff:
+                    break
+                self._remove(addr)
+                dropped += 1
+        return dropped
+
+    def load(self, entries: Iterable[PeerEntry]) -> LoadReport:
+        """Replace the store's contents with stored entries, applying every rule.
+
+        Times in the future are clamped to now, entries past their TTL and own addresses are
+        dropped, a repeated address keeps its most trusted, most recent entry, and the cap keeps
+        the most trusted, most recently seen entries.
+        """
+        now = self.now()
+        cutoff = now - self.ttl_secs
+        best: dict[str, PeerEntry] = {}
+        clamped = expired = own = duplicates = 0
+        for entry in entries:
+            fixed = entry.clamped(now)
+            clamped += fixed is not entry
+            if fixed.last_seen < cutoff:
+                expired += 1
+            elif fixed.addr in self._own_addrs or (
+                self._own_node_id is not None and fixed.node_id == self._own_node_id
+            ):
+                own += 1
+            elif (seen := best.get(fixed.addr)) is not None:
+                duplicates += 1
+                if (fixed.source.rank, fixed.last_seen) > (seen.source.rank, seen.last_seen):
+                    best[fixed.addr] = fixed
+            else:
+                best[fixed.addr] = fixed
+        for tier in self._tiers.values():
+            tier.clear()
+        self._where.clear()
+        for entry in sorted(best.values(), key=lambda e: (e.last_seen, e.addr)):
+            self._insert(entry)
+        self.changes += 1
+        return LoadReport(
+            loaded=len(self),
+            clamped=clamped,
+            expired=expired,
+            evicted=len(best) - len(self),
+            own=own,
+            duplicates=duplicates,
+        )
+
+    def reconnect_plan(self) -> list[str]:
+        """Up to ``reconnect_limit`` proven peers to dial first, most recently connected first.
+
+        Own addresses, live connections and entries still backing off are skipped. The plan
+        prefers one peer per network group (/16 IPv4, /32 IPv6), and fills any room left with the
+        next most recent peers.
+        """
+        now = self.now()
+        candidates = sorted(
+            (
+                e
+                for e in self._tiers[Source.CONNECTED].values()
+                if e.addr not in self._own_addrs
+                and e.addr not in self._connected
+                and (retry_at(e) or 0) <= now
+            ),
+            key=_recency,
+        )
+        chosen: list[PeerEntry] = []
+        groups: set[str] = set()
+        for entry in candidates:
+            if len(chosen) >= self.reconnect_limit:
+                break
+            group = Address.parse(entry.addr).group
+            if group not in groups:
+                groups.add(group)
+                chosen.append(entry)
+        if len(chosen) < self.reconnect_limit:
+            picked = set(map(id, chosen))
+            rest = [e for e in candidates if id(e) not in picked]
+            chosen += rest[: self.reconnect_limit - len(chosen)]
+        return [e.addr for e in sorted(chosen, key=_recency)]
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _ingest(self, addrs: Iterable[object], source: Source) -> IngestReport:
+        added = refreshed = 0
+        rejected: list[Rejection] = []
+        now = self.now()
+        for raw in addrs:
+            try:
+                key = canonical_addr(raw)
+            except AddressError as exc:
+                rejected.append(Rejection(raw, exc.reason))
+                continue
+            if key in self._own_addrs:
+                rejected.append(Rejection(raw, "one of this node's own addresses"))
+                continue
+            entry = self.get(key)
+            if entry is None:
+                if self._insert(PeerEntry.new(key, source, now)):
+                    added += 1
+                else:
+                    rejected.append(Rejection(raw, "store is full of more trusted peers"))
+            elif entry.source.rank <= source.rank:
+                self._put(attrs.evolve(entry, source=source, last_seen=max(entry.last_seen, now)))
+                refreshed += 1
+        return IngestReport(added=added, refreshed=refreshed, rejected=tuple(rejected))
+
+    def _insert(self, entry: PeerEntry) -> bool:
+        """Add a new entry, evicting one of its own or a lower tier if the store is full."""
+        if len(self._where) >= self.max_entries:
+            victim_tier = next(
+                (t for t in _TIERS if t.rank <= entry.source.rank and self._tiers[t]), None
+            )
+            if victim_tier is None:
+                return False
+            victim, _ = self._tiers[victim_tier].popitem(last=False)
+            del self._where[victim]
+            self.changes += 1
+        self._put(entry)
+        return True
+
+    def _put(self, entry: PeerEntry, *, refresh: bool = True) -> None:
+        """Store ``entry``; with ``refresh`` it moves to the newest end of its tier."""
+        old = self._where.get(entry.addr)
+        tier = self._tiers[entry.source]
+        if old is not None and old != entry.source:
+            del self._tiers[old][entry.addr]
+        tier[entry.addr] = entry
+        if refresh:
+            tier.move_to_end(entry.addr)
+        self._where[entry.addr] = entry.source
+        self.changes += 1
+
+    def _remove(self, addr: str) -> None:
+        source = self._where.pop(addr)
+        del self._tiers[source][addr]
+        self.changes += 1
+
+
+def _recency(entry: PeerEntry) -> tuple[int, str]:
+    return (-(entry.last_connected or 0), entry.addr)
+
+
+def _canonical_or_none(addr: object) -> str | None:
+    try:
+        return canonical_addr(addr)
+    except AddressError:
+        return None
