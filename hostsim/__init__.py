@@ -1,1 +1,40 @@
 """hostsim: a TheNodes-style node host, simulated on a virtual clock."""
+
+from hostsim.clock import Clock, VirtualClock
+from hostsim.config import HostConfig, RealmInfo
+from hostsim.errors import (
+    HostConfigError,
+    HostsimError,
+    HostStartupError,
+    HostStateError,
+    PluginError,
+    ScenarioError,
+)
+from hostsim.host import Dial, NodeView, Peer, SimHost
+from hostsim.plugins import PluginManifest, get_plugin_manager, read_manifest
+from hostsim.scenario import RunResult, Scenario, TimelineRecord, load_scenario, run_scenario
+
+__all__ = [
+    "Clock",
+    "Dial",
+    "HostConfig",
+    "HostConfigError",
+    "HostStartupError",
+    "HostStateError",
+    "HostsimError",
+    "NodeView",
+    "Peer",
+    "PluginError",
+    "PluginManifest",
+    "RealmInfo",
+    "RunResult",
+    "Scenario",
+    "ScenarioError",
+    "SimHost",
+    "TimelineRecord",
+    "VirtualClock",
+    "get_plugin_manager",
+    "load_scenario",
+    "read_manifest",
+    "run_scenario",
+]

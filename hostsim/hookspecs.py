@@ -88,7 +88,7 @@ class PeerView(Protocol):
 
     @property
     def direction(self) -> Literal["outbound", "inbound"]:
-        """``"outbound"`` when this node dialled the peer, ``"inbound"`` when the peer dialled in."""
+        """``"outbound"`` when this node dialled the peer, ``"inbound"`` when it dialled in."""
 
     @property
     def capabilities(self) -> tuple[str, ...]:

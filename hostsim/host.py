@@ -1,0 +1,406 @@
+"""SimHost: one node's lifecycle on a virtual clock, calling every hook with keyword arguments.
+
+Hooks are called plugin by plugin, in pluggy's call order, so the host knows which plugin
+returned which dial list and one misbehaving plugin cannot keep a hook from the others. A
+plugin that raises in ``on_startup`` stops the node's start; an exception from any other hook
+is logged and the node carries on, as a host must.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import attrs
+import pluggy
+
+from hostsim.clock import VirtualClock
+from hostsim.config import HostConfig, RealmInfo
+from hostsim.errors import HostStartupError, HostStateError
+from hostsim.plugins import EntryPointLike, get_plugin_manager
+
+__all__ = [
+    "Dial",
+    "HostStartupError",
+    "HostStateError",
+    "NodeView",
+    "Peer",
+    "SimHost",
+]
+
+logger = logging.getLogger(__name__)
+
+Direction = Literal["outbound", "inbound"]
+SEED_ORIGIN = "seed"
+"""The origin of a dial that comes from the config's ``bootstrap_nodes``."""
+
+
+@attrs.frozen
+class NodeView:
+    """The read-only view of a node that every hook receives as ``host``."""
+
+    realm: RealmInfo
+    node_id: str
+    listen_addrs: tuple[str, ...]
+    state_dir: Path
+    config: Mapping[str, Any] = attrs.field(repr=False, hash=False)
+    log: logging.Logger = attrs.field(repr=False, hash=False)
+    _clock: VirtualClock = attrs.field(repr=False, eq=False, hash=False, alias="clock")
+
+    @classmethod
+    def of(cls, config: HostConfig, clock: VirtualClock) -> NodeView:
+        """The view of the node that ``config`` describes, telling time by ``clock``."""
+        return cls(
+            realm=config.realm,
+            node_id=config.node_id,
+            listen_addrs=config.listen_addrs,
+            state_dir=config.state_dir,
+            config=config.data,
+            log=logging.getLogger(f"hostsim.node.{config.node_id}"),
+            clock=clock,
+        )
+
+    def now(self) -> float:
+        """The host clock, in seconds since the epoch."""
+        return self._clock.now()
+
+
+def _check_direction(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in ("outbound", "inbound"):
+        raise ValueError(f"direction must be 'outbound' or 'inbound', got {value!r}")
+
+
+def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
+@attrs.frozen
+class Peer:
+    """A remote node on an established connection, as hooks receive it (``peer``, ``sender``)."""
+
+    node_id: str
+    addr: str
+    direction: Direction = attrs.field(validator=_check_direction)
+    listen_addr: str | None = None
+    capabilities: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+
+
+@attrs.frozen
+class Dial:
+    """One address in a start's dial order, and who asked for it (a plugin's name or ``"seed"``)."""
+
+    addr: str
+    origin: str
+
+
+def dial_order(
+    plugin_lists: Iterable[tuple[str, Sequence[str]]], seeds: Iterable[str]
+) -> list[Dial]:
+    """Every plugin-provided address first, in order and without repeats, then the other seeds."""
+    dials: dict[str, Dial] = {}
+    for origin, addrs in plugin_lists:
+        for addr in addrs:
+            dials.setdefault(addr, Dial(addr, origin))
+    for addr in seeds:
+        dials.setdefault(addr, Dial(addr, SEED_ORIGIN))
+    return list(dials.values())
+
+
+class SimHost:
+    """One simulated node: its plugins, its connections and its lifecycle, on a virtual clock.
+
+    Each :meth:`start` is a new process: it builds a new plugin manager with new plugin
+    instances. :meth:`shutdown` is a graceful stop; :meth:`crash` is the process dying.
+    """
+
+    def __init__(
+        self,
+        config: HostConfig,
+        *,
+        clock: VirtualClock,
+        extra_plugins_factory: Callable[[], Mapping[str, object]] | None = None,
+        entry_points: Iterable[EntryPointLike] | None = None,
+    ) -> None:
+        """Set up a stopped node.
+
+        :param config: The node's host config.
+        :param clock: The clock the node tells time by; :meth:`advance` moves it.
+        :param extra_plugins_factory: Called at every start for more plugins (name -> instance),
+            registered after the enabled ones, without a manifest.
+        :param entry_points: The entry points to look enabled plugins up in (default: the
+            installed ones).
+        """
+        self._config = config
+        self._clock = clock
+        self._extra_plugins_factory = extra_plugins_factory
+        self._entry_points = None if entry_points is None else tuple(entry_points)
+        self._view = NodeView.of(config, clock)
+        self._pm: pluggy.PluginManager | None = None
+        self._connections: dict[str, Peer] = {}
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        clock: VirtualClock,
+        state_dir: Path | None = None,
+        extra_plugins_factory: Callable[[], Mapping[str, object]] | None = None,
+        entry_points: Iterable[EntryPointLike] | None = None,
+    ) -> SimHost:
+        """A stopped node from a host config file; ``state_dir`` overrides the config's."""
+        config = HostConfig.from_file(path)
+        if state_dir is not None:
+            config = attrs.evolve(config, state_dir=Path(os.path.abspath(state_dir)))
+        return cls(
+            config,
+            clock=clock,
+            extra_plugins_factory=extra_plugins_factory,
+            entry_points=entry_points,
+        )
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<SimHost {self.node_id} {state}, {len(self._connections)} connections>"
+
+    @property
+    def config(self) -> HostConfig:
+        """The node's host config."""
+        return self._config
+
+    @property
+    def clock(self) -> VirtualClock:
+        """The node's clock."""
+        return self._clock
+
+    @property
+    def node_id(self) -> str:
+        """The node's id."""
+        return self._config.node_id
+
+    @property
+    def view(self) -> NodeView:
+        """What hooks receive as ``host``."""
+        return self._view
+
+    @property
+    def running(self) -> bool:
+        """Whether the node is started."""
+        return self._pm is not None
+
+    @property
+    def plugin_manager(self) -> pluggy.PluginManager | None:
+        """The running node's plugin manager; None when the node is stopped."""
+        return self._pm
+
+    @property
+    def connections(self) -> Mapping[str, Peer]:
+        """The current connections, by remote address (read-only)."""
+        return MappingProxyType(self._connections)
+
+    def start(self) -> list[Dial]:
+        """Start: load the plugins, call ``on_startup`` and ``on_bootstrap``; return the dial order.
+
+        :raises HostStateError: the node is already running.
+        :raises PluginError: a plugin could not be loaded.
+        :raises HostStartupError: a plugin raised in ``on_startup``; the node stays stopped.
+        """
+        if self.running:
+            raise HostStateError(f"node {self.node_id!r} is already running")
+        extras = self._extra_plugins_factory() if self._extra_plugins_factory else None
+        pm = get_plugin_manager(self._config, extra_plugins=extras, entry_points=self._entry_points)
+        del extras  # only the plugin manager may keep the plugins alive
+        lists = self._startup(pm)
+        self._pm = pm
+        logger.debug("node %s: started with plugins %s", self.node_id, [n for n, _ in lists])
+        seeds = list(self._config.bootstrap_nodes)
+        self._notify("on_bootstrap", host=self._view, seeds=seeds)
+        return dial_order(lists, self._config.bootstrap_nodes)
+
+    def connect(
+        self,
+        addr: str,
+        *,
+        node_id: str,
+        direction: Direction = "outbound",
+        listen_addr: str | None = None,
+        capabilities: Iterable[str] = (),
+    ) -> Peer:
+        """A handshake with the peer at ``addr`` completed; call ``on_connect``.
+
+        For an outbound connection ``listen_addr`` defaults to ``addr``.
+
+        :raises HostStateError: the node is stopped or already connected to ``addr``.
+        """
+        self._require_running("connect")
+        if addr in self._connections:
+            raise HostStateError(f"node {self.node_id!r} is already connected to {addr}")
+        if direction == "outbound" and listen_addr is None:
+            listen_addr = addr
+        peer = Peer(
+            node_id=node_id,
+            addr=addr,
+            direction=direction,
+            listen_addr=listen_addr,
+            capabilities=capabilities,
+        )
+        self._connections[addr] = peer
+        logger.debug("node %s: connected to %s (%s, %s)", self.node_id, addr, node_id, direction)
+        self._notify("on_connect", host=self._view, peer=peer)
+        return peer
+
+    def disconnect(self, addr: str, reason: str = "closed") -> None:
+        """The connection to ``addr`` ended; call ``on_disconnect`` with the connected peer.
+
+        :raises HostStateError: the node is stopped or not connected to ``addr``.
+        """
+        peer = self._connected_peer(addr, "disconnect")
+        logger.debug("node %s: disconnected from %s: %s", self.node_id, addr, reason)
+        self._notify("on_disconnect", host=self._view, peer=peer, reason=reason)
+        del self._connections[addr]
+
+    def peer_list(self, sender_addr: str, peers: Iterable[str]) -> None:
+        """A PEER_LIST arrived from the connected peer at ``sender_addr``; call ``on_peer_list``.
+
+        :raises HostStateError: the node is stopped or not connected to ``sender_addr``.
+        """
+        sender = self._connected_peer(sender_addr, "receive a peer list")
+        self._notify("on_peer_list", host=self._view, sender=sender, peers=list(peers))
+
+    def dial_failed(self, addr: str, error: str = "connection refused") -> None:
+        """An outbound dial to ``addr`` failed; call ``on_dial_failed``.
+
+        :raises HostStateError: the node is stopped.
+        """
+        self._require_running("fail a dial")
+        logger.debug("node %s: dial to %s failed: %s", self.node_id, addr, error)
+        self._notify("on_dial_failed", host=self._view, addr=addr, error=error)
+
+    def advance(self, secs: int) -> None:
+        """Let ``secs`` whole seconds of host time pass; call ``on_tick`` once a second if running.
+
+        :raises ValueError: ``secs`` is negative or not a whole number.
+        """
+        if isinstance(secs, bool) or not (
+            isinstance(secs, int) or (isinstance(secs, float) and secs.is_integer())
+        ):
+            raise ValueError(f"secs must be a whole number of seconds, got {secs!r}")
+        if secs < 0:
+            raise ValueError(f"secs must not be negative, got {secs!r}")
+        if not self.running:
+            self._clock.advance(secs)
+            return
+        for _ in range(int(secs)):
+            self._clock.advance(1)
+            self._notify("on_tick", host=self._view)
+
+    def shutdown(self) -> None:
+        """Stop gracefully: call ``on_shutdown``, then drop the plugins and the connections.
+
+        :raises HostStateError: the node is stopped.
+        """
+        self._require_running("shut down")
+        self._notify("on_shutdown", host=self._view)
+        self._drop_plugins()
+        logger.debug("node %s: shut down", self.node_id)
+
+    def crash(self) -> None:
+        """Die without calling any hook, releasing what the process held, as the kernel would.
+
+        Every plugin is unregistered and every reference to it dropped, then a garbage
+        collection runs so finalizers close the files and release the locks plugins held.
+
+        :raises HostStateError: the node is stopped.
+        """
+        self._require_running("crash")
+        self._drop_plugins()
+        gc.collect()
+        logger.debug("node %s: crashed", self.node_id)
+
+    def restart(self) -> list[Dial]:
+        """Shut down gracefully, then start again; return the new dial order.
+
+        :raises HostStateError: the node is stopped.
+        """
+        self.shutdown()
+        return self.start()
+
+    def _startup(self, pm: pluggy.PluginManager) -> list[tuple[str, list[str]]]:
+        """Call ``on_startup`` on every plugin; return each plugin's list in registration order."""
+        results: dict[str, list[str]] = {}
+        for impl in _hookimpls(pm, "on_startup"):
+            try:
+                value = _invoke(impl, {"host": self._view})
+                results[impl.plugin_name] = _address_list(value)
+            except Exception as exc:
+                message = (
+                    f"plugin {impl.plugin_name!r} failed to start node {self.node_id!r}: {exc}"
+                )
+                # The other plugins are dropped without on_shutdown, as a failed process would.
+                _unregister_all(pm)
+                del impl, pm
+                gc.collect()
+                raise HostStartupError(message) from exc
+        return [(name, results[name]) for name, _ in pm.list_name_plugin() if name in results]
+
+    def _notify(self, hook_name: str, **kwargs: object) -> None:
+        """Call a runtime hook on every plugin; log and survive a plugin that raises."""
+        assert self._pm is not None
+        for impl in _hookimpls(self._pm, hook_name):
+            try:
+                _invoke(impl, kwargs)
+            except Exception:
+                logger.exception(
+                    "node %s: plugin %r raised in %s; the node carries on",
+                    self.node_id,
+                    impl.plugin_name,
+                    hook_name,
+                )
+
+    def _require_running(self, action: str) -> None:
+        if not self.running:
+            raise HostStateError(f"node {self.node_id!r} is not running, cannot {action}")
+
+    def _connected_peer(self, addr: str, action: str) -> Peer:
+        self._require_running(action)
+        peer = self._connections.get(addr)
+        if peer is None:
+            raise HostStateError(
+                f"node {self.node_id!r} is not connected to {addr}, cannot {action}"
+            )
+        return peer
+
+    def _drop_plugins(self) -> None:
+        pm, self._pm = self._pm, None
+        if pm is not None:
+            _unregister_all(pm)
+        self._connections.clear()
+
+
+def _hookimpls(pm: pluggy.PluginManager, hook_name: str) -> list[pluggy.HookImpl]:
+    """The implementations of a hook, in the order pluggy calls them."""
+    caller: pluggy.HookCaller = getattr(pm.hook, hook_name)
+    return list(reversed(caller.get_hookimpls()))
+
+
+def _invoke(impl: pluggy.HookImpl, kwargs: Mapping[str, object]) -> object:
+    """Call one implementation with the keyword arguments it declares, as pluggy would."""
+    return impl.function(**{name: kwargs[name] for name in impl.argnames})
+
+
+def _address_list(value: object) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple) or not all(isinstance(a, str) for a in value):
+        raise TypeError(f"on_startup returned {value!r}; expected a list of {'ip:port'!r} strings")
+    return list(value)
+
+
+def _unregister_all(pm: pluggy.PluginManager) -> None:
+    for name, _ in pm.list_name_plugin():
+        pm.unregister(name=name)

@@ -1,0 +1,354 @@
+"""Loading plugins the way a host does: specs, entry points, the manifest check, the enable list.
+
+A plugin is installed under the ``thenodes`` entry point group and ships a manifest,
+``plugin.toml``, in its distribution's metadata (``extra_metadata/plugin.toml``). The host reads
+and checks the manifest *before* importing any plugin code, then loads the entry point (a class),
+makes one instance per plugin manager (that is, per node), and checks that the hooks the instance
+implements are exactly the ones its manifest declares.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import inspect
+import tomllib
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+import attrs
+import pluggy
+
+from hostsim import hookspecs
+from hostsim._frozen import freeze, show
+from hostsim.config import HostConfig
+from hostsim.errors import PluginError
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "MANIFEST_PATH",
+    "DistributionLike",
+    "EntryPointLike",
+    "PluginError",
+    "PluginManifest",
+    "get_plugin_manager",
+    "implemented_hooks",
+    "installed_entry_points",
+    "read_manifest",
+    "spec_hook_names",
+]
+
+ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
+"""The entry point group plugins are installed under."""
+
+MANIFEST_PATH = "extra_metadata/plugin.toml"
+"""Where a plugin's manifest lives inside its distribution's metadata directory."""
+
+_PLUGIN_KEYS = ("name", "version", "summary", "entry_point", "hooks")
+_CONFIG_KEYS = ("section", "defaults")
+
+
+class DistributionLike(Protocol):
+    """The part of :class:`importlib.metadata.Distribution` the loader uses."""
+
+    @property
+    def version(self) -> str:
+        """The distribution's version."""
+
+    def read_text(self, filename: str) -> str | None:
+        """A metadata file's text, or None when the distribution has no such file."""
+
+
+class EntryPointLike(Protocol):
+    """The part of :class:`importlib.metadata.EntryPoint` the loader uses."""
+
+    @property
+    def name(self) -> str:
+        """The entry point's name: the plugin's name."""
+
+    @property
+    def value(self) -> str:
+        """The object reference, ``"module:attr"``."""
+
+    @property
+    def group(self) -> str:
+        """The entry point group."""
+
+    @property
+    def dist(self) -> DistributionLike | None:
+        """The distribution that provides the entry point."""
+
+    def load(self) -> Any:
+        """Import and return the referenced object."""
+
+
+@attrs.frozen
+class PluginManifest:
+    """A plugin's ``plugin.toml``: what a host knows about a plugin before importing it."""
+
+    name: str
+    version: str
+    summary: str
+    entry_point: str
+    hooks: tuple[str, ...]
+    config_section: str | None = None
+    config_defaults: Mapping[str, Any] = attrs.field(factory=lambda: freeze({}), hash=False)
+
+    @classmethod
+    def from_toml(cls, text: str, *, source: str) -> PluginManifest:
+        """Parse and check a manifest; ``source`` names it in error messages.
+
+        :raises PluginError: the text is not valid TOML or a key or value is wrong.
+        """
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise PluginError(f"{source}: invalid TOML: {exc}") from None
+        return _ManifestParser(source).parse(data)
+
+
+@functools.cache
+def spec_hook_names() -> frozenset[str]:
+    """The names of every hook in :mod:`hostsim.hookspecs`."""
+    probe = pluggy.PluginManager(ENTRY_POINT_GROUP)
+    return frozenset(
+        name
+        for name, _ in inspect.getmembers(hookspecs)
+        if probe.parse_hookspec_opts(hookspecs, name) is not None
+    )
+
+
+def installed_entry_points() -> tuple[EntryPointLike, ...]:
+    """The entry points installed in the ``thenodes`` group."""
+    return tuple(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
+def read_manifest(ep: EntryPointLike) -> PluginManifest:
+    """Read and parse the manifest of the distribution that provides ``ep``, without loading ``ep``.
+
+    :raises PluginError: the manifest is missing, unreadable or invalid.
+    """
+    source = f"plugin {ep.name!r}: {MANIFEST_PATH}"
+    if ep.dist is None:
+        raise PluginError(f"{source}: the entry point has no distribution to read it from")
+    try:
+        text = ep.dist.read_text(MANIFEST_PATH)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PluginError(f"{source}: cannot read it: {exc}") from exc
+    if text is None:
+        raise PluginError(f"{source}: missing from the installed distribution")
+    return PluginManifest.from_toml(text, source=source)
+
+
+def implemented_hooks(pm: pluggy.PluginManager, plugin: object) -> dict[str, str]:
+    """The hooks ``plugin`` implements, as hook name -> attribute name, the way ``pm`` finds them.
+
+    :raises PluginError: the plugin declares a hook wrapper, which this host does not support.
+    """
+    hooks: dict[str, str] = {}
+    for attr in dir(plugin):
+        opts = pm.parse_hookimpl_opts(plugin, attr)
+        if opts is None:
+            continue
+        if opts.get("wrapper") or opts.get("hookwrapper"):
+            raise PluginError(
+                f"{type(plugin).__name__}.{attr}: hook wrappers are not supported;"
+                " hooks are called plugin by plugin"
+            )
+        hooks[opts.get("specname") or attr] = attr
+    return hooks
+
+
+def get_plugin_manager(
+    config: HostConfig,
+    *,
+    extra_plugins: Mapping[str, object] | None = None,
+    entry_points: Iterable[EntryPointLike] | None = None,
+) -> pluggy.PluginManager:
+    """A new plugin manager for one node, with the hook specs and the node's plugins registered.
+
+    Plugins named in ``config.enabled_plugins`` are looked up among ``entry_points`` (default: the
+    installed ``thenodes`` entry points), checked against their manifests, loaded, instantiated
+    and registered under their entry point names, in the order the config lists them. Then
+    ``extra_plugins`` (name -> ready-made instance, no manifest) are registered as given.
+
+    :raises PluginError: a plugin is not installed, its manifest is missing or does not match
+        the plugin, or it cannot be loaded, instantiated or registered.
+    """
+    pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+    pm.add_hookspecs(hookspecs)
+    extras = dict(extra_plugins or {})
+    available = _index_entry_points(
+        installed_entry_points() if entry_points is None else entry_points
+    )
+    for name in config.enabled_plugins:
+        if name in extras:
+            raise PluginError(f"plugin {name!r} is both enabled in the config and given as extra")
+        if name not in available:
+            installed = ", ".join(sorted(available)) or "none"
+            raise PluginError(
+                f"plugin {name!r} is enabled in [plugins] enabled but not installed"
+                f" (installed {ENTRY_POINT_GROUP!r} plugins: {installed})"
+            )
+        _register(pm, name, _instantiate(pm, available[name]))
+    for name, plugin in extras.items():
+        _hooks_of(pm, name, plugin)
+        _register(pm, name, plugin)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {pm.get_name(exc.plugin)!r}: {_one_line(exc)}") from exc
+    return pm
+
+
+def _index_entry_points(entry_points: Iterable[EntryPointLike]) -> dict[str, EntryPointLike]:
+    index: dict[str, EntryPointLike] = {}
+    for ep in entry_points:
+        if ep.group != ENTRY_POINT_GROUP:
+            continue
+        if ep.name in index and index[ep.name].value != ep.value:
+            raise PluginError(
+                f"plugin {ep.name!r} is installed twice: {index[ep.name].value}"
+                f" and {ep.value}; uninstall one"
+            )
+        index[ep.name] = ep
+    return index
+
+
+def _check_manifest(ep: EntryPointLike, manifest: PluginManifest) -> None:
+    assert ep.dist is not None  # read_manifest() checked it
+    source = f"plugin {ep.name!r}: {MANIFEST_PATH}"
+    expected = {
+        "name": (manifest.name, ep.name, "the entry point name"),
+        "version": (manifest.version, ep.dist.version, "the installed version"),
+        "entry_point": (manifest.entry_point, ep.value, "the entry point"),
+    }
+    for key, (declared, actual, what) in expected.items():
+        if declared != actual:
+            raise PluginError(
+                f"{source}: [plugin] {key} = {show(declared)} does not match {what} {show(actual)}"
+            )
+    unknown = [hook for hook in manifest.hooks if hook not in spec_hook_names()]
+    if unknown:
+        raise PluginError(
+            f"{source}: [plugin] hooks names hooks this host does not have: {', '.join(unknown)}"
+            f" (known hooks: {', '.join(sorted(spec_hook_names()))})"
+        )
+
+
+def _instantiate(pm: pluggy.PluginManager, ep: EntryPointLike) -> object:
+    manifest = read_manifest(ep)
+    _check_manifest(ep, manifest)
+    try:
+        factory = ep.load()
+    except Exception as exc:
+        raise PluginError(
+            f"plugin {ep.name!r}: cannot load {ep.value}: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(factory, type):
+        raise PluginError(
+            f"plugin {ep.name!r}: {ep.value} is not a class (got {type(factory).__name__})"
+        )
+    try:
+        plugin: object = factory()
+    except Exception as exc:
+        raise PluginError(
+            f"plugin {ep.name!r}: cannot create {ep.value}(): {type(exc).__name__}: {exc}"
+        ) from exc
+    implemented = set(_hooks_of(pm, ep.name, plugin))
+    declared = set(manifest.hooks)
+    if implemented != declared:
+        raise PluginError(
+            f"plugin {ep.name!r}: {MANIFEST_PATH} [plugin] hooks does not match {ep.value}: "
+            + "; ".join(_difference(implemented, declared))
+        )
+    return plugin
+
+
+def _hooks_of(pm: pluggy.PluginManager, name: str, plugin: object) -> dict[str, str]:
+    try:
+        return implemented_hooks(pm, plugin)
+    except PluginError as exc:
+        raise PluginError(f"plugin {name!r}: {exc}") from None
+
+
+def _difference(implemented: set[str], declared: set[str]) -> list[str]:
+    parts = []
+    if missing := sorted(implemented - declared):
+        parts.append(f"implemented but not declared: {', '.join(missing)}")
+    if extra := sorted(declared - implemented):
+        parts.append(f"declared but not implemented: {', '.join(extra)}")
+    return parts
+
+
+def _register(pm: pluggy.PluginManager, name: str, plugin: object) -> None:
+    try:
+        pm.register(plugin, name=name)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        raise PluginError(f"plugin {name!r}: cannot register it: {_one_line(exc)}") from exc
+
+
+def _one_line(exc: Exception) -> str:
+    """pluggy's multi-line messages, on one line."""
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+@attrs.frozen
+class _ManifestParser:
+    source: str
+
+    def parse(self, data: Mapping[str, Any]) -> PluginManifest:
+        plugin = self._table(data, "plugin", _PLUGIN_KEYS, required=True)
+        config = self._table(data, "config", _CONFIG_KEYS, required=False)
+        defaults = config.get("defaults", {})
+        if not isinstance(defaults, Mapping):
+            raise self.error("[config] defaults", f"expected a table, got {show(defaults)}")
+        section = self._string(config, "config", "section") if "section" in config else None
+        return PluginManifest(
+            name=self._string(plugin, "plugin", "name"),
+            version=self._string(plugin, "plugin", "version"),
+            summary=self._string(plugin, "plugin", "summary") if "summary" in plugin else "",
+            entry_point=self._string(plugin, "plugin", "entry_point"),
+            hooks=self._hooks(plugin),
+            config_section=section,
+            config_defaults=freeze(defaults),
+        )
+
+    def error(self, label: str, message: str) -> PluginError:
+        return PluginError(f"{self.source}: {label}: {message}")
+
+    def _table(
+        self, data: Mapping[str, Any], key: str, known: tuple[str, ...], *, required: bool
+    ) -> Mapping[str, Any]:
+        if key not in data:
+            if required:
+                raise self.error(f"[{key}]", "missing table (required)")
+            return {}
+        table = data[key]
+        if not isinstance(table, Mapping):
+            raise self.error(f"[{key}]", f"expected a table, got {show(table)}")
+        for name in table:
+            if name not in known:
+                raise self.error(
+                    f"[{key}]", f"unknown key {show(name)} (known keys: {', '.join(known)})"
+                )
+        return table
+
+    def _string(self, table: Mapping[str, Any], where: str, key: str) -> str:
+        if key not in table:
+            raise self.error(f"[{where}] {key}", "missing (required)")
+        value = table[key]
+        if not isinstance(value, str):
+            raise self.error(f"[{where}] {key}", f"expected a string, got {show(value)}")
+        return value
+
+    def _hooks(self, plugin: Mapping[str, Any]) -> tuple[str, ...]:
+        if "hooks" not in plugin:
+            raise self.error("[plugin] hooks", "missing (required)")
+        hooks = plugin["hooks"]
+        if not isinstance(hooks, list) or not all(isinstance(hook, str) for hook in hooks):
+            raise self.error("[plugin] hooks", f"expected an array of strings, got {show(hooks)}")
+        for index, hook in enumerate(hooks):
+            if hooks.index(hook) != index:
+                raise self.error("[plugin] hooks", f"{show(hook)} is listed twice")
+        return tuple(hooks)
