@@ -146,6 +146,8 @@ class PersistentPeerStore:
         if self._closed:
             return
         try:
+            # The node was connected to these peers until this moment.
+            self.store.touch_connected()
             if self.dirty:
                 self.save()
         finally:

@@ -198,7 +198,10 @@ class PeerStore:
             node_id=valid_node_id(node_id) or entry.node_id,
             capabilities=valid_capabilities(capabilities),
         )
-        self._put(entry)
+        if key in self._where:
+            self._put(entry)
+        else:
+            self._insert(entry)  # a new peer respects the cap; Connected may evict any tier
         self._connected[key] += 1
         return key
 
@@ -236,17 +239,21 @@ class PeerStore:
 
     # -- maintenance -------------------------------------------------------------------------
 
-    def expire(self) -> int:
-        """Drop entries not seen for longer than ``ttl_secs``; return how many.
-
-        A peer the node is connected to right now is seen now.
-        """
+    def touch_connected(self) -> None:
+        """Mark every peer the node is connected to right now as seen now."""
         now = self.now()
-        for key in list(self._connected):
+        for key in self._connected:
             entry = self.get(key)
             if entry is not None and entry.last_seen < now:
                 self._put(attrs.evolve(entry, last_seen=now))
-        cutoff = now - self.ttl_secs
+
+    def expire(self) -> int:
+        """Drop entries not seen for longer than ``ttl_secs``; return how many.
+
+        A peer the node is connected to right now is seen now, so it never expires.
+        """
+        self.touch_connected()
+        cutoff = self.now() - self.ttl_secs
         dropped = 0
         for tier in self._tiers.values():
             # Each tier is in last_seen order: the expired entries are at its front.
