@@ -92,6 +92,14 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(bool, _strict(bool, "true or false"))
     conv.register_structure_hook(str, _strict(str, "a string"))
 
+    def structure_strings(value: object, _: object) -> tuple[str, ...]:
+        # Without this, a string would become a tuple of its characters, a table its keys.
+        if not isinstance(value, list):
+            raise TypeError(f"expected an array, got {type(value).__name__} {value!r}")
+        return tuple(conv.structure(item, str) for item in value)
+
+    conv.register_structure_hook_func(lambda t: t == tuple[str, ...], structure_strings)
+
     entry_structure = make_dict_structure_fn(PeerEntry, conv, _cattrs_forbid_extra_keys=True)
 
     def structure_entry(value: object, cls: type[PeerEntry]) -> PeerEntry:
@@ -137,8 +145,11 @@ def _format_exception(exc: BaseException, type_: type | None) -> str:
 def encode(realm: str, saved_at: int, entries: Iterable[PeerEntry]) -> bytes:
     """The complete file for these entries, integrity trailer included."""
     peers = [converter.unstructure(e) for e in entries]
-    document = {"schema": SCHEMA, "realm": realm, "saved_at": saved_at, "peers": peers}
-    body = tomli_w.dumps(document).encode() + b"\n"
+    header = {"schema": SCHEMA, "realm": realm, "saved_at": saved_at}
+    # Each entry is its own [[peers]] table (tomli_w would inline an array of short tables),
+    # so a file cut at an entry boundary still parses and its complete entries can be salvaged.
+    text = tomli_w.dumps(header) + "".join(f"\n[[peers]]\n{tomli_w.dumps(p)}" for p in peers)
+    body = text.encode() + b"\n"
     trailer = {"integrity": {"entries": len(peers), "sha256": hashlib.sha256(body).hexdigest()}}
     return body + tomli_w.dumps(trailer).encode()
 
@@ -183,6 +194,12 @@ def decode(data: bytes, *, realm: str) -> Decoded:
     if torn:
         # A torn file may end in the middle of a line: only whole lines can be trusted.
         text = text[: text.rfind("\n") + 1]
+        last = max((m.start() for m in _PEERS_HEADER.finditer(text)), default=None)
+        if last is not None and not text.endswith("\n\n"):
+            # The writer ends every entry with a blank line; without it the last one may be cut
+            # short. Drop it before parsing, so a cut inside it cannot cost a complete entry.
+            text = text[:last]
+            problems.append("the last entry may be cut short; dropped")
     try:
         document = tomllib.loads(text)
         raw_peers = document.pop("peers", [])
@@ -193,10 +210,6 @@ def decode(data: bytes, *, realm: str) -> Decoded:
     except tomllib.TOMLDecodeError as exc:
         problems.append(f"not valid TOML ({exc})")
         header, raw_peers = _salvage_chunks(text, problems)
-    if torn and raw_peers and not text.endswith("\n\n"):
-        # The writer ends every entry with a blank line; without it the last one may be cut short.
-        raw_peers.pop()
-        problems.append("the last entry may be cut short; dropped")
     realm_known, saved_at = _check_header(header, realm, problems)
     if not realm_known:
         return Decoded(entries=(), problems=tuple(problems))

@@ -65,6 +65,8 @@ def resolve_store_path(state_dir: Path, template: str, realm_code: str) -> Path:
     code = validate_realm_code(realm_code)
     if "{realm}" in template:
         name = template.replace("{realm}", code)
+    elif Path(template).name in {"", ".."}:
+        name = template  # refused just below: it names no file to insert the code into
     else:
         pure = Path(template)
         name = str(pure.with_name(f"{pure.stem}.{code}{pure.suffix}"))
@@ -122,8 +124,10 @@ class PeerFile:
     def open(cls, path: Path, realm: str) -> PeerFile:
         """Create the directory if needed (0700), take the lock, and clear stale temporary files.
 
-        Raise :class:`StoreLockedError` when another store holds the file.
+        Raise :class:`StoreLockedError` when another store holds the file, and
+        :class:`StorePathError` for a realm code that cannot be written in it.
         """
+        validate_realm_code(realm)
         _make_dirs(path.parent)
         lock = filelock.FileLock(
             f"{path}.lock", timeout=0, mode=FILE_MODE, thread_local=False, is_singleton=False
