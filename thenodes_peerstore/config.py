@@ -50,7 +50,15 @@ class PersistenceConfig:
     def from_mapping(cls, table: Mapping[str, Any]) -> PersistenceConfig:
         """Read the ``[network.persistence]`` table itself; raise :class:`ConfigError`."""
         if not isinstance(table, Mapping):
-            raise ConfigError(f"[{SECTION}]: expected a table, got {type(table).__name__}")
+            raise ConfigError(
+                f"[{SECTION}]: expected a table, got {type(table).__name__} {table!r}"
+            )
+        unknown = [f"{key} = {value!r}" for key, value in table.items() if key not in _KEYS]
+        if unknown:
+            raise ConfigError(
+                f"[{SECTION}]: unknown key(s): {', '.join(unknown)} "
+                f"(known keys: {', '.join(_KEYS)})"
+            )
         try:
             return converter.structure(dict(table), cls)
         except Exception as exc:
@@ -62,8 +70,13 @@ class PersistenceConfig:
         """Read the settings from the whole host config; a missing table means the defaults."""
         network = config.get("network", {})
         if not isinstance(network, Mapping):
-            raise ConfigError(f"[network]: expected a table, got {type(network).__name__}")
+            raise ConfigError(
+                f"[network]: expected a table, got {type(network).__name__} {network!r}"
+            )
         return cls.from_mapping(network.get("persistence", {}))
+
+
+_KEYS = tuple(a.name for a in attrs.fields(PersistenceConfig))
 
 
 def _tidy(message: str) -> str:

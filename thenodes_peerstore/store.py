@@ -254,16 +254,12 @@ class PeerStore:
         """
         self.touch_connected()
         cutoff = self.now() - self.ttl_secs
-        dropped = 0
-        for tier in self._tiers.values():
-            # Each tier is in last_seen order: the expired entries are at its front.
-            while tier:
-                addr, entry = next(iter(tier.items()))
-                if entry.last_seen >= cutoff:
-                    break
-                self._remove(addr)
-                dropped += 1
-        return dropped
+        # A full scan, not just each tier's oldest end: a wall clock that steps back can leave
+        # a tier slightly out of order, and this runs only at load and save, which are O(n).
+        expired = [entry.addr for entry in self if entry.last_seen < cutoff]
+        for addr in expired:
+            self._remove(addr)
+        return len(expired)
 
     def load(self, entries: Iterable[PeerEntry]) -> LoadReport:
         """Replace the store's contents with stored entries, applying every rule.
@@ -368,16 +364,25 @@ class PeerStore:
     def _insert(self, entry: PeerEntry) -> bool:
         """Add a new entry, evicting one of its own or a lower tier if the store is full."""
         if len(self._where) >= self.max_entries:
-            victim_tier = next(
-                (t for t in _TIERS if t.rank <= entry.source.rank and self._tiers[t]), None
-            )
-            if victim_tier is None:
+            victim = self._victim(entry.source)
+            if victim is None:
                 return False
-            victim, _ = self._tiers[victim_tier].popitem(last=False)
-            del self._where[victim]
-            self.changes += 1
+            self._remove(victim)
         self._put(entry)
         return True
+
+    def _victim(self, newcomer: Source) -> str | None:
+        """The entry to evict for a newcomer: the oldest of the lowest tier it may evict.
+
+        Peers the node is connected to right now are passed over while there is another choice;
+        there are few of them, so this stays O(1) amortised.
+        """
+        tiers = [self._tiers[t] for t in _TIERS if t.rank <= newcomer.rank and self._tiers[t]]
+        for tier in tiers:
+            for addr in tier:
+                if addr not in self._connected:
+                    return addr
+        return next(iter(tiers[0])) if tiers else None
 
     def _put(self, entry: PeerEntry, *, refresh: bool = True) -> None:
         """Store ``entry``; with ``refresh`` it moves to the newest end of its tier."""
