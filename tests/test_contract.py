@@ -21,17 +21,20 @@ PLUGIN_TESTS = {
 
 
 def test_the_contract_has_the_eight_hooks_of_the_design() -> None:
-    assert HOOKS == sorted(
-        [
-            "on_startup",
-            "on_bootstrap",
-            "on_connect",
-            "on_disconnect",
-            "on_peer_list",
-            "on_dial_failed",
-            "on_tick",
-            "on_shutdown",
-        ]
+    assert (
+        sorted(
+            [
+                "on_startup",
+                "on_bootstrap",
+                "on_connect",
+                "on_disconnect",
+                "on_peer_list",
+                "on_dial_failed",
+                "on_tick",
+                "on_shutdown",
+            ]
+        )
+        == HOOKS
     )
 
 

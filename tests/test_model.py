@@ -1,0 +1,301 @@
+"""Addresses, sources and entries: what the store accepts as a peer and how it spells it."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from thenodes_peerstore.model import (
+    MAX_ADDR_CHARS,
+    MAX_CAPABILITIES,
+    Address,
+    AddressError,
+    PeerEntry,
+    Source,
+    canonical_addr,
+    network_group,
+    valid_capabilities,
+    valid_node_id,
+)
+
+NOW = 1_763_700_000
+
+# -- canonical form ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("203.0.113.10:7447", "203.0.113.10:7447"),
+        ("[2001:db8::1]:7447", "[2001:db8::1]:7447"),
+        ("[2001:DB8::1]:7447", "[2001:db8::1]:7447"),
+        ("[2001:0db8:0000:0000:0000:0000:0000:0001]:7447", "[2001:db8::1]:7447"),
+        ("[::ffff:203.0.113.10]:7447", "203.0.113.10:7447"),
+        ("[::FFFF:cb00:710a]:7447", "203.0.113.10:7447"),
+        ("203.0.113.10:007447", "203.0.113.10:7447"),
+        ("[2001:db8::1]:00001", "[2001:db8::1]:1"),
+        ("127.0.0.1:65535", "127.0.0.1:65535"),
+        ("[::1]:7447", "[::1]:7447"),
+    ],
+)
+def test_equivalent_spellings_of_an_address_share_one_canonical_key(
+    text: str, canonical: str
+) -> None:
+    assert canonical_addr(text) == canonical
+    assert canonical_addr(canonical) == canonical
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("example.com:7447", "hostnames are not stored"),
+        ("localhost:7447", "hostnames are not stored"),
+        (" 203.0.113.10:7447", "not an IP literal"),
+        ("[fe80::1%eth0]:7447", "zone ids"),
+        ("fe80::1%eth0:7447", '"[ip]:port"'),
+        ("203.0.113.10:0", "outside 1..65535"),
+        ("[2001:db8::1]:0", "outside 1..65535"),
+        ("203.0.113.10:65536", "outside 1..65535"),
+        ("203.0.113.10:99999999", "outside 1..65535"),
+        ("203.0.113.10", "missing port"),
+        ("203.0.113.10:", "is not a number"),
+        ("203.0.113.10:-1", "is not a number"),
+        ("203.0.113.10:+7447", "is not a number"),
+        ("203.0.113.10:\uff17\uff14\uff14\uff17", "is not a number"),
+        ("2001:db8::1:7447", '"[ip]:port"'),
+        ("[2001:db8::1]", '"[ip]:port"'),
+        ("[2001:db8::1]7447", '"[ip]:port"'),
+        ("[203.0.113.10]:7447", "must not be bracketed"),
+        ("0.0.0.0:7447", "unspecified"),
+        ("[::]:7447", "unspecified"),
+        ("[::ffff:0.0.0.0]:7447", "unspecified"),
+        ("224.0.0.1:7447", "multicast"),
+        ("[ff02::1]:7447", "multicast"),
+        ("", "1 to 64 characters"),
+        ("1" * (MAX_ADDR_CHARS + 1), "1 to 64 characters"),
+        ("[2001:db8::1]:" + "0" * 60 + "7447", "1 to 64 characters"),
+    ],
+)
+def test_unstorable_addresses_are_rejected_with_a_reason(text: str, reason: str) -> None:
+    with pytest.raises(AddressError) as caught:
+        canonical_addr(text)
+    assert reason in caught.value.reason
+    assert caught.value.addr == text
+    assert repr(text) in str(caught.value)
+
+
+@pytest.mark.parametrize("value", [7447, None, b"203.0.113.10:7447", ["203.0.113.10:7447"], 1.5])
+def test_non_strings_are_rejected_as_addresses(value: object) -> None:
+    with pytest.raises(AddressError, match="expected a string"):
+        canonical_addr(value)
+
+
+def test_an_address_error_is_a_value_error() -> None:
+    """Callers that catch ValueError for bad input also catch a bad address."""
+    with pytest.raises(ValueError, match="missing port"):
+        canonical_addr("203.0.113.10")
+
+
+def _dialable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    effective = ip.ipv4_mapped if ip.version == 6 and ip.ipv4_mapped is not None else ip
+    return not (effective.is_unspecified or effective.is_multicast)
+
+
+ips = st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)).filter(_dialable)
+ports = st.integers(min_value=1, max_value=65535)
+
+
+def _spell(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int, upper: bool, zeros: int
+) -> str:
+    """One of the many ways a person or a peer may write an address."""
+    port_text = "0" * zeros + str(port)
+    if ip.version == 4:
+        return f"{ip}:{port_text}"
+    host = ip.exploded if zeros % 2 else ip.compressed
+    return f"[{host.upper() if upper else host}]:{port_text}"
+
+
+@settings(max_examples=100)
+@given(ip=ips, port=ports, upper=st.booleans(), zeros=st.integers(min_value=0, max_value=3))
+def test_any_spelling_of_a_dialable_address_parses_to_its_canonical_key(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int, upper: bool, zeros: int
+) -> None:
+    """Parsing keeps the IP and port, and the canonical key is a fixed point."""
+    key = canonical_addr(_spell(ip, port, upper, zeros))
+    parsed = Address.parse(key)
+    expected_ip = ip.ipv4_mapped if ip.version == 6 and ip.ipv4_mapped is not None else ip
+    assert parsed.ip == expected_ip
+    assert parsed.port == port
+    assert canonical_addr(key) == key
+    assert key == key.lower()
+    if parsed.ip.version == 6:
+        assert key.startswith("[")
+        assert key.endswith(f"]:{port}")
+    else:
+        assert key == f"{parsed.ip}:{port}"
+
+
+@settings(max_examples=100)
+@given(st.one_of(st.text(max_size=80), st.binary(max_size=20), st.integers(), st.none()))
+def test_parsing_untrusted_input_fails_only_with_an_address_error(value: object) -> None:
+    """Whatever a peer list holds, parsing either gives a canonical key or an AddressError."""
+    try:
+        key = canonical_addr(value)
+    except AddressError as exc:
+        reason = exc.reason
+    else:
+        assert canonical_addr(key) == key
+        return
+    assert reason
+
+
+# -- network groups -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("addr", "group"),
+    [
+        ("10.1.2.3:7447", "10.1.0.0/16"),
+        ("10.1.250.9:1", "10.1.0.0/16"),
+        ("10.2.2.3:7447", "10.2.0.0/16"),
+        ("[2001:db8:1::1]:7447", "2001:db8::/32"),
+        ("[2001:db8:ffff::2]:7447", "2001:db8::/32"),
+        ("[2001:db9::1]:7447", "2001:db9::/32"),
+    ],
+)
+def test_network_group_is_the_ipv4_slash16_or_the_ipv6_slash32(addr: str, group: str) -> None:
+    assert network_group(addr) == group
+
+
+# -- sources ------------------------------------------------------------------------------------
+
+
+def test_trust_ranks_connected_over_bootstrap_over_gossip() -> None:
+    assert Source.GOSSIP.rank < Source.BOOTSTRAP.rank < Source.CONNECTED.rank
+
+
+def test_sources_are_spelled_as_in_the_file() -> None:
+    assert [s.value for s in Source] == ["Gossip", "Bootstrap", "Connected"]
+
+
+# -- entries ------------------------------------------------------------------------------------
+
+
+def test_a_new_entry_is_first_and_last_seen_now_with_no_history() -> None:
+    entry = PeerEntry.new("203.0.113.10:7447", Source.GOSSIP, NOW)
+    assert entry.first_seen == entry.last_seen == NOW
+    assert entry.last_connected is None
+    assert entry.last_attempt is None
+    assert entry.failures == 0
+    assert entry.node_id is None
+    assert entry.capabilities == ()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"addr": "[2001:DB8::1]:7447"},
+        {"addr": "example.com:7447"},
+        {"first_seen": -1},
+        {"last_seen": -1},
+        {"last_connected": -1},
+        {"last_attempt": -1},
+        {"failures": -1},
+        {"node_id": ""},
+        {"node_id": "node a"},
+        {"node_id": "n" * 129},
+        {"capabilities": ("relay", "relay")},
+        {"capabilities": ("has space",)},
+        {"capabilities": tuple(f"c{i}" for i in range(MAX_CAPABILITIES + 1))},
+    ],
+)
+def test_an_entry_refuses_values_it_could_not_store(changes: dict[str, object]) -> None:
+    fields: dict[str, object] = {
+        "addr": "203.0.113.10:7447",
+        "source": Source.CONNECTED,
+        "first_seen": NOW,
+        "last_seen": NOW,
+    }
+    with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
+        PeerEntry(**(fields | changes))  # type: ignore[arg-type]
+
+
+def test_clamping_pulls_every_future_time_back_to_now() -> None:
+    future = PeerEntry(
+        addr="203.0.113.10:7447",
+        source=Source.CONNECTED,
+        first_seen=NOW + 50,
+        last_seen=NOW + 100,
+        last_connected=NOW + 90,
+        last_attempt=NOW + 3600,
+    )
+    clamped = future.clamped(NOW)
+    assert (clamped.first_seen, clamped.last_seen) == (NOW, NOW)
+    assert (clamped.last_connected, clamped.last_attempt) == (NOW, NOW)
+
+
+def test_clamping_leaves_past_times_alone() -> None:
+    past = PeerEntry(
+        addr="203.0.113.10:7447",
+        source=Source.GOSSIP,
+        first_seen=NOW - 20,
+        last_seen=NOW - 10,
+        last_attempt=NOW - 5,
+    )
+    assert past.clamped(NOW) == past
+
+
+def test_clamping_keeps_first_seen_no_later_than_last_seen() -> None:
+    odd = PeerEntry(
+        addr="203.0.113.10:7447", source=Source.GOSSIP, first_seen=NOW - 5, last_seen=NOW - 10
+    )
+    assert odd.clamped(NOW).first_seen == NOW - 10
+
+
+def test_entries_are_immutable() -> None:
+    entry = PeerEntry.new("203.0.113.10:7447", Source.GOSSIP, NOW)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        entry.failures = 3  # type: ignore[misc]
+
+
+# -- node ids and capabilities from the wire -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("node-a", "node-a"),
+        ("Node_1.x", "Node_1.x"),
+        ("n" * 128, "n" * 128),
+        ("n" * 129, None),
+        ("", None),
+        ("node a", None),
+        ("node\n", None),
+        (42, None),
+        (None, None),
+    ],
+)
+def test_only_well_formed_node_ids_are_kept(value: object, kept: str | None) -> None:
+    assert valid_node_id(value) == kept
+
+
+def test_capabilities_keep_the_well_formed_ones_once_in_order() -> None:
+    assert valid_capabilities(["relay", "bad one", 7, "relay", "dht/v2", "x" * 65]) == (
+        "relay",
+        "dht/v2",
+    )
+
+
+@pytest.mark.parametrize("value", ["relay", None, 5, {"relay": True}])
+def test_capabilities_that_are_not_a_list_are_ignored(value: object) -> None:
+    assert valid_capabilities(value) == ()
+
+
+def test_capabilities_are_capped() -> None:
+    many = [f"cap-{i}" for i in range(MAX_CAPABILITIES * 2)]
+    assert valid_capabilities(many) == tuple(many[:MAX_CAPABILITIES])
