@@ -1,9 +1,9 @@
-"""Deep read-only copies of parsed TOML data."""
+"""Helpers for parsed TOML data: deep read-only copies, checked tables, values in messages."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -32,3 +32,28 @@ def show(value: object, *, limit: int = 60) -> str:
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return text
+
+
+def checked_table(
+    data: Mapping[str, Any],
+    key: str,
+    known: tuple[str, ...],
+    *,
+    required: bool,
+    fail: Callable[[str, str], Exception],
+) -> Mapping[str, Any]:
+    """The table ``data[key]``, holding only ``known`` keys; an absent optional table is empty.
+
+    ``fail(label, message)`` makes the error to raise.
+    """
+    if key not in data:
+        if required:
+            raise fail(f"[{key}]", "missing table (required)")
+        return {}
+    table = data[key]
+    if not isinstance(table, Mapping):
+        raise fail(f"[{key}]", f"expected a table, got {show(table)}")
+    for name in table:
+        if name not in known:
+            raise fail(f"[{key}]", f"unknown key {show(name)} (known keys: {', '.join(known)})")
+    return table

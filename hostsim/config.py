@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from hostsim._frozen import freeze, show
+from hostsim._frozen import checked_table, freeze, show
 from hostsim.errors import HostConfigError
 
 __all__ = [
@@ -186,20 +186,8 @@ class _Parser:
         return HostConfigError(f"{self.source}: {label} = {show(value)}: {reason}")
 
     def _table(self, data: Mapping[str, Any], key: str, *, required: bool) -> Mapping[str, Any]:
-        if key not in data:
-            if required:
-                raise self.error(f"[{key}]", "missing table (required)")
-            return {}
-        table = data[key]
-        if not isinstance(table, Mapping):
-            raise self.error(f"[{key}]", f"expected a table, got {show(table)}")
         known = {"realm": _REALM_KEYS, "node": _NODE_KEYS, "plugins": _PLUGINS_KEYS}[key]
-        for name in table:
-            if name not in known:
-                raise self.error(
-                    f"[{key}]", f"unknown key {show(name)} (known keys: {', '.join(known)})"
-                )
-        return table
+        return checked_table(data, key, known, required=required, fail=self.error)
 
     def _string(
         self, table: Mapping[str, Any], label: str, key: str, *, default: str | None = None

@@ -20,7 +20,7 @@ import attrs
 import pluggy
 
 from hostsim import hookspecs
-from hostsim._frozen import freeze, show
+from hostsim._frozen import checked_table, freeze, show
 from hostsim.config import HostConfig
 from hostsim.errors import PluginError
 
@@ -320,19 +320,7 @@ class _ManifestParser:
     def _table(
         self, data: Mapping[str, Any], key: str, known: tuple[str, ...], *, required: bool
     ) -> Mapping[str, Any]:
-        if key not in data:
-            if required:
-                raise self.error(f"[{key}]", "missing table (required)")
-            return {}
-        table = data[key]
-        if not isinstance(table, Mapping):
-            raise self.error(f"[{key}]", f"expected a table, got {show(table)}")
-        for name in table:
-            if name not in known:
-                raise self.error(
-                    f"[{key}]", f"unknown key {show(name)} (known keys: {', '.join(known)})"
-                )
-        return table
+        return checked_table(data, key, known, required=required, fail=self.error)
 
     def _string(self, table: Mapping[str, Any], where: str, key: str) -> str:
         if key not in table:
