@@ -139,6 +139,7 @@ class PersistentPeerStore:
         self._failing = False
         self._saved_changes = self.store.changes
         self.saves += 1
+        logger.debug("saved %d peers to %s", len(self.store), self.file.path)
         return True
 
     def close(self) -> None:
@@ -182,6 +183,9 @@ def _log_load(path: Path, outcome: LoadOutcome, report: LoadReport) -> None:
             path,
             "; ".join(outcome.problems),
         )
+    if outcome.status is LoadStatus.MISSING:
+        logger.info("no peer file at %s yet; starting empty", path)
+        return
     logger.info(
         "loaded %d peers from %s (%s; %d expired, %d over the cap, %d clamped to now)",
         report.loaded,

@@ -110,7 +110,10 @@ class PeerStorePlugin:
             own_node_id=host.node_id,
         )
         plan = self.book.store.reconnect_plan()
-        logger.info("peerstore: %d stored peers to dial first: %s", len(plan), ", ".join(plan))
+        if plan:
+            logger.info("peerstore: %d stored peers to dial first: %s", len(plan), ", ".join(plan))
+        else:
+            logger.info("peerstore: no proven peer stored yet; the node starts from its seeds")
         return plan
 
     @hookimpl
