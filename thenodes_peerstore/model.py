@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import re
 
@@ -104,6 +105,14 @@ class Address:
 
 def canonical_addr(text: object) -> str:
     """The canonical key of an address; raise :class:`AddressError` with a reason."""
+    if isinstance(text, str):
+        return _canonical_str(text)
+    return str(Address.parse(text))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _canonical_str(text: str) -> str:
+    # Every entry re-validates its address when it changes; a peer's address repeats.
     return str(Address.parse(text))
 
 
@@ -140,8 +149,9 @@ def _optional_non_negative(
 
 
 def _canonical(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-    if canonical_addr(value) != value:
-        raise ValueError(f"addr {value!r} is not in canonical form ({canonical_addr(value)!r})")
+    canonical = canonical_addr(value)
+    if canonical != value:
+        raise ValueError(f"addr {value!r} is not in canonical form ({canonical!r})")
 
 
 def _node_id(instance: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:

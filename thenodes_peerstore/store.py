@@ -25,6 +25,7 @@ from thenodes_peerstore.model import (
     PeerEntry,
     Source,
     canonical_addr,
+    network_group,
     valid_capabilities,
     valid_node_id,
 )
@@ -325,7 +326,7 @@ class PeerStore:
         for entry in candidates:
             if len(chosen) >= self.reconnect_limit:
                 break
-            group = Address.parse(entry.addr).group
+            group = network_group(entry.addr)
             if group not in groups:
                 groups.add(group)
                 chosen.append(entry)
