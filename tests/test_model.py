@@ -15,6 +15,8 @@ from thenodes_peerstore.model import (
     Address,
     AddressError,
     PeerEntry,
+    Reason,
+    Scope,
     Source,
     canonical_addr,
     network_group,
@@ -74,6 +76,14 @@ def test_equivalent_spellings_of_an_address_share_one_canonical_key(
         ("[::]:7447", "unspecified"),
         ("[::ffff:0.0.0.0]:7447", "unspecified"),
         ("224.0.0.1:7447", "multicast"),
+        ("0.1.2.3:7447", "reserved"),
+        ("240.0.0.1:7447", "reserved"),
+        ("255.255.255.255:7447", "reserved"),
+        ("198.18.0.1:7447", "reserved"),
+        ("[100::1]:7447", "reserved"),
+        ("[4000::1]:7447", "reserved"),
+        ("[::1.2.3.4]:7447", "reserved"),
+        ("[fec0::1]:7447", "reserved"),
         ("[ff02::1]:7447", "multicast"),
         ("", "1 to 64 characters"),
         ("1" * (MAX_ADDR_CHARS + 1), "1 to 64 characters"),
@@ -88,6 +98,55 @@ def test_unstorable_addresses_are_rejected_with_a_reason(text: str, reason: str)
     assert repr(text) in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("not-an-address", Reason.MALFORMED),
+        ("[2001:db8::1]", Reason.MALFORMED),
+        ("seed.example.org:7447", Reason.HOSTNAME),
+        ("203.0.113.10:0", Reason.BAD_PORT),
+        ("[::]:7447", Reason.UNSPECIFIED),
+        ("[ff02::1]:7447", Reason.MULTICAST),
+        ("240.0.0.1:7447", Reason.RESERVED),
+    ],
+)
+def test_each_rejected_address_says_which_rule_it_broke(text: str, kind: Reason) -> None:
+    with pytest.raises(AddressError) as caught:
+        canonical_addr(text)
+    assert caught.value.kind is kind
+
+
+@pytest.mark.parametrize(
+    ("text", "scope"),
+    [
+        ("127.0.0.1:7447", Scope.LOOPBACK),
+        ("127.8.9.10:7447", Scope.LOOPBACK),
+        ("[::1]:7447", Scope.LOOPBACK),
+        ("169.254.1.1:7447", Scope.LINK),
+        ("[fe80::1]:7447", Scope.LINK),
+        ("10.1.2.3:7447", Scope.PRIVATE),
+        ("172.16.0.1:7447", Scope.PRIVATE),
+        ("192.168.1.1:7447", Scope.PRIVATE),
+        ("100.64.0.1:7447", Scope.PRIVATE),
+        ("[fd00::1]:7447", Scope.PRIVATE),
+        ("[::ffff:10.0.0.1]:7447", Scope.PRIVATE),
+        ("8.8.8.8:7447", Scope.GLOBAL),
+        ("172.32.0.1:7447", Scope.GLOBAL),
+        ("[2a01:4f8::1]:7447", Scope.GLOBAL),
+        ("[64:ff9b::808:808]:7447", Scope.GLOBAL),
+        # Documentation ranges are routed nowhere, but examples and tests use them as public.
+        ("203.0.113.10:7447", Scope.GLOBAL),
+        ("[2001:db8::1]:7447", Scope.GLOBAL),
+    ],
+)
+def test_every_address_has_the_scope_a_sender_is_judged_by(text: str, scope: Scope) -> None:
+    assert Address.parse(text).scope is scope
+
+
+def test_scopes_are_ordered_narrowest_first() -> None:
+    assert Scope.LOOPBACK < Scope.LINK < Scope.PRIVATE < Scope.GLOBAL
+
+
 @pytest.mark.parametrize("value", [7447, None, b"203.0.113.10:7447", ["203.0.113.10:7447"], 1.5])
 def test_non_strings_are_rejected_as_addresses(value: object) -> None:
     with pytest.raises(AddressError, match="expected a string"):
@@ -100,12 +159,29 @@ def test_an_address_error_is_a_value_error() -> None:
         canonical_addr("203.0.113.10")
 
 
+# What no peer can listen on, written out here as the rule the store must follow.
+_RESERVED_V4 = [ipaddress.ip_network(n) for n in ("0.0.0.0/8", "240.0.0.0/4", "198.18.0.0/15")]
+_USABLE_V6 = [
+    ipaddress.ip_network(n)
+    for n in ("2000::/3", "fc00::/7", "fe80::/10", "::1/128", "64:ff9b::/96", "64:ff9b:1::/48")
+]
+
+
 def _dialable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     effective = ip.ipv4_mapped if ip.version == 6 and ip.ipv4_mapped is not None else ip
-    return not (effective.is_unspecified or effective.is_multicast)
+    if effective.is_unspecified or effective.is_multicast:
+        return False
+    if isinstance(effective, ipaddress.IPv4Address):
+        return not any(effective in net for net in _RESERVED_V4)
+    return any(effective in net for net in _USABLE_V6)
 
 
-ips = st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)).filter(_dialable)
+ips = st.one_of(
+    st.ip_addresses(v=4),
+    st.ip_addresses(network="2000::/3"),
+    st.ip_addresses(network="fc00::/7"),
+    st.ip_addresses(v=6),
+).filter(_dialable)
 ports = st.integers(min_value=1, max_value=65535)
 
 

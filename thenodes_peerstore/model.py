@@ -35,13 +35,67 @@ class Source(enum.Enum):
 _RANK = {Source.GOSSIP: 0, Source.BOOTSTRAP: 1, Source.CONNECTED: 2}
 
 
-class AddressError(ValueError):
-    """An address that cannot be stored; the message says why."""
+class Reason(enum.Enum):
+    """Why an address was not recorded: the kinds a store counts."""
 
-    def __init__(self, addr: object, reason: str) -> None:
+    MALFORMED = "malformed"
+    """Not ``ip:port`` or ``[ipv6]:port``: a non-string, a bad port, brackets, a zone id."""
+    HOSTNAME = "hostname"
+    """A name, not an IP literal: names are resolved by the host, never stored."""
+    BAD_PORT = "bad port"
+    """Port 0 or above 65535."""
+    UNSPECIFIED = "unspecified"
+    """``0.0.0.0`` or ``::``."""
+    MULTICAST = "multicast"
+    RESERVED = "reserved"
+    """Ranges no peer can listen on: 0/8, 240/4, 198.18/15, and IPv6 outside the assigned blocks."""
+    OWN = "own address"
+    """One of the node's own addresses."""
+    SCOPE = "narrower scope than the sender"
+    """A public sender's private, link-local or loopback address; a private sender's loopback."""
+    MESSAGE_CAP = "over the per-message cap"
+    """Beyond the addresses taken from one peer list."""
+    SENDER_CAP = "over the sender's hourly cap"
+    """Beyond the new entries one sender may add per hour."""
+    FULL = "store full of more trusted peers"
+    """The store is at its cap and every entry outranks a new one."""
+    NO_LISTEN_ADDR = "no dialable address"
+    """An inbound connection with no (or an unproven) listen address."""
+
+
+class AddressError(ValueError):
+    """An address that cannot be stored; the message says why, ``kind`` says which rule."""
+
+    def __init__(self, addr: object, reason: str, kind: Reason = Reason.MALFORMED) -> None:
         super().__init__(f"{addr!r}: {reason}")
         self.addr = addr
         self.reason = reason
+        self.kind = kind
+
+
+class Scope(enum.IntEnum):
+    """How far an address reaches, narrowest first."""
+
+    LOOPBACK = 0
+    LINK = 1
+    PRIVATE = 2
+    GLOBAL = 3
+
+
+def _nets(*cidrs: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(c) for c in cidrs)
+
+
+_RESERVED_V4 = _nets("0.0.0.0/8", "240.0.0.0/4", "198.18.0.0/15")
+_ASSIGNED_V6 = _nets(
+    "2000::/3", "fc00::/7", "fe80::/10", "::1/128", "64:ff9b::/96", "64:ff9b:1::/48"
+)
+_LINK = _nets("169.254.0.0/16", "fe80::/10")
+_PRIVATE = _nets("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+
+
+def _within(ip: IPAddress, nets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    return any(ip.version == net.version and ip in net for net in nets)
 
 
 @attrs.frozen
@@ -74,21 +128,23 @@ class Address:
             raise AddressError(text, f"port {port_text!r} is not a number")
         port = int(port_text)
         if not 1 <= port <= 65535:
-            raise AddressError(text, f"port {port} is outside 1..65535")
+            raise AddressError(text, f"port {port} is outside 1..65535", Reason.BAD_PORT)
         try:
             ip: IPAddress = ipaddress.ip_address(host)
         except ValueError:
             raise AddressError(
-                text, f"{host!r} is not an IP literal (hostnames are not stored)"
+                text, f"{host!r} is not an IP literal (hostnames are not stored)", Reason.HOSTNAME
             ) from None
         if isinstance(ip, ipaddress.IPv4Address) != (not text.startswith("[")):
             raise AddressError(text, "an IPv4 address must not be bracketed")
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
         if ip.is_unspecified:
-            raise AddressError(text, "the unspecified address is not dialable")
+            raise AddressError(text, "the unspecified address is not dialable", Reason.UNSPECIFIED)
         if ip.is_multicast:
-            raise AddressError(text, "a multicast address is not dialable")
+            raise AddressError(text, "a multicast address is not dialable", Reason.MULTICAST)
+        if _within(ip, _RESERVED_V4) or (ip.version == 6 and not _within(ip, _ASSIGNED_V6)):
+            raise AddressError(text, "a reserved address is not dialable", Reason.RESERVED)
         return cls(ip, port)
 
     @property
@@ -97,10 +153,28 @@ class Address:
         prefix = 16 if self.ip.version == 4 else 32
         return str(ipaddress.ip_network(f"{self.ip}/{prefix}", strict=False))
 
+    @property
+    def scope(self) -> Scope:
+        """Loopback, link-local, private (RFC 1918, CGNAT, ULA) or global."""
+        if self.ip.is_loopback:
+            return Scope.LOOPBACK
+        if _within(self.ip, _LINK):
+            return Scope.LINK
+        if _within(self.ip, _PRIVATE):
+            return Scope.PRIVATE
+        return Scope.GLOBAL
+
     def __str__(self) -> str:
         if self.ip.version == 6:
             return f"[{self.ip}]:{self.port}"
         return f"{self.ip}:{self.port}"
+
+
+def parse_address(text: object) -> Address:
+    """:meth:`Address.parse`, remembering recent strings: a peer's address repeats."""
+    if isinstance(text, str):
+        return _parse_str(text)
+    return Address.parse(text)
 
 
 def canonical_addr(text: object) -> str:
@@ -111,9 +185,14 @@ def canonical_addr(text: object) -> str:
 
 
 @functools.lru_cache(maxsize=1 << 16)
+def _parse_str(text: str) -> Address:
+    return Address.parse(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def _canonical_str(text: str) -> str:
-    # Every entry re-validates its address when it changes; a peer's address repeats.
-    return str(Address.parse(text))
+    # Every entry re-validates its address when it changes.
+    return str(_parse_str(text))
 
 
 def network_group(addr: str) -> str:
