@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import stat
 from pathlib import Path
@@ -15,6 +16,7 @@ from thenodes_peerstore.files import (
     LoadStatus,
     PeerFile,
     RealmFileError,
+    StoreFileError,
     StoreLockedError,
     StorePathError,
     resolve_store_path,
@@ -106,16 +108,52 @@ def test_a_path_that_names_no_file_is_refused(tmp_path: Path, template: str) -> 
     assert repr(template) in str(caught.value)
 
 
-BAD_CODES = ["../x", "A", "Example", "", ".", "..", "a" * 65, "a/b", "a\x00", "-x", "a b", "é"]
+BAD_CODES = [
+    pytest.param("..", "names a directory", id="parent"),
+    pytest.param(".", "names a directory", id="dot"),
+    pytest.param("../x", "path separator", id="traversal"),
+    pytest.param("a/../../b", "path separator", id="traversal-inside"),
+    pytest.param("/etc/passwd", "path separator", id="absolute"),
+    pytest.param("a/b", "path separator", id="slash"),
+    pytest.param("a\\b", "path separator", id="backslash"),
+    pytest.param("c:x", "':'", id="drive-letter"),
+    pytest.param("a\x00", "NUL", id="nul-byte"),
+    pytest.param("Example", "uppercase", id="uppercase"),
+    pytest.param("A", "uppercase", id="one-uppercase"),
+    pytest.param("a" * 65, "65 characters long", id="over-long"),
+    pytest.param("", "empty", id="empty"),
+    pytest.param("-x", "starts with '-'", id="leading-dash"),
+    pytest.param(".hidden", "starts with '.'", id="leading-dot"),
+    pytest.param("a b", "' '", id="space"),
+    pytest.param("é", "'é'", id="non-ascii"),
+    pytest.param("a*", "'*'", id="glob"),
+    pytest.param("con", "device name on Windows", id="con"),
+    pytest.param("prn", "device name on Windows", id="prn"),
+    pytest.param("aux", "device name on Windows", id="aux"),
+    pytest.param("nul", "device name on Windows", id="nul"),
+    pytest.param("com1", "device name on Windows", id="com1"),
+    pytest.param("com9", "device name on Windows", id="com9"),
+    pytest.param("lpt1", "device name on Windows", id="lpt1"),
+    pytest.param("lpt9", "device name on Windows", id="lpt9"),
+    pytest.param("nul.txt", "device name on Windows", id="nul-with-extension"),
+    pytest.param("con.tar.gz", "device name on Windows", id="con-with-two-extensions"),
+    pytest.param("aux.", "device name on Windows", id="aux-trailing-dot"),
+]
 
 
-@pytest.mark.parametrize("code", BAD_CODES)
-def test_a_realm_code_that_cannot_name_a_file_is_refused_by_name(tmp_path: Path, code: str) -> None:
+@pytest.mark.parametrize(("code", "reason"), BAD_CODES)
+def test_a_realm_code_that_cannot_name_a_file_is_refused_naming_it_and_why(
+    tmp_path: Path, code: str, reason: str
+) -> None:
     with pytest.raises(StorePathError) as caught:
         resolve_store_path(tmp_path, "peers/{realm}.toml", code)
     assert repr(code) in str(caught.value)
-    with pytest.raises(StorePathError):
+    assert reason in str(caught.value)
+    with pytest.raises(StorePathError, match="cannot name a file"):
         validate_realm_code(code)
+    with pytest.raises(StorePathError):
+        PeerFile.open(tmp_path / "peers" / "x.toml", code)
+    assert not (tmp_path / "peers").exists()
 
 
 @pytest.mark.parametrize("code", [None, 7, b"example"])
@@ -125,9 +163,228 @@ def test_a_realm_code_must_be_a_string(code: object) -> None:
     assert repr(code) in str(caught.value)
 
 
-@pytest.mark.parametrize("code", ["example", "a", "0", "my-realm.v2_x", "a" * 64, "a.."])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "example",
+        "a",
+        "0",
+        "my-realm.v2_x",
+        "a" * 64,
+        "a..",
+        "com10",
+        "lpt0",
+        "console",
+        "nullable",
+        "auxiliary",
+        "my.con",
+        "prn-2",
+    ],
+)
 def test_well_formed_realm_codes_are_accepted(code: str) -> None:
     assert validate_realm_code(code) == code
+
+
+@pytest.mark.parametrize(
+    ("template", "part"),
+    [("con.toml", "con.example.toml"), ("aux/{realm}.toml", "aux"), ("peers/nul", "nul.example")],
+)
+def test_a_template_with_a_windows_device_name_is_refused_naming_it(
+    tmp_path: Path, template: str, part: str
+) -> None:
+    with pytest.raises(StorePathError) as caught:
+        resolve_store_path(tmp_path, template, "example")
+    assert repr(template) in str(caught.value)
+    assert repr(part) in str(caught.value)
+
+
+# -- symbolic links -----------------------------------------------------------------------------
+
+
+def test_a_directory_below_the_state_dir_that_links_outside_it_is_refused_naming_both(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    outside = tmp_path / "outside"
+    state.mkdir()
+    outside.mkdir()
+    (state / "peers").symlink_to(outside)
+
+    with pytest.raises(StorePathError) as caught:
+        resolve_store_path(state, "peers/{realm}.toml", "example")
+
+    assert str(state / "peers") in str(caught.value)
+    assert str(outside) in str(caught.value)
+    assert list(outside.iterdir()) == []
+
+
+def test_a_link_deeper_down_that_leads_outside_is_refused_too(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / "a").mkdir(parents=True)
+    (state / "a" / "b").symlink_to(tmp_path)
+
+    with pytest.raises(StorePathError) as caught:
+        resolve_store_path(state, "a/b/c/{realm}.toml", "example")
+
+    assert str(state / "a" / "b") in str(caught.value)
+
+
+def test_a_directory_link_that_stays_inside_the_state_dir_is_allowed(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / "real").mkdir(parents=True)
+    (state / "peers").symlink_to(state / "real")
+
+    path = resolve_store_path(state, "peers/{realm}.toml", "example")
+
+    assert path == state / "peers" / "example.toml"
+
+
+def test_a_state_dir_that_is_itself_a_link_works(tmp_path: Path) -> None:
+    real = tmp_path / "big-disk" / "state"
+    (real / "peers").mkdir(parents=True)
+    state = tmp_path / "state"
+    state.symlink_to(real)
+
+    path = resolve_store_path(state, "peers/{realm}.toml", "example")
+    with PeerFile.open(path, "example") as opened:
+        opened.save(b"saved")
+
+    assert (real / "peers" / "example.toml").read_bytes() == b"saved"
+
+
+def test_an_absolute_path_may_lead_through_links(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    template = str(tmp_path / "link" / "{realm}.toml")
+
+    path = resolve_store_path(tmp_path / "state", template, "example")
+    with PeerFile.open(path, "example") as opened:
+        opened.save(b"saved")
+
+    assert (tmp_path / "elsewhere" / "example.toml").read_bytes() == b"saved"
+
+
+@pytest.mark.parametrize("inside", [True, False], ids=["target-inside", "target-outside"])
+def test_a_peer_file_that_is_a_symlink_is_refused_at_open_naming_its_target(
+    tmp_path: Path, inside: bool
+) -> None:
+    path = tmp_path / "peers" / "example.toml"
+    path.parent.mkdir()
+    target = (path.parent if inside else tmp_path) / "real.toml"
+    target.write_bytes(b"not ours to touch")
+    path.symlink_to(target)
+
+    with pytest.raises(StorePathError) as caught:
+        PeerFile.open(path, "example")
+
+    assert str(path) in str(caught.value)
+    assert str(target) in str(caught.value)
+    assert target.read_bytes() == b"not ours to touch"
+    assert path.is_symlink()
+    PeerFile.open(tmp_path / "peers" / "other.toml", "example").close()  # nothing left locked
+
+
+def test_a_lock_file_that_is_a_symlink_is_refused_at_open(tmp_path: Path) -> None:
+    target = tmp_path / "somewhere"
+    target.write_bytes(b"")
+    (tmp_path / "example.toml.lock").symlink_to(target)
+
+    with pytest.raises(StorePathError) as caught:
+        PeerFile.open(tmp_path / "example.toml", "example")
+
+    assert str(tmp_path / "example.toml.lock") in str(caught.value)
+    assert target.read_bytes() == b""
+
+
+def test_a_peer_file_replaced_by_a_symlink_while_open_is_not_read_through(
+    peer_file: PeerFile,
+) -> None:
+    secret = peer_file.path.parent / "secret"
+    secret.write_bytes(encode("example", NOW, ENTRIES))
+    peer_file.path.symlink_to(secret)
+
+    with pytest.raises(StorePathError) as caught:
+        peer_file.load(NOW)
+
+    assert str(peer_file.path) in str(caught.value)
+    assert "symbolic link" in str(caught.value)
+
+
+def test_a_save_replaces_a_symlink_rather_than_writing_through_it(peer_file: PeerFile) -> None:
+    target = peer_file.path.parent / "target"
+    target.write_bytes(b"untouched")
+    peer_file.path.symlink_to(target)
+
+    peer_file.save(b"new")
+
+    assert target.read_bytes() == b"untouched"
+    assert not peer_file.path.is_symlink()
+    assert peer_file.path.read_bytes() == b"new"
+
+
+def test_a_peer_file_that_is_not_a_regular_file_cannot_be_loaded(peer_file: PeerFile) -> None:
+    peer_file.path.mkdir()
+    with pytest.raises(StoreFileError, match="not a regular file") as caught:
+        peer_file.load(NOW)
+    assert str(peer_file.path) in str(caught.value)
+
+
+# -- permissions --------------------------------------------------------------------------------
+
+
+def test_a_file_others_can_write_is_reported_at_open_and_saved_private_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "example.toml"
+    path.write_bytes(b"old")
+    path.chmod(0o666)
+
+    with caplog.at_level(logging.WARNING, logger="thenodes_peerstore"):
+        opened = PeerFile.open(path, "example")
+    try:
+        assert len(opened.warnings) == 1
+        assert str(path) in opened.warnings[0]
+        assert "0o666" in opened.warnings[0]
+        assert [r.getMessage() for r in caplog.records] == list(opened.warnings)
+
+        opened.save(b"new")
+    finally:
+        opened.close()
+
+    assert mode(path) == 0o600
+    assert path.read_bytes() == b"new"
+
+
+def test_a_directory_others_can_write_is_reported_and_left_as_it_is(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+
+    with caplog.at_level(logging.WARNING, logger="thenodes_peerstore"):
+        opened = PeerFile.open(shared / "example.toml", "example")
+    opened.close()
+
+    assert len(opened.warnings) == 1
+    assert str(shared) in opened.warnings[0]
+    assert "0o777" in opened.warnings[0]
+    assert any("0o777" in r.getMessage() for r in caplog.records)
+    assert mode(shared) == 0o777
+
+
+@pytest.mark.parametrize("file_mode", [0o600, 0o644, 0o400])
+def test_a_file_only_its_owner_can_write_is_not_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, file_mode: int
+) -> None:
+    path = tmp_path / "example.toml"
+    path.write_bytes(b"")
+    path.chmod(file_mode)
+    with caplog.at_level(logging.WARNING, logger="thenodes_peerstore"):
+        opened = PeerFile.open(path, "example")
+    opened.close()
+    assert opened.warnings == ()
+    assert caplog.records == []
 
 
 # -- creating, locking, cleaning up -----------------------------------------------------------

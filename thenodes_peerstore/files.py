@@ -1,16 +1,22 @@
 """The peer file on disk: where it lives, how it is locked, saved atomically, loaded and set aside.
 
 Nothing here decides which peers to keep; that is :mod:`thenodes_peerstore.store`.
+
+Every operating-system call of a load, a save and a quarantine goes through this module's ``os``
+name, so that each can be made to fail in a test exactly as a full disk, a read-only mount or a
+failing device would make it fail.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import logging
 import os
 import re
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from types import TracebackType
 
@@ -23,10 +29,30 @@ from thenodes_peerstore.model import PeerEntry
 logger = logging.getLogger(__name__)
 
 REALM_CODE_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+MAX_REALM_CODE = 64
 MAX_FILE_BYTES = 16 * 1024 * 1024
 """A larger file is not read: far beyond any cap a store may be configured with."""
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+WRITE_CHUNK = 64 * 1024
+"""A save writes the file in chunks of this many bytes."""
+
+WINDOWS_DEVICE_NAMES = frozenset(
+    {"con", "prn", "aux", "nul"}
+    | {f"com{n}" for n in range(1, 10)}
+    | {f"lpt{n}" for n in range(1, 10)}
+)
+"""Names Windows keeps for devices, with or without an extension (``nul``, ``nul.txt``)."""
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_GROUP_OR_OTHER_WRITE = stat.S_IWGRP | stat.S_IWOTH
+_HOLDER_RE = re.compile(rb"pid (\d{1,10})\s*")
+_REALM_CODE_RULE = (
+    "realm codes are 1 to 64 characters of [a-z0-9._-], starting with a letter or digit"
+)
 
 
 class StoreFileError(Exception):
@@ -38,7 +64,14 @@ class StorePathError(StoreFileError, ValueError):
 
 
 class StoreLockedError(StoreFileError):
-    """Another store holds the file."""
+    """Another store holds the file.
+
+    :attr:`pid` is the holder's process id when its lock file names one, else None.
+    """
+
+    def __init__(self, message: str, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
 
 
 class RealmFileError(StoreFileError):
@@ -46,21 +79,64 @@ class RealmFileError(StoreFileError):
 
 
 def validate_realm_code(code: object) -> str:
-    """Return ``code`` if it is safe as a file name, else raise :class:`StorePathError`."""
-    if not isinstance(code, str) or not REALM_CODE_RE.fullmatch(code) or code in {".", ".."}:
+    """Return ``code`` if it is safe as a file name on every OS, else raise :class:`StorePathError`.
+
+    Refused: anything but a string; empty or over 64 characters; ``.`` and ``..``; a path
+    separator, NUL, an uppercase letter or any character outside ``[a-z0-9._-]``; a first
+    character that is not a letter or digit; and the names Windows keeps for devices (``con``,
+    ``prn``, ``aux``, ``nul``, ``com1``-``com9``, ``lpt1``-``lpt9``), also with an extension
+    (``nul.txt``), so that a peer file can be moved from one OS to another.
+    """
+    if not isinstance(code, str):
+        raise StorePathError(f"realm code {code!r} cannot name a file: it is not a string")
+    problem = _realm_code_problem(code)
+    if problem is not None:
         raise StorePathError(
-            f"realm code {code!r} cannot name a file: it must be 1 to 64 characters of "
-            "[a-z0-9._-], starting with a letter or digit"
+            f"realm code {code!r} cannot name a file: {problem}; {_REALM_CODE_RULE}"
         )
     return code
+
+
+def _realm_code_problem(code: str) -> str | None:
+    if not code:
+        return "it is empty"
+    if len(code) > MAX_REALM_CODE:
+        return f"it is {len(code)} characters long"
+    if code in {".", ".."}:
+        return "it names a directory"
+    if "/" in code or "\\" in code:
+        return "it contains a path separator"
+    if "\x00" in code:
+        return "it contains a NUL character"
+    if any(c.isupper() for c in code):
+        return "it contains an uppercase letter"
+    odd = sorted({c for c in code if not re.fullmatch(r"[a-z0-9._-]", c)})
+    if odd:
+        return f"it contains {', '.join(map(repr, odd))}"
+    if not REALM_CODE_RE.fullmatch(code):
+        return f"it starts with {code[0]!r}"
+    if _is_windows_device_name(code):
+        return "it is a device name on Windows"
+    return None
+
+
+def _is_windows_device_name(name: str) -> bool:
+    return name.partition(".")[0].rstrip(" ").lower() in WINDOWS_DEVICE_NAMES
 
 
 def resolve_store_path(state_dir: Path, template: str, realm_code: str) -> Path:
     """The realm's peer file for a configured ``path``.
 
     ``{realm}`` in the template is replaced by the realm code; a template without it gets the
-    code inserted before the suffix (``peers.toml`` -> ``peers.example.toml``). A relative path
-    is resolved against ``state_dir`` and must stay inside it.
+    code inserted before the suffix (``peers.toml`` -> ``peers.example.toml``).
+
+    A relative path is resolved against ``state_dir`` and must stay inside it, both by name and
+    on disk: a directory between the state directory and the file that is a symbolic link
+    leading outside the state directory is refused with :class:`StorePathError` naming the
+    link and where it points. A link that stays inside is allowed, and so is a state directory
+    that is itself a link (everything is compared after resolving it). An absolute path is the
+    operator's explicit choice and is used as given. In every case :meth:`PeerFile.open`
+    refuses a peer file that is itself a symbolic link.
     """
     code = validate_realm_code(realm_code)
     if "{realm}" in template:
@@ -75,13 +151,36 @@ def resolve_store_path(state_dir: Path, template: str, realm_code: str) -> Path:
         raise StorePathError(f"[network.persistence] path = {template!r} does not name a file")
     if path.is_absolute():
         return Path(os.path.normpath(path))
-    resolved = Path(os.path.normpath(state_dir / path))
-    if not resolved.is_relative_to(Path(os.path.normpath(state_dir))):
+    for part in path.parts:
+        if _is_windows_device_name(part):
+            raise StorePathError(
+                f"[network.persistence] path = {template!r}: {part!r} is a device name on "
+                "Windows and cannot name a file or directory"
+            )
+    root = Path(os.path.normpath(state_dir))
+    resolved = Path(os.path.normpath(root / path))
+    if not resolved.is_relative_to(root):
         raise StorePathError(
             f"[network.persistence] path = {template!r} leads outside "
             f"the state directory {state_dir}"
         )
+    _refuse_links_out_of(root, resolved.parent, template)
     return resolved
+
+
+def _refuse_links_out_of(root: Path, directory: Path, template: str) -> None:
+    """Raise if a directory from ``root`` (exclusive) down to ``directory`` leads outside it."""
+    real_root = Path(os.path.realpath(root))
+    step = root
+    for part in directory.relative_to(root).parts:
+        step = step / part
+        real = Path(os.path.realpath(step))
+        if not real.is_relative_to(real_root):
+            raise StorePathError(
+                f"[network.persistence] path = {template!r}: {step} is a symbolic link to "
+                f"{real}, outside the state directory {real_root}; configure that place as an "
+                "absolute path if the peers belong there"
+            )
 
 
 class LoadStatus(enum.Enum):
@@ -95,7 +194,11 @@ class LoadStatus(enum.Enum):
 
 @attrs.frozen
 class LoadOutcome:
-    """The entries read from the file, and what happened to the file."""
+    """The entries read from the file, and what happened to the file.
+
+    A ``SALVAGED`` outcome with ``quarantined`` None means the damaged file could not be moved
+    aside and is still in place; ``problems`` says why.
+    """
 
     status: LoadStatus
     entries: tuple[PeerEntry, ...] = ()
@@ -107,13 +210,23 @@ class PeerFile:
     """One realm's peer file, locked for as long as it is open.
 
     The lock is a sidecar ``<name>.lock`` that is never deleted: deleting it would let a
-    second process lock a new inode while the first still holds the old one.
+    second process lock a new inode while the first still holds the old one. While the lock is
+    held, the lock file holds ``pid <holder's pid>``, so a refused store can say who holds it.
     """
 
-    def __init__(self, path: Path, realm: str, lock: filelock.BaseFileLock) -> None:
+    def __init__(
+        self,
+        path: Path,
+        realm: str,
+        lock: filelock.BaseFileLock,
+        warnings: tuple[str, ...] = (),
+    ) -> None:
         self.path = path
         self.realm = realm
         self._lock = lock
+        self.warnings = warnings
+        """What was found wrong but not refused at open (group- or world-writable file or
+        directory); each is also logged as a warning."""
 
     @property
     def lock_path(self) -> Path:
@@ -124,22 +237,48 @@ class PeerFile:
     def open(cls, path: Path, realm: str) -> PeerFile:
         """Create the directory if needed (0700), take the lock, and clear stale temporary files.
 
-        Raise :class:`StoreLockedError` when another store holds the file, and
-        :class:`StorePathError` for a realm code that cannot be written in it.
+        Raise :class:`StoreLockedError` when another store holds the file (naming its pid when
+        known), :class:`StorePathError` for a realm code that cannot be written in it or for a
+        peer file or lock file that is a symbolic link (whatever it points to), and
+        :class:`StoreFileError` when the directory or the lock file cannot be made or opened.
+
+        A file or directory that group or others can write is not refused: it is logged as a
+        warning naming it and its mode, and listed in :attr:`warnings`. The next save writes a
+        new file of mode 0600 in any case.
         """
         validate_realm_code(realm)
-        _make_dirs(path.parent)
+        lock_path = path.with_name(f"{path.name}.lock")
+        try:
+            _make_dirs(path.parent)
+        except OSError as exc:
+            raise StoreFileError(
+                f"cannot create the directory {path.parent} of peer file {path}: "
+                f"{exc.strerror or exc}"
+            ) from exc
+        _refuse_symlink(path, "peer file")
+        _refuse_symlink(lock_path, "lock file")
         lock = filelock.FileLock(
-            f"{path}.lock", timeout=0, mode=FILE_MODE, thread_local=False, is_singleton=False
+            lock_path, timeout=0, mode=FILE_MODE, thread_local=False, is_singleton=False
         )
         try:
             lock.acquire()
         except filelock.Timeout:
+            pid = _read_holder(lock_path)
+            holder = f"pid {pid}" if pid is not None else f"its lock file {lock_path} is held"
             raise StoreLockedError(
-                f"peer file {path} is in use by another store (lock {path}.lock is held)"
+                f"peer file {path} is in use by another store ({holder})", pid=pid
             ) from None
-        peer_file = cls(path, realm, lock)
-        peer_file._remove_stale_temporaries()
+        except OSError as exc:
+            raise StoreFileError(
+                f"cannot lock peer file {path} through {lock_path}: {exc.strerror or exc}"
+            ) from exc
+        try:
+            _write_holder(lock_path)
+            peer_file = cls(path, realm, lock, _loose_permissions(path))
+            peer_file._remove_stale_temporaries()
+        except BaseException:
+            lock.release(force=True)
+            raise
         return peer_file
 
     def close(self) -> None:
@@ -163,16 +302,15 @@ class PeerFile:
         """Read the file.
 
         A damaged file is renamed aside to ``<name>.corrupt-<now>`` and the entries that still
-        validate are returned. A file of a newer schema is left untouched. Raise
-        :class:`RealmFileError` for another realm's file, which is left untouched too.
+        validate are returned. If it cannot be renamed, the error is logged, the file is left
+        where it is and the salvaged entries are returned all the same, with ``quarantined``
+        None. A file of a newer schema is left untouched. Raise :class:`RealmFileError` for
+        another realm's file, which is left untouched too, and :class:`StoreFileError` naming
+        the file when it cannot be read (a symbolic link, not a regular file, or an I/O error).
         """
-        try:
-            with self.path.open("rb") as f:
-                data = f.read(MAX_FILE_BYTES + 1)
-        except FileNotFoundError:
+        data = self._read()
+        if data is None:
             return LoadOutcome(LoadStatus.MISSING)
-        except OSError as exc:
-            raise StoreFileError(f"peer file {self.path} cannot be read: {exc.strerror}") from exc
         if len(data) > MAX_FILE_BYTES:
             decoded = Decoded(entries=(), problems=(f"larger than {MAX_FILE_BYTES} bytes",))
         else:
@@ -187,7 +325,14 @@ class PeerFile:
                 ) from exc
         if decoded.intact:
             return LoadOutcome(LoadStatus.INTACT, entries=decoded.entries)
-        aside = self._quarantine(now)
+        try:
+            aside = self._quarantine(now)
+        except OSError as exc:
+            reason = f"it could not be moved aside: {exc.strerror or exc}"
+            logger.error("peer file %s is damaged and %s; leaving it in place", self.path, reason)
+            return LoadOutcome(
+                LoadStatus.SALVAGED, entries=decoded.entries, problems=(*decoded.problems, reason)
+            )
         return LoadOutcome(
             LoadStatus.SALVAGED,
             entries=decoded.entries,
@@ -195,14 +340,55 @@ class PeerFile:
             quarantined=aside,
         )
 
+    def _read(self) -> bytes | None:
+        """The file's first ``MAX_FILE_BYTES + 1`` bytes, or None when there is no file."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_BINARY)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._read_error(exc) from exc
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StoreFileError(f"peer file {self.path} is not a regular file")
+            chunks: list[bytes] = []
+            size = 0
+            while size <= MAX_FILE_BYTES:
+                chunk = os.read(fd, min(WRITE_CHUNK, MAX_FILE_BYTES + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        except OSError as exc:
+            raise self._read_error(exc) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        return b"".join(chunks)
+
+    def _read_error(self, exc: OSError) -> StoreFileError:
+        if _is_symlink_refusal(exc, self.path):
+            return StorePathError(
+                f"peer file {self.path} is a symbolic link; refusing to follow it"
+            )
+        return StoreFileError(f"peer file {self.path} cannot be read: {exc.strerror or exc}")
+
     def _quarantine(self, now: int) -> Path:
         aside = self.path.with_name(f"{self.path.name}.corrupt-{now}")
         n = 0
-        while aside.exists():
+        while os.path.lexists(aside):
             n += 1
             aside = self.path.with_name(f"{self.path.name}.corrupt-{now}-{n}")
         os.rename(self.path, aside)
-        _fsync_dir(self.path.parent)
+        try:
+            _fsync_dir(self.path.parent)
+        except OSError as exc:
+            logger.warning(
+                "moved damaged peer file %s to %s but could not flush the directory: %s",
+                self.path,
+                aside,
+                exc.strerror or exc,
+            )
         return aside
 
     # -- saving ------------------------------------------------------------------------------
@@ -210,17 +396,24 @@ class PeerFile:
     def save(self, data: bytes) -> None:
         """Replace the file atomically: temp file (0600) -> write -> fsync -> rename -> fsync dir.
 
-        On failure the old file is intact, the temporary file is removed and the ``OSError``
-        propagates.
+        The temporary file ``.<name>.<random>.tmp`` sits beside the file and is created
+        exclusively, never through a symbolic link. On failure the ``OSError`` propagates; up
+        to the rename the old file is intact and the temporary file is removed. If only the
+        final flush of the directory fails, the new file is already in place: the save is
+        still reported as failed, so that the caller keeps its changes and saves again.
         """
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
+        tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(8)}.tmp")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY
+        fd = os.open(tmp, flags, FILE_MODE)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view[:WRITE_CHUNK])
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, self.path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -252,8 +445,82 @@ def _make_dirs(directory: Path) -> None:
             d.mkdir(mode=DIR_MODE)
 
 
+def _refuse_symlink(path: Path, what: str) -> None:
+    try:
+        is_link = stat.S_ISLNK(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreFileError(f"{what} {path} cannot be examined: {exc.strerror or exc}") from exc
+    if is_link:
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        raise StorePathError(
+            f"{what} {path} is a symbolic link to {target}; refusing to follow it. "
+            "Configure [network.persistence] path to name the real file instead"
+        )
+
+
+def _is_symlink_refusal(exc: OSError, path: Path) -> bool:
+    """Whether an ``O_NOFOLLOW`` open failed because ``path`` is a symbolic link."""
+    if not _O_NOFOLLOW or exc.errno not in {errno.ELOOP, errno.EMLINK}:  # EMLINK: FreeBSD
+        return False
+    return os.path.islink(path)
+
+
+def _loose_permissions(path: Path) -> tuple[str, ...]:
+    """Warn about the peer file or its directory being writable by group or others."""
+    found = []
+    for what, target in (("directory", path.parent), ("peer file", path)):
+        try:
+            mode = stat.S_IMODE(os.lstat(target).st_mode)
+        except OSError:
+            continue
+        if mode & _GROUP_OR_OTHER_WRITE:
+            consequence = (
+                "other users could replace the peer file; make it 0o700"
+                if what == "directory"
+                else f"the next save writes it {FILE_MODE:#o}"
+            )
+            found.append(
+                f"{what} {target} is writable by group or others (mode {mode:#o}); {consequence}"
+            )
+    for message in found:
+        logger.warning("%s", message)
+    return tuple(found)
+
+
+def _write_holder(lock_path: Path) -> None:
+    """Write ``pid <our pid>`` into the lock file we hold; best-effort."""
+    try:
+        fd = os.open(lock_path, os.O_WRONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_BINARY)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        logger.debug("could not write the holder's pid into %s: %s", lock_path, exc)
+
+
+def _read_holder(lock_path: Path) -> int | None:
+    """The pid a lock file names, if it names one."""
+    try:
+        fd = os.open(lock_path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_BINARY)
+        try:
+            content = os.read(fd, 64)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    match = _HOLDER_RE.fullmatch(content)
+    return int(match.group(1)) if match else None
+
+
 def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    fd = os.open(directory, os.O_RDONLY | _O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
