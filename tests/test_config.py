@@ -22,6 +22,7 @@ FULL_TABLE = {
     "ttl_secs": 3600,
     "save_interval_secs": 5,
     "reconnect_limit": 8,
+    "gossip_per_sender_per_hour": 20,
 }
 
 
@@ -68,6 +69,7 @@ def test_each_key_alone_changes_only_its_own_setting(key: str, value: object) ->
     ttl_secs=st.integers(min_value=1, max_value=2**40),
     save_interval_secs=st.integers(min_value=0, max_value=2**31),
     reconnect_limit=st.integers(min_value=0, max_value=1000),
+    gossip_per_sender_per_hour=st.integers(min_value=1, max_value=10**6),
     path=st.sampled_from(["peers/{realm}.toml", "peers.toml", "/var/lib/node/{realm}.toml"]),
 )
 def test_any_valid_table_is_read_as_written(**table: Any) -> None:

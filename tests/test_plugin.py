@@ -18,6 +18,7 @@ from hostsim.clock import VirtualClock
 from hostsim.config import HostConfig
 from hostsim.host import SimHost
 from hostsim.scenario import load_scenario, run_scenario
+from thenodes_peerstore.model import Source
 from thenodes_peerstore.plugin import PeerStorePlugin
 
 START = 1_763_700_000
@@ -275,6 +276,33 @@ def test_on_peer_list_records_valid_addresses_as_gossip_and_survives_garbage(
     assert set(peers) == {*SEEDS, PEERS[0], PEERS[3]}
 
 
+def test_on_peer_list_judges_addresses_by_the_scope_of_the_sender(make_host: MakeHost) -> None:
+    host = make_host()
+    host.start()
+    host.connect(SEEDS[0], node_id="seed-1")  # a public peer
+    host.connect("192.168.1.20:51234", node_id="lan-peer", direction="inbound")
+    lan = ["192.168.1.30:7447", "127.0.0.1:7447"]
+    host.peer_list(SEEDS[0], lan)
+    host.peer_list("192.168.1.20:51234", [*lan, PEERS[0]])
+    host.shutdown()
+    gossip = {a for a, p in stored(host).items() if p["source"] == "Gossip"}
+    assert gossip == {"192.168.1.30:7447", PEERS[0]}
+
+
+def test_on_peer_list_lets_one_sender_add_only_its_hourly_share(make_host: MakeHost) -> None:
+    host = make_host(host_config(gossip_per_sender_per_hour=50))
+    host.start()
+    host.connect(SEEDS[0], node_id="seed-1")
+    for n in range(10):
+        host.peer_list(SEEDS[0], [f"11.{n}.{m}.1:7447" for m in range(1000)])
+    book = plugin_of(host).book
+    assert book is not None
+    assert book.store.count(Source.GOSSIP) == 50
+    host.advance(3600)
+    host.peer_list(SEEDS[0], [f"12.0.{m}.1:7447" for m in range(100)])
+    assert book.store.count(Source.GOSSIP) == 100
+
+
 def test_on_peer_list_never_downgrades_a_connected_peer(make_host: MakeHost) -> None:
     host = make_host()
     host.start()
@@ -308,13 +336,15 @@ def test_on_dial_failed_counts_the_failure_and_backs_the_peer_off(
 
 
 def test_on_tick_saves_at_most_once_per_interval(make_host: MakeHost) -> None:
-    host = make_host(host_config(save_interval_secs=60, max_entries=2000))
+    host = make_host(
+        host_config(save_interval_secs=60, max_entries=8000, gossip_per_sender_per_hour=1000)
+    )
     host.start()
     host.connect(SEEDS[0], node_id="seed-1")
     book = plugin_of(host).book
     assert book is not None
     for n in range(1000):  # a thousand mutations within one interval
-        host.peer_list(SEEDS[0], [f"10.{n // 250}.{n % 250}.1:7447"])
+        host.peer_list(SEEDS[0], [f"11.{n // 250}.{n % 250}.1:7447"])
     host.advance(59)
     assert book.saves == 0
     assert not peer_file(host).exists()

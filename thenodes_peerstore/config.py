@@ -45,6 +45,7 @@ class PersistenceConfig:
     ttl_secs: int = attrs.field(default=604_800, validator=_positive)
     save_interval_secs: int = attrs.field(default=60, validator=_not_negative)
     reconnect_limit: int = attrs.field(default=5, validator=_not_negative)
+    gossip_per_sender_per_hour: int = attrs.field(default=128, validator=_positive)
 
     @classmethod
     def from_mapping(cls, table: Mapping[str, Any]) -> PersistenceConfig:

@@ -74,6 +74,7 @@ class PersistentPeerStore:
             max_entries=config.max_entries,
             ttl_secs=config.ttl_secs,
             reconnect_limit=config.reconnect_limit,
+            gossip_per_sender_per_hour=config.gossip_per_sender_per_hour,
             own_addrs=own_addrs,
             own_node_id=own_node_id,
         )

@@ -158,7 +158,8 @@ class PeerStorePlugin:
         if not isinstance(peers, list | tuple):
             logger.debug("peerstore: ignoring a peer list that is not a list, from %s", sender.addr)
             return
-        _log_rejected(f"peer list from {sender.addr}", self.book.store.record_gossip(peers))
+        report = self.book.store.record_gossip(peers, sender=sender.addr)
+        _log_rejected(f"peer list from {sender.addr}", report)
 
     @hookimpl
     @_guarded
@@ -184,12 +185,13 @@ class PeerStorePlugin:
 
 
 def _log_rejected(what: str, report: IngestReport) -> None:
-    if report.rejected:
+    if report.counts:
         logger.debug(
-            "peerstore: %s: %d added, %d refreshed, %d rejected (%s)",
+            "peerstore: %s: %d added, %d refreshed, %d rejected (%s; e.g. %s)",
             what,
             report.added,
             report.refreshed,
-            len(report.rejected),
-            "; ".join(f"{r.addr!r}: {r.reason}" for r in report.rejected[:5]),
+            report.rejected_total,
+            ", ".join(f"{n} {kind.value}" for kind, n in report.counts.items()),
+            "; ".join(f"{r.addr!r}: {r.reason}" for r in report.rejected[:3]),
         )

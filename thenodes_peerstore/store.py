@@ -14,7 +14,8 @@ Rules (see DESIGN.md):
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Iterable, Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Literal
 
 import attrs
@@ -23,9 +24,12 @@ from thenodes_peerstore.model import (
     Address,
     AddressError,
     PeerEntry,
+    Reason,
+    Scope,
     Source,
     canonical_addr,
     network_group,
+    parse_address,
     valid_capabilities,
     valid_node_id,
 )
@@ -34,6 +38,14 @@ BACKOFF_BASE_SECS = 30
 """The wait after a first failed dial; it doubles with each further failure."""
 BACKOFF_MAX_SECS = 3600
 """The longest wait between dials of a failing address."""
+MAX_ADDRS_PER_MESSAGE = 1000
+"""Addresses taken from one peer list; the rest are counted and dropped unread."""
+GOSSIP_PER_SENDER_PER_HOUR = 128
+"""New entries one sender may add per hour, unless the store is configured otherwise."""
+MAX_SAMPLES = 8
+"""Rejections kept, with their addresses, in one :class:`IngestReport`; the rest are counted."""
+_HOUR = 3600
+_MAX_SENDERS = 4096
 
 Direction = Literal["outbound", "inbound"]
 _TIERS = (Source.GOSSIP, Source.BOOTSTRAP, Source.CONNECTED)
@@ -45,15 +57,26 @@ class Rejection:
 
     addr: object
     reason: str
+    kind: Reason = Reason.MALFORMED
 
 
 @attrs.frozen
 class IngestReport:
-    """What recording a batch of addresses did."""
+    """What recording a batch of addresses did.
+
+    ``counts`` has every rejection by kind; ``rejected`` keeps the first :data:`MAX_SAMPLES`
+    of them with their addresses, so a flood costs no memory to report.
+    """
 
     added: int = 0
     refreshed: int = 0
     rejected: tuple[Rejection, ...] = ()
+    counts: Mapping[Reason, int] = attrs.field(factory=dict)
+
+    @property
+    def rejected_total(self) -> int:
+        """How many addresses were not recorded."""
+        return sum(self.counts.values())
 
 
 @attrs.frozen
@@ -88,11 +111,13 @@ def dialable_addr(addr: str, listen_addr: str | None, direction: Direction) -> s
     if direction != "inbound":
         raise AddressError(addr, f"unknown direction {direction!r}")
     if listen_addr is None:
-        raise AddressError(addr, "inbound peer advertised no listen address")
-    listen = Address.parse(listen_addr)
-    if listen.ip != Address.parse(addr).ip:
+        raise AddressError(addr, "inbound peer advertised no listen address", Reason.NO_LISTEN_ADDR)
+    listen = parse_address(listen_addr)
+    if listen.ip != parse_address(addr).ip:
         raise AddressError(
-            listen_addr, f"advertised listen address is not on the peer's IP ({addr})"
+            listen_addr,
+            f"advertised listen address is not on the peer's IP ({addr})",
+            Reason.NO_LISTEN_ADDR,
         )
     return str(listen)
 
@@ -109,13 +134,27 @@ class PeerStore:
         reconnect_limit: int = 5,
         own_addrs: Iterable[str] = (),
         own_node_id: str | None = None,
+        gossip_per_sender_per_hour: int = GOSSIP_PER_SENDER_PER_HOUR,
+        max_addrs_per_message: int = MAX_ADDRS_PER_MESSAGE,
     ) -> None:
-        if max_entries < 1 or ttl_secs < 1 or reconnect_limit < 0:
-            raise ValueError("max_entries and ttl_secs must be positive, reconnect_limit >= 0")
+        if min(max_entries, ttl_secs, gossip_per_sender_per_hour, max_addrs_per_message) < 1:
+            raise ValueError(
+                "max_entries, ttl_secs, gossip_per_sender_per_hour and max_addrs_per_message "
+                "must be positive"
+            )
+        if reconnect_limit < 0:
+            raise ValueError("reconnect_limit must be zero or more")
         self._clock = clock
         self.max_entries = max_entries
         self.ttl_secs = ttl_secs
         self.reconnect_limit = reconnect_limit
+        self.gossip_per_sender_per_hour = min(gossip_per_sender_per_hour, max(1, max_entries // 8))
+        """New entries one sender may add per hour: as configured, and never over an eighth of
+        ``max_entries``, so no one sender can fill the store."""
+        self.max_addrs_per_message = max_addrs_per_message
+        self._senders: collections.OrderedDict[str, tuple[float, int]] = collections.OrderedDict()
+        self.rejections: collections.Counter[Reason] = collections.Counter()
+        """Every address not recorded since the store was made, by kind."""
         self._own_addrs = frozenset(_canonical_or_none(a) for a in own_addrs) - {None}
         self._own_node_id = own_node_id
         self._tiers: dict[Source, collections.OrderedDict[str, PeerEntry]] = {
@@ -165,9 +204,15 @@ class PeerStore:
         """Record the configured seeds as Bootstrap entries."""
         return self._ingest(addrs, Source.BOOTSTRAP)
 
-    def record_gossip(self, addrs: Iterable[object]) -> IngestReport:
-        """Record addresses from a peer list (untrusted) as Gossip entries."""
-        return self._ingest(addrs, Source.GOSSIP)
+    def record_gossip(self, addrs: Iterable[object], *, sender: str | None = None) -> IngestReport:
+        """Record addresses from a peer list (untrusted) as Gossip entries.
+
+        At most ``max_addrs_per_message`` are read. With ``sender`` (the ``ip:port`` the list came
+        from), addresses of a narrower scope than the sender's are refused (a public sender's
+        private, link-local or loopback addresses; a private sender's loopback ones), and the
+        sender may add at most ``gossip_per_sender_per_hour`` new entries per hour.
+        """
+        return self._ingest(addrs, Source.GOSSIP, sender)
 
     def record_connected(
         self,
@@ -184,9 +229,9 @@ class PeerStore:
         """
         key = dialable_addr(addr, listen_addr, direction)
         if key in self._own_addrs:
-            raise AddressError(key, "one of this node's own addresses")
+            raise AddressError(key, "one of this node's own addresses", Reason.OWN)
         if self._own_node_id is not None and node_id == self._own_node_id:
-            raise AddressError(key, "a connection to this node itself")
+            raise AddressError(key, "a connection to this node itself", Reason.OWN)
         now = self.now()
         entry = self.get(key) or PeerEntry.new(key, Source.CONNECTED, now)
         entry = attrs.evolve(
@@ -338,29 +383,78 @@ class PeerStore:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _ingest(self, addrs: Iterable[object], source: Source) -> IngestReport:
-        added = refreshed = 0
-        rejected: list[Rejection] = []
+    def _ingest(
+        self, addrs: Iterable[object], source: Source, sender: str | None = None
+    ) -> IngestReport:
+        tally = _Tally()
         now = self.now()
+        if source is Source.GOSSIP:
+            addrs = self._taken_from_message(addrs, tally)
+        sender_key, sender_scope = _sender(sender)
         for raw in addrs:
             try:
-                key = canonical_addr(raw)
+                parsed = parse_address(raw)
             except AddressError as exc:
-                rejected.append(Rejection(raw, exc.reason))
+                tally.reject(raw, exc.reason, exc.kind)
                 continue
+            key = str(parsed)
             if key in self._own_addrs:
-                rejected.append(Rejection(raw, "one of this node's own addresses"))
+                tally.reject(raw, "one of this node's own addresses", Reason.OWN)
+                continue
+            if sender_scope is not None and parsed.scope < sender_scope:
+                tally.reject(
+                    raw,
+                    f"a {parsed.scope.name.lower()} address from a "
+                    f"{sender_scope.name.lower()} sender",
+                    Reason.SCOPE,
+                )
                 continue
             entry = self.get(key)
-            if entry is None:
-                if self._insert(PeerEntry.new(key, source, now)):
-                    added += 1
-                else:
-                    rejected.append(Rejection(raw, "store is full of more trusted peers"))
-            elif entry.source.rank <= source.rank:
-                self._put(attrs.evolve(entry, source=source, last_seen=max(entry.last_seen, now)))
-                refreshed += 1
-        return IngestReport(added=added, refreshed=refreshed, rejected=tuple(rejected))
+            if entry is not None:
+                if entry.source.rank <= source.rank:
+                    self._put(
+                        attrs.evolve(entry, source=source, last_seen=max(entry.last_seen, now))
+                    )
+                    tally.refreshed += 1
+                continue
+            if sender_key is not None and not self._take_sender_token(sender_key, now):
+                tally.reject(raw, f"sender {sender} added its share this hour", Reason.SENDER_CAP)
+            elif self._insert(PeerEntry.new(key, source, now)):
+                tally.added += 1
+            else:
+                tally.reject(raw, "store is full of more trusted peers", Reason.FULL)
+        self.rejections.update(tally.counts)
+        return tally.report()
+
+    def _taken_from_message(self, addrs: Iterable[object], tally: _Tally) -> Iterable[object]:
+        """The first ``max_addrs_per_message`` addresses; the rest are counted, never parsed."""
+        limit = self.max_addrs_per_message
+        if isinstance(addrs, Sequence) and not isinstance(addrs, str | bytes):
+            over = len(addrs) - limit
+            taken: Iterable[object] = addrs[:limit]
+        else:
+            iterator = iter(addrs)
+            taken = list(itertools.islice(iterator, limit))
+            over = sum(1 for _ in iterator)
+        if over > 0:
+            tally.counts[Reason.MESSAGE_CAP] += over
+        return taken
+
+    def _take_sender_token(self, sender: str, now: int) -> bool:
+        """Spend one of the sender's new entries for this hour; False when none is left.
+
+        A token bucket: a sender may add ``gossip_per_sender_per_hour`` at once, and earns them
+        back evenly over an hour.
+        """
+        cap = self.gossip_per_sender_per_hour
+        tokens, since = self._senders.pop(sender, (float(cap), now))
+        tokens = min(float(cap), tokens + (now - since) * cap / _HOUR)
+        allowed = tokens >= 1.0
+        self._senders[sender] = (tokens - 1.0 if allowed else tokens, now)
+        if len(self._senders) > _MAX_SENDERS:
+            # The oldest sender is the longest idle: forgetting one idle an hour loses nothing.
+            self._senders.pop(next(iter(self._senders)))
+        return allowed
 
     def _insert(self, entry: PeerEntry) -> bool:
         """Add a new entry, evicting one of its own or a lower tier if the store is full."""
@@ -401,6 +495,44 @@ class PeerStore:
         source = self._where.pop(addr)
         del self._tiers[source][addr]
         self.changes += 1
+
+
+class _Tally:
+    """Counts what one batch did; keeps a few rejections with their addresses."""
+
+    def __init__(self) -> None:
+        self.added = 0
+        self.refreshed = 0
+        self.samples: list[Rejection] = []
+        self.counts: collections.Counter[Reason] = collections.Counter()
+
+    def reject(self, addr: object, reason: str, kind: Reason) -> None:
+        self.counts[kind] += 1
+        if len(self.samples) < MAX_SAMPLES:
+            self.samples.append(Rejection(addr, reason, kind))
+
+    def report(self) -> IngestReport:
+        return IngestReport(
+            added=self.added,
+            refreshed=self.refreshed,
+            rejected=tuple(self.samples),
+            counts=dict(self.counts),
+        )
+
+
+def _sender(sender: str | None) -> tuple[str | None, Scope | None]:
+    """The key a sender's hourly cap is kept under (its IP), and its scope.
+
+    A sender whose address cannot be read is held to the strictest rules: global scope, and a
+    cap of its own keyed by the text given.
+    """
+    if sender is None:
+        return None, None
+    try:
+        parsed = Address.parse(sender)
+    except AddressError:
+        return f"?{sender!r}", Scope.GLOBAL
+    return str(parsed.ip), parsed.scope
 
 
 def _recency(entry: PeerEntry) -> tuple[int, str]:
