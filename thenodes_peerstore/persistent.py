@@ -44,7 +44,8 @@ class PersistentPeerStore:
         self.file = peer_file
         self.save_interval_secs = save_interval_secs
         self.writable = writable
-        """False when the file is of a newer schema: the store then runs in memory only."""
+        """False when the file is of a newer schema, or is damaged and could not be moved
+        aside: the store then runs in memory only and the file is left as it is."""
         self.saves = 0
         """How many times the file was written."""
         self._saved_changes = store.changes
@@ -85,11 +86,14 @@ class PersistentPeerStore:
             peer_file.close()
             raise
         report = store.load(outcome.entries)
+        # A newer schema's file, or a damaged file that could not be moved aside, is never
+        # overwritten: the store then runs in memory only.
+        left_in_place = outcome.status is LoadStatus.SALVAGED and outcome.quarantined is None
         book = cls(
             store,
             peer_file,
             save_interval_secs=config.save_interval_secs,
-            writable=outcome.status is not LoadStatus.NEWER_SCHEMA,
+            writable=outcome.status is not LoadStatus.NEWER_SCHEMA and not left_in_place,
         )
         unchanged = report.loaded == len(outcome.entries) and not report.clamped
         if outcome.status is LoadStatus.SALVAGED or not unchanged:
@@ -169,7 +173,15 @@ class PersistentPeerStore:
 
 
 def _log_load(path: Path, outcome: LoadOutcome, report: LoadReport) -> None:
-    if outcome.status is LoadStatus.SALVAGED:
+    if outcome.status is LoadStatus.SALVAGED and outcome.quarantined is None:
+        logger.warning(
+            "peer file %s is damaged (%s); leaving it as it is and keeping the %d entries that "
+            "validate in memory only",
+            path,
+            "; ".join(outcome.problems),
+            len(outcome.entries),
+        )
+    elif outcome.status is LoadStatus.SALVAGED:
         logger.warning(
             "peer file %s is damaged (%s); moved it to %s and kept the %d entries that validate",
             path,
