@@ -439,6 +439,27 @@ def test_a_second_open_of_a_held_file_fails_naming_it_until_the_first_is_closed(
     second.close()
 
 
+def test_a_file_in_the_way_of_the_directory_is_a_store_file_error_naming_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "peers").write_bytes(b"not a directory")
+    with pytest.raises(StoreFileError) as caught:
+        PeerFile.open(tmp_path / "peers" / "example.toml", "example")
+    assert not isinstance(caught.value, OSError)
+    assert str(tmp_path / "peers") in str(caught.value)
+    assert (tmp_path / "peers").read_bytes() == b"not a directory"
+
+
+def test_a_lock_file_that_cannot_be_opened_is_a_store_file_error_naming_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "example.toml.lock").mkdir()
+    with pytest.raises(StoreFileError) as caught:
+        PeerFile.open(tmp_path / "example.toml", "example")
+    assert not isinstance(caught.value, OSError)
+    assert str(tmp_path / "example.toml.lock") in str(caught.value)
+
+
 def test_different_realm_files_do_not_lock_each_other(tmp_path: Path) -> None:
     with (
         PeerFile.open(tmp_path / "alpha.toml", "alpha"),

@@ -51,7 +51,8 @@ _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _GROUP_OR_OTHER_WRITE = stat.S_IWGRP | stat.S_IWOTH
 _HOLDER_RE = re.compile(rb"pid (\d{1,10})\s*")
 _REALM_CODE_RULE = (
-    "realm codes are 1 to 64 characters of [a-z0-9._-], starting with a letter or digit"
+    "realm codes are 1 to 64 characters of [a-z0-9._-], starting with a letter or digit, "
+    "and not a device name on Windows (con, prn, aux, nul, com1-9, lpt1-9)"
 )
 
 
@@ -441,8 +442,11 @@ def _make_dirs(directory: Path) -> None:
             break
         missing.append(d)
     for d in reversed(missing):
-        with contextlib.suppress(FileExistsError):
+        try:
             d.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            if not d.is_dir():  # made by someone else since, fine; a file in the way is not
+                raise
 
 
 def _refuse_symlink(path: Path, what: str) -> None:
