@@ -219,7 +219,7 @@ def test_a_file_cut_at_any_byte_yields_exactly_the_entries_written_in_full_befor
 ) -> None:
     data = encode("example", SAVED_AT, entries)
     ends = entry_ends(data)
-    for cut in range(len(data) - 1):
+    for cut in range(len(data)):  # the final newline too
         decoded = decode(data[:cut], realm="example")
         complete = sum(end <= cut for end in ends)
         assert not decoded.intact, cut
@@ -254,8 +254,7 @@ def test_a_file_cut_anywhere_yields_exactly_the_entries_written_in_full_before_t
 
     decoded = decode(file[:cut], realm="example")
 
-    if cut < len(file) - 1:  # only the final newline may go missing unnoticed
-        assert not decoded.intact
+    assert not decoded.intact
     assert decoded.entries == tuple(entries[:complete])
 
 
@@ -327,6 +326,19 @@ def test_a_hand_written_address_is_read_in_canonical_form() -> None:
     decoded = decode(seal(body), realm="example")
     assert decoded.intact
     assert [e.addr for e in decoded.entries] == ["[2001:db8::1]:7447"]
+
+
+def test_a_file_missing_only_its_final_newline_is_not_intact_but_keeps_every_entry() -> None:
+    """The digest covers the body, not the trailer: the trailer's own last byte is checked by
+    its form, so even a cut that takes only the final newline is seen."""
+    entries = full(2)
+    data = encode("example", SAVED_AT, entries)
+
+    decoded = decode(data[:-1], realm="example")
+
+    assert not decoded.intact
+    assert any("cut short" in p for p in decoded.problems)
+    assert decoded.entries == tuple(entries)
 
 
 def test_a_trailer_that_miscounts_the_entries_is_a_problem() -> None:

@@ -18,6 +18,10 @@ marker, so the trailer, written last, is what tells a complete file from a torn 
 
 Decoding never trusts the file: a damaged one yields the entries that still validate and a list
 of the problems found, so the caller can set the file aside and start with what was salvaged.
+Whatever the bytes, decoding raises nothing but :class:`NewerSchemaError` and
+:class:`RealmMismatchError`: values nested too deeply for the parser, integers beyond TOML's
+64-bit range and unreadable trailers are problems like any other, and the problems are few and
+short however large the file.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+import reprlib
 import tomllib
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
@@ -43,6 +48,30 @@ SCHEMA = 1
 _TRAILER_MARK = b"\n[integrity]\n"
 _PEERS_HEADER = re.compile(r"^\[\[peers\]\][ \t]*$", re.MULTILINE)
 _HEADER_KEYS = frozenset({"schema", "realm", "saved_at"})
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
+"""TOML integers are 64-bit; a larger one is refused, never stored."""
+MAX_PROBLEMS = 50
+"""Problems listed for one file; the rest are counted."""
+MAX_PROBLEM_CHARS = 400
+"""A longer problem is shortened in the middle, keeping where it happened."""
+
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 80
+_short.maxlong = 40
+_short.maxlevel = 3
+_short.maxlist = _short.maxdict = 8
+
+
+def show(value: object) -> str:
+    """A short ``repr`` for messages: long strings and numbers elided, nesting cut at 3 levels."""
+    return _short.repr(value)
+
+
+def in_int64(value: int) -> bool:
+    """Whether an integer fits TOML's 64-bit range."""
+    return INT_MIN <= value <= INT_MAX
+
 
 T = TypeVar("T")
 
@@ -63,7 +92,7 @@ class RealmMismatchError(PeerFileError):
     """The file belongs to another realm."""
 
     def __init__(self, found: str, expected: str) -> None:
-        super().__init__(f"the file holds realm {found!r}, not {expected!r}")
+        super().__init__(f"the file holds realm {show(found)}, not {expected!r}")
         self.found = found
         self.expected = expected
 
@@ -75,7 +104,9 @@ def _strict(kind: type[T], noun: str) -> Any:
     def structure(value: object, _: object) -> T:
         # bool is an int in Python, never in a TOML file or a config.
         if type(value) is not kind:
-            raise TypeError(f"expected {noun}, got {type(value).__name__} {value!r}")
+            raise TypeError(f"expected {noun}, got {type(value).__name__} {show(value)}")
+        if isinstance(value, int) and not in_int64(value):
+            raise ValueError(f"expected {noun} in TOML's 64-bit range, got {show(value)}")
         return value
 
     return structure
@@ -95,7 +126,7 @@ def make_converter() -> cattrs.Converter:
     def structure_strings(value: object, _: object) -> tuple[str, ...]:
         # Without this, a string would become a tuple of its characters, a table its keys.
         if not isinstance(value, list):
-            raise TypeError(f"expected an array, got {type(value).__name__} {value!r}")
+            raise TypeError(f"expected an array, got {type(value).__name__} {show(value)}")
         return tuple(conv.structure(item, str) for item in value)
 
     conv.register_structure_hook_func(lambda t: t == tuple[str, ...], structure_strings)
@@ -129,6 +160,8 @@ def describe_error(exc: BaseException, path: str) -> list[str]:
     """Readable messages for a structuring error, each naming where it happened."""
     if isinstance(exc, cattrs.BaseValidationError):
         return cattrs.transform_error(exc, path=path, format_exception=_format_exception)
+    if isinstance(exc, RecursionError):
+        return [f"nested too deeply @ {path}"]
     return [f"{exc} @ {path}"]
 
 
@@ -183,12 +216,12 @@ def decode(data: bytes, *, realm: str) -> Decoded:
     entries that still validate; entries are salvaged only from a file whose realm is readable
     and right, so no entry ever crosses realms.
     """
-    problems: list[str] = []
+    problems = _Problems()
     body, expected_count = _split_trailer(data, problems)
     try:
         text = body.decode()
     except UnicodeDecodeError as exc:
-        problems.append(f"the file is not valid UTF-8 ({exc.reason} at byte {exc.start})")
+        problems.add(f"the file is not valid UTF-8 ({exc.reason} at byte {exc.start})")
         text = body.decode(errors="replace")
     torn = expected_count is None
     if torn:
@@ -199,98 +232,174 @@ def decode(data: bytes, *, realm: str) -> Decoded:
             # The writer ends every entry with a blank line; without it the last one may be cut
             # short. Drop it before parsing, so a cut inside it cannot cost a complete entry.
             text = text[:last]
-            problems.append("the last entry may be cut short; dropped")
+            problems.add("the last entry may be cut short; dropped")
     try:
-        document = tomllib.loads(text)
-        raw_peers = document.pop("peers", [])
-        header: dict[str, Any] = document
-        if not isinstance(raw_peers, list):
-            problems.append(f"peers: expected an array of tables, got {type(raw_peers).__name__}")
-            raw_peers = []
-    except tomllib.TOMLDecodeError as exc:
-        problems.append(f"not valid TOML ({exc})")
+        document = _parse_toml(text)
+    except _TomlError as exc:
+        problems.add(f"the file {exc}")
         header, raw_peers = _salvage_chunks(text, problems)
+    else:
+        raw_peers = document.pop("peers", [])
+        header = document
+        if not isinstance(raw_peers, list):
+            problems.add(f"peers: expected an array of tables, got {type(raw_peers).__name__}")
+            raw_peers = []
     realm_known, saved_at = _check_header(header, realm, problems)
     if not realm_known:
-        return Decoded(entries=(), problems=tuple(problems))
+        return Decoded(entries=(), problems=problems.result())
     entries = []
     for index, raw in enumerate(raw_peers):
         try:
             entries.append(converter.structure(raw, PeerEntry))
         except Exception as exc:  # any failure to structure is a bad entry
-            problems.extend(describe_error(exc, f"peers[{index}]"))
+            if problems.full:
+                problems.count()  # describing costs far more than checking: only count
+            else:
+                problems.extend(_describe_entry_error(exc, f"peers[{index}]"))
     if expected_count is not None and expected_count != len(raw_peers):
-        problems.append(
+        problems.add(
             f"[integrity] counts {expected_count} entries, the file holds {len(raw_peers)}"
         )
-    return Decoded(entries=tuple(entries), problems=tuple(problems), saved_at=saved_at)
+    return Decoded(entries=tuple(entries), problems=problems.result(), saved_at=saved_at)
 
 
-def _split_trailer(data: bytes, problems: list[str]) -> tuple[bytes, int | None]:
+class _Problems:
+    """The problems found in one file: at most :data:`MAX_PROBLEMS` listed, each kept short."""
+
+    def __init__(self) -> None:
+        self._listed: list[str] = []
+        self._more = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self._listed) >= MAX_PROBLEMS
+
+    def count(self) -> None:
+        self._more += 1
+
+    def add(self, problem: str) -> None:
+        if self.full:
+            self.count()
+            return
+        if len(problem) > MAX_PROBLEM_CHARS:
+            # Keep both ends: the start says what was wrong, the end where.
+            half = (MAX_PROBLEM_CHARS - 5) // 2
+            problem = f"{problem[:half]} ... {problem[-half:]}"
+        self._listed.append(problem)
+
+    def extend(self, problems: Iterable[str]) -> None:
+        for problem in problems:
+            self.add(problem)
+
+    def result(self) -> tuple[str, ...]:
+        if self._more:
+            return (*self._listed, f"and {self._more} more problems")
+        return tuple(self._listed)
+
+
+class _TomlError(Exception):
+    """Text that the TOML parser cannot read; the message says why."""
+
+
+def _parse_toml(text: str) -> dict[str, Any]:
+    """``tomllib.loads``, turning each way it can fail into a :class:`_TomlError`."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _TomlError(f"is not valid TOML ({exc})") from None
+    except RecursionError:
+        # tomllib recurses once per level of nested arrays and inline tables.
+        raise _TomlError("is nested too deeply to read") from None
+    except ValueError as exc:
+        # Python refuses to convert an integer of thousands of digits (int_max_str_digits).
+        if "integer string conversion" in str(exc):
+            raise _TomlError(
+                "holds an integer of thousands of digits, far beyond TOML's 64-bit range"
+            ) from None
+        raise _TomlError(f"is not valid TOML ({exc})") from None
+
+
+def _describe_entry_error(exc: Exception, path: str) -> list[str]:
+    try:
+        return describe_error(exc, path)
+    except Exception:  # describing must never cost the entries that do validate
+        return [f"invalid entry ({type(exc).__name__}) @ {path}"]
+
+
+def _split_trailer(data: bytes, problems: _Problems) -> tuple[bytes, int | None]:
     """Split off and check the integrity trailer; return the body and the entry count it gives."""
     mark = data.rfind(_TRAILER_MARK)
     if mark < 0:
-        problems.append("no [integrity] trailer: the file is torn")
+        problems.add("no [integrity] trailer: the file is torn")
         return data, None
     body, trailer = data[: mark + 1], data[mark + 1 :]
     try:
-        integrity = tomllib.loads(trailer.decode())["integrity"]
+        integrity = _parse_toml(trailer.decode())["integrity"]
         count, digest = integrity["entries"], integrity["sha256"]
         if set(integrity) != {"entries", "sha256"} or type(count) is not int:
             raise ValueError
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError):
-        problems.append("the [integrity] trailer is unreadable")
+    except (UnicodeDecodeError, _TomlError, KeyError, TypeError, ValueError):
+        problems.add("the [integrity] trailer is unreadable")
         return body, None
     if not isinstance(digest, str) or hashlib.sha256(body).hexdigest() != digest.lower():
-        problems.append("the [integrity] digest does not match: the file was cut short or edited")
+        problems.add("the [integrity] digest does not match: the file was cut short or edited")
+    elif not trailer.endswith(b"\n"):
+        # The writer ends the file with a newline; only a cut can take it away.
+        problems.add("the file ends inside its [integrity] trailer: it was cut short")
     return body, count
 
 
-def _salvage_chunks(text: str, problems: list[str]) -> tuple[dict[str, Any], list[Any]]:
+def _salvage_chunks(text: str, problems: _Problems) -> tuple[dict[str, Any], list[Any]]:
     """Parse the header and each ``[[peers]]`` table on its own, keeping what parses."""
     starts = [m.start() for m in _PEERS_HEADER.finditer(text)]
     bounds = [0, *starts, len(text)]
     chunks = [text[a:b] for a, b in itertools.pairwise(bounds)]
     header: dict[str, Any] = {}
     try:
-        header = tomllib.loads(chunks[0])
-    except tomllib.TOMLDecodeError as exc:
-        problems.append(f"the header is not valid TOML ({exc})")
+        header = _parse_toml(chunks[0])
+    except _TomlError as exc:
+        problems.add(f"the header {exc}")
     peers: list[Any] = []
     for index, chunk in enumerate(chunks[1:]):
         try:
-            peers.extend(tomllib.loads(chunk)["peers"])
-        except tomllib.TOMLDecodeError as exc:
-            problems.append(f"peers[{index}] is not valid TOML ({exc}); dropped")
+            table = _parse_toml(chunk).get("peers")
+        except _TomlError as exc:
+            problems.add(f"peers[{index}] {exc}; dropped")
+            continue
+        if isinstance(table, list):
+            peers.extend(table)
     return header, peers
 
 
 def _check_header(
-    header: Mapping[str, Any], realm: str, problems: list[str]
+    header: Mapping[str, Any], realm: str, problems: _Problems
 ) -> tuple[bool, int | None]:
     """Check schema, realm and saved_at; raise for a newer schema or another realm.
 
     Return whether the file is known to be of ``realm``, and when it was saved.
     """
     schema = header.get("schema")
-    if type(schema) is int and schema > SCHEMA:
+    # A schema beyond TOML's range was never written by any version: damage, not the future.
+    if type(schema) is int and SCHEMA < schema <= INT_MAX:
         raise NewerSchemaError(schema)
     if schema != SCHEMA or type(schema) is not int:
-        problems.append(f"schema: expected {SCHEMA}, got {schema!r}")
+        problems.add(f"schema: expected {SCHEMA}, got {show(schema)}")
     found = header.get("realm")
     if isinstance(found, str) and found != realm:
         raise RealmMismatchError(found, realm)
     if not isinstance(found, str):
-        problems.append(
-            f"realm: expected a string, got {found!r}; "
+        problems.add(
+            f"realm: expected a string, got {show(found)}; "
             "no entry is salvaged from a file of unknown realm"
         )
         return False, None
     unknown = sorted(set(header) - _HEADER_KEYS)
     if unknown:
-        problems.append(f"unknown keys: {', '.join(unknown)}")
+        problems.add(f"unknown keys: {', '.join(show(key) for key in unknown)}")
     saved_at = header.get("saved_at")
-    if type(saved_at) is not int:
-        problems.append(f"saved_at: expected an integer, got {saved_at!r}")
+    if type(saved_at) is not int or not 0 <= saved_at <= INT_MAX:
+        problems.add(
+            f"saved_at: expected an integer of 0 to {INT_MAX} (Unix seconds), got {show(saved_at)}"
+        )
         return True, None
     return True, saved_at
