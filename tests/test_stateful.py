@@ -1,0 +1,217 @@
+"""A model-based test: every operation on a persistent store, in any order, keeps the rules.
+
+Hypothesis drives a :class:`PersistentPeerStore` through each hook's effect (seeds, peer
+lists, connects, disconnects, failed dials), the clock, saves, clean reloads and crashes,
+and after every step checks the store against a simple model of what it must hold.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import hypothesis.strategies as st
+from hypothesis import settings
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from thenodes_peerstore import PersistenceConfig, PersistentPeerStore
+from thenodes_peerstore.codec import decode
+from thenodes_peerstore.model import PeerEntry, Source
+
+START = 1_763_700_000
+REALM = "example"
+CAP = 4
+TTL = 7200
+INTERVAL = 60
+# Few addresses in few /16 groups, so entries collide, evict each other and share groups.
+POOL = [f"{a}.{b}.0.{c}:7447" for a in (11, 12) for b in (1, 2) for c in (1, 2, 3)]
+SENDERS = ["45.76.12.34:7447", "91.121.5.6:51000", "192.168.1.20:7447"]
+OWN = "198.51.100.5:7447"
+
+addrs = st.sampled_from(POOL)
+batches = st.lists(st.one_of(addrs, st.sampled_from([OWN, "10.0.0.1:7447", "junk"])), max_size=6)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = START
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class PeerStoreMachine(RuleBasedStateMachine):
+    """The store under test, and the model it is checked against."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="peerstore-stateful-"))
+        self.path = self.dir / "peers" / f"{REALM}.toml"
+        self.clock = Clock()
+        self.config = PersistenceConfig(
+            enabled=True,
+            max_entries=CAP,
+            ttl_secs=TTL,
+            save_interval_secs=INTERVAL,
+            reconnect_limit=3,
+            gossip_per_sender_per_hour=4,
+        )
+        self.book = self._open()
+        self.live: list[str] = []
+        """Open connections, as the host sees them."""
+        self.saved: dict[str, PeerEntry] = {}
+        """The model of the file: what the last successful save wrote."""
+        self.ranks: dict[str, int] = {}
+        """The model of trust: the rank each address in memory has reached."""
+
+    def _open(self) -> PersistentPeerStore:
+        return PersistentPeerStore.open(
+            path=self.path,
+            realm=REALM,
+            clock=self.clock,
+            config=self.config,
+            own_addrs=[OWN],
+            own_node_id="node-a",
+        )
+
+    def teardown(self) -> None:
+        self.book.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def now(self) -> int:
+        return self.clock.t
+
+    def entries(self) -> dict[str, PeerEntry]:
+        return {e.addr: e for e in self.book.store}
+
+    def file_entries(self) -> dict[str, PeerEntry]:
+        decoded = decode(self.path.read_bytes(), realm=REALM)
+        assert decoded.intact, decoded.problems
+        return {e.addr: e for e in decoded.entries}
+
+    # -- the hooks' effects ---------------------------------------------------------------------
+
+    @initialize()
+    def start(self) -> None:
+        self.book.store.record_bootstrap(POOL[:2])
+
+    @rule(batch=batches)
+    def seeds(self, batch: list[str]) -> None:
+        self.book.store.record_bootstrap(batch)
+
+    @rule(batch=batches, sender=st.sampled_from([*SENDERS, None]))
+    def peer_list(self, batch: list[str], sender: str | None) -> None:
+        connected = {e.addr for e in self.book.store if e.source is Source.CONNECTED}
+        known = set(self.entries())
+        self.book.store.record_gossip(batch, sender=sender)
+        if sender is not None and not sender.startswith("192.168."):
+            assert "10.0.0.1:7447" in known or "10.0.0.1:7447" not in self.entries()
+        kept = {e.addr for e in self.book.store if e.source is Source.CONNECTED}
+        assert connected <= kept, "gossip evicted a Connected entry"
+
+    @rule(addr=addrs, node=st.integers(min_value=0, max_value=3))
+    def connect(self, addr: str, node: int) -> None:
+        self.book.store.record_connected(addr, node_id=f"node-{node}")
+        self.live.append(addr)
+        assert self.book.store.get(addr) is not None, "a new connection was not recorded"
+
+    @precondition(lambda self: self.live)
+    @rule(data=st.data())
+    def disconnect(self, data: st.DataObject) -> None:
+        addr = data.draw(st.sampled_from(self.live))
+        self.live.remove(addr)
+        self.book.store.record_disconnected(addr)
+
+    @rule(addr=addrs)
+    def dial_failed(self, addr: str) -> None:
+        before = self.book.store.get(addr)
+        after = self.book.store.record_dial_failed(addr)
+        if before is None:
+            assert after is None
+        else:
+            assert after is not None
+            assert after.failures == before.failures + 1
+
+    @rule(secs=st.sampled_from([1, 30, INTERVAL, 600, 3600, TTL + 1]))
+    def advance(self, secs: int) -> None:
+        self.clock.t += secs
+        if self.book.tick():
+            self._saved_now()
+
+    # -- saving, reloading, crashing ------------------------------------------------------------
+
+    @rule()
+    def save(self) -> None:
+        assert self.book.save()
+        self._saved_now()
+        cutoff = self.now - TTL
+        assert all(e.last_seen >= cutoff for e in self.saved.values()), "saved a stale entry"
+
+    def _saved_now(self) -> None:
+        self.saved = self.file_entries()
+        assert self.saved == self.entries(), "the file differs from what was in memory"
+
+    @rule()
+    def reload(self) -> None:
+        """A clean restart: the node closes (saving) and opens its file again."""
+        self.book.close()
+        if self.path.exists():
+            self.saved = self.file_entries()
+        assert self.saved == self.entries(), "closing did not save what was in memory"
+        self.live.clear()
+        self.book = self._open()
+        cutoff = self.now - TTL
+        expected = {a: e for a, e in self.saved.items() if e.last_seen >= cutoff}
+        assert self.entries() == expected, "a clean restart changed the peers"
+
+    @rule()
+    def crash(self) -> None:
+        """The process dies: nothing is saved, the kernel releases the lock."""
+        self.book.file.close()
+        self.live.clear()
+        self.book = self._open()
+        cutoff = self.now - TTL
+        expected = {a: e for a, e in self.saved.items() if e.last_seen >= cutoff}
+        assert self.entries() == expected, "a crash lost or invented a saved peer"
+        self.ranks = {a: e.source.rank for a, e in expected.items()}
+
+    # -- what must hold after every step --------------------------------------------------------
+
+    @invariant()
+    def never_over_the_cap(self) -> None:
+        assert len(self.book.store) <= CAP
+
+    @invariant()
+    def trust_never_goes_down(self) -> None:
+        current = self.entries()
+        for addr, entry in current.items():
+            assert entry.source.rank >= self.ranks.get(addr, 0), f"{addr} lost trust"
+        self.ranks = {a: e.source.rank for a, e in current.items()}
+
+    @invariant()
+    def never_its_own_address(self) -> None:
+        assert OWN not in self.entries()
+
+    @invariant()
+    def the_plan_is_proven_diverse_and_short(self) -> None:
+        plan = self.book.store.reconnect_plan()
+        assert len(plan) <= 3
+        for addr in plan:
+            entry = self.book.store.get(addr)
+            assert entry is not None
+            assert entry.source is Source.CONNECTED
+            assert addr not in self.live
+
+
+PeerStoreMachine.TestCase.settings = settings(
+    max_examples=100, stateful_step_count=40, deadline=None
+)
+TestPeerStoreMachine = PeerStoreMachine.TestCase
