@@ -36,6 +36,33 @@ def gossip_flood(count: int, max_entries: int) -> float:
     return elapsed / count
 
 
+def attack_flood(count: int, senders: int = 5, max_entries: int = 1024) -> tuple[float, int, int]:
+    """An attacker's ``count`` addresses from a few senders, as peer lists of 1,000.
+
+    The store is full (Connected, Bootstrap, Gossip). Return seconds per address, how many
+    Connected entries survived of how many, and how many attacker addresses reached the plan.
+    """
+    clock = [float(START)]
+    store = PeerStore(clock=lambda: clock[0], max_entries=max_entries)
+    proven = [addr(10_000_000 + n) for n in range(max_entries // 4)]
+    for a in proven:
+        store.record_connected(a, node_id="peer")
+        store.record_disconnected(a)
+    store.record_bootstrap([addr(11_000_000 + n) for n in range(16)])
+    store.record_gossip([addr(12_000_000 + n) for n in range(max_entries)])
+    attack = [addr(n) for n in range(count)]
+    began = time.perf_counter()
+    for i in range(0, count, 1000):
+        sender = f"185.{i // 1000 % senders}.0.1:7447"
+        store.record_gossip(attack[i : i + 1000], sender=sender)
+        clock[0] += 10
+        assert len(store) <= max_entries
+    elapsed = time.perf_counter() - began
+    survived = sum(1 for a in proven if a in store)
+    in_plan = len(set(store.reconnect_plan()) & set(attack))
+    return elapsed / count, survived, in_plan
+
+
 def connects(count: int) -> float:
     """Seconds per connect + disconnect pair."""
     store = PeerStore(clock=lambda: START, max_entries=1024)
@@ -72,6 +99,14 @@ def main() -> None:
         for cap in (1024, 16_384):
             us = gossip_flood(count, cap) * 1e6
             print(f"  {count:>7,} addresses, max_entries {cap:>6,}: {us:6.2f} us")
+    print("attack: peer lists of 1,000 from 5 senders into a full store of 1,024, per address:")
+    for count in (10_000, 100_000, 1_000_000):
+        secs, survived, in_plan = attack_flood(count)
+        us = secs * 1e6
+        print(
+            f"  {count:>9,} addresses: {us:6.2f} us;"
+            f" Connected kept {survived}/{1024 // 4}; attacker addresses in the plan: {in_plan}"
+        )
     print("connect + disconnect, per pair:")
     for count in (1_000, 10_000, 100_000):
         print(f"  {count:>7,} pairs: {connects(count) * 1e6:6.2f} us")
