@@ -115,6 +115,22 @@ def test_a_writer_killed_during_its_very_first_save_leaves_no_file_or_a_whole_on
     assert check(returned, acknowledged=None) == []
 
 
+def test_a_save_flushes_the_new_file_before_the_rename_and_the_directory_after_it(
+    tmp_path: Path,
+) -> None:
+    """What a kill cannot show, the order of a save's operations does: the data is on disk
+    before the rename makes it the file, and the rename is on disk before save() returns."""
+    path = tmp_path / "peers" / f"{REALM}.toml"
+    result = kill_once(path, entries=50, start=1, pause_at=99)
+    ops = result.done_before_pause
+
+    renamed = ops.index("replace") if "replace" in ops else ops.index("rename")
+    assert ops[0] == "open"
+    assert "fsync" in ops[:renamed]
+    assert "fsync" in ops[renamed:]
+    assert result.generation == 1
+
+
 def test_the_store_reopened_after_a_kill_has_the_acknowledged_peers_and_saves_again(
     tmp_path: Path, clock
 ) -> None:
