@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.load_every:
         print(
-            f"  load (every {args.load_every}th, {sum(loaded.values())} files): "
+            f"  load (1 example in {args.load_every}, {sum(loaded.values())} files): "
             f"{loaded['intact']} intact, {loaded['salvaged']} salvaged and set aside, "
             f"{loaded['refused']} refused"
         )
