@@ -45,3 +45,15 @@ class VirtualClock:
         if secs < 0:
             raise ValueError(f"secs must not be negative, got {secs!r}")
         self._now += secs
+
+    def move_to(self, when: float) -> None:
+        """Set the clock to ``when`` seconds since the epoch; time never goes backwards.
+
+        A caller that keeps its own timeline sets the clock rather than advancing it, so
+        rounding errors do not pile up over a long run.
+        """
+        if isinstance(when, bool) or not isinstance(when, int | float) or not math.isfinite(when):
+            raise ValueError(f"when must be a finite number of seconds, got {when!r}")
+        if when < self._now:
+            raise ValueError(f"cannot move the clock back from {self._now!r} to {when!r}")
+        self._now = float(when)

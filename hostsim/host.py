@@ -299,6 +299,14 @@ class SimHost:
             self._clock.advance(1)
             self._notify("on_tick", host=self._view)
 
+    def tick(self) -> None:
+        """Call ``on_tick`` once, without moving the clock (a network moves its shared clock).
+
+        :raises HostStateError: the node is stopped.
+        """
+        self._require_running("tick")
+        self._notify("on_tick", host=self._view)
+
     def shutdown(self) -> None:
         """Stop gracefully: call ``on_shutdown``, then drop the plugins and the connections.
 

@@ -1,0 +1,28 @@
+"""hostsim's network simulator: many nodes, churn, outages, attackers, and a rejoin report."""
+
+from hostsim.sim.engine import Engine, stream
+from hostsim.sim.metrics import RunMetrics, StartRecord
+from hostsim.sim.network import SimNetwork, SimNode
+from hostsim.sim.scenario import (
+    Churn,
+    Distribution,
+    SimEvent,
+    SimScenario,
+    load_sim_scenario,
+    parse_sim_scenario,
+)
+
+__all__ = [
+    "Churn",
+    "Distribution",
+    "Engine",
+    "RunMetrics",
+    "SimEvent",
+    "SimNetwork",
+    "SimNode",
+    "SimScenario",
+    "StartRecord",
+    "load_sim_scenario",
+    "parse_sim_scenario",
+    "stream",
+]

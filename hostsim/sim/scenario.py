@@ -1,0 +1,366 @@
+"""Network scenarios: frozen models (the Python API) and the TOML file that describes them.
+
+```toml
+name = "mass-restart"
+nodes = 200                 # ordinary nodes, besides the seeds and the attackers
+seeds = 4                   # listed in every node's bootstrap_nodes
+attackers = 0               # nodes that gossip fake addresses during a "flood" event
+duration_secs = 1800
+tick_interval_secs = 1      # how often every node gets on_tick
+
+[network.persistence]       # passed to every node's host config; "enabled" is the A/B switch
+enabled = true
+
+[churn]                     # optional: nodes leave and come back on their own
+session = { dist = "exponential", mean_secs = 1800 }
+downtime = { dist = "weibull", shape = 0.5, scale_secs = 120 }
+crash_fraction = 0.5
+
+[[events]]
+at = 900
+do = "mass_restart"
+```
+
+Event kinds (besides ``at`` and ``do``): ``restart`` and ``crash`` (``node``, ``downtime_secs?``),
+``mass_restart`` (``fraction?``, ``downtime_min_secs?``, ``downtime_max_secs?``, ``graceful?``),
+``seed_outage`` (``until``), ``flood`` (``until``, ``addrs_per_message?``,
+``push_interval_secs?``). See :class:`SimScenario` for every top-level key and its default.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+
+from hostsim._frozen import checked_table, freeze, show
+from hostsim.errors import ScenarioError
+
+__all__ = [
+    "EVENT_KINDS",
+    "Churn",
+    "Distribution",
+    "SimEvent",
+    "SimScenario",
+    "load_sim_scenario",
+    "parse_sim_scenario",
+]
+
+DistKind = Literal["exponential", "weibull"]
+
+
+def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value > 0 or not math.isfinite(value):
+        raise ValueError(f"{attribute.name} = {show(value)}: must be a positive number")
+
+
+def _not_negative(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value >= 0 or not math.isfinite(value):
+        raise ValueError(f"{attribute.name} = {show(value)}: must be zero or more")
+
+
+def _fraction(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not 0 <= value <= 1:
+        raise ValueError(f"{attribute.name} = {show(value)}: must be between 0 and 1")
+
+
+@attrs.frozen
+class Distribution:
+    """A distribution of durations: exponential (``mean_secs``) or Weibull (``shape``,
+    ``scale_secs``; a shape below 1 is heavy-tailed: many short stays and a few very long)."""
+
+    dist: DistKind = "exponential"
+    mean_secs: float = attrs.field(default=1800.0, validator=_positive)
+    shape: float = attrs.field(default=0.5, validator=_positive)
+    scale_secs: float = attrs.field(default=600.0, validator=_positive)
+
+    def __attrs_post_init__(self) -> None:
+        if self.dist not in ("exponential", "weibull"):
+            raise ValueError(f'dist = {show(self.dist)}: must be "exponential" or "weibull"')
+
+    def draw(self, uniform: float) -> float:
+        """A duration, from a uniform draw in [0, 1)."""
+        tail = -math.log(1.0 - uniform)
+        if self.dist == "exponential":
+            return self.mean_secs * tail
+        return float(self.scale_secs * tail ** (1.0 / self.shape))
+
+
+@attrs.frozen
+class Churn:
+    """Ordinary nodes leave after a session and come back after a downtime, between
+    ``from_secs`` and ``until_secs`` (default: the whole run)."""
+
+    session: Distribution = Distribution("exponential", mean_secs=1800.0)
+    downtime: Distribution = Distribution("weibull", shape=0.5, scale_secs=120.0)
+    crash_fraction: float = attrs.field(default=0.5, validator=_fraction)
+    from_secs: float = attrs.field(default=0.0, validator=_not_negative)
+    until_secs: float | None = None
+
+
+EVENT_KINDS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "restart": (("node",), ("downtime_secs",)),
+    "crash": (("node",), ("downtime_secs",)),
+    "mass_restart": ((), ("fraction", "downtime_min_secs", "downtime_max_secs", "graceful")),
+    "seed_outage": (("until",), ()),
+    "flood": (("until",), ("addrs_per_message", "push_interval_secs")),
+}
+"""Every event kind, with its required and optional keys (besides ``at`` and ``do``)."""
+
+
+@attrs.frozen
+class SimEvent:
+    """A lifecycle event at ``at`` seconds into the run.
+
+    - ``restart`` / ``crash``: ``node`` stops gracefully (``on_shutdown``) or dies (no hook),
+      and starts again ``downtime_secs`` later.
+    - ``mass_restart``: a ``fraction`` of the up ordinary nodes stop at once (gracefully unless
+      ``graceful`` is false); each starts again after a downtime drawn uniformly from
+      ``downtime_min_secs`` .. ``downtime_max_secs``.
+    - ``seed_outage``: every seed stops at ``at`` and starts again at ``until``.
+    - ``flood``: until ``until``, every attacker answers peer-list requests with
+      ``addrs_per_message`` fake addresses and pushes such lists to its connections every
+      ``push_interval_secs``.
+    """
+
+    at: float = attrs.field(validator=_not_negative)
+    do: str
+    node: str | None = None
+    downtime_secs: float = attrs.field(default=0.0, validator=_not_negative)
+    fraction: float = attrs.field(default=1.0, validator=_fraction)
+    downtime_min_secs: float = attrs.field(default=5.0, validator=_not_negative)
+    downtime_max_secs: float = attrs.field(default=30.0, validator=_not_negative)
+    graceful: bool = True
+    until: float | None = None
+    addrs_per_message: int = attrs.field(default=1000, validator=_positive)
+    push_interval_secs: float = attrs.field(default=30.0, validator=_positive)
+
+    def __attrs_post_init__(self) -> None:
+        if self.do not in EVENT_KINDS:
+            raise ValueError(
+                f"do = {show(self.do)}: unknown event (known: {', '.join(EVENT_KINDS)})"
+            )
+        required, _ = EVENT_KINDS[self.do]
+        for key in required:
+            if getattr(self, key) is None:
+                raise ValueError(f"{self.do} needs {key!r}")
+        if self.until is not None and self.until < self.at:
+            raise ValueError(f"until = {show(self.until)}: must not be before at = {show(self.at)}")
+        if self.downtime_max_secs < self.downtime_min_secs:
+            raise ValueError(
+                f"downtime_max_secs = {show(self.downtime_max_secs)}: must not be less than"
+                f" downtime_min_secs = {show(self.downtime_min_secs)}"
+            )
+
+
+def _count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} = {value}: must be zero or more")
+
+
+@attrs.frozen
+class SimScenario:
+    """A network to simulate: who is in it, how nodes behave, and what happens when."""
+
+    name: str = "sim"
+    nodes: int = attrs.field(default=100, validator=_count)
+    seeds: int = attrs.field(default=4, validator=_count)
+    attackers: int = attrs.field(default=0, validator=_count)
+    duration_secs: float = attrs.field(default=3600.0, validator=_positive)
+    realm: str = "Sim"
+    target_outbound: int = attrs.field(default=8, validator=_positive)
+    """Outbound connections each node keeps; it dials known addresses to replace lost ones."""
+    max_inbound: int = attrs.field(default=64, validator=_positive)
+    """Inbound slots; a dial to a node whose slots are all taken is refused."""
+    latency_min_ms: float = attrs.field(default=20.0, validator=_not_negative)
+    latency_max_ms: float = attrs.field(default=200.0, validator=_not_negative)
+    dial_timeout_secs: float = attrs.field(default=5.0, validator=_positive)
+    """How long a dial to an address nobody listens on takes to fail."""
+    maintain_interval_secs: float = attrs.field(default=10.0, validator=_positive)
+    """How often a node below its outbound target dials more."""
+    peer_list_interval_secs: float = attrs.field(default=90.0, validator=_positive)
+    peer_list_want: int = attrs.field(default=16, validator=_positive)
+    tick_interval_secs: float = attrs.field(default=1.0, validator=_positive)
+    sample_interval_secs: float = attrs.field(default=10.0, validator=_positive)
+    start_spread_secs: float = attrs.field(default=60.0, validator=_not_negative)
+    """Ordinary nodes first start at a time drawn uniformly from 0 .. this; seeds at 0."""
+    persistence: Mapping[str, Any] = attrs.field(
+        factory=lambda: freeze({"enabled": True}), converter=freeze, hash=False
+    )
+    """The ``[network.persistence]`` table every node's host config gets."""
+    churn: Churn | None = None
+    events: tuple[SimEvent, ...] = ()
+
+    def __attrs_post_init__(self) -> None:
+        if self.nodes + self.seeds < 1:
+            raise ValueError("nodes + seeds must be at least 1")
+        if self.latency_max_ms < self.latency_min_ms:
+            raise ValueError(
+                f"latency_max_ms = {show(self.latency_max_ms)}: must not be less than"
+                f" latency_min_ms = {show(self.latency_min_ms)}"
+            )
+
+    @property
+    def persistence_enabled(self) -> bool:
+        """Whether the nodes' peer store is enabled."""
+        return self.persistence.get("enabled") is True
+
+    def with_persistence(self, enabled: bool) -> SimScenario:
+        """The same scenario with ``[network.persistence] enabled`` set."""
+        table = dict(self.persistence)
+        table["enabled"] = enabled
+        return attrs.evolve(self, persistence=table)
+
+
+_TOP_KEYS = (*(a.name for a in attrs.fields(SimScenario) if a.name != "persistence"), "network")
+_CHURN_KEYS = ("session", "downtime", "crash_fraction", "from_secs", "until_secs")
+_DIST_KEYS = ("dist", "mean_secs", "shape", "scale_secs")
+
+
+def load_sim_scenario(path: str | os.PathLike[str]) -> SimScenario:
+    """Read and check a network scenario file.
+
+    :raises ScenarioError: the file is not valid TOML or a key or value is wrong; the message
+        names the file, the key and the value.
+    :raises OSError: the file cannot be read.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path}: invalid TOML: {exc}") from None
+    return parse_sim_scenario(data, source=str(path))
+
+
+def parse_sim_scenario(data: Mapping[str, Any], *, source: str = "<scenario>") -> SimScenario:
+    """Check parsed TOML data and build the scenario; ``source`` names it in errors.
+
+    :raises ScenarioError: a key or value is wrong.
+    """
+    return _Parser(source).parse(data)
+
+
+_Fail = Callable[[str, str], ScenarioError]
+
+
+@attrs.frozen
+class _Parser:
+    source: str
+
+    def error(self, where: str, message: str) -> ScenarioError:
+        return ScenarioError(f"{self.source}: {where}: {message}")
+
+    def build(self, where: str, factory: Callable[..., Any], values: Mapping[str, Any]) -> Any:
+        try:
+            return factory(**values)
+        except (ValueError, TypeError) as exc:
+            raise self.error(where, str(exc)) from None
+
+    def parse(self, data: Mapping[str, Any]) -> SimScenario:
+        for key in data:
+            if key not in _TOP_KEYS:
+                raise self.error(show(key), f"unknown key (known keys: {', '.join(_TOP_KEYS)})")
+        values: dict[str, Any] = {}
+        for field in attrs.fields(SimScenario):
+            if field.name in ("churn", "events", "persistence") or field.name not in data:
+                continue
+            values[field.name] = self.scalar(field.name, data[field.name], field.default)
+        network = checked_table(data, "network", ("persistence",), required=False, fail=self.error)
+        persistence = network.get("persistence", {"enabled": True})
+        if not isinstance(persistence, Mapping):
+            raise self.error("[network.persistence]", f"expected a table, got {show(persistence)}")
+        values["persistence"] = persistence
+        if "churn" in data:
+            values["churn"] = self.churn(data)
+        values["events"] = self.events(data.get("events", []))
+        return self.build("scenario", SimScenario, values)  # type: ignore[no-any-return]
+
+    def scalar(self, where: str, value: object, default: object) -> Any:
+        """A value of the same type as the field's default (an int is fine for a float)."""
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise self.error(where, f"expected true or false, got {show(value)}")
+            return value
+        if isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise self.error(where, f"expected an integer, got {show(value)}")
+            return value
+        if isinstance(default, float) or default is None:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise self.error(where, f"expected a number, got {show(value)}")
+            return float(value)
+        if isinstance(default, str):
+            if not isinstance(value, str):
+                raise self.error(where, f"expected a string, got {show(value)}")
+            return value
+        raise AssertionError(where)  # pragma: no cover - every field has one of those defaults
+
+    def churn(self, data: Mapping[str, Any]) -> Churn:
+        table = checked_table(data, "churn", _CHURN_KEYS, required=True, fail=self.error)
+        values: dict[str, Any] = {}
+        for field in attrs.fields(Churn):
+            if field.name not in table:
+                continue
+            where = f"[churn] {field.name}"
+            value = table[field.name]
+            if field.name in ("session", "downtime"):
+                values[field.name] = self.distribution(where, value)
+            else:
+                values[field.name] = self.scalar(where, value, field.default)
+        return self.build("[churn]", Churn, values)  # type: ignore[no-any-return]
+
+    def distribution(self, where: str, value: object) -> Distribution:
+        if not isinstance(value, Mapping):
+            raise self.error(where, f"expected a table like {{ dist = ... }}, got {show(value)}")
+        for key in value:
+            if key not in _DIST_KEYS:
+                raise self.error(
+                    where, f"unknown key {show(key)} (known keys: {', '.join(_DIST_KEYS)})"
+                )
+        values = {
+            field.name: self.scalar(f"{where}.{field.name}", value[field.name], field.default)
+            for field in attrs.fields(Distribution)
+            if field.name in value
+        }
+        return self.build(where, Distribution, values)  # type: ignore[no-any-return]
+
+    def events(self, events: object) -> tuple[SimEvent, ...]:
+        if not isinstance(events, list) or not all(isinstance(e, Mapping) for e in events):
+            raise self.error(
+                "events", f"expected an array of tables [[events]], got {show(events)}"
+            )
+        defaults = {field.name: field.default for field in attrs.fields(SimEvent)}
+        parsed = []
+        for index, table in enumerate(events, start=1):
+            where = f"event {index}"
+            kind = table.get("do")
+            if not isinstance(kind, str) or kind not in EVENT_KINDS:
+                raise self.error(
+                    where, f"do = {show(kind)}: unknown event (known: {', '.join(EVENT_KINDS)})"
+                )
+            where = f"event {index} ({kind})"
+            required, optional = EVENT_KINDS[kind]
+            allowed = ("at", "do", *required, *optional)
+            for key in table:
+                if key not in allowed:
+                    raise self.error(
+                        where, f"unknown key {show(key)} (allowed: {', '.join(allowed)})"
+                    )
+            for key in ("at", *required):
+                if key not in table:
+                    raise self.error(where, f"missing key {show(key)}")
+            values: dict[str, Any] = {"do": kind}
+            for key in table:
+                if key == "do":
+                    continue
+                default = 0.0 if key in ("at", "until") else defaults[key]
+                if key == "node":
+                    default = ""
+                values[key] = self.scalar(f"{where} {key}", table[key], default)
+            parsed.append(self.build(where, SimEvent, values))
+        return tuple(sorted(parsed, key=lambda e: e.at))
