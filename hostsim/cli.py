@@ -1,8 +1,12 @@
-"""The ``hostsim`` command: play a scenario file and print its timeline.
+"""The ``hostsim`` command.
 
-``hostsim run SCENARIO.toml [--state-dir DIR] [-v]``. Without ``--state-dir`` each run gets a
-new temporary directory, kept and named at the end, so every run starts fresh and its files
-can be looked at afterwards.
+- ``hostsim run SCENARIO.toml [--state-dir DIR] [-v]``: play a single-node scenario file and
+  print its timeline. Without ``--state-dir`` each run gets a new temporary directory, kept
+  and named at the end, so every run starts fresh and its files can be looked at afterwards.
+- ``hostsim sim SCENARIO.toml --seed S [--json OUT] [--ab] [--state-dir DIR]``: simulate a
+  network scenario; ``--ab`` runs it with the peer store enabled and disabled, side by side.
+- ``hostsim demo [--nodes N] [--seed S] [--json OUT] [--plot FILE.png]``: the built-in
+  comparison, and whether each of its targets holds.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+import attrs
 
 from hostsim.errors import HostsimError
 from hostsim.scenario import (
@@ -23,10 +30,23 @@ from hostsim.scenario import (
     load_scenario,
     run_scenario,
 )
+from hostsim.sim.demo import (
+    DEMO_NODES,
+    check_targets,
+    compare,
+    demo_scenarios,
+    format_comparison,
+    plot_comparisons,
+    require_matplotlib,
+)
+from hostsim.sim.metrics import dumps
+from hostsim.sim.network import report, simulate
+from hostsim.sim.scenario import load_sim_scenario
 
 __all__ = ["format_record", "main"]
 
 EXIT_OK = 0
+EXIT_TARGET_MISSED = 1
 EXIT_ERROR = 2
 _TIME_WIDTH = 12
 _KIND_WIDTH = 13
@@ -38,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     with _logging_to_stderr(verbose=args.verbose):
         try:
+            if args.command == "sim":
+                return _sim(args)
+            if args.command == "demo":
+                return _demo(args)
             return _run(Path(args.scenario), args.state_dir)
         except HostsimError as exc:
             return _fail(str(exc))
@@ -63,7 +87,142 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "-v", "--verbose", action="store_true", help="show the plugins' log lines (INFO) on stderr"
     )
+    sim = commands.add_parser(
+        "sim",
+        help="simulate a network scenario",
+        description="Simulate a network scenario file; print its restart figures.",
+    )
+    sim.add_argument("scenario", metavar="SCENARIO.toml", help="the network scenario file")
+    sim.add_argument("--seed", type=int, required=True, help="the run's seed (same seed, same run)")
+    sim.add_argument("--json", type=Path, metavar="OUT", help="write the full results as JSON")
+    sim.add_argument(
+        "--ab",
+        action="store_true",
+        help="run twice, with the peer store enabled and disabled, and compare",
+    )
+    sim.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the nodes keep their files (default: a temporary directory, removed after)",
+    )
+    demo = commands.add_parser(
+        "demo",
+        help="compare restarts with and without the peer store",
+        description="Run the built-in comparison: a mass restart with seeds up, with every seed"
+        " down, and after a gossip flood; each with the peer store and with seeds only.",
+    )
+    demo.add_argument(
+        "--nodes",
+        type=_positive_int,
+        default=DEMO_NODES,
+        help=f"ordinary nodes in the network (default: {DEMO_NODES})",
+    )
+    demo.add_argument("--seed", type=int, default=1, help="the seed (default: 1)")
+    demo.add_argument(
+        "--tick",
+        type=float,
+        default=1.0,
+        metavar="SECS",
+        help="seconds between two on_tick calls of a node (default: 1)",
+    )
+    demo.add_argument("--json", type=Path, metavar="OUT", help="write the full results as JSON")
+    demo.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="draw the fraction of nodes connected over time (needs matplotlib)",
+    )
+    for command in (sim, demo):
+        command.add_argument(
+            "-v", "--verbose", action="store_true", help="show log lines (INFO) on stderr"
+        )
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def _sim(args: argparse.Namespace) -> int:
+    scenario = load_sim_scenario(args.scenario)
+    if args.ab:
+        comparison = compare(scenario, seed=args.seed, state_dir=args.state_dir)
+        print(f"{scenario.name}: {scenario.nodes} nodes, seed {args.seed}, every restart")
+        print("\n".join(format_comparison(comparison)))
+        data = comparison.to_json()
+    else:
+        metrics = simulate(scenario, seed=args.seed, state_dir=args.state_dir)
+        data = report(scenario, args.seed, metrics)
+        _print_summary(data)
+    if args.json is not None:
+        args.json.write_text(dumps(data), encoding="utf-8")
+        print(f"results: {args.json}")
+    return EXIT_OK
+
+
+def _print_summary(data: dict[str, Any]) -> None:
+    store = "enabled" if data["persistence"] else "disabled"
+    print(
+        f"{data['scenario']}: {data['nodes']} nodes, {data['seeds']} seeds,"
+        f" {data['attackers']} attackers, seed {data['seed']}, peer store {store}"
+    )
+    summary = data["summary"]
+    rows = [("every restart", summary["restarts"])]
+    rows += [(f"  {cause}", figures) for cause, figures in summary["by_cause"].items()]
+    for label, figures in rows:
+        first, target = figures["median_first_connection_secs"], figures["median_target_secs"]
+        rejoined = figures["rejoined_within_60s"]
+        print(
+            f"{label}: {figures['count']} restarts, median first connection"
+            f" {_secs(first)}, median time to target {_secs(target)},"
+            f" rejoined within 60 s {'-' if rejoined is None else f'{100 * rejoined:.1f}%'}"
+        )
+    print(
+        f"reconnect plans: {summary['plan_entries']} entries,"
+        f" {summary['plan_attacker_entries']} attacker nodes,"
+        f" {summary['plan_fake_entries']} fake addresses"
+    )
+
+
+def _secs(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s"
+
+
+def _demo(args: argparse.Namespace) -> int:
+    if args.plot is not None:
+        require_matplotlib()
+    comparisons = []
+    for scenario in demo_scenarios(args.nodes, tick_interval_secs=args.tick):
+        comparison = compare(scenario, seed=args.seed, cause="mass_restart")
+        comparisons.append(comparison)
+        print(
+            f"== {scenario.name}: {scenario.nodes} nodes + {scenario.seeds} seeds"
+            f" + {scenario.attackers} attackers, seed {args.seed}; restarts of the mass restart"
+        )
+        print("\n".join(format_comparison(comparison)))
+        print()
+    targets = check_targets(comparisons)
+    print("targets:")
+    for target in targets:
+        print(f"  [{'holds' if target.holds else 'FAILS'}] {target.name}: {target.detail}")
+    if args.json is not None:
+        data = {
+            "comparisons": [c.to_json() for c in comparisons],
+            "targets": [attrs.asdict(t) for t in targets],
+        }
+        args.json.write_text(dumps(data), encoding="utf-8")
+        print(f"results: {args.json}")
+    if args.plot is not None:
+        plot_comparisons(comparisons, args.plot)
+        print(f"plot: {args.plot}")
+    return EXIT_OK if all(t.holds for t in targets) else EXIT_TARGET_MISSED
 
 
 def _run(scenario_path: Path, state_dir: Path | None) -> int:

@@ -23,7 +23,8 @@ The model, per node:
   newcomer can always reach a seed that is up.
 - **Outbound target.** Every ``maintain_interval_secs`` (and when a peer list arrives) a node
   below ``target_outbound`` dials addresses from its book it is not connected to, skipping
-  addresses that failed recently (30 s, doubling per failure, at most 10 minutes).
+  addresses that failed recently (30 s, doubling per failure, at most 10 minutes), and
+  skipping the seeds unless it has no connection at all.
 - **Stop.** A graceful stop calls ``on_shutdown``; a crash calls nothing. Either way every
   peer gets ``on_disconnect`` for its connection to the node.
 """
@@ -31,6 +32,7 @@ The model, per node:
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,14 +41,14 @@ import attrs
 
 from hostsim.clock import DEFAULT_START, VirtualClock
 from hostsim.config import DEFAULT_PORT, HostConfig
-from hostsim.errors import HostsimError
+from hostsim.errors import HostsimError, ScenarioError
 from hostsim.host import SEED_ORIGIN, SimHost
 from hostsim.plugins import EntryPointLike, installed_entry_points
 from hostsim.sim.engine import Engine, stream
 from hostsim.sim.metrics import RunMetrics, StartRecord
 from hostsim.sim.scenario import SimEvent, SimScenario
 
-__all__ = ["SimNetwork", "SimNode", "fake_addr", "node_addr"]
+__all__ = ["SimNetwork", "SimNode", "fake_addr", "node_addr", "report", "simulate"]
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +152,7 @@ class SimNetwork:
         self.rng = stream(seed, "network")
         self._flood: _Flood | None = None
         self._fakes = 0
+        self._prepared = False
         eps = tuple(installed_entry_points() if entry_points is None else entry_points)
         roles = (
             [("seed", f"seed-{i}") for i in range(scenario.seeds)]
@@ -169,6 +172,7 @@ class SimNetwork:
             self.nodes.append(SimNode(index, name, role, host, seed))
         self.by_addr = {node.addr: node for node in self.nodes}
         self.by_name = {node.name: node for node in self.nodes}
+        self._seed_addrs = frozenset(seeds)
 
     def _config(self, name: str, addr: str, seeds: list[str], state_dir: Path) -> HostConfig:
         data: dict[str, Any] = {
@@ -188,6 +192,28 @@ class SimNetwork:
 
         Nodes still running at the end stop without a hook, as if the processes were killed.
         """
+        try:
+            self.run_until(self.scenario.duration_secs)
+        finally:
+            self.close()
+        return self.metrics
+
+    def run_until(self, t: float) -> None:
+        """Play the scenario up to ``t`` seconds into the run (a test can step through it)."""
+        if not self._prepared:
+            self._prepare()
+        self.engine.run(t)
+        self.metrics.events_run = self.engine.events_run
+
+    def close(self) -> None:
+        """Stop every running node without a hook, as if the processes were killed."""
+        for node in self.nodes:
+            if node.host.running:
+                node.host.crash()
+            node.up = False
+
+    def _prepare(self) -> None:
+        self._prepared = True
         scenario = self.scenario
         engine = self.engine
         for node in self.nodes:
@@ -197,14 +223,6 @@ class SimNetwork:
             engine.at(event.at, self._apply, event)
         engine.at(scenario.tick_interval_secs, self._tick_all)
         engine.at(0.0, self._sample)
-        try:
-            engine.run(scenario.duration_secs)
-        finally:
-            for node in self.nodes:
-                if node.host.running:
-                    node.host.crash()
-        self.metrics.events_run = engine.events_run
-        return self.metrics
 
     def start(self, node: SimNode, cause: str) -> None:
         """Start a stopped node and dial its dial order."""
@@ -213,6 +231,9 @@ class SimNetwork:
         try:
             dials = node.host.start()
         except HostsimError as exc:
+            if cause == "initial":
+                # A node that cannot start at all is a broken setup, not a measurement.
+                raise ScenarioError(f"node {node.name} could not start: {exc}") from exc
             logger.error("node %s could not start: %s", node.name, exc)
             self.metrics.failed_starts += 1
             return
@@ -427,9 +448,11 @@ class SimNetwork:
         now = self.engine.t
         by_addr = self.by_addr
         failures = node.failures
+        # Seeds are for bootstrapping: a node that has a connection leaves them to newcomers.
+        seeds = self._seed_addrs if node.conns else frozenset()
         candidates = []
         for addr in node.book:
-            if addr in node.dialing:
+            if addr in node.dialing or addr in seeds:
                 continue
             target = by_addr.get(addr)
             if target is not None and target.name in node.by_node:
@@ -522,6 +545,50 @@ class SimNetwork:
                 attacker_conns / honest_conns if honest_conns else 0.0
             )
         self.engine.after(self.scenario.sample_interval_secs, self._sample)
+
+
+def simulate(
+    scenario: SimScenario,
+    *,
+    seed: int,
+    state_dir: Path | None = None,
+    extra_plugins_factory: Callable[[str], Mapping[str, object]] | None = None,
+    entry_points: Iterable[EntryPointLike] | None = None,
+) -> RunMetrics:
+    """Run ``scenario`` with ``seed``; without ``state_dir`` the nodes' files go to a temporary
+    directory that is removed afterwards."""
+    if state_dir is not None:
+        network = SimNetwork(
+            scenario,
+            seed=seed,
+            state_dir=state_dir,
+            extra_plugins_factory=extra_plugins_factory,
+            entry_points=entry_points,
+        )
+        return network.run()
+    with tempfile.TemporaryDirectory(prefix="hostsim-sim-") as tmp:
+        return simulate(
+            scenario,
+            seed=seed,
+            state_dir=Path(tmp),
+            extra_plugins_factory=extra_plugins_factory,
+            entry_points=entry_points,
+        )
+
+
+def report(scenario: SimScenario, seed: int, metrics: RunMetrics) -> dict[str, Any]:
+    """A run as JSON data: what was run, the summary, the series and every start."""
+    return {
+        "scenario": scenario.name,
+        "seed": seed,
+        "persistence": scenario.persistence_enabled,
+        "nodes": scenario.nodes,
+        "seeds": scenario.seeds,
+        "attackers": scenario.attackers,
+        "duration_secs": scenario.duration_secs,
+        "events_run": metrics.events_run,
+        **metrics.to_json(),
+    }
 
 
 def _bind(

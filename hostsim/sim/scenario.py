@@ -274,7 +274,12 @@ class _Parser:
         persistence = network.get("persistence", {"enabled": True})
         if not isinstance(persistence, Mapping):
             raise self.error("[network.persistence]", f"expected a table, got {show(persistence)}")
-        values["persistence"] = persistence
+        enabled = persistence.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise self.error(
+                "[network.persistence] enabled", f"expected true or false, got {show(enabled)}"
+            )
+        values["persistence"] = {**persistence, "enabled": enabled}
         if "churn" in data:
             values["churn"] = self.churn(data)
         values["events"] = self.events(data.get("events", []))

@@ -1,0 +1,277 @@
+"""A/B runs (the same scenario and seed with the peer store enabled and disabled) and the
+built-in demo: a mass restart with seeds up, with every seed down, and after a gossip flood."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from hostsim.errors import HostsimError
+from hostsim.sim.metrics import RunMetrics, summarise
+from hostsim.sim.network import report, simulate
+from hostsim.sim.scenario import SimEvent, SimScenario
+
+__all__ = [
+    "DEMO_NODES",
+    "Comparison",
+    "Target",
+    "check_targets",
+    "compare",
+    "demo_scenarios",
+    "format_comparison",
+    "plot_comparisons",
+    "require_matplotlib",
+]
+
+DEMO_NODES = 60
+"""The demo's default network size: small enough to run in seconds on two cores."""
+RESTART_AT = 300.0
+"""When the demo's mass restart happens: the stores have had five minutes to learn peers."""
+STORE = "peer store"
+SEEDS_ONLY = "seeds only"
+
+
+@attrs.frozen
+class Comparison:
+    """One scenario run twice with one seed: with the peer store, and with seeds only."""
+
+    scenario: SimScenario
+    seed: int
+    store: RunMetrics
+    seeds_only: RunMetrics
+    cause: str | None = None
+    """The restarts the table is about (e.g. ``"mass_restart"``); None for every restart."""
+
+    def summaries(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The restart summaries of both arms."""
+        return (
+            summarise(self.store.restarts(self.cause)),
+            summarise(self.seeds_only.restarts(self.cause)),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Both runs as JSON data."""
+        return {
+            "scenario": self.scenario.name,
+            "seed": self.seed,
+            "store": report(self.scenario.with_persistence(True), self.seed, self.store),
+            "seeds_only": report(self.scenario.with_persistence(False), self.seed, self.seeds_only),
+        }
+
+
+@attrs.frozen
+class Target:
+    """A claim the demo checks, whether it holds, and the figures behind the verdict."""
+
+    name: str
+    holds: bool
+    detail: str
+
+
+def compare(
+    scenario: SimScenario,
+    *,
+    seed: int,
+    state_dir: Path | None = None,
+    cause: str | None = None,
+) -> Comparison:
+    """Run ``scenario`` with the peer store enabled, then disabled, with the same seed.
+
+    With ``state_dir`` the arms keep their files in its ``store`` and ``seeds-only``
+    subdirectories; else in temporary directories that are removed afterwards.
+    """
+    arms = []
+    for enabled, sub in ((True, "store"), (False, "seeds-only")):
+        arms.append(
+            simulate(
+                scenario.with_persistence(enabled),
+                seed=seed,
+                state_dir=None if state_dir is None else state_dir / sub,
+            )
+        )
+    return Comparison(scenario, seed, arms[0], arms[1], cause)
+
+
+def demo_scenarios(
+    nodes: int = DEMO_NODES, *, tick_interval_secs: float = 1.0
+) -> tuple[SimScenario, ...]:
+    """The three built-in scenarios, for a network of ``nodes`` ordinary nodes and 4 seeds.
+
+    Every node starts in the first minute; at t=300 s every ordinary node restarts
+    gracefully and comes back after 5 to 30 s; the run ends at t=900 s.
+
+    (a) ``seeds-up``: the seeds stay up.
+    (b) ``seeds-down``: the seeds go down at t=280 s and stay down.
+    (c) ``flood``: 5 attackers gossip 1,000 fake addresses per message from t=60 s until
+        the restart.
+    """
+    restart = SimEvent(at=RESTART_AT, do="mass_restart", downtime_min_secs=5, downtime_max_secs=30)
+    common: dict[str, Any] = {
+        "nodes": nodes,
+        "seeds": 4,
+        "duration_secs": 900.0,
+        "tick_interval_secs": tick_interval_secs,
+    }
+    return (
+        SimScenario(name="seeds-up", events=(restart,), **common),
+        SimScenario(
+            name="seeds-down",
+            events=(SimEvent(at=RESTART_AT - 20, do="seed_outage", until=900.0), restart),
+            **common,
+        ),
+        SimScenario(
+            name="flood",
+            attackers=5,
+            events=(SimEvent(at=60.0, do="flood", until=RESTART_AT), restart),
+            **common,
+        ),
+    )
+
+
+def check_targets(comparisons: Sequence[Comparison]) -> list[Target]:
+    """The demo's three claims, measured on its three comparisons (in demo order)."""
+    up, down, flood = comparisons
+    store, seeds = up.summaries()
+    fast, slow = store["median_target_secs"], seeds["median_target_secs"]
+    holds = fast is not None and (slow is None or fast <= slow / 3)
+    targets = [
+        Target(
+            "seeds up: median time to target with the store <= 1/3 of seeds only",
+            holds,
+            f"{_secs(fast)} vs {_secs(slow)}",
+        )
+    ]
+    store, seeds = down.summaries()
+    rejoined, rejoined_seeds = store["rejoined_within_60s"] or 0.0, seeds["rejoined_within_60s"]
+    targets.append(
+        Target(
+            "seeds down: >= 95% rejoin within 60 s with the store (seeds only: none)",
+            rejoined >= 0.95 and not rejoined_seeds,
+            f"{_pct(rejoined)} vs {_pct(rejoined_seeds)}",
+        )
+    )
+    summary = flood.store.summary()
+    fake, entries = summary["plan_fake_entries"], summary["plan_entries"]
+    targets.append(
+        Target(
+            "after the flood: no attacker address in any reconnect plan",
+            fake == 0 and entries > 0,
+            f"{fake} fake addresses among {entries} plan entries"
+            f" ({summary['plan_attacker_entries']} entries are attacker nodes)",
+        )
+    )
+    return targets
+
+
+def format_comparison(comparison: Comparison) -> list[str]:
+    """The side-by-side table of one comparison."""
+    store, seeds = comparison.summaries()
+    whole_store, whole_seeds = comparison.store.summary(), comparison.seeds_only.summary()
+    rows: list[tuple[str, str, str]] = [
+        ("restarts measured", str(store["count"]), str(seeds["count"])),
+        (
+            "median time to first connection",
+            _secs(store["median_first_connection_secs"]),
+            _secs(seeds["median_first_connection_secs"]),
+        ),
+        (
+            "median time to target connections",
+            _secs(store["median_target_secs"]),
+            _secs(seeds["median_target_secs"]),
+        ),
+        (
+            "rejoined within 60 s",
+            _pct(store["rejoined_within_60s"]),
+            _pct(seeds["rejoined_within_60s"]),
+        ),
+        ("never connected", str(store["never_connected"]), str(seeds["never_connected"])),
+    ]
+    for origin, label in (
+        ("peerstore", "dials to stored peers"),
+        ("seed", "dials to seeds"),
+        ("book", "dials from the address book"),
+    ):
+        rows.append((f"{label}: connected/tried", _dials(store, origin), _dials(seeds, origin)))
+    rows += [
+        (
+            "reconnect plan entries (attacker/fake)",
+            _plans(whole_store),
+            _plans(whole_seeds),
+        ),
+        (
+            "attacker share of connections",
+            _pct(whole_store["attacker_connection_share"]),
+            _pct(whole_seeds["attacker_connection_share"]),
+        ),
+        (
+            "mean fraction of nodes connected",
+            _pct(whole_store["connected_fraction_mean"]),
+            _pct(whole_seeds["connected_fraction_mean"]),
+        ),
+    ]
+    width = max(len(label) for label, _, _ in rows)
+    column = max(12, *(len(v) for _, a, b in rows for v in (a, b)))
+    lines = [f"{'':<{width}}  {STORE:>{column}}  {SEEDS_ONLY:>{column}}"]
+    lines += [f"{label:<{width}}  {a:>{column}}  {b:>{column}}" for label, a, b in rows]
+    return lines
+
+
+def plot_comparisons(comparisons: Sequence[Comparison], path: Path) -> None:
+    """Draw the fraction of nodes connected over time, both arms, one panel per scenario.
+
+    :raises HostsimError: matplotlib is not installed.
+    """
+    require_matplotlib()
+    plt = importlib.import_module("matplotlib.pyplot")
+    figure, axes = plt.subplots(1, len(comparisons), figsize=(5 * len(comparisons), 3.5))
+    for axis, comparison in zip(axes if len(comparisons) > 1 else [axes], comparisons, strict=True):
+        for metrics, label in ((comparison.store, STORE), (comparison.seeds_only, SEEDS_ONLY)):
+            axis.plot(metrics.series_t, metrics.series_connected, label=label)
+        axis.set_title(comparison.scenario.name)
+        axis.set_xlabel("time (s)")
+        axis.set_ylabel("nodes connected")
+        axis.set_ylim(0, 1.05)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def require_matplotlib() -> None:
+    """Check that matplotlib, the plotting extra, is installed, and make it draw to files.
+
+    :raises HostsimError: it is not installed; the message says how to install it.
+    """
+    try:
+        # An optional extra: imported only when a plot is asked for.
+        mpl = importlib.import_module("matplotlib")
+    except ImportError:
+        raise HostsimError(
+            "--plot needs matplotlib, which is not installed"
+            " (pip install 'thenodes-peerstore[plot]')"
+        ) from None
+    mpl.use("Agg")
+
+
+def _secs(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _dials(summary: dict[str, Any], origin: str) -> str:
+    counts = summary["dials"].get(origin)
+    return "-" if counts is None else f"{counts['connected']}/{counts['tried']}"
+
+
+def _plans(summary: dict[str, Any]) -> str:
+    return (
+        f"{summary['plan_entries']}"
+        f" ({summary['plan_attacker_entries']}/{summary['plan_fake_entries']})"
+    )
