@@ -31,7 +31,7 @@ class Engine:
     Times are seconds since the engine's start (``t``); the clock shows ``start + t``.
     """
 
-    __slots__ = ("_queue", "_seq", "clock", "events_run", "start")
+    __slots__ = ("_queue", "_seq", "_t", "clock", "events_run", "start")
 
     def __init__(self, clock: VirtualClock) -> None:
         """Run on ``clock``; time zero is the clock's current time."""
@@ -39,13 +39,14 @@ class Engine:
         self.start = clock.now()
         self._queue: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
         self._seq = 0
+        self._t = 0.0
         self.events_run = 0
         """How many events have run."""
 
     @property
     def t(self) -> float:
-        """Seconds since the engine's start."""
-        return self.clock.now() - self.start
+        """Seconds since the engine's start, exactly as events were scheduled."""
+        return self._t
 
     @property
     def pending(self) -> int:
@@ -79,8 +80,10 @@ class Engine:
         start = self.start
         while queue and queue[0][0] <= until:
             t, _, action, args = heapq.heappop(queue)
+            self._t = t
             clock.move_to(start + t)
             self.events_run += 1
             action(*args)
-        if self.t < until:
+        if self._t < until:
+            self._t = until
             clock.move_to(start + until)
