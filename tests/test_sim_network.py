@@ -160,8 +160,28 @@ def test_a_node_without_a_free_inbound_slot_refuses_the_dial(tmp_path: Path) -> 
     network.dial(third, NODE_0, "book")
     network.dial(network.by_name["node-0001"], NODE_0, "book")
     network.run_until(2.0)
-    errors = [c["error"] for c in journal.of("node-0001", "on_dial_failed")]
+    errors = [c["error"] for c in journal.of("node-0001", "on_dial_failed") if c["addr"] == NODE_0]
     assert errors == ["connection refused: no free inbound slot"]
+
+
+def test_a_full_seed_makes_room_by_dropping_an_inbound_connection_two_minutes_old(
+    tmp_path: Path,
+) -> None:
+    scenario = tiny(nodes=3, max_inbound=2, target_outbound=1, start_spread_secs=0.0)
+    network, journal = play(scenario, tmp_path, until=1.0)
+    refused = [c["addr"] for c in journal.of("node-0002", "on_dial_failed")]
+    assert refused == [SEED]  # node-0000 and node-0001 took both slots a moment ago
+    network.run_until(130.0)
+    late = network.by_name["node-0002"]
+    network.stop(late, graceful=True)
+    network.start(late, "restart")
+    network.run_until(131.0)
+    assert "seed-0" in late.by_node
+    (evicted,) = journal.of("seed-0", "on_disconnect")
+    assert evicted["peer"].node_id == "node-0000"
+    assert evicted["reason"] == "evicted: inbound slots full"
+    (lost,) = journal.of("node-0000", "on_disconnect")
+    assert lost["reason"] == "evicted by peer: inbound slots full"
 
 
 def test_a_mass_restart_stops_every_ordinary_node_and_brings_each_back_in_its_downtime(

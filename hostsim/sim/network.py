@@ -19,8 +19,8 @@ The model, per node:
   and address book. The receiving host calls ``on_peer_list`` with the whole list and keeps
   the first ``peer_list_want`` addresses in its book (at most 1,000 addresses, oldest out).
 - **Seeds** are ordinary nodes listed in every node's ``bootstrap_nodes``, except that a full
-  seed makes room for a new inbound connection by dropping its oldest inbound one, so a
-  newcomer can always reach a seed that is up.
+  seed makes room for a new inbound connection by dropping its oldest inbound one, if that
+  one is at least two minutes old (time enough to have asked for a peer list).
 - **Outbound target.** Every ``maintain_interval_secs`` (and when a peer list arrives) a node
   below ``target_outbound`` dials addresses from its book it is not connected to, skipping
   addresses that failed recently (30 s, doubling per failure, at most 10 minutes), and
@@ -56,6 +56,8 @@ BOOK_LIMIT = 1000
 """Addresses a node keeps in memory."""
 RETRY_BASE_SECS = 30.0
 RETRY_MAX_SECS = 600.0
+SEED_GRACE_SECS = 120.0
+"""A full seed only drops an inbound connection this old: long enough for a peer list."""
 BOOK_ORIGIN = "book"
 """The origin of a dial a node makes from its address book, after its start."""
 
@@ -94,8 +96,8 @@ class SimNode:
         self.up = False
         self.life = 0
         """Counts starts and stops, so events of an earlier process are ignored."""
-        self.conns: dict[str, tuple[SimNode, bool]] = {}
-        """Connection key (as in ``host.connections``) -> (remote node, outbound)."""
+        self.conns: dict[str, tuple[SimNode, bool, float]] = {}
+        """Connection key (as in ``host.connections``) -> (remote node, outbound, since)."""
         self.by_node: dict[str, str] = {}
         """Remote node name -> connection key."""
         self.outbound = 0
@@ -272,7 +274,7 @@ class SimNetwork:
         if not node.up:
             return
         reason = "closed by peer" if graceful else "connection reset by peer"
-        for remote, _ in list(node.conns.values()):
+        for remote, _, _ in list(node.conns.values()):
             self._drop(remote, node, reason)
         node.conns.clear()
         node.by_node.clear()
@@ -288,7 +290,7 @@ class SimNetwork:
     def _drop(self, node: SimNode, remote: SimNode, reason: str) -> None:
         """``node`` sees its connection to ``remote`` end."""
         key = node.by_node.pop(remote.name)
-        _, outbound = node.conns[key]
+        _, outbound, _ = node.conns[key]
         node.host.disconnect(key, reason)
         del node.conns[key]
         if outbound:
@@ -339,7 +341,10 @@ class SimNetwork:
 
     def _evict(self, seed: SimNode) -> bool:
         """A full seed drops its oldest inbound connection to make room; return whether it did."""
-        for remote, outbound in seed.conns.values():
+        oldest = self.engine.t - SEED_GRACE_SECS
+        for remote, outbound, since in seed.conns.values():
+            if since > oldest:
+                break  # connections are in the order they were made
             if not outbound:
                 self._drop(seed, remote, "evicted: inbound slots full")
                 self._drop(remote, seed, "evicted by peer: inbound slots full")
@@ -353,10 +358,11 @@ class SimNetwork:
             if key not in target.conns:
                 break
         target.host.connect(key, node_id=node.name, direction="inbound", listen_addr=node.addr)
-        node.conns[target.addr] = (target, True)
+        now = self.engine.t
+        node.conns[target.addr] = (target, True, now)
         node.by_node[target.name] = target.addr
         node.outbound += 1
-        target.conns[key] = (node, False)
+        target.conns[key] = (node, False, now)
         target.by_node[node.name] = key
         node.failures.pop(target.addr, None)
         node.learn((target.addr,))
@@ -395,7 +401,7 @@ class SimNetwork:
 
     def _honest_list(self, peer: SimNode, exclude: str) -> list[str]:
         want = self.scenario.peer_list_want
-        candidates = dict.fromkeys(remote.addr for remote, _ in peer.conns.values())
+        candidates = dict.fromkeys(remote.addr for remote, _, _ in peer.conns.values())
         candidates.pop(exclude, None)
         chosen = list(candidates)
         if len(chosen) > want // 2:
@@ -421,7 +427,7 @@ class SimNetwork:
             return
         if node.conns:
             keys = list(node.conns)
-            peer, _ = node.conns[keys[node.rng.randrange(len(keys))]]
+            peer = node.conns[keys[node.rng.randrange(len(keys))]][0]
             self._request(node, peer)
         self.engine.after(self.scenario.peer_list_interval_secs, self._gossip, node, life)
 
@@ -429,7 +435,7 @@ class SimNetwork:
         flood = self._flood
         if node.life != life or flood is None or self.engine.t >= flood.until:
             return
-        for remote, _ in list(node.conns.values()):
+        for remote, _, _ in list(node.conns.values()):
             addrs = self._fake_list(flood.addrs_per_message)
             self.engine.after(self._latency(node), self._pushed, remote, remote.life, node, addrs)
         self.engine.after(interval, self._push_fakes, node, life, interval)
@@ -534,7 +540,7 @@ class SimNetwork:
             if node.role == "node":
                 ordinary += 1
                 connected += bool(node.conns)
-            for remote, _ in node.conns.values():
+            for remote, _, _ in node.conns.values():
                 honest_conns += 1
                 attacker_conns += remote.role == "attacker"
         metrics = self.metrics
