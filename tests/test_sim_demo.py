@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from hostsim.cli import main
+from hostsim.sim.demo import compare, plot_comparisons
+from hostsim.sim.scenario import SimScenario
 
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
@@ -80,3 +82,12 @@ def test_the_demo_refuses_a_network_of_no_nodes(capsys: pytest.CaptureFixture[st
         main(["demo", "--nodes", "0"])
     assert caught.value.code == 2
     assert "0 is not a positive number" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib is not installed")
+def test_plot_draws_both_arms_of_every_scenario_to_a_png(tmp_path: Path) -> None:
+    scenario = SimScenario(nodes=3, seeds=1, duration_secs=120.0)
+    comparison = compare(scenario, seed=1)
+    path = tmp_path / "plot.png"
+    plot_comparisons([comparison, comparison], path)
+    assert path.read_bytes().startswith(b"\x89PNG")
