@@ -23,12 +23,13 @@ from pathlib import Path
 from hostsim.sim import Churn, Distribution, SimNetwork, SimScenario
 
 AREAS = {
-    "peer store: saving the file (encode + write)": "persistent.py:118(save)",
-    "peer store: loading the file at start": "persistent.py:56(open)",
-    "peer store: recording peer lists": "plugin.py:153(on_peer_list)",
-    "peer store: recording connects": "plugin.py:126(on_connect)",
-    "peer store: recording disconnects": "plugin.py:139(on_disconnect)",
-    "host: loading plugins at each start": "(get_plugin_manager)",
+    "peer store: on_tick (saving the file when due)": ("plugin.py", "on_tick"),
+    "peer store: on_startup (locking, loading the file)": ("plugin.py", "on_startup"),
+    "peer store: on_connect": ("plugin.py", "on_connect"),
+    "peer store: on_disconnect": ("plugin.py", "on_disconnect"),
+    "peer store: on_peer_list": ("plugin.py", "on_peer_list"),
+    "peer store: on_shutdown (saving the file)": ("plugin.py", "on_shutdown"),
+    "host: loading the plugins at each start": ("plugins.py", "get_plugin_manager"),
 }
 
 
@@ -84,16 +85,19 @@ def _where(profiler: cProfile.Profile, wall: float) -> None:
     entries = stats.stats  # type: ignore[attr-defined]
     total = sum(tt for (_, _, tt, _, _) in entries.values())
     print(f"where the time goes (cumulative, of {total:.1f} s profiled):")
-    for label, needle in AREAS.items():
+    for label, (file, function) in AREAS.items():
         cumulative = max(
             (
                 ct
-                for (path, line, name), (_, _, _, ct, _) in entries.items()
-                if needle in f"{path}:{line}({name})"
+                for (path, _, name), (_, _, _, ct, _) in entries.items()
+                if path.endswith(file) and name == function
             ),
             default=0.0,
         )
-        print(f"  {label:<48} {cumulative:7.1f} s  {100 * cumulative / total:5.1f}%")
+        print(f"  {label:<52} {cumulative:7.1f} s  {100 * cumulative / total:5.1f}%")
+    own = sum(tt for (path, _, _), (_, _, tt, _, _) in entries.items() if "hostsim/sim/" in path)
+    label = "the simulator itself (hostsim/sim, own time)"
+    print(f"  {label:<52} {own:7.1f} s  {100 * own / total:5.1f}%")
     stats.sort_stats("tottime").print_stats(12)
 
 
