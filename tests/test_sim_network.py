@@ -167,7 +167,7 @@ def test_a_node_without_a_free_inbound_slot_refuses_the_dial(tmp_path: Path) -> 
 def test_a_full_seed_makes_room_by_dropping_an_inbound_connection_two_minutes_old(
     tmp_path: Path,
 ) -> None:
-    scenario = tiny(nodes=3, max_inbound=2, target_outbound=1, start_spread_secs=0.0)
+    scenario = tiny(nodes=3, seed_max_inbound=2, target_outbound=1)
     network, journal = play(scenario, tmp_path, until=1.0)
     refused = [c["addr"] for c in journal.of("node-0002", "on_dial_failed")]
     assert refused == [SEED]  # node-0000 and node-0001 took both slots a moment ago

@@ -18,9 +18,10 @@ The model, per node:
   (after a round trip) holds up to ``peer_list_want`` addresses from the peer's connections
   and address book. The receiving host calls ``on_peer_list`` with the whole list and keeps
   the first ``peer_list_want`` addresses in its book (at most 1,000 addresses, oldest out).
-- **Seeds** are ordinary nodes listed in every node's ``bootstrap_nodes``, except that a full
-  seed makes room for a new inbound connection by dropping its oldest inbound one, if that
-  one is at least two minutes old (time enough to have asked for a peer list).
+- **Seeds** are ordinary nodes listed in every node's ``bootstrap_nodes``, with more inbound
+  slots (``seed_max_inbound``). A full seed makes room for a new inbound connection by
+  dropping its oldest inbound one, if that one is at least two minutes old (time enough to
+  have asked for a peer list).
 - **Outbound target.** Every ``maintain_interval_secs`` (and when a peer list arrives) a node
   below ``target_outbound`` dials addresses from its book it is not connected to, skipping
   addresses that failed recently (30 s, doubling per failure, at most 10 minutes), and
@@ -175,6 +176,11 @@ class SimNetwork:
         self.by_addr = {node.addr: node for node in self.nodes}
         self.by_name = {node.name: node for node in self.nodes}
         self._seed_addrs = frozenset(seeds)
+        self._slots = {
+            "seed": scenario.seed_max_inbound,
+            "node": scenario.max_inbound,
+            "attacker": scenario.max_inbound,
+        }
 
     def _config(self, name: str, addr: str, seeds: list[str], state_dir: Path) -> HostConfig:
         data: dict[str, Any] = {
@@ -327,7 +333,7 @@ class SimNetwork:
             error = "connection refused"
         elif target.name in node.by_node:
             return  # it dialled us meanwhile
-        elif len(target.conns) - target.outbound >= self.scenario.max_inbound and not (
+        elif len(target.conns) - target.outbound >= self._slots[target.role] and not (
             target.role == "seed" and self._evict(target)
         ):
             error = "connection refused: no free inbound slot"

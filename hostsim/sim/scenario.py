@@ -177,6 +177,8 @@ class SimScenario:
     """Outbound connections each node keeps; it dials known addresses to replace lost ones."""
     max_inbound: int = attrs.field(default=64, validator=_positive)
     """Inbound slots; a dial to a node whose slots are all taken is refused."""
+    seed_max_inbound: int = attrs.field(default=1000, validator=_positive)
+    """A seed's inbound slots: seeds are provisioned to take the whole network's first dials."""
     latency_min_ms: float = attrs.field(default=20.0, validator=_not_negative)
     latency_max_ms: float = attrs.field(default=200.0, validator=_not_negative)
     dial_timeout_secs: float = attrs.field(default=5.0, validator=_positive)
