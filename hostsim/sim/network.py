@@ -28,6 +28,11 @@ The model, per node:
   skipping the seeds unless it has no connection at all.
 - **Stop.** A graceful stop calls ``on_shutdown``; a crash calls nothing. Either way every
   peer gets ``on_disconnect`` for its connection to the node.
+- **Ticks.** Every ``tick_interval_secs`` each running node gets one ``on_tick`` (the real
+  host ticks about once a second; a longer interval makes large runs cheaper and delays a
+  due save by at most one interval).
+- **Attackers** behave like ordinary nodes, except during a ``flood``: they answer peer-list
+  requests with made-up addresses nobody listens on, and push such lists to every connection.
 """
 
 from __future__ import annotations
