@@ -86,7 +86,6 @@ class RunMetrics:
     """Per sample: the attackers' share of the honest nodes' connections."""
     failed_starts: int = 0
     events_run: int = 0
-    saves: int = 0
 
     def restarts(self, cause: str | None = None) -> list[StartRecord]:
         """The starts of ordinary nodes after their first, optionally of one cause only."""
