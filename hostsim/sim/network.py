@@ -411,16 +411,21 @@ class SimNetwork:
         self._deliver(node, peer, addrs)
 
     def _honest_list(self, peer: SimNode, exclude: str) -> list[str]:
+        """Up to ``peer_list_want`` addresses: half from the peer's connections, the rest from
+        its book, never the requester's own. A seed has a thousand connections, so draw
+        first (copying a list is cheap) and filter the few drawn."""
         want = self.scenario.peer_list_want
-        candidates = dict.fromkeys(remote.addr for remote, _, _ in peer.conns.values())
-        candidates.pop(exclude, None)
-        chosen = list(candidates)
-        if len(chosen) > want // 2:
-            chosen = peer.rng.sample(chosen, want // 2)
-        taken = set(chosen) | {exclude}
-        book = [a for a in peer.book if a not in taken]
+        half = want // 2
+        conns = list(peer.conns.values())
+        if len(conns) > half + 1:
+            conns = peer.rng.sample(conns, half + 1)
+        chosen = [remote.addr for remote, _, _ in conns if remote.addr != exclude][:half]
+        taken = {*chosen, exclude}
         room = want - len(chosen)
-        chosen += book if len(book) <= room else peer.rng.sample(book, room)
+        book = list(peer.book)
+        if len(book) > room + len(taken):
+            book = peer.rng.sample(book, room + len(taken))
+        chosen += [addr for addr in book if addr not in taken][:room]
         return chosen
 
     def _fake_list(self, count: int) -> list[str]:
