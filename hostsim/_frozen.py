@@ -57,3 +57,31 @@ def checked_table(
         if name not in known:
             raise fail(f"[{key}]", f"unknown key {show(name)} (known keys: {', '.join(known)})")
     return table
+
+
+def check_event_keys(
+    table: Mapping[str, Any],
+    index: int,
+    kinds: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]],
+    error: Callable[[str, str], Exception],
+) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
+    """Check an ``[[events]]`` table's ``do`` and keys against ``kinds`` (required, optional).
+
+    Return the kind, where to say an error is (``event N (kind)``) and the kind's required and
+    optional keys; raise what ``error(where, message)`` makes for the first problem.
+    """
+    kind = table.get("do")
+    if not isinstance(kind, str) or kind not in kinds:
+        raise error(
+            f"event {index}", f"do = {show(kind)}: unknown event (known: {', '.join(kinds)})"
+        )
+    where = f"event {index} ({kind})"
+    required, optional = kinds[kind]
+    allowed = ("at", "do", *required, *optional)
+    for key in table:
+        if key not in allowed:
+            raise error(where, f"unknown key {show(key)} (allowed: {', '.join(allowed)})")
+    for key in ("at", *required):
+        if key not in table:
+            raise error(where, f"missing key {show(key)}")
+    return kind, where, required, optional

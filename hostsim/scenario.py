@@ -40,7 +40,7 @@ from typing import Any
 
 import attrs
 
-from hostsim._frozen import show
+from hostsim._frozen import check_event_keys, show
 from hostsim.clock import VirtualClock
 from hostsim.config import HostConfig
 from hostsim.errors import HostsimError, ScenarioError
@@ -381,23 +381,11 @@ class _Parser:
         return tuple(parsed)
 
     def event(self, index: int, table: Mapping[str, Any]) -> Event:
-        where = f"event {index}"
-        kind = table.get("do")
-        if kind is None:
-            raise self.error(where, f'missing key "do" (one of: {", ".join(EVENT_KINDS)})')
-        if not isinstance(kind, str) or kind not in EVENT_KINDS:
+        if table.get("do") is None:
             raise self.error(
-                where, f"do = {show(kind)}: unknown event (known: {', '.join(EVENT_KINDS)})"
+                f"event {index}", f'missing key "do" (one of: {", ".join(EVENT_KINDS)})'
             )
-        where = f"event {index} ({kind})"
-        required, optional = EVENT_KINDS[kind]
-        allowed = ("at", "do", *required, *optional)
-        for key in table:
-            if key not in allowed:
-                raise self.error(where, f"unknown key {show(key)} (allowed: {', '.join(allowed)})")
-        for key in ("at", *required):
-            if key not in table:
-                raise self.error(where, f"missing key {show(key)}")
+        kind, where, required, optional = check_event_keys(table, index, EVENT_KINDS, self.error)
         args = {
             key: self.value(where, key, table[key])
             for key in (*required, *optional)

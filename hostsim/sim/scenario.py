@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 import attrs
 
-from hostsim._frozen import checked_table, freeze, show
+from hostsim._frozen import check_event_keys, checked_table, freeze, show
 from hostsim.errors import ScenarioError
 
 __all__ = [
@@ -344,23 +344,7 @@ class _Parser:
         defaults = {field.name: field.default for field in attrs.fields(SimEvent)}
         parsed = []
         for index, table in enumerate(events, start=1):
-            where = f"event {index}"
-            kind = table.get("do")
-            if not isinstance(kind, str) or kind not in EVENT_KINDS:
-                raise self.error(
-                    where, f"do = {show(kind)}: unknown event (known: {', '.join(EVENT_KINDS)})"
-                )
-            where = f"event {index} ({kind})"
-            required, optional = EVENT_KINDS[kind]
-            allowed = ("at", "do", *required, *optional)
-            for key in table:
-                if key not in allowed:
-                    raise self.error(
-                        where, f"unknown key {show(key)} (allowed: {', '.join(allowed)})"
-                    )
-            for key in ("at", *required):
-                if key not in table:
-                    raise self.error(where, f"missing key {show(key)}")
+            kind, where, _, _ = check_event_keys(table, index, EVENT_KINDS, self.error)
             values: dict[str, Any] = {"do": kind}
             for key in table:
                 if key == "do":
