@@ -9,6 +9,7 @@ import string
 import tomllib
 
 import pytest
+import tomli_w
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,8 +17,10 @@ from thenodes_peerstore.codec import (
     SCHEMA,
     NewerSchemaError,
     RealmMismatchError,
+    converter,
     decode,
     encode,
+    toml_string,
 )
 from thenodes_peerstore.files import REALM_CODE_RE
 from thenodes_peerstore.model import (
@@ -133,6 +136,25 @@ def test_every_field_of_every_entry_survives_encode_and_decode(
     assert decoded.intact
     assert decoded.entries == tuple(entries)
     assert decoded.saved_at == saved_at
+
+
+@settings(max_examples=100)
+@given(entries=st.lists(entries_st, max_size=12))
+def test_each_entry_is_written_exactly_as_tomli_w_writes_its_table(
+    entries: list[PeerEntry],
+) -> None:
+    """The encoder writes the fixed schema by hand for speed; the bytes must not change."""
+    header = tomli_w.dumps({"schema": SCHEMA, "realm": "example", "saved_at": SAVED_AT})
+    tables = "".join(f"\n[[peers]]\n{tomli_w.dumps(converter.unstructure(e))}" for e in entries)
+    body = (header + tables).encode() + b"\n"
+    digest = hashlib.sha256(body).hexdigest()
+    trailer = tomli_w.dumps({"integrity": {"entries": len(entries), "sha256": digest}})
+    assert encode("example", SAVED_AT, entries) == body + trailer.encode()
+
+
+@given(value=st.text())
+def test_any_string_the_encoder_writes_reads_back_as_itself(value: str) -> None:
+    assert tomllib.loads(f"v = {toml_string(value)}\n")["v"] == value
 
 
 def test_a_file_has_the_documented_header_one_peers_table_per_entry_and_a_trailer() -> None:
