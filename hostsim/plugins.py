@@ -34,6 +34,7 @@ __all__ = [
     "get_plugin_manager",
     "implemented_hooks",
     "installed_entry_points",
+    "loaded_once",
     "read_manifest",
     "spec_hook_names",
 ]
@@ -44,6 +45,7 @@ ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 MANIFEST_PATH = "extra_metadata/plugin.toml"
 """Where a plugin's manifest lives inside its distribution's metadata directory."""
 
+_NO_WRAPPERS = "hook wrappers are not supported; hooks are called plugin by plugin"
 _PLUGIN_KEYS = ("name", "version", "summary", "entry_point", "hooks")
 _CONFIG_KEYS = ("section", "defaults")
 
@@ -123,6 +125,51 @@ def installed_entry_points() -> tuple[EntryPointLike, ...]:
     return tuple(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
+def loaded_once(entry_points: Iterable[EntryPointLike]) -> tuple[EntryPointLike, ...]:
+    """``entry_points`` with their metadata read once and their objects imported once.
+
+    A process that starts many nodes (a simulated network, a test suite) pays for reading the
+    manifests, the versions and the imports at the first start only; every start still gets
+    new plugin instances, checked against their manifests. A read or an import that fails is
+    tried again at the next start.
+    """
+    return tuple(_LoadedOnce(ep) for ep in entry_points)
+
+
+class _DistributionOnce:
+    """A distribution whose version and metadata files are read at most once."""
+
+    def __init__(self, dist: DistributionLike) -> None:
+        self._dist = dist
+        self._texts: dict[str, str | None] = {}
+
+    @functools.cached_property
+    def version(self) -> str:
+        return self._dist.version
+
+    def read_text(self, filename: str) -> str | None:
+        if filename not in self._texts:
+            self._texts[filename] = self._dist.read_text(filename)
+        return self._texts[filename]
+
+
+class _LoadedOnce:
+    """An entry point that imports its object at most once."""
+
+    def __init__(self, ep: EntryPointLike) -> None:
+        self._ep = ep
+        self.name = ep.name
+        self.value = ep.value
+        self.group = ep.group
+        self.dist = None if ep.dist is None else _DistributionOnce(ep.dist)
+        self._loaded: tuple[Any] | None = None
+
+    def load(self) -> Any:
+        if self._loaded is None:
+            self._loaded = (self._ep.load(),)
+        return self._loaded[0]
+
+
 def read_manifest(ep: EntryPointLike) -> PluginManifest:
     """Read and parse the manifest of the distribution that provides ``ep``, without loading ``ep``.
 
@@ -151,10 +198,7 @@ def implemented_hooks(pm: pluggy.PluginManager, plugin: object) -> dict[str, str
         if opts is None:
             continue
         if opts.get("wrapper") or opts.get("hookwrapper"):
-            raise PluginError(
-                f"{type(plugin).__name__}.{attr}: hook wrappers are not supported;"
-                " hooks are called plugin by plugin"
-            )
+            raise PluginError(f"{type(plugin).__name__}.{attr}: {_NO_WRAPPERS}")
         hooks[opts.get("specname") or attr] = attr
     return hooks
 
@@ -190,7 +234,7 @@ def get_plugin_manager(
                 f"plugin {name!r} is enabled in [plugins] enabled but not installed"
                 f" (installed {ENTRY_POINT_GROUP!r} plugins: {installed})"
             )
-        _register(pm, name, _instantiate(pm, available[name]))
+        _instantiate(pm, available[name])
     for name, plugin in extras.items():
         _hooks_of(pm, name, plugin)
         _register(pm, name, plugin)
@@ -236,7 +280,8 @@ def _check_manifest(ep: EntryPointLike, manifest: PluginManifest) -> None:
         )
 
 
-def _instantiate(pm: pluggy.PluginManager, ep: EntryPointLike) -> object:
+def _instantiate(pm: pluggy.PluginManager, ep: EntryPointLike) -> None:
+    """Load, create and register the plugin of ``ep``, checked against its manifest."""
     manifest = read_manifest(ep)
     _check_manifest(ep, manifest)
     try:
@@ -255,14 +300,26 @@ def _instantiate(pm: pluggy.PluginManager, ep: EntryPointLike) -> object:
         raise PluginError(
             f"plugin {ep.name!r}: cannot create {ep.value}(): {type(exc).__name__}: {exc}"
         ) from exc
-    implemented = set(_hooks_of(pm, ep.name, plugin))
+    _register(pm, ep.name, plugin)
+    # The hooks pluggy registered are the ones the plugin implements: read them off the
+    # registration rather than inspecting the plugin a second time.
+    implemented = set()
+    for caller in pm.get_hookcallers(plugin) or ():
+        for impl in caller.get_hookimpls():
+            if impl.plugin is plugin and (impl.wrapper or impl.hookwrapper):
+                pm.unregister(plugin)
+                raise PluginError(
+                    f"plugin {ep.name!r}: {type(plugin).__name__}.{impl.function.__name__}:"
+                    f" {_NO_WRAPPERS}"
+                )
+        implemented.add(caller.name)
     declared = set(manifest.hooks)
     if implemented != declared:
+        pm.unregister(plugin)
         raise PluginError(
             f"plugin {ep.name!r}: {MANIFEST_PATH} [plugin] hooks does not match {ep.value}: "
             + "; ".join(_difference(implemented, declared))
         )
-    return plugin
 
 
 def _hooks_of(pm: pluggy.PluginManager, name: str, plugin: object) -> dict[str, str]:

@@ -15,6 +15,7 @@ from hostsim.plugins import (
     PluginError,
     PluginManifest,
     get_plugin_manager,
+    loaded_once,
     read_manifest,
     spec_hook_names,
 )
@@ -387,3 +388,91 @@ def test_fake_entry_point_manifest_lists_the_implemented_hooks() -> None:
     ep = fake_entry_point("recorder", RecordingPlugin, version="2.0")
     assert read_manifest(ep).hooks == tuple(ALL_HOOKS)
     assert read_manifest(ep).version == "2.0"
+
+
+def test_a_hook_wrapper_in_an_installed_plugin_is_refused(tmp_path: Path) -> None:
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def on_tick(self, host: Any) -> Any:
+            return (yield)
+
+    value = f"{Wrapper.__module__}:{Wrapper.__qualname__}"
+    ep = fake_entry_point(
+        "wrap", Wrapper, manifest=manifest_text("wrap", "1.0.0", value, ["on_tick"])
+    )
+    with pytest.raises(
+        PluginError, match=r"plugin 'wrap': Wrapper\.on_tick: hook wrappers are not supported"
+    ):
+        get_plugin_manager(make_config(tmp_path, "wrap"), entry_points=[ep])
+
+
+class CountingDistribution:
+    """A distribution that counts how often its metadata is read."""
+
+    def __init__(self, inner: FakeDistribution) -> None:
+        self.inner = inner
+        self.reads: list[str] = []
+
+    @property
+    def version(self) -> str:
+        self.reads.append("version")
+        return self.inner.version
+
+    def read_text(self, filename: str) -> str | None:
+        self.reads.append(filename)
+        return self.inner.read_text(filename)
+
+
+class CountingEntryPoint:
+    """An entry point that counts its imports and can fail the first ``fail`` of them."""
+
+    def __init__(self, ep: FakeEntryPoint, *, fail: int = 0) -> None:
+        self.name, self.value, self.group = ep.name, ep.value, ep.group
+        assert ep.dist is not None
+        self.dist = CountingDistribution(ep.dist)
+        self.target = ep.target
+        self.loads = 0
+        self.fail = fail
+
+    def load(self) -> Any:
+        self.loads += 1
+        if self.loads <= self.fail:
+            raise ImportError("not yet")
+        return self.target
+
+
+def test_loaded_once_reads_metadata_and_imports_once_but_makes_a_plugin_per_manager(
+    tmp_path: Path,
+) -> None:
+    counting = CountingEntryPoint(fake_entry_point("recorder", RecordingPlugin))
+    eps = loaded_once([counting])
+    config = make_config(tmp_path, "recorder")
+
+    managers = [get_plugin_manager(config, entry_points=eps) for _ in range(5)]
+
+    plugins = [pm.get_plugin("recorder") for pm in managers]
+    assert all(isinstance(p, RecordingPlugin) for p in plugins)
+    assert len({id(p) for p in plugins}) == 5
+    assert counting.loads == 1
+    assert sorted(counting.dist.reads) == [MANIFEST_PATH, "version"]
+
+
+def test_loaded_once_tries_a_failed_import_again_at_the_next_start(tmp_path: Path) -> None:
+    counting = CountingEntryPoint(fake_entry_point("recorder", RecordingPlugin), fail=1)
+    eps = loaded_once([counting])
+    config = make_config(tmp_path, "recorder")
+
+    with pytest.raises(PluginError, match=r"cannot load .*ImportError: not yet"):
+        get_plugin_manager(config, entry_points=eps)
+    pm = get_plugin_manager(config, entry_points=eps)
+
+    assert isinstance(pm.get_plugin("recorder"), RecordingPlugin)
+    assert counting.loads == 2
+
+
+def test_loaded_once_still_checks_every_start_against_the_manifest(tmp_path: Path) -> None:
+    ep = entry_point_with(good_manifest(), target=RecordingPlugin)
+    eps = loaded_once([ep])
+    for _ in range(2):
+        with pytest.raises(PluginError, match="implemented but not declared"):
+            get_plugin_manager(make_config(tmp_path, "ticker"), entry_points=eps)

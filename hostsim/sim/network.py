@@ -49,7 +49,7 @@ from hostsim.clock import DEFAULT_START, VirtualClock
 from hostsim.config import DEFAULT_PORT, HostConfig
 from hostsim.errors import HostsimError, ScenarioError
 from hostsim.host import SEED_ORIGIN, SimHost
-from hostsim.plugins import EntryPointLike, installed_entry_points
+from hostsim.plugins import EntryPointLike, installed_entry_points, loaded_once
 from hostsim.sim.engine import Engine, stream
 from hostsim.sim.metrics import RunMetrics, StartRecord
 from hostsim.sim.scenario import SimEvent, SimScenario
@@ -161,7 +161,8 @@ class SimNetwork:
         self._flood: _Flood | None = None
         self._fakes = 0
         self._prepared = False
-        eps = tuple(installed_entry_points() if entry_points is None else entry_points)
+        # One process, many nodes: read the plugins' metadata and import them once.
+        eps = loaded_once(installed_entry_points() if entry_points is None else entry_points)
         roles = (
             [("seed", f"seed-{i}") for i in range(scenario.seeds)]
             + [("node", f"node-{i:04d}") for i in range(scenario.nodes)]
