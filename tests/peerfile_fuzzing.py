@@ -379,6 +379,23 @@ LINES: tuple[bytes, ...] = (
     b"first_seen = -5",
     b'node_id = "\xff"',
     b"\xff\xfe",
+    b"first_seen = 0",
+    b"first_seen = -0",
+    b"first_seen = 007",
+    b"first_seen = 1_000",
+    b"failures = 1234567890123456789",
+    b"peers = 1",
+    b"integrity = 1",
+    b"capabilities = []",
+    b'    "relay"',
+    b'addr = "203.0.113.10:7447" # a note',
+    b"addr = '203.0.113.10:7447'",
+    b'addr  = "203.0.113.10:7447"',
+    b'"addr" = "203.0.113.10:7447"',
+    b'peers.addr = "203.0.113.10:7447"',
+    b"[[peers]] ",
+    b'source = "connected"',
+    b'addr = "203.000.113.10:7447"',
 )
 """Lines a peer file is made of, and lines it must not hold, for files built line by line."""
 

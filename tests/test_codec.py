@@ -7,14 +7,18 @@ import ipaddress
 import re
 import string
 import tomllib
+from unittest import mock
 
+import attrs
 import pytest
 import tomli_w
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from thenodes_peerstore import codec
 from thenodes_peerstore.codec import (
     SCHEMA,
+    EntryTexts,
     NewerSchemaError,
     RealmMismatchError,
     converter,
@@ -449,3 +453,41 @@ def test_a_damaged_file_of_another_realm_is_still_refused() -> None:
     data = encode("other", SAVED_AT, full(3))
     with pytest.raises(RealmMismatchError):
         decode(data[: len(data) // 2], realm="example")
+
+
+@settings(max_examples=50)
+@given(
+    first=st.lists(entries_st, max_size=8, unique_by=lambda e: e.addr),
+    second=st.lists(entries_st, max_size=8, unique_by=lambda e: e.addr),
+    kept=st.integers(min_value=0, max_value=8),
+)
+def test_reusing_the_texts_of_the_last_save_writes_the_same_bytes(
+    first: list[PeerEntry], second: list[PeerEntry], kept: int
+) -> None:
+    """A save that reuses unchanged entries' texts writes what a save from scratch writes, also
+    when an address comes back with other values."""
+    texts = EntryTexts()
+    encode("example", SAVED_AT, first, texts=texts)
+    changed = [attrs.evolve(e, failures=e.failures + 1) for e in first[kept:]]
+    later = [*first[:kept], *changed, *second]
+    later = list({e.addr: e for e in later}.values())
+    assert encode("example", SAVED_AT, later, texts=texts) == encode("example", SAVED_AT, later)
+
+
+@settings(max_examples=50)
+@given(realm=realms, saved_at=times, entries=st.lists(entries_st, max_size=12))
+def test_a_file_this_version_wrote_is_read_without_the_general_parser_or_converter(
+    realm: str, saved_at: int, entries: list[PeerEntry]
+) -> None:
+    """Loading is on every start's path: a file as written takes the quick readers, which
+    ``test_fuzz.py`` holds to reading exactly as tomllib and the converter do."""
+    data = encode(realm, saved_at, entries)
+    with (
+        mock.patch.object(codec.tomllib, "loads", side_effect=AssertionError("tomllib")),
+        mock.patch.object(
+            codec, "converter", mock.Mock(structure=mock.Mock(side_effect=Exception))
+        ),
+    ):
+        decoded = decode(data, realm=realm)
+    assert decoded.intact
+    assert decoded.entries == tuple(entries)

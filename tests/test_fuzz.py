@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import random
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +37,9 @@ from thenodes_peerstore.codec import (
     MAX_PROBLEMS,
     NewerSchemaError,
     RealmMismatchError,
+    _entry_as_written,
+    _read_as_written,
+    converter,
     decode,
     encode,
 )
@@ -79,6 +83,29 @@ def test_decoding_a_damaged_file_raises_only_newer_schema_or_other_realm_and_yie
 @given(data=line_files)
 def test_decoding_a_file_of_shuffled_peer_file_lines_never_crashes(data: bytes) -> None:
     check_decode(data)
+
+
+@settings(fuzz, max_examples=400)
+@given(data=st.one_of(damaged_files, line_files))
+def test_the_quick_reader_reads_a_file_as_tomllib_does_or_leaves_it_to_tomllib(
+    data: bytes,
+) -> None:
+    text = data.decode(errors="replace")
+    quick = _read_as_written(text)
+    if quick is not None:
+        assert quick == tomllib.loads(text)
+    for raw in _peer_tables(text):
+        entry = _entry_as_written(raw)
+        if entry is not None:
+            assert entry == converter.structure(raw, PeerEntry)
+
+
+def _peer_tables(text: str) -> list[object]:
+    try:
+        peers = tomllib.loads(text).get("peers", [])
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError):
+        return []
+    return peers if isinstance(peers, list) else []
 
 
 @settings(fuzz, max_examples=150)

@@ -333,6 +333,52 @@ def test_clamping_keeps_first_seen_no_later_than_last_seen() -> None:
     assert odd.clamped(NOW).first_seen == NOW - 10
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"last_seen": NOW + 5},
+        {"source": Source.CONNECTED, "last_seen": NOW + 5},
+        {"failures": 4, "last_attempt": NOW},
+        {"node_id": "node-b", "capabilities": ("relay",)},
+        {"last_connected": None},
+    ],
+)
+def test_replace_gives_what_attrs_evolve_gives(changes: dict[str, object]) -> None:
+    entry = PeerEntry(
+        addr="[2001:db8::1]:7447",
+        source=Source.GOSSIP,
+        first_seen=NOW - 5,
+        last_seen=NOW,
+        last_connected=NOW - 1,
+        node_id="node-a",
+    )
+    replaced = entry.replace(**changes)
+    assert replaced == attrs.evolve(entry, **changes)
+    assert hash(replaced) == hash(attrs.evolve(entry, **changes))
+    assert entry.last_seen == NOW  # the original is untouched
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"last_seen": -1}, "last_seen must not be negative"),
+        ({"addr": "[2001:DB8::1]:7447"}, "not in canonical form"),
+        ({"node_id": "bad id"}, "node_id"),
+        ({"capabilities": ("a", "a")}, "capabilities"),
+    ],
+)
+def test_replace_validates_the_fields_it_changes(changes: dict[str, object], message: str) -> None:
+    entry = PeerEntry.new("203.0.113.10:7447", Source.GOSSIP, NOW)
+    with pytest.raises(ValueError, match=message):
+        entry.replace(**changes)
+
+
+def test_replace_refuses_a_field_entries_do_not_have() -> None:
+    entry = PeerEntry.new("203.0.113.10:7447", Source.GOSSIP, NOW)
+    with pytest.raises(TypeError, match="no field 'last_sen'"):
+        entry.replace(last_sen=NOW)
+
+
 def test_entries_are_immutable() -> None:
     entry = PeerEntry.new("203.0.113.10:7447", Source.GOSSIP, NOW)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):

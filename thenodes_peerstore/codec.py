@@ -40,7 +40,7 @@ import tomli_w
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from cattrs.v import format_exception
 
-from thenodes_peerstore.model import AddressError, PeerEntry, canonical_addr
+from thenodes_peerstore.model import AddressError, PeerEntry, Source, canonical_addr
 
 SCHEMA = 1
 """The schema this version writes, and the newest it reads."""
@@ -175,21 +175,52 @@ def _format_exception(exc: BaseException, type_: type | None) -> str:
 # -- encoding ----------------------------------------------------------------------------------
 
 
-def encode(realm: str, saved_at: int, entries: Iterable[PeerEntry]) -> bytes:
-    """The complete file for these entries, integrity trailer included."""
+def encode(
+    realm: str, saved_at: int, entries: Iterable[PeerEntry], *, texts: EntryTexts | None = None
+) -> bytes:
+    """The complete file for these entries, integrity trailer included.
+
+    :param texts: The entries' texts from the previous save of the same store, to reuse for the
+        entries that have not changed since; updated to hold this save's.
+    """
     # Each entry is its own [[peers]] table (a TOML writer would inline an array of short
     # tables), so a file cut at an entry boundary still parses and its complete entries can be
     # salvaged. Entries are written by hand: the schema is fixed and a save of a full store is
     # the hot path of a node, about ten times faster than handing each table to tomli_w.
     header = tomli_w.dumps({"schema": SCHEMA, "realm": realm, "saved_at": saved_at})
     parts = [header]
-    count = 0
-    for entry in entries:
-        parts.append(_encode_entry(entry))
-        count += 1
+    if texts is None:
+        parts += map(_encode_entry, entries)
+    else:
+        parts += texts.update(entries)
+    count = len(parts) - 1
     body = "".join(parts).encode() + b"\n"
     digest = hashlib.sha256(body).hexdigest()
     return body + f'[integrity]\nentries = {count}\nsha256 = "{digest}"\n'.encode()
+
+
+class EntryTexts:
+    """The text of each entry last written, kept to write it again while the entry is unchanged.
+
+    Entries are immutable, so the very object written last time has the very same text. Between
+    two saves a node refreshes a small share of its peers; the rest cost a lookup. The memory is
+    about the size of the file.
+    """
+
+    def __init__(self) -> None:
+        self._texts: dict[str, tuple[PeerEntry, str]] = {}
+
+    def update(self, entries: Iterable[PeerEntry]) -> list[str]:
+        """The texts of ``entries``, in order; from now on, only these are kept."""
+        old, new = self._texts, {}
+        out = []
+        for entry in entries:
+            kept = old.get(entry.addr)
+            text = kept[1] if kept is not None and kept[0] is entry else _encode_entry(entry)
+            new[entry.addr] = (entry, text)
+            out.append(text)
+        self._texts = new
+        return out
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9._:/\[\]-]*")
@@ -274,7 +305,9 @@ def decode(data: bytes, *, realm: str) -> Decoded:
             text = text[:last]
             problems.add("the last entry may be cut short; dropped")
     try:
-        document = _parse_toml(text)
+        document = _read_as_written(text)
+        if document is None:
+            document = _parse_toml(text)
     except _TomlError as exc:
         problems.add(f"the file {exc}")
         header, raw_peers = _salvage_chunks(text, problems)
@@ -289,6 +322,10 @@ def decode(data: bytes, *, realm: str) -> Decoded:
         return Decoded(entries=(), problems=problems.result())
     entries = []
     for index, raw in enumerate(raw_peers):
+        quick = _entry_as_written(raw)
+        if quick is not None:
+            entries.append(quick)
+            continue
         try:
             entries.append(converter.structure(raw, PeerEntry))
         except Exception as exc:  # any failure to structure is a bad entry
@@ -359,6 +396,110 @@ def _parse_toml(text: str) -> dict[str, Any]:
         raise _TomlError(f"is not valid TOML ({exc})") from None
 
 
+# A file this module wrote is read without the general TOML parser and without the converter:
+# loading is on the path of every start. Each quick reader either returns exactly what the
+# general one would or returns None and leaves the text to it, so no file reads differently.
+
+_KEY_VALUE = re.compile(
+    r'([A-Za-z0-9_-]+) = (?:"([A-Za-z0-9._:/\[\]-]*)"|(-?(?:0|[1-9][0-9]{0,17}))|(\[\]|\[))\Z'
+)
+_ARRAY_ITEM = re.compile(r'    "([A-Za-z0-9._:/\[\]-]*)",\Z')
+
+
+def _read_as_written(text: str) -> dict[str, Any] | None:
+    """``tomllib.loads(text)`` for text laid out as :func:`encode` writes it, else None.
+
+    Recognised: blank lines, ``[[peers]]`` and ``[integrity]`` lines, and ``key = value`` lines
+    whose value is a string of address characters, an integer of at most 18 digits, or an array
+    of such strings, one per line. Anything else, or a key given twice, is left to the general
+    parser.
+    """
+    document: dict[str, Any] = {}
+    table = document
+    peers: list[dict[str, Any]] | None = None
+    lines = iter(text.split("\n"))
+    for line in lines:
+        if not line:
+            continue
+        if line == "[[peers]]":
+            if peers is None:
+                peers = document["peers"] = []
+            table = {}
+            peers.append(table)
+            continue
+        if line == "[integrity]":
+            if "integrity" in document:
+                return None
+            table = document["integrity"] = {}
+            continue
+        match = _KEY_VALUE.match(line)
+        if match is None:
+            return None
+        key, string, integer, array = match.groups()
+        if key in table or (table is document and key == "peers"):
+            return None
+        value: object
+        if string is not None:
+            value = string
+        elif integer is not None:
+            value = int(integer)
+        elif array == "[]":
+            value = []
+        else:
+            items = []
+            for item_line in lines:
+                if item_line == "]":
+                    break
+                item = _ARRAY_ITEM.match(item_line)
+                if item is None:
+                    return None
+                items.append(item.group(1))
+            else:
+                return None  # the array is never closed
+            value = items
+        table[key] = value
+    return document
+
+
+_ENTRY_FIELDS: dict[str, type] = {
+    "addr": str,
+    "source": str,
+    "first_seen": int,
+    "last_seen": int,
+    "last_connected": int,
+    "last_attempt": int,
+    "failures": int,
+    "node_id": str,
+    "capabilities": list,
+}
+_SOURCES = {source.value: source for source in Source}
+
+
+def _entry_as_written(raw: object) -> PeerEntry | None:
+    """``converter.structure(raw, PeerEntry)`` for a table of exactly the written types and a
+    valid entry, else None."""
+    if type(raw) is not dict:
+        return None
+    for key, value in raw.items():
+        if type(value) is not _ENTRY_FIELDS.get(key):
+            return None
+    try:
+        fields = dict(raw)
+        fields["addr"] = canonical_addr(raw["addr"])
+        fields["source"] = _SOURCES[raw["source"]]
+        if "capabilities" in raw:
+            capabilities = raw["capabilities"]
+            if not all(type(c) is str for c in capabilities):
+                return None
+            fields["capabilities"] = tuple(capabilities)
+        for key in ("first_seen", "last_seen", "last_connected", "last_attempt", "failures"):
+            if key in raw and not in_int64(raw[key]):
+                return None
+        return PeerEntry(**fields)
+    except (KeyError, TypeError, ValueError):  # AddressError is a ValueError
+        return None
+
+
 def _describe_entry_error(exc: Exception, path: str) -> list[str]:
     try:
         return describe_error(exc, path)
@@ -374,7 +515,9 @@ def _split_trailer(data: bytes, problems: _Problems) -> tuple[bytes, int | None]
         return data, None
     body, trailer = data[: mark + 1], data[mark + 1 :]
     try:
-        integrity = _parse_toml(trailer.decode())["integrity"]
+        trailer_text = trailer.decode()
+        read = _read_as_written(trailer_text)
+        integrity = (_parse_toml(trailer_text) if read is None else read)["integrity"]
         count, digest = integrity["entries"], integrity["sha256"]
         if set(integrity) != {"entries", "sha256"} or type(count) is not int:
             raise ValueError

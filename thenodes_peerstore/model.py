@@ -6,6 +6,7 @@ import enum
 import functools
 import ipaddress
 import re
+from typing import Any
 
 import attrs
 
@@ -156,13 +157,7 @@ class Address:
     @property
     def scope(self) -> Scope:
         """Loopback, link-local, private (RFC 1918, CGNAT, ULA) or global."""
-        if self.ip.is_loopback:
-            return Scope.LOOPBACK
-        if _within(self.ip, _LINK):
-            return Scope.LINK
-        if _within(self.ip, _PRIVATE):
-            return Scope.PRIVATE
-        return Scope.GLOBAL
+        return _scope(self.ip)
 
     def __str__(self) -> str:
         if self.ip.version == 6:
@@ -195,6 +190,19 @@ def _canonical_str(text: str) -> str:
     return str(_parse_str(text))
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _scope(ip: IPAddress) -> Scope:
+    # Every address of every peer list is judged by its scope: remember recent ones.
+    if ip.is_loopback:
+        return Scope.LOOPBACK
+    if _within(ip, _LINK):
+        return Scope.LINK
+    if _within(ip, _PRIVATE):
+        return Scope.PRIVATE
+    return Scope.GLOBAL
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def network_group(addr: str) -> str:
     """The network group of a canonical address."""
     return Address.parse(addr).group
@@ -241,7 +249,7 @@ def _node_id(instance: object, attribute: attrs.Attribute[str | None], value: st
 def _capabilities(
     instance: object, attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]
 ) -> None:
-    if valid_capabilities(value) != value:
+    if value and valid_capabilities(value) != value:
         raise ValueError(
             f"capabilities {list(value)!r} must be at most {MAX_CAPABILITIES} distinct, "
             "short names of [A-Za-z0-9._:/-]"
@@ -267,19 +275,46 @@ class PeerEntry:
         """A peer first seen now."""
         return cls(addr=addr, source=source, first_seen=now, last_seen=now)
 
+    def replace(self, **changes: Any) -> PeerEntry:
+        """This entry with ``changes``: :func:`attrs.evolve`, validating the changed fields only.
+
+        The other fields were validated when this entry was made. Entries change on every peer
+        list and every save, so this is on a node's hot path.
+        """
+        entry = object.__new__(PeerEntry)
+        for field in _ENTRY_FIELDS:
+            name = field.name
+            if name in changes:
+                value = changes.pop(name)
+                if field.validator is not None:
+                    field.validator(self, field, value)
+            else:
+                value = getattr(self, name)
+            object.__setattr__(entry, name, value)
+        if changes:
+            raise TypeError(f"PeerEntry has no field {next(iter(changes))!r}")
+        return entry
+
     def clamped(self, now: int) -> PeerEntry:
         """This entry with no time later than ``now`` and ``first_seen`` not after ``last_seen``."""
+        if (
+            self.last_seen <= now
+            and self.first_seen <= self.last_seen
+            and (self.last_connected is None or self.last_connected <= now)
+            and (self.last_attempt is None or self.last_attempt <= now)
+        ):
+            return self
 
         def clamp(t: int | None) -> int | None:
             return None if t is None else min(t, now)
 
         last_seen = min(self.last_seen, now)
-        first_seen = min(self.first_seen, last_seen)
-        changed = attrs.evolve(
-            self,
-            first_seen=first_seen,
+        return self.replace(
+            first_seen=min(self.first_seen, last_seen),
             last_seen=last_seen,
             last_connected=clamp(self.last_connected),
             last_attempt=clamp(self.last_attempt),
         )
-        return self if changed == self else changed
+
+
+_ENTRY_FIELDS = attrs.fields(PeerEntry)

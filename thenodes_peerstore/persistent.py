@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 
-from thenodes_peerstore.codec import encode
+from thenodes_peerstore.codec import EntryTexts, encode
 from thenodes_peerstore.config import PersistenceConfig
 from thenodes_peerstore.files import LoadOutcome, LoadStatus, PeerFile
 from thenodes_peerstore.store import LoadReport, PeerStore
@@ -52,6 +52,7 @@ class PersistentPeerStore:
         self._last_save = store.now()
         self._failing = False
         self._closed = False
+        self._texts = EntryTexts()
 
     @classmethod
     def open(
@@ -126,7 +127,7 @@ class PersistentPeerStore:
         now = self.store.now()
         self._last_save = now
         self.store.expire()
-        data = encode(self.file.realm, now, self.store.entries())
+        data = encode(self.file.realm, now, self.store.entries(), texts=self._texts)
         try:
             self.file.save(data)
         except OSError as exc:

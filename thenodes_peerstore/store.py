@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Literal
 
@@ -49,6 +50,8 @@ _MAX_SENDERS = 4096
 
 Direction = Literal["outbound", "inbound"]
 _TIERS = (Source.GOSSIP, Source.BOOTSTRAP, Source.CONNECTED)
+_ADDR = operator.attrgetter("addr")
+_LAST_SEEN = operator.attrgetter("last_seen")
 
 
 @attrs.frozen
@@ -188,7 +191,14 @@ class PeerStore:
 
     def entries(self) -> list[PeerEntry]:
         """Every entry, most trusted and most recently seen first."""
-        return sorted(self, key=lambda e: (-e.source.rank, -e.last_seen, e.addr))
+        ordered: list[PeerEntry] = []
+        for tier in reversed(_TIERS):
+            # Two stable passes with C-level keys: newest first, ties by address. Each tier is
+            # kept close to last_seen order, so the second pass is nearly linear.
+            entries = sorted(self._tiers[tier].values(), key=_ADDR)
+            entries.sort(key=_LAST_SEEN, reverse=True)
+            ordered += entries
+        return ordered
 
     def count(self, source: Source) -> int:
         """How many entries have this source."""
@@ -234,8 +244,7 @@ class PeerStore:
             raise AddressError(key, "a connection to this node itself", Reason.OWN)
         now = self.now()
         entry = self.get(key) or PeerEntry.new(key, Source.CONNECTED, now)
-        entry = attrs.evolve(
-            entry,
+        entry = entry.replace(
             source=Source.CONNECTED,
             last_seen=now,
             last_connected=now,
@@ -266,7 +275,7 @@ class PeerStore:
         entry = self.get(key)
         if entry is None:
             return None
-        self._put(attrs.evolve(entry, last_seen=max(entry.last_seen, self.now())))
+        self._put(entry.replace(last_seen=max(entry.last_seen, self.now())))
         return key
 
     def record_dial_failed(self, addr: str) -> PeerEntry | None:
@@ -275,7 +284,7 @@ class PeerStore:
         entry = None if key is None else self.get(key)
         if entry is None:
             return None
-        entry = attrs.evolve(entry, failures=entry.failures + 1, last_attempt=self.now())
+        entry = entry.replace(failures=entry.failures + 1, last_attempt=self.now())
         self._put(entry, refresh=False)
         return entry
 
@@ -291,7 +300,7 @@ class PeerStore:
         for key in self._connected:
             entry = self.get(key)
             if entry is not None and entry.last_seen < now:
-                self._put(attrs.evolve(entry, last_seen=now))
+                self._put(entry.replace(last_seen=now))
 
     def expire(self) -> int:
         """Drop entries not seen for longer than ``ttl_secs``; return how many.
@@ -397,7 +406,7 @@ class PeerStore:
             except AddressError as exc:
                 tally.reject(raw, exc.reason, exc.kind)
                 continue
-            key = str(parsed)
+            key = canonical_addr(raw)  # remembered per string, as parse_address is
             if key in self._own_addrs:
                 tally.reject(raw, "one of this node's own addresses", Reason.OWN)
                 continue
@@ -412,9 +421,7 @@ class PeerStore:
             entry = self.get(key)
             if entry is not None:
                 if entry.source.rank <= source.rank:
-                    self._put(
-                        attrs.evolve(entry, source=source, last_seen=max(entry.last_seen, now))
-                    )
+                    self._put(entry.replace(source=source, last_seen=max(entry.last_seen, now)))
                     tally.refreshed += 1
                 continue
             if sender_key is not None and not self._take_sender_token(sender_key, now):
