@@ -208,19 +208,21 @@ class EntryTexts:
     """
 
     def __init__(self) -> None:
-        self._texts: dict[str, tuple[PeerEntry, str]] = {}
+        self._texts: dict[int, str] = {}
+        # The entries last written, kept alive so that no other object can take one of their
+        # ids: an id found in _texts is then the very entry it was written for.
+        self._entries: list[PeerEntry] = []
 
     def update(self, entries: Iterable[PeerEntry]) -> list[str]:
         """The texts of ``entries``, in order; from now on, only these are kept."""
-        old, new = self._texts, {}
-        out = []
-        for entry in entries:
-            kept = old.get(entry.addr)
-            text = kept[1] if kept is not None and kept[0] is entry else _encode_entry(entry)
-            new[entry.addr] = (entry, text)
-            out.append(text)
-        self._texts = new
-        return out
+        entries = list(entries)
+        ids = list(map(id, entries))
+        texts = list(map(self._texts.get, ids))
+        for index in [i for i, text in enumerate(texts) if text is None]:
+            texts[index] = _encode_entry(entries[index])
+        self._texts = dict(zip(ids, texts, strict=True))  # type: ignore[arg-type]
+        self._entries = entries
+        return texts  # type: ignore[return-value]
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9._:/\[\]-]*")
@@ -400,10 +402,18 @@ def _parse_toml(text: str) -> dict[str, Any]:
 # loading is on the path of every start. Each quick reader either returns exactly what the
 # general one would or returns None and leaves the text to it, so no file reads differently.
 
-_KEY_VALUE = re.compile(
-    r'([A-Za-z0-9_-]+) = (?:"([A-Za-z0-9._:/\[\]-]*)"|(-?(?:0|[1-9][0-9]{0,17}))|(\[\]|\[))\Z'
+_P = r"[A-Za-z0-9._:/\[\]-]*"  # a string needing no escapes
+_I = r"-?(?:0|[1-9][0-9]{0,17})"  # an integer that fits in 64 bits
+_KEY_VALUE = re.compile(rf'([A-Za-z0-9_-]+) = (?:"({_P})"|({_I})|(\[\]|\[))\Z')
+_ARRAY_ITEM = re.compile(rf'    "({_P})",\Z')
+_ITEMS = re.compile(rf'    "({_P})",\n')
+_ENTRY = re.compile(
+    rf'\[\[peers\]\]\naddr = "({_P})"\nsource = "({_P})"\n'
+    rf"first_seen = ({_I})\nlast_seen = ({_I})\n"
+    rf"(?:last_connected = ({_I})\n)?(?:last_attempt = ({_I})\n)?(?:failures = ({_I})\n)?"
+    rf'(?:node_id = "({_P})"\n)?(?:capabilities = \[\n((?:    "{_P}",\n)+)\]\n)?'
 )
-_ARRAY_ITEM = re.compile(r'    "([A-Za-z0-9._:/\[\]-]*)",\Z')
+"""A whole ``[[peers]]`` table as :func:`encode` writes it, matched at once."""
 
 
 def _read_as_written(text: str) -> dict[str, Any] | None:
@@ -414,30 +424,58 @@ def _read_as_written(text: str) -> dict[str, Any] | None:
     of such strings, one per line. Anything else, or a key given twice, is left to the general
     parser.
     """
-    document: dict[str, Any] = {}
-    table = document
-    peers: list[dict[str, Any]] | None = None
-    lines = iter(text.split("\n"))
-    for line in lines:
-        if not line:
-            continue
-        if line == "[[peers]]":
-            if peers is None:
-                peers = document["peers"] = []
-            table = {}
-            peers.append(table)
-            continue
-        if line == "[integrity]":
-            if "integrity" in document:
+    return _QuickReader(text).read()
+
+
+class _QuickReader:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.document: dict[str, Any] = {}
+        self.peers: list[dict[str, Any]] | None = None
+
+    def read(self) -> dict[str, Any] | None:
+        text, document = self.text, self.document
+        table = document
+        while self.pos < len(text):
+            if text.startswith("[[peers]]\n", self.pos) and (block := _ENTRY.match(text, self.pos)):
+                # The common case: a whole entry in one match.
+                table = self._new_peer(_entry_table(block))
+                self.pos = block.end()
+                continue
+            line = self._line()
+            if not line:
+                continue
+            if line == "[[peers]]":
+                table = self._new_peer({})
+            elif line == "[integrity]":
+                if "integrity" in document:
+                    return None
+                table = document["integrity"] = {}
+            elif not self._key_value(line, table):
                 return None
-            table = document["integrity"] = {}
-            continue
+        return document
+
+    def _line(self) -> str:
+        newline = self.text.find("\n", self.pos)
+        if newline < 0:
+            newline = len(self.text)
+        line, self.pos = self.text[self.pos : newline], newline + 1
+        return line
+
+    def _new_peer(self, table: dict[str, Any]) -> dict[str, Any]:
+        if self.peers is None:
+            self.peers = self.document["peers"] = []
+        self.peers.append(table)
+        return table
+
+    def _key_value(self, line: str, table: dict[str, Any]) -> bool:
         match = _KEY_VALUE.match(line)
         if match is None:
-            return None
+            return False
         key, string, integer, array = match.groups()
-        if key in table or (table is document and key == "peers"):
-            return None
+        if key in table or (table is self.document and key == "peers"):
+            return False
         value: object
         if string is not None:
             value = string
@@ -446,19 +484,46 @@ def _read_as_written(text: str) -> dict[str, Any] | None:
         elif array == "[]":
             value = []
         else:
-            items = []
-            for item_line in lines:
-                if item_line == "]":
-                    break
-                item = _ARRAY_ITEM.match(item_line)
-                if item is None:
-                    return None
-                items.append(item.group(1))
-            else:
-                return None  # the array is never closed
-            value = items
+            value = self._array()
+            if value is None:
+                return False
         table[key] = value
-    return document
+        return True
+
+    def _array(self) -> list[str] | None:
+        items: list[str] = []
+        while self.pos < len(self.text):
+            line = self._line()
+            if line == "]":
+                return items
+            item = _ARRAY_ITEM.match(line)
+            if item is None:
+                return None
+            items.append(item.group(1))
+        return None  # the array is never closed
+
+
+def _entry_table(block: re.Match[str]) -> dict[str, Any]:
+    addr, source, first_seen, last_seen, connected, attempt, failures, node_id, capabilities = (
+        block.groups()
+    )
+    table: dict[str, Any] = {
+        "addr": addr,
+        "source": source,
+        "first_seen": int(first_seen),
+        "last_seen": int(last_seen),
+    }
+    if connected is not None:
+        table["last_connected"] = int(connected)
+    if attempt is not None:
+        table["last_attempt"] = int(attempt)
+    if failures is not None:
+        table["failures"] = int(failures)
+    if node_id is not None:
+        table["node_id"] = node_id
+    if capabilities is not None:
+        table["capabilities"] = _ITEMS.findall(capabilities)
+    return table
 
 
 _ENTRY_FIELDS: dict[str, type] = {

@@ -281,18 +281,15 @@ class PeerEntry:
         The other fields were validated when this entry was made. Entries change on every peer
         list and every save, so this is on a node's hot path.
         """
+        for name, value in changes.items():
+            field = _FIELDS.get(name)
+            if field is None:
+                raise TypeError(f"PeerEntry has no field {name!r}")
+            if field.validator is not None:
+                field.validator(self, field, value)
         entry = object.__new__(PeerEntry)
-        for field in _ENTRY_FIELDS:
-            name = field.name
-            if name in changes:
-                value = changes.pop(name)
-                if field.validator is not None:
-                    field.validator(self, field, value)
-            else:
-                value = getattr(self, name)
-            object.__setattr__(entry, name, value)
-        if changes:
-            raise TypeError(f"PeerEntry has no field {next(iter(changes))!r}")
+        for name in _FIELDS:
+            _set(entry, name, changes[name] if name in changes else getattr(self, name))
         return entry
 
     def clamped(self, now: int) -> PeerEntry:
@@ -317,4 +314,5 @@ class PeerEntry:
         )
 
 
-_ENTRY_FIELDS = attrs.fields(PeerEntry)
+_FIELDS = {field.name: field for field in attrs.fields(PeerEntry)}
+_set = object.__setattr__  # how attrs sets the fields of a frozen instance

@@ -51,6 +51,7 @@ _MAX_SENDERS = 4096
 Direction = Literal["outbound", "inbound"]
 _TIERS = (Source.GOSSIP, Source.BOOTSTRAP, Source.CONNECTED)
 _ADDR = operator.attrgetter("addr")
+_NEVER = 2**63  # later than any time an entry can hold
 _LAST_SEEN = operator.attrgetter("last_seen")
 
 
@@ -164,6 +165,8 @@ class PeerStore:
             tier: collections.OrderedDict() for tier in _TIERS
         }
         self._where: dict[str, Source] = {}
+        self._oldest_seen = _NEVER
+        """No entry has a ``last_seen`` before this (a lower bound, exact after a full scan)."""
         self._connected: collections.Counter[str] = collections.Counter()
         self.changes = 0
         """Counts mutations; a persistence layer compares it to know whether it must save."""
@@ -309,11 +312,23 @@ class PeerStore:
         """
         self.touch_connected()
         cutoff = self.now() - self.ttl_secs
+        if self._oldest_seen >= cutoff:
+            return 0  # no entry was seen before _oldest_seen: none can be due
         # A full scan, not just each tier's oldest end: a wall clock that steps back can leave
-        # a tier slightly out of order, and this runs only at load and save, which are O(n).
-        expired = [entry.addr for entry in self if entry.last_seen < cutoff]
+        # a tier slightly out of order. It runs only when an entry may be due, at most once per
+        # save, and saves are O(n) anyway.
+        expired = [
+            entry.addr
+            for tier in self._tiers.values()
+            for entry in tier.values()
+            if entry.last_seen < cutoff
+        ]
         for addr in expired:
             self._remove(addr)
+        self._oldest_seen = min(
+            (entry.last_seen for tier in self._tiers.values() for entry in tier.values()),
+            default=_NEVER,
+        )
         return len(expired)
 
     def load(self, entries: Iterable[PeerEntry]) -> LoadReport:
@@ -496,6 +511,7 @@ class PeerStore:
         if refresh:
             tier.move_to_end(entry.addr)
         self._where[entry.addr] = entry.source
+        self._oldest_seen = min(self._oldest_seen, entry.last_seen)
         self.changes += 1
 
     def _remove(self, addr: str) -> None:
