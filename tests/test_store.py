@@ -471,6 +471,32 @@ def test_expiry_drops_stale_entries_but_keeps_a_live_connection(clock) -> None:
     assert store.get("[2001:db8::4]:7447").last_seen == START + 1001  # type: ignore[union-attr]
 
 
+def test_each_entry_expires_at_its_own_ttl_across_repeated_expiry_passes(clock) -> None:
+    store = make_store(clock, ttl_secs=100)
+    for i in range(5):
+        store.record_gossip([f"10.0.0.{i + 1}:7447"])  # seen at START + 10 * i
+        clock.advance(10)
+    for _ in range(100):
+        store.expire()
+        cutoff = store.now() - 100
+        assert len(store) == sum(1 for i in range(5) if START + 10 * i >= cutoff)
+        clock.advance(1)
+    assert len(store) == 0
+
+
+def test_an_entry_seen_after_the_clock_stepped_back_still_expires_on_time(clock) -> None:
+    store = make_store(clock, ttl_secs=100)
+    store.record_gossip(["10.0.0.1:7447"])
+    assert store.expire() == 0
+    clock.t = START - 50  # the wall clock steps back
+    store.record_gossip(["10.0.0.2:7447"])
+
+    clock.t = START + 51
+
+    assert store.expire() == 1
+    assert addrs_of(store) == {"10.0.0.1:7447"}
+
+
 def test_loading_clamps_times_in_the_future_to_now(clock) -> None:
     store = make_store(clock)
     report = store.load(
