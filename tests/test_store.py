@@ -586,6 +586,25 @@ def test_entries_are_listed_most_trusted_then_most_recent_first(clock) -> None:
     ]
 
 
+def test_by_tier_lists_the_most_trusted_tier_first_and_the_latest_recorded_first(clock) -> None:
+    store = make_store(clock)
+    store.record_gossip(["10.0.0.1:7447", "10.0.0.2:7447"])
+    store.record_bootstrap(["10.0.0.3:7447"])
+    store.record_connected("10.0.0.4:7447")
+    clock.advance(5)
+    store.record_gossip(["10.0.0.1:7447"])  # refreshed: now the latest gossip
+    store.record_connected("10.0.0.5:7447")
+
+    assert [e.addr for e in store.by_tier()] == [
+        "10.0.0.5:7447",
+        "10.0.0.4:7447",
+        "10.0.0.3:7447",
+        "10.0.0.1:7447",
+        "10.0.0.2:7447",
+    ]
+    assert sorted(store.by_tier(), key=lambda e: e.addr) == sorted(store, key=lambda e: e.addr)
+
+
 @pytest.mark.parametrize("kwargs", [{"max_entries": 0}, {"ttl_secs": 0}, {"reconnect_limit": -1}])
 def test_a_store_refuses_settings_it_cannot_honour(clock, kwargs: dict[str, int]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - one message covers all three

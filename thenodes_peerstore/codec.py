@@ -26,6 +26,7 @@ short however large the file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import re
@@ -239,25 +240,27 @@ def toml_string(value: str) -> str:
 
 def _encode_entry(entry: PeerEntry) -> str:
     """One ``[[peers]]`` table, as ``tomli_w`` writes it: fields in order, defaults left out."""
-    lines = [
-        "\n[[peers]]\n"
-        f"addr = {toml_string(entry.addr)}\n"
-        f"source = {toml_string(entry.source.value)}\n"
-        f"first_seen = {entry.first_seen:d}\n"
-        f"last_seen = {entry.last_seen:d}\n"
-    ]
+    text = (
+        f"\n[[peers]]\naddr = {_quoted(entry.addr)}\n{_SOURCE_LINES[entry.source]}"
+        f"first_seen = {entry.first_seen:d}\nlast_seen = {entry.last_seen:d}\n"
+    )
     if entry.last_connected is not None:
-        lines.append(f"last_connected = {entry.last_connected:d}\n")
+        text += f"last_connected = {entry.last_connected:d}\n"
     if entry.last_attempt is not None:
-        lines.append(f"last_attempt = {entry.last_attempt:d}\n")
+        text += f"last_attempt = {entry.last_attempt:d}\n"
     if entry.failures:
-        lines.append(f"failures = {entry.failures:d}\n")
+        text += f"failures = {entry.failures:d}\n"
     if entry.node_id is not None:
-        lines.append(f"node_id = {toml_string(entry.node_id)}\n")
+        text += f"node_id = {_quoted(entry.node_id)}\n"
     if entry.capabilities:
-        items = "".join(f"    {toml_string(c)},\n" for c in entry.capabilities)
-        lines.append(f"capabilities = [\n{items}]\n")
-    return "".join(lines)
+        items = "".join(f"    {_quoted(c)},\n" for c in entry.capabilities)
+        text += f"capabilities = [\n{items}]\n"
+    return text
+
+
+_quoted = functools.lru_cache(maxsize=1 << 16)(toml_string)
+""":func:`toml_string`, remembering recent strings: a node writes the same addresses again."""
+_SOURCE_LINES = {source: f"source = {toml_string(source.value)}\n" for source in Source}
 
 
 # -- decoding ----------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ class PersistentPeerStore:
         now = self.store.now()
         self._last_save = now
         self.store.expire()
-        data = encode(self.file.realm, now, self.store.entries(), texts=self._texts)
+        data = encode(self.file.realm, now, self.store.by_tier(), texts=self._texts)
         try:
             self.file.save(data)
         except OSError as exc:
