@@ -4,7 +4,8 @@
     python benchmarks/bench_sim.py --nodes 250 --secs 900 # a quicker look
     python benchmarks/bench_sim.py --profile              # where the time goes
 
-Prints the wall time, the events run and the events per second, the nodes' saves and starts.
+Prints the wall time, the events run and the events per second, the nodes' starts and the
+process's peak memory.
 The nodes' state directories go to /dev/shm when it exists (a memory-backed filesystem; the
 peer store still flushes and renames as in production). Nodes tick every ``--tick`` seconds
 (default 10): saving is still bounded by ``save_interval_secs`` (60 s), a save can only come
@@ -16,6 +17,8 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -76,6 +79,10 @@ def run(nodes: int, secs: float, tick: float, seed: int, profile: bool) -> None:
         f"starts: {len(metrics.starts)} ({summary['count']} restarts),"
         f" peer files on disk at the end: {len(files)}"
     )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    if sys.platform == "darwin":
+        peak /= 1024  # bytes on macOS
+    print(f"peak memory: {peak:,.0f} MiB")
     if profiler is not None:
         _where(profiler, wall)
 

@@ -16,6 +16,11 @@ marker, so the trailer, written last, is what tells a complete file from a torn 
     entries = 1
     sha256 = "..."
 
+Saving and loading are on every node's hot path, so both are written for the fixed schema: an
+entry's text is formatted directly (byte for byte what tomli_w writes) and reused from the last
+save while the entry is unchanged, and a file laid out as written is read by a quick reader
+that leaves any other text to tomllib and the converter, which then decide.
+
 Decoding never trusts the file: a damaged one yields the entries that still validate and a list
 of the problems found, so the caller can set the file aside and start with what was salvaged.
 Whatever the bytes, decoding raises nothing but :class:`NewerSchemaError` and
