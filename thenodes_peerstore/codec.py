@@ -223,12 +223,13 @@ class EntryTexts:
         """The texts of ``entries``, in order; from now on, only these are kept."""
         entries = list(entries)
         ids = list(map(id, entries))
-        texts = list(map(self._texts.get, ids))
-        for index in [i for i, text in enumerate(texts) if text is None]:
-            texts[index] = _encode_entry(entries[index])
-        self._texts = dict(zip(ids, texts, strict=True))  # type: ignore[arg-type]
+        texts = [
+            _encode_entry(entry) if text is None else text
+            for entry, text in zip(entries, map(self._texts.get, ids), strict=True)
+        ]
+        self._texts = dict(zip(ids, texts, strict=True))
         self._entries = entries
-        return texts  # type: ignore[return-value]
+        return texts
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9._:/\[\]-]*")
