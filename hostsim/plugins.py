@@ -184,6 +184,12 @@ def read_manifest(ep: EntryPointLike) -> PluginManifest:
         raise PluginError(f"{source}: cannot read it: {exc}") from exc
     if text is None:
         raise PluginError(f"{source}: missing from the installed distribution")
+    return _parsed_manifest(text, source)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_manifest(text: str, source: str) -> PluginManifest:
+    # A manifest is immutable: a process starting many nodes parses each text once.
     return PluginManifest.from_toml(text, source=source)
 
 

@@ -22,7 +22,6 @@ from typing import Literal
 import attrs
 
 from thenodes_peerstore.model import (
-    Address,
     AddressError,
     PeerEntry,
     Reason,
@@ -563,7 +562,7 @@ def _sender(sender: str | None) -> tuple[str | None, Scope | None]:
     if sender is None:
         return None, None
     try:
-        parsed = Address.parse(sender)
+        parsed = parse_address(sender)
     except AddressError:
         return f"?{sender!r}", Scope.GLOBAL
     return str(parsed.ip), parsed.scope
