@@ -242,8 +242,8 @@ def get_plugin_manager(
             )
         _instantiate(pm, available[name])
     for name, plugin in extras.items():
-        _hooks_of(pm, name, plugin)
         _register(pm, name, plugin)
+        _registered_hooks(pm, name, plugin)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
@@ -307,18 +307,7 @@ def _instantiate(pm: pluggy.PluginManager, ep: EntryPointLike) -> None:
             f"plugin {ep.name!r}: cannot create {ep.value}(): {type(exc).__name__}: {exc}"
         ) from exc
     _register(pm, ep.name, plugin)
-    # The hooks pluggy registered are the ones the plugin implements: read them off the
-    # registration rather than inspecting the plugin a second time.
-    implemented = set()
-    for caller in pm.get_hookcallers(plugin) or ():
-        for impl in caller.get_hookimpls():
-            if impl.plugin is plugin and (impl.wrapper or impl.hookwrapper):
-                pm.unregister(plugin)
-                raise PluginError(
-                    f"plugin {ep.name!r}: {type(plugin).__name__}.{impl.function.__name__}:"
-                    f" {_NO_WRAPPERS}"
-                )
-        implemented.add(caller.name)
+    implemented = _registered_hooks(pm, ep.name, plugin)
     declared = set(manifest.hooks)
     if implemented != declared:
         pm.unregister(plugin)
@@ -328,11 +317,23 @@ def _instantiate(pm: pluggy.PluginManager, ep: EntryPointLike) -> None:
         )
 
 
-def _hooks_of(pm: pluggy.PluginManager, name: str, plugin: object) -> dict[str, str]:
-    try:
-        return implemented_hooks(pm, plugin)
-    except PluginError as exc:
-        raise PluginError(f"plugin {name!r}: {exc}") from None
+def _registered_hooks(pm: pluggy.PluginManager, name: str, plugin: object) -> set[str]:
+    """The hooks ``plugin`` was registered for, read off the registration rather than by
+    inspecting the plugin a second time.
+
+    :raises PluginError: the plugin declares a hook wrapper; it is unregistered again.
+    """
+    hooks = set()
+    for caller in pm.get_hookcallers(plugin) or ():
+        for impl in caller.get_hookimpls():
+            if impl.plugin is plugin and (impl.wrapper or impl.hookwrapper):
+                pm.unregister(plugin)
+                raise PluginError(
+                    f"plugin {name!r}: {type(plugin).__name__}.{impl.function.__name__}:"
+                    f" {_NO_WRAPPERS}"
+                )
+        hooks.add(caller.name)
+    return hooks
 
 
 def _difference(implemented: set[str], declared: set[str]) -> list[str]:

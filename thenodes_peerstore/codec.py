@@ -232,9 +232,10 @@ class EntryTexts:
         return texts
 
 
-_PLAIN = re.compile(r"[A-Za-z0-9._:/\[\]-]*")
+_P = r"[A-Za-z0-9._:/\[\]-]*"
 """Characters that need no escaping in a TOML basic string: every valid address, source,
 node id and capability is made of them."""
+_PLAIN = re.compile(_P)
 
 
 def toml_string(value: str) -> str:
@@ -411,7 +412,6 @@ def _parse_toml(text: str) -> dict[str, Any]:
 # loading is on the path of every start. Each quick reader either returns exactly what the
 # general one would or returns None and leaves the text to it, so no file reads differently.
 
-_P = r"[A-Za-z0-9._:/\[\]-]*"  # a string needing no escapes
 _I = r"-?(?:0|[1-9][0-9]{0,17})"  # an integer that fits in 64 bits
 _KEY_VALUE = re.compile(rf'([A-Za-z0-9_-]+) = (?:"({_P})"|({_I})|(\[\]|\[))\Z')
 _ARRAY_ITEM = re.compile(rf'    "({_P})",\Z')
