@@ -7,13 +7,18 @@
   network scenario; ``--ab`` runs it with the peer store enabled and disabled, side by side.
 - ``hostsim demo [--nodes N] [--seed S] [--json OUT] [--plot FILE.png]``: the built-in
   comparison, and whether each of its targets holds.
+- ``hostsim node CONFIG [--state-dir DIR] [--bind ADDR] [-v]``: run one live node on real TCP
+  until SIGTERM or Ctrl-C (a graceful stop); status lines on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import logging
+import os
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -22,7 +27,10 @@ from typing import Any
 
 import attrs
 
+from hostsim.config import HostConfig
 from hostsim.errors import HostsimError
+from hostsim.live.node import LiveNode
+from hostsim.live.settings import live_settings
 from hostsim.scenario import (
     RunResult,
     ScenarioRunError,
@@ -62,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _sim(args)
             if args.command == "demo":
                 return _demo(args)
+            if args.command == "node":
+                return _node(args)
             return _run(Path(args.scenario), args.state_dir)
         except HostsimError as exc:
             return _fail(str(exc))
@@ -133,7 +143,25 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE.png",
         help="draw the fraction of nodes connected over time (needs matplotlib)",
     )
-    for command in (sim, demo):
+    node = commands.add_parser(
+        "node",
+        help="run one live node on real TCP",
+        description="Run one node on real TCP sockets and the real clock, speaking TheNodes'"
+        " line protocol, until SIGTERM or Ctrl-C (a graceful stop).",
+    )
+    node.add_argument("config", metavar="CONFIG", help="the host config file")
+    node.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the node keeps its state (default: the config's [node] state_dir)",
+    )
+    node.add_argument(
+        "--bind",
+        metavar="ADDR",
+        help="the address to listen on (default: [network] bind_addr, else 127.0.0.1)",
+    )
+    for command in (sim, demo, node):
         command.add_argument(
             "-v", "--verbose", action="store_true", help="show log lines (INFO) on stderr"
         )
@@ -223,6 +251,28 @@ def _demo(args: argparse.Namespace) -> int:
         plot_comparisons(comparisons, args.plot)
         print(f"plot: {args.plot}")
     return EXIT_OK if all(t.holds for t in targets) else EXIT_TARGET_MISSED
+
+
+def _node(args: argparse.Namespace) -> int:
+    config = HostConfig.from_file(args.config)
+    if args.state_dir is not None:
+        config = attrs.evolve(config, state_dir=Path(os.path.abspath(args.state_dir)))
+    settings = live_settings(config.data, bind=args.bind)
+    node = LiveNode(config, settings, status=_status)
+    return asyncio.run(_serve_until_signal(node))
+
+
+def _status(line: str) -> None:
+    print(f"hostsim node: {line}", flush=True)
+
+
+async def _serve_until_signal(node: LiveNode) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await node.run(stop)
+    return EXIT_OK
 
 
 def _run(scenario_path: Path, state_dir: Path | None) -> int:

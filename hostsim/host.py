@@ -20,7 +20,7 @@ from typing import Any, Literal
 import attrs
 import pluggy
 
-from hostsim.clock import VirtualClock
+from hostsim.clock import Clock, VirtualClock
 from hostsim.config import HostConfig, RealmInfo
 from hostsim.errors import HostStartupError, HostStateError
 from hostsim.plugins import EntryPointLike, get_plugin_manager
@@ -51,10 +51,10 @@ class NodeView:
     state_dir: Path
     config: Mapping[str, Any] = attrs.field(repr=False, hash=False)
     log: logging.Logger = attrs.field(repr=False, hash=False)
-    _clock: VirtualClock = attrs.field(repr=False, eq=False, hash=False, alias="clock")
+    _clock: Clock = attrs.field(repr=False, eq=False, hash=False, alias="clock")
 
     @classmethod
-    def of(cls, config: HostConfig, clock: VirtualClock) -> NodeView:
+    def of(cls, config: HostConfig, clock: Clock) -> NodeView:
         """The view of the node that ``config`` describes, telling time by ``clock``."""
         return cls(
             realm=config.realm,
@@ -113,17 +113,19 @@ def dial_order(
 
 
 class SimHost:
-    """One simulated node: its plugins, its connections and its lifecycle, on a virtual clock.
+    """One node's plugins, its connections and its lifecycle, on a clock.
 
-    Each :meth:`start` is a new process: it builds a new plugin manager with new plugin
-    instances. :meth:`shutdown` is a graceful stop; :meth:`crash` is the process dying.
+    The clock is a :class:`VirtualClock` in simulation (then :meth:`advance` moves it) or the
+    real clock in a live node. Each :meth:`start` is a new process: it builds a new plugin
+    manager with new plugin instances. :meth:`shutdown` is a graceful stop; :meth:`crash` is
+    the process dying.
     """
 
     def __init__(
         self,
         config: HostConfig,
         *,
-        clock: VirtualClock,
+        clock: Clock,
         extra_plugins_factory: Callable[[], Mapping[str, object]] | None = None,
         entry_points: Iterable[EntryPointLike] | None = None,
     ) -> None:
@@ -175,7 +177,7 @@ class SimHost:
         return self._config
 
     @property
-    def clock(self) -> VirtualClock:
+    def clock(self) -> Clock:
         """The node's clock."""
         return self._clock
 
@@ -286,7 +288,11 @@ class SimHost:
         """Let ``secs`` whole seconds of host time pass; call ``on_tick`` once a second if running.
 
         :raises ValueError: ``secs`` is negative or not a whole number.
+        :raises HostStateError: the node's clock is not a :class:`VirtualClock`.
         """
+        clock = self._clock
+        if not isinstance(clock, VirtualClock):
+            raise HostStateError(f"node {self.node_id!r} runs on the real clock, cannot advance")
         if isinstance(secs, bool) or not (
             isinstance(secs, int) or (isinstance(secs, float) and secs.is_integer())
         ):
@@ -294,10 +300,10 @@ class SimHost:
         if secs < 0:
             raise ValueError(f"secs must not be negative, got {secs!r}")
         if not self.running:
-            self._clock.advance(secs)
+            clock.advance(secs)
             return
         for _ in range(int(secs)):
-            self._clock.advance(1)
+            clock.advance(1)
             self._notify("on_tick", host=self._view)
 
     def tick(self) -> None:

@@ -1,0 +1,398 @@
+"""The host core: one node's lifecycle, written once for every world it runs in.
+
+A world (the simulated network, or the live node on TCP) moves bytes and time; the core
+decides. It owns, for one node:
+
+- **Startup order.** Every plugin's ``on_startup`` list, in registration order and without
+  repeats, then the seeds (:meth:`NodeCore.start`); each is dialled at once, and together they
+  become the node's in-memory address book. A restarted process remembers nothing else.
+- **Retrying the plan.** A failed dial of a plugin's address is retried with TheNodes 0.4's
+  ``[network.connection_policy]`` backoff (:class:`RetryPolicy`: 1 s, doubling, at most 60 s,
+  at most 8 attempts, 20% jitter). Other addresses that failed are skipped for 30 s, doubling
+  per failure up to 10 minutes.
+- **The outbound target.** Every ``maintain_interval_secs``, and when a peer list arrives, a
+  node below ``target_outbound`` dials addresses from its book it is not connected to;
+  seeds only while it has no connection at all (they are for bootstrapping).
+- **Peer lists.** A node asks every peer it dialled for peers as soon as the handshake
+  completes, then asks one connection every ``peer_list_interval_secs`` (TheNodes'
+  ``[discovery]``: 90 s, want 16). It answers a request with up to ``want`` addresses, half from
+  its connections, the rest from its book, never the asker's own. Every PEER_LIST reaches
+  ``on_peer_list``, whichever side asked; the first ``want`` addresses go into the book.
+- **Hooks.** Every hook is called with keyword arguments, through :class:`~hostsim.host.SimHost`.
+
+The core does no I/O and reads no clock of its own: the world hands it a
+:class:`World` (dial, ask for peers, run later) and the random stream it draws from.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import attrs
+
+from hostsim.host import SEED_ORIGIN, Dial, Direction, Peer, SimHost
+
+__all__ = [
+    "BOOK_ORIGIN",
+    "Connection",
+    "CorePolicy",
+    "NodeCore",
+    "RetryPolicy",
+    "World",
+]
+
+logger = logging.getLogger(__name__)
+
+BOOK_ORIGIN = "book"
+"""The origin of a dial a node makes from its address book, after its start."""
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How a failed dial of a planned address is retried: TheNodes 0.4's connection policy."""
+
+    base_secs: float = 1.0
+    multiplier: float = 2.0
+    max_secs: float = 60.0
+    max_attempts: int = 8
+    jitter: float = 0.2
+
+    def delay(self, failures: int, draw: float) -> float | None:
+        """The wait before the next attempt after ``failures`` failed ones, or None: give up.
+
+        :param draw: A uniform number in [0, 1) for the jitter.
+        """
+        if failures >= self.max_attempts:
+            return None
+        wait = min(self.base_secs * self.multiplier ** (failures - 1), self.max_secs)
+        return wait * (1.0 + self.jitter * (2.0 * draw - 1.0))
+
+
+@attrs.frozen
+class CorePolicy:
+    """The numbers the core runs by; TheNodes' defaults."""
+
+    target_outbound: int = 8
+    peer_list_interval_secs: float = 90.0
+    peer_list_want: int = 16
+    maintain_interval_secs: float = 10.0
+    book_limit: int = 1000
+    """Addresses a node keeps in memory, oldest out."""
+    book_retry_base_secs: float = 30.0
+    book_retry_max_secs: float = 600.0
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+
+
+class World(Protocol):
+    """What a world does for a node's core: move bytes and time."""
+
+    def dial(self, addr: str, origin: str) -> None:
+        """Start a dial; report back with :meth:`NodeCore.connected` or
+        :meth:`NodeCore.dial_failed` (or :meth:`NodeCore.dial_abandoned`)."""
+
+    def request_peers(self, key: str, want: int) -> None:
+        """Send a PEER_REQUEST on the connection ``key``."""
+
+    def call_later(self, delay: float, action: Callable[..., None], *args: Any) -> None:
+        """Run ``action(*args)`` ``delay`` seconds from now."""
+
+
+@attrs.define(slots=True)
+class Connection:
+    """One established connection, as the core keeps it."""
+
+    peer: Peer
+    dialable: str | None
+    """The address to dial this peer at: the dialled one, or the inbound peer's listen address."""
+    since: float
+    handle: object = None
+    """Whatever the world keeps for this connection (a simulated node, a socket writer)."""
+
+    @property
+    def outbound(self) -> bool:
+        """Whether this node dialled the peer."""
+        return self.peer.direction == "outbound"
+
+
+class NodeCore:
+    """One node's lifecycle on top of its plugin host; see the module's description.
+
+    :param host: The node's plugin host (it calls the hooks).
+    :param policy: The numbers.
+    :param world: Moves bytes and time for this node.
+    :param rng: The node's random stream (sampling, jitter).
+    :param now: Seconds on the world's clock (virtual or real).
+    :param may_dial: Whether an address may be dialled at all; a refused address stays in
+        the book and in what plugins hear, and is kept in :attr:`refused`.
+    """
+
+    def __init__(
+        self,
+        host: SimHost,
+        *,
+        policy: CorePolicy,
+        world: World,
+        rng: random.Random,
+        now: Callable[[], float],
+        may_dial: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.host = host
+        self.policy = policy
+        self.world = world
+        self.rng = rng
+        self.now = now
+        self.may_dial = may_dial
+        self.own = frozenset(host.config.listen_addrs)
+        self.seeds = frozenset(host.config.bootstrap_nodes)
+        self.up = False
+        self.life = 0
+        """Counts starts and stops, so timers of an earlier process do nothing."""
+        self.conns: dict[str, Connection] = {}
+        """Connection key (the remote socket address) -> connection."""
+        self.by_node: dict[str, str] = {}
+        """Remote node id -> connection key."""
+        self.by_addr: dict[str, str] = {}
+        """Dialable address of a connected peer -> connection key."""
+        self.outbound = 0
+        self.dialing: set[str] = set()
+        self.book: dict[str, None] = {}
+        self.failures: dict[str, tuple[int, float]] = {}
+        """Address -> (failed dials in a row, not before this time)."""
+        self.planned: set[str] = set()
+        """The plugins' addresses of this start: retried with :attr:`CorePolicy.retry`."""
+        self.refused: set[str] = set()
+        """Addresses ``may_dial`` refused (they stay in the book and are never dialled)."""
+
+    def __repr__(self) -> str:
+        state = "up" if self.up else "down"
+        return f"<NodeCore {self.host.node_id} {state}, {len(self.conns)} connections>"
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> list[Dial]:
+        """Start the node's process: the plugins' lists, then the seeds, each dialled at once.
+
+        :raises HostsimError: the plugins could not be loaded or one refused to start.
+        """
+        dials = self.host.start()
+        self.up = True
+        self.life += 1
+        self.book = {}
+        self.failures = {}
+        self.planned = {d.addr for d in dials if d.origin != SEED_ORIGIN}
+        self.learn(d.addr for d in dials)
+        for dial in dials:
+            self.dial(dial.addr, dial.origin)
+        life = self.life
+        self.world.call_later(self.policy.peer_list_interval_secs, self._gossip, life)
+        self.world.call_later(self.policy.maintain_interval_secs, self._maintain, life)
+        return dials
+
+    def stop(self, *, graceful: bool) -> list[Connection]:
+        """Stop the process: ``on_shutdown`` when graceful, no hook for a crash.
+
+        Return the connections it had, for the world to close; no ``on_disconnect`` is called
+        for them on this node (its process is gone).
+        """
+        closed = list(self.conns.values())
+        self.conns.clear()
+        self.by_node.clear()
+        self.by_addr.clear()
+        self.outbound = 0
+        self.dialing.clear()
+        self.up = False
+        self.life += 1
+        if graceful:
+            self.host.shutdown()
+        else:
+            self.host.crash()
+        return closed
+
+    def tick(self) -> None:
+        """The host's timer: ``on_tick``."""
+        self.host.tick()
+
+    # -- dials -----------------------------------------------------------------------------------
+
+    def dial(self, addr: str, origin: str) -> bool:
+        """Dial ``addr`` unless it is in flight, our own, connected or not allowed."""
+        if addr in self.dialing or addr in self.own or addr in self.by_addr:
+            return False
+        if addr in self.refused:
+            return False
+        if self.may_dial is not None and not self.may_dial(addr):
+            self.refused.add(addr)
+            return False
+        self.dialing.add(addr)
+        self.world.dial(addr, origin)
+        return True
+
+    def dial_failed(self, addr: str, origin: str, error: str) -> None:
+        """A dial failed: ``on_dial_failed``, then back the address off or retry it."""
+        self.dialing.discard(addr)
+        self.host.dial_failed(addr, error)
+        count = self.failures.get(addr, (0, 0.0))[0] + 1
+        policy = self.policy
+        retry = None
+        if addr in self.planned:
+            retry = policy.retry.delay(count, self.rng.random())
+        if retry is not None:
+            self.failures[addr] = (count, self.now() + retry)
+            self.world.call_later(retry, self._retry, self.life, addr, origin)
+            return
+        wait = min(policy.book_retry_base_secs * 2 ** (count - 1), policy.book_retry_max_secs)
+        self.failures[addr] = (count, self.now() + wait)
+
+    def dial_abandoned(self, addr: str) -> None:
+        """A dial ended without a connection or a failure (the peer dialled us meanwhile)."""
+        self.dialing.discard(addr)
+
+    def _retry(self, life: int, addr: str, origin: str) -> None:
+        if life == self.life and self.up:
+            self.dial(addr, origin)
+
+    # -- connections ------------------------------------------------------------------------------
+
+    def refusal(self, node_id: str) -> str | None:
+        """Why a handshake with ``node_id`` must end, or None when it may complete."""
+        if node_id == self.host.node_id:
+            return "peer has our own node id"
+        if node_id in self.by_node:
+            return "already connected to that node"
+        return None
+
+    def connected(
+        self,
+        key: str,
+        *,
+        node_id: str,
+        direction: Direction,
+        listen_addr: str | None = None,
+        capabilities: Iterable[str] = (),
+        handle: object = None,
+    ) -> Connection:
+        """A handshake completed: ``on_connect``; ask a peer we dialled for peers at once.
+
+        For an outbound connection ``key`` is the dialled address. The world checks
+        :meth:`refusal` first.
+        """
+        peer = self.host.connect(
+            key,
+            node_id=node_id,
+            direction=direction,
+            listen_addr=listen_addr,
+            capabilities=capabilities,
+        )
+        dialable = key if direction == "outbound" else listen_addr
+        conn = Connection(peer, dialable, self.now(), handle)
+        self.conns[key] = conn
+        self.by_node[node_id] = key
+        if dialable is not None:
+            self.by_addr.setdefault(dialable, key)
+        if direction == "outbound":
+            self.dialing.discard(key)
+            self.outbound += 1
+            self.failures.pop(key, None)
+            self.learn((key,))
+            self.world.request_peers(key, self.policy.peer_list_want)
+        elif listen_addr is not None:
+            self.learn((listen_addr,))
+        return conn
+
+    def disconnected(self, key: str, reason: str) -> Connection | None:
+        """A connection ended: ``on_disconnect``; return it (None when it is not known)."""
+        conn = self.conns.get(key)
+        if conn is None or not self.up:
+            return None
+        self.host.disconnect(key, reason)
+        del self.conns[key]
+        if self.by_node.get(conn.peer.node_id) == key:
+            del self.by_node[conn.peer.node_id]
+        if conn.dialable is not None and self.by_addr.get(conn.dialable) == key:
+            del self.by_addr[conn.dialable]
+        if conn.outbound:
+            self.outbound -= 1
+        return conn
+
+    # -- peer lists -------------------------------------------------------------------------------
+
+    def peer_list(self, key: str, addrs: list[str]) -> None:
+        """A PEER_LIST arrived on ``key``: ``on_peer_list`` with all of it; the first ``want``
+        addresses go into the book; then dial towards the target."""
+        self.host.peer_list(key, addrs)
+        self.learn(addrs[: self.policy.peer_list_want])
+        self.fill()
+
+    def answer(self, want: int, exclude: str | None) -> list[str]:
+        """Up to ``want`` addresses for a peer that asked: half from the connections, the rest
+        from the book, never ``exclude`` (the asker's own). Draws first, then filters, so a
+        node with a thousand connections pays for the few it hands out."""
+        half = want // 2
+        conns = list(self.conns.values())
+        if len(conns) > half + 1:
+            conns = self.rng.sample(conns, half + 1)
+        chosen = [c.dialable for c in conns if c.dialable is not None and c.dialable != exclude]
+        chosen = chosen[:half]
+        taken = {*chosen, exclude}
+        room = want - len(chosen)
+        book = list(self.book)
+        if len(book) > room + len(taken):
+            book = self.rng.sample(book, room + len(taken))
+        chosen += [addr for addr in book if addr not in taken][:room]
+        return chosen
+
+    def learn(self, addrs: Iterable[str]) -> None:
+        """Add addresses to the in-memory book, dropping the oldest beyond the limit."""
+        book = self.book
+        own = self.own
+        limit = self.policy.book_limit
+        for addr in addrs:
+            if addr not in book and addr not in own:
+                book[addr] = None
+                if len(book) > limit:
+                    del book[next(iter(book))]
+
+    def _gossip(self, life: int) -> None:
+        if life != self.life:
+            return
+        if self.conns:
+            keys = list(self.conns)
+            self.world.request_peers(
+                keys[self.rng.randrange(len(keys))], self.policy.peer_list_want
+            )
+        self.world.call_later(self.policy.peer_list_interval_secs, self._gossip, life)
+
+    # -- the outbound target ----------------------------------------------------------------------
+
+    def fill(self) -> None:
+        """Dial known addresses until the dials in flight could reach the outbound target."""
+        deficit = self.policy.target_outbound - self.outbound - len(self.dialing)
+        if deficit <= 0:
+            return
+        now = self.now()
+        failures = self.failures
+        connected = self.by_addr
+        dialing = self.dialing
+        refused = self.refused
+        seeds = self.seeds if self.conns else frozenset()
+        candidates = []
+        for addr in self.book:
+            if addr in dialing or addr in seeds or addr in connected or addr in refused:
+                continue
+            failure = failures.get(addr)
+            if failure is not None and failure[1] > now:
+                continue
+            candidates.append(addr)
+        if len(candidates) > deficit:
+            candidates = self.rng.sample(candidates, deficit)
+        for addr in candidates:
+            self.dial(addr, BOOK_ORIGIN)
+
+    def _maintain(self, life: int) -> None:
+        if life != self.life:
+            return
+        self.fill()
+        self.world.call_later(self.policy.maintain_interval_secs, self._maintain, life)

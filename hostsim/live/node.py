@@ -1,0 +1,456 @@
+"""The live world: one node on real TCP sockets and the real clock, speaking TheNodes' protocol.
+
+The node listens on its config's port, on ``127.0.0.1`` unless told another bind address. The
+host core (:class:`~hostsim.core.NodeCore`) decides what to dial and when; this module moves
+the lines. The handshake is TheNodes': the listener sends its HELLO first, the dialer replies
+with its HELLO and its realm, and the listener closes a connection whose realm (code and
+version) differs. A HELLO with the node's own id, or of a node already connected, ends the
+connection.
+
+Every byte from the network is hostile. A line over 1 MiB, a line that is not UTF-8 or JSON, a
+message of an unknown type, a bad HELLO, a realm mismatch, a handshake that does not finish in
+time, a connection silent past the heartbeat timeout, a peer that does not read: each closes
+that connection and is counted (:class:`~hostsim.live.incidents.Incidents`); a peer list
+longer than :data:`MAX_PEER_LIST` is cut; inbound connections beyond ``max_inbound`` are
+refused. Nothing one connection does stops the node serving the others.
+
+A node bound to a loopback address dials loopback addresses only: whatever else it learns is
+handed to the plugins as usual and kept in its book, but never dialled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
+
+import attrs
+
+from hostsim import wire
+from hostsim.config import NODE_ID_RE, HostConfig, canonical_ip_port, derive_realm_code
+from hostsim.core import Connection, NodeCore, World
+from hostsim.host import Dial, Direction, SimHost
+from hostsim.live.incidents import Incidents, Kind
+from hostsim.live.settings import LiveSettings
+from hostsim.plugins import EntryPointLike
+
+__all__ = ["MAX_PEER_LIST", "LiveNode", "RealClock", "is_loopback"]
+
+logger = logging.getLogger(__name__)
+
+MAX_PEER_LIST: Final = 1000
+"""Addresses read from one PEER_LIST (and the most a PEER_REQUEST is answered with)."""
+MAX_WRITE_BUFFER: Final = 4 << 20
+"""Bytes queued for a peer that does not read before its connection is closed."""
+
+
+class RealClock:
+    """The real clock."""
+
+    def now(self) -> float:
+        """Seconds since the epoch."""
+        return time.time()
+
+
+def is_loopback(addr: str) -> bool:
+    """Whether ``addr`` (``"ip:port"``) is a loopback address."""
+    try:
+        host = canonical_ip_port(addr).rpartition(":")[0].strip("[]")
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Closed(Exception):
+    """A connection ends; ``kind`` is the incident to count, if any."""
+
+    def __init__(self, reason: str, kind: Kind | None = None, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
+        self.detail = detail
+
+
+@attrs.define
+class _Link:
+    """One TCP connection: its streams and who is at the other end."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    remote: str
+    """The observed remote socket address, canonical ``"ip:port"``."""
+    ip: str
+    last_heard: float = attrs.field(factory=time.monotonic)
+
+    def send(self, envelope: wire.Envelope) -> None:
+        if self.writer.is_closing():
+            return
+        transport = self.writer.transport
+        if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            self.writer.close()
+            raise _Closed("peer does not read", "slow_reader")
+        self.writer.write(wire.encode(envelope))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+
+def _socket_addr(info: Any) -> tuple[str, str]:
+    """The canonical ``"ip:port"`` and the IP of a socket name."""
+    host, port = str(info[0]), int(info[1])
+    text = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    addr = canonical_ip_port(text)
+    return addr, addr.rpartition(":")[0].strip("[]")
+
+
+class LiveNode:
+    """One live node: its listener, its connections, its core and its plugins.
+
+    :param config: The host config (its ``port`` is the port to listen on).
+    :param settings: Bind address, timeouts, caps and the core's policy.
+    :param status: Called with a one-line status for people and scripts (listening, the dial
+        order, each connection and disconnection, stopping).
+    """
+
+    def __init__(
+        self,
+        config: HostConfig,
+        settings: LiveSettings,
+        *,
+        status: Callable[[str], None] | None = None,
+        extra_plugins_factory: Callable[[], Mapping[str, object]] | None = None,
+        entry_points: Iterable[EntryPointLike] | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self.status = status or (lambda line: None)
+        self.incidents = Incidents(config.node_id)
+        self.host = SimHost(
+            config,
+            clock=RealClock(),
+            extra_plugins_factory=extra_plugins_factory,
+            entry_points=entry_points,
+        )
+        self.loopback_only = is_loopback(f"{settings.bind}:1")
+        self.core = NodeCore(
+            self.host,
+            policy=settings.policy,
+            world=_LiveWorld(self),
+            # Dial choices and jitter, not secrets.
+            rng=random.Random(),  # noqa: S311
+            now=time.time,
+            may_dial=self._may_dial if self.loopback_only else None,
+        )
+        self.realm = wire.Realm(config.realm.name, config.realm.code, config.realm.version)
+        self.listen_addr = config.listen_addrs[0] if config.listen_addrs else None
+        self.inbound_open = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+        self.dials: list[Dial] = []
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen, then start the core: ``on_startup``, ``on_bootstrap``, the first dials.
+
+        :raises OSError: the address cannot be bound.
+        :raises HostsimError: a plugin could not be loaded or refused to start.
+        """
+        self._server = await asyncio.start_server(
+            self._accept,
+            host=self.settings.bind,
+            port=self.config.port,
+            limit=wire.MAX_LINE_BYTES + 1,
+        )
+        bound = ", ".join(
+            _socket_addr(sock.getsockname())[0] for sock in self._server.sockets or ()
+        )
+        self.status(
+            f"listening on {bound} as {self.config.node_id}"
+            f" (realm {self.config.realm.code} {self.config.realm.version})"
+        )
+        try:
+            self.dials = self.core.start()
+        except BaseException:
+            self._server.close()
+            raise
+        origins: dict[str, int] = {}
+        for dial in self.dials:
+            origins[dial.origin] = origins.get(dial.origin, 0) + 1
+        summary = ", ".join(f"{n} from {origin}" for origin, n in origins.items()) or "nothing"
+        self.status(f"dial order: {summary}")
+        for number, dial in enumerate(self.dials, start=1):
+            self.status(f"  {number}. {dial.addr} ({dial.origin})")
+        self._spawn(self._ticks())
+        self._spawn(self._heartbeats())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start, serve until ``stop`` is set, then stop gracefully."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Stop gracefully: stop listening, close every connection, ``on_shutdown``."""
+        if self._server is not None:
+            self._server.close()
+        if self.core.up:
+            for conn in self.core.stop(graceful=True):
+                if isinstance(conn.handle, _Link):
+                    conn.handle.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        self.status(f"stopped; incidents: {dict(self.incidents.counts) or 'none'}")
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _ticks(self) -> None:
+        while self.core.up:
+            await asyncio.sleep(self.settings.tick_interval_secs)
+            if self.core.up:
+                self.core.tick()
+
+    async def _heartbeats(self) -> None:
+        interval = self.settings.heartbeat_interval_secs
+        while self.core.up:
+            await asyncio.sleep(interval)
+            for conn in list(self.core.conns.values()):
+                if isinstance(conn.handle, _Link):
+                    self._send(conn.handle, wire.HEARTBEAT)
+
+    def _may_dial(self, addr: str) -> bool:
+        if is_loopback(addr):
+            return True
+        self.incidents("off_loopback", addr)
+        return False
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _hello(self) -> wire.Hello:
+        return wire.Hello(node_id=self.config.node_id, listen_addr=self.listen_addr)
+
+    def _send(self, link: _Link, msg: wire.Message, to: str | None = None) -> None:
+        envelope = wire.Envelope(wire.APP_NAME, to or link.remote, msg, realm=self.realm)
+        try:
+            link.send(envelope)
+        except _Closed as closed:
+            if closed.kind is not None:
+                self.incidents(closed.kind, link.ip)
+
+    async def _line(self, link: _Link, timeout: float, kind: Kind) -> bytes | None:
+        """The next line (newline cut), or None at the end of the stream."""
+        try:
+            line = await asyncio.wait_for(link.reader.readline(), timeout)
+        except TimeoutError:
+            raise _Closed("timeout", kind) from None
+        except ValueError:
+            raise _Closed("line too long", "line_too_long") from None
+        except OSError as exc:
+            raise _Closed(f"connection error: {exc.strerror or exc}") from None
+        if not line.endswith(b"\n"):
+            return None
+        link.last_heard = time.monotonic()
+        return line[:-1]
+
+    def _decode(self, line: bytes) -> wire.Envelope:
+        try:
+            return wire.decode(line)
+        except wire.WireError as exc:
+            raise _Closed(str(exc), exc.kind, exc.detail) from None
+
+    def _check_realm(self, realm: wire.Realm | None, *, required: bool) -> None:
+        if realm is None:
+            if required:
+                raise _Closed("no realm in HELLO", "realm_mismatch", "no realm")
+            return
+        code = realm.code if realm.code is not None else derive_realm_code(realm.name)
+        if code != self.realm.code or realm.version != self.realm.version:
+            raise _Closed(
+                "realm mismatch", "realm_mismatch", f"realm {code!r} version {realm.version!r}"
+            )
+
+    def _check_hello(self, envelope: wire.Envelope) -> wire.Hello:
+        hello = envelope.msg
+        if not isinstance(hello, wire.Hello):
+            raise _Closed("expected a HELLO", "bad_hello", f"got {type(hello).__name__}")
+        if not NODE_ID_RE.fullmatch(hello.node_id):
+            raise _Closed("bad node id", "bad_hello", f"node_id {hello.node_id[:40]!r}")
+        if hello.protocol not in (None, wire.PROTOCOL_NAME):
+            raise _Closed("another protocol", "bad_hello", f"protocol {hello.protocol[:40]!r}")
+        if hello.node_id == self.config.node_id:
+            raise _Closed("peer has our own node id", "own_node_id")
+        return hello
+
+    @staticmethod
+    def _listen_addr(hello: wire.Hello) -> str | None:
+        if hello.listen_addr is None:
+            return None
+        try:
+            return canonical_ip_port(hello.listen_addr)
+        except ValueError:
+            return None
+
+    def _capabilities(self, hello: wire.Hello) -> tuple[str, ...]:
+        return tuple((hello.capabilities or ())[:32])
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        remote, ip = _socket_addr(writer.get_extra_info("peername"))
+        link = _Link(reader, writer, remote, ip)
+        if self.inbound_open >= self.settings.max_inbound or not self.core.up:
+            if self.core.up:
+                self.incidents("inbound_cap", ip)
+            link.close()
+            return
+        self.inbound_open += 1
+        try:
+            self._send(link, self._hello())
+            line = await self._line(link, self.settings.handshake_timeout_secs, "handshake_timeout")
+            if line is None:
+                return
+            reply = self._decode(line)
+            self._check_realm(reply.realm, required=True)
+            hello = self._check_hello(reply)
+            if (refusal := self.core.refusal(hello.node_id)) is not None:
+                logger.debug("node %s: closing %s: %s", self.config.node_id, remote, refusal)
+                return
+            self._connected(link, hello, "inbound")
+            await self._serve(link, remote)
+        except _Closed as closed:
+            if closed.kind is not None:
+                self.incidents(closed.kind, ip, closed.detail)
+        finally:
+            self.inbound_open -= 1
+            link.close()
+
+    def dial(self, addr: str, origin: str) -> None:
+        """Start a dial (the core calls this)."""
+        self._spawn(self._dial(addr, origin))
+
+    async def _dial(self, addr: str, origin: str) -> None:
+        host, _, port = addr.rpartition(":")
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host.strip("[]"), int(port), limit=wire.MAX_LINE_BYTES + 1),
+                self.settings.connect_timeout_secs,
+            )
+        except TimeoutError:
+            self._dial_failed(addr, origin, "timeout")
+            return
+        except OSError as exc:
+            self._dial_failed(addr, origin, (exc.strerror or str(exc)).lower())
+            return
+        _, ip = _socket_addr(writer.get_extra_info("peername"))
+        link = _Link(reader, writer, addr, ip)
+        connected = False
+        try:
+            line = await self._line(link, self.settings.handshake_timeout_secs, "handshake_timeout")
+            if line is None:
+                raise _Closed("closed before its HELLO")
+            envelope = self._decode(line)
+            self._check_realm(envelope.realm, required=False)
+            hello = self._check_hello(envelope)
+            if self.core.refusal(hello.node_id) is not None or not self.core.up:
+                self.core.dial_abandoned(addr)
+                return
+            self._send(link, self._hello(), to=envelope.from_)
+            self._connected(link, hello, "outbound")
+            connected = True
+            await self._serve(link, addr)
+        except _Closed as closed:
+            if closed.kind is not None:
+                self.incidents(closed.kind, ip, closed.detail)
+            if not connected:
+                self._dial_failed(addr, origin, f"handshake failed: {closed.reason}")
+        finally:
+            link.close()
+
+    def _dial_failed(self, addr: str, origin: str, error: str) -> None:
+        if self.core.up:
+            self.core.dial_failed(addr, origin, error)
+
+    def _connected(self, link: _Link, hello: wire.Hello, direction: Direction) -> None:
+        conn = self.core.connected(
+            link.remote,
+            node_id=hello.node_id,
+            direction=direction,
+            listen_addr=self._listen_addr(hello),
+            capabilities=self._capabilities(hello),
+            handle=link,
+        )
+        self.status(
+            f"connected to {link.remote} ({hello.node_id}, {direction});"
+            f" {len(self.core.conns)} connections, {self.core.outbound} outbound"
+            + ("" if conn.dialable is None else f"; dial address {conn.dialable}")
+        )
+
+    async def _serve(self, link: _Link, key: str) -> None:
+        reason = "closed by peer"
+        try:
+            while True:
+                line = await self._line(link, self.settings.idle_timeout_secs, "silent_peer")
+                if line is None:
+                    break
+                self._handle(link, key, self._decode(line))
+        except _Closed as closed:
+            reason = closed.reason
+            if closed.kind is not None:
+                self.incidents(closed.kind, link.ip, closed.detail)
+        except asyncio.CancelledError:
+            reason = "node stopping"
+            raise
+        finally:
+            if self.core.up and self.core.conns.get(key) is not None:
+                self.core.disconnected(key, reason)
+                self.status(
+                    f"disconnected from {key}: {reason}; {len(self.core.conns)} connections"
+                )
+
+    def _handle(self, link: _Link, key: str, envelope: wire.Envelope) -> None:
+        msg = envelope.msg
+        conn = self.core.conns.get(key)
+        if conn is None:
+            raise _Closed("connection no longer known")
+        if isinstance(msg, wire.PeerRequest):
+            want = min(msg.want, MAX_PEER_LIST)
+            self._send(link, wire.PeerList(tuple(self.core.answer(want, conn.dialable))))
+        elif isinstance(msg, wire.PeerList):
+            peers = msg.peers
+            if len(peers) > MAX_PEER_LIST:
+                self.incidents("huge_peer_list", link.ip, f"{len(peers)} addresses")
+                peers = peers[:MAX_PEER_LIST]
+            self.core.peer_list(key, list(peers))
+        # HELLO again, HEARTBEAT, TEXT and the rest: nothing to do, as in TheNodes.
+
+
+@attrs.frozen
+class _LiveWorld(World):
+    """What the core asks of the live world."""
+
+    node: LiveNode
+
+    def dial(self, addr: str, origin: str) -> None:
+        self.node.dial(addr, origin)
+
+    def request_peers(self, key: str, want: int) -> None:
+        conn: Connection | None = self.node.core.conns.get(key)
+        if conn is not None and isinstance(conn.handle, _Link):
+            self.node._send(conn.handle, wire.PeerRequest(want))
+
+    def call_later(self, delay: float, action: Callable[..., None], *args: Any) -> None:
+        asyncio.get_running_loop().call_later(delay, action, *args)
