@@ -76,7 +76,7 @@ class _Closed(Exception):
         self.detail = detail
 
 
-@attrs.define
+@attrs.define(eq=False)
 class _Link:
     """One TCP connection: its streams and who is at the other end."""
 
@@ -99,6 +99,11 @@ class _Link:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.writer.close()
+
+    async def aclose(self) -> None:
+        self.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.writer.wait_closed(), 1.0)
 
 
 def _socket_addr(info: Any) -> tuple[str, str]:
@@ -151,6 +156,9 @@ class LiveNode:
         self.listen_addr = config.listen_addrs[0] if config.listen_addrs else None
         self.inbound_open = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
+        """The listener's tasks, one per inbound connection (they end when it is closed)."""
+        self._links: set[_Link] = set()
         self._server: asyncio.Server | None = None
         self.dials: list[Dial] = []
 
@@ -203,12 +211,14 @@ class LiveNode:
         if self._server is not None:
             self._server.close()
         if self.core.up:
-            for conn in self.core.stop(graceful=True):
-                if isinstance(conn.handle, _Link):
-                    conn.handle.close()
+            self.core.stop(graceful=True)
+        for link in list(self._links):
+            link.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._handlers:
+            await asyncio.wait(list(self._handlers), timeout=2.0)
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -268,11 +278,12 @@ class LiveNode:
         link.last_heard = time.monotonic()
         return line[:-1]
 
-    def _decode(self, line: bytes) -> wire.Envelope:
+    def _decode(self, line: bytes, *, handshake: bool = False) -> wire.Envelope:
         try:
             return wire.decode(line)
         except wire.WireError as exc:
-            raise _Closed(str(exc), exc.kind, exc.detail) from None
+            kind: Kind = "bad_hello" if handshake and exc.kind == "bad_message" else exc.kind
+            raise _Closed(str(exc), kind, exc.detail) from None
 
     def _check_realm(self, realm: wire.Realm | None, *, required: bool) -> None:
         if realm is None:
@@ -315,18 +326,22 @@ class LiveNode:
         if self.inbound_open >= self.settings.max_inbound or not self.core.up:
             if self.core.up:
                 self.incidents("inbound_cap", ip)
-            link.close()
+            await link.aclose()
             return
         self.inbound_open += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        self._links.add(link)
         try:
             self._send(link, self._hello())
             line = await self._line(link, self.settings.handshake_timeout_secs, "handshake_timeout")
             if line is None:
                 return
-            reply = self._decode(line)
+            reply = self._decode(line, handshake=True)
             self._check_realm(reply.realm, required=True)
             hello = self._check_hello(reply)
-            if (refusal := self.core.refusal(hello.node_id)) is not None:
+            if (refusal := self.core.refusal(hello.node_id)) is not None or not self.core.up:
                 logger.debug("node %s: closing %s: %s", self.config.node_id, remote, refusal)
                 return
             self._connected(link, hello, "inbound")
@@ -334,9 +349,14 @@ class LiveNode:
         except _Closed as closed:
             if closed.kind is not None:
                 self.incidents(closed.kind, ip, closed.detail)
+        except Exception:
+            logger.exception("node %s: connection from %s failed", self.config.node_id, remote)
         finally:
             self.inbound_open -= 1
-            link.close()
+            if task is not None:
+                self._handlers.discard(task)
+            self._links.discard(link)
+            await link.aclose()
 
     def dial(self, addr: str, origin: str) -> None:
         """Start a dial (the core calls this)."""
@@ -357,12 +377,13 @@ class LiveNode:
             return
         _, ip = _socket_addr(writer.get_extra_info("peername"))
         link = _Link(reader, writer, addr, ip)
+        self._links.add(link)
         connected = False
         try:
             line = await self._line(link, self.settings.handshake_timeout_secs, "handshake_timeout")
             if line is None:
                 raise _Closed("closed before its HELLO")
-            envelope = self._decode(line)
+            envelope = self._decode(line, handshake=True)
             self._check_realm(envelope.realm, required=False)
             hello = self._check_hello(envelope)
             if self.core.refusal(hello.node_id) is not None or not self.core.up:
@@ -377,8 +398,13 @@ class LiveNode:
                 self.incidents(closed.kind, ip, closed.detail)
             if not connected:
                 self._dial_failed(addr, origin, f"handshake failed: {closed.reason}")
+        except Exception:
+            logger.exception("node %s: connection to %s failed", self.config.node_id, addr)
+            if not connected:
+                self._dial_failed(addr, origin, "handshake failed")
         finally:
-            link.close()
+            self._links.discard(link)
+            await link.aclose()
 
     def _dial_failed(self, addr: str, origin: str, error: str) -> None:
         if self.core.up:
