@@ -172,12 +172,15 @@ class NodeCore:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> list[Dial]:
+    def start(self, before_dials: Callable[[list[Dial]], None] | None = None) -> list[Dial]:
         """Start the node's process: the plugins' lists, then the seeds, each dialled at once.
 
+        :param before_dials: Called with the dial order before the first dial.
         :raises HostsimError: the plugins could not be loaded or one refused to start.
         """
         dials = self.host.start()
+        if before_dials is not None:
+            before_dials(dials)
         self.up = True
         self.life += 1
         self.book = {}

@@ -104,11 +104,13 @@ def test_every_node_ticks_once_per_tick_interval_while_it_runs(tmp_path: Path) -
 def test_a_peer_list_request_is_answered_with_the_peers_connections_and_known_addresses(
     tmp_path: Path,
 ) -> None:
-    _, journal = play(tiny(), tmp_path, until=91.0)
-    (call,) = journal.of("node-0000", "on_peer_list")
-    assert call["sender"].node_id == "seed-0"
+    """node-0000 connects to the seed at 0.1 s and asks it for peers at once; the answer
+    (0.3 s) names node-0001, its connection, never node-0000 itself."""
+    _, journal = play(tiny(), tmp_path, until=1.0)
+    lists = journal.of("node-0000", "on_peer_list")
+    (call,) = [c for c in lists if c["sender"].node_id == "seed-0"]
     assert call["peers"] == [NODE_1]
-    assert journal.of("node-0000", "on_tick")[-1]["host"].now() == pytest.approx(1_763_700_091.0)
+    assert journal.of("node-0000", "on_tick")[-1]["host"].now() == pytest.approx(1_763_700_001.0)
 
 
 def test_a_graceful_restart_calls_on_shutdown_then_on_startup_and_peers_see_the_close(
@@ -218,7 +220,9 @@ def test_a_flooding_attacker_sends_fake_addresses_to_its_connections_until_the_e
 ) -> None:
     event = SimEvent(at=10, do="flood", until=75, addrs_per_message=300, push_interval_secs=30)
     scenario = tiny(attackers=1, target_outbound=3, events=(event,))
-    network, journal = play(scenario, tmp_path, until=76.0)
+    network, journal = play(scenario, tmp_path, until=10.0)
+    before = len(journal.calls)  # answers to the first requests, before the flood: honest
+    network.run_until(76.0)
 
     def from_attacker(calls: list[HookCall]) -> list[list[str]]:
         return [
@@ -227,7 +231,7 @@ def test_a_flooding_attacker_sends_fake_addresses_to_its_connections_until_the_e
             if c.hook == "on_peer_list" and c.kwargs["sender"].node_id == "attacker-0"
         ]
 
-    flood = from_attacker(journal.calls)
+    flood = from_attacker(journal.calls[before:])
     assert len(flood) >= 3  # pushes at 10, 40 and 70 s to at least one connection
     assert all(len(peers) == 300 for peers in flood)
     every = [addr for peers in flood for addr in peers]
@@ -257,15 +261,15 @@ def test_churn_takes_nodes_down_and_brings_them_back(tmp_path: Path) -> None:
 def test_by_hand_a_restart_with_the_store_reaches_its_target_with_its_first_dials(
     tmp_path: Path,
 ) -> None:
-    """Both nodes connect to the seed at 0.1 s. At 90 s node-0000 asks the seed for peers;
-    the answer (90.2 s) names node-0001, which it dials (90.3 s): both now have their two
-    connections. node-0000 restarts at 300 s and is back at 310 s, when its store plans
-    the seed and node-0001: both dials connect 100 ms later."""
+    """Both nodes connect to the seed at 0.1 s and ask it for peers at once; the answers
+    (0.3 s) name the other node, which each dials: one connects at 0.4 s, and both now have
+    their two connections. node-0000 restarts at 300 s and is back at 310 s, when its store
+    plans the seed and node-0001: both dials connect 100 ms later."""
     event = SimEvent(at=300, do="restart", node="node-0000", downtime_secs=10)
     network, _ = play(tiny(events=(event,)), tmp_path)
     first = next(r for r in network.metrics.starts if r.node == "node-0000")
     assert first.first_connection == pytest.approx(0.1)
-    assert first.target_reached == pytest.approx(90.3)
+    assert first.target_reached == pytest.approx(0.4)
     (restart,) = restarts_of(network.metrics, "node-0000")
     assert restart.at == 310
     assert sorted(restart.plan) == sorted([SEED, NODE_1])
@@ -275,19 +279,19 @@ def test_by_hand_a_restart_with_the_store_reaches_its_target_with_its_first_dial
     assert restart.rejoined
 
 
-def test_by_hand_a_restart_with_seeds_only_waits_for_the_other_node_to_dial_back(
+def test_by_hand_a_restart_with_seeds_only_learns_the_other_node_from_the_seed_at_once(
     tmp_path: Path,
 ) -> None:
-    """Without the store node-0000 only knows the seed (connected at 310.1 s). node-0001 lost
-    its connection at 300 s; its upkeep at 300 s dials node-0000, which is down: refused,
-    and not retried for 30 s. Its upkeep at 340 s dials again: connected at 340.1 s."""
+    """Without the store node-0000 only knows the seed (connected at 310.1 s). It asks the
+    seed for peers at once; the answer (310.3 s) names node-0001, which it dials from its
+    book: connected at 310.4 s."""
     event = SimEvent(at=300, do="restart", node="node-0000", downtime_secs=10)
     network, _ = play(tiny(events=(event,)).with_persistence(False), tmp_path)
     (restart,) = restarts_of(network.metrics, "node-0000")
     assert restart.plan == ()
-    assert restart.dials == {"seed": [1, 1]}
+    assert restart.dials == {"seed": [1, 1], "book": [1, 1]}
     assert restart.first_connection == pytest.approx(0.1)
-    assert restart.target_reached == pytest.approx(30.1)
+    assert restart.target_reached == pytest.approx(0.4)
 
 
 def test_by_hand_with_the_seed_down_only_the_store_gets_a_restarted_node_back(

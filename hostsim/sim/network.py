@@ -6,6 +6,10 @@ one :class:`~hostsim.clock.VirtualClock`, moved by the :class:`~hostsim.sim.engi
 
 The model, per node:
 
+Each node's lifecycle is the host core's (:class:`~hostsim.core.NodeCore`, shared with the
+live node): what it dials at start and later, how it retries, when it asks for peer lists and
+what it answers. This module is the transport and the clock, and the model, per node:
+
 - **Start.** The host's dial order (the plugins' lists, then the seeds) is dialled at once
   and becomes the node's in-memory address book. A restarted process remembers nothing else.
 - **Dial.** After a latency drawn from ``latency_min_ms .. latency_max_ms``, a dial connects
@@ -13,11 +17,12 @@ The model, per node:
   ("connection refused"). A dial to an address nobody listens on fails with "timeout"
   after ``dial_timeout_secs``. The handshake calls ``on_connect`` on both sides: outbound
   with the dialled address; inbound from an ephemeral port with the dialler's listen address.
-- **Peer lists.** Every ``peer_list_interval_secs`` after its start, a node asks one random
-  connection for a peer list (TheNodes' timer: every 90 s, want 16). The answer
-  (after a round trip) holds up to ``peer_list_want`` addresses from the peer's connections
-  and address book. The receiving host calls ``on_peer_list`` with the whole list and keeps
-  the first ``peer_list_want`` addresses in its book (at most 1,000 addresses, oldest out).
+- **Peer lists.** A node asks every peer it dials for a peer list as soon as the handshake
+  completes, then one random connection every ``peer_list_interval_secs`` (TheNodes' timer:
+  every 90 s, want 16). The answer (after a round trip) holds up to ``peer_list_want``
+  addresses from the peer's connections and address book. The receiving host calls
+  ``on_peer_list`` with the whole list and keeps the first ``peer_list_want`` addresses in its
+  book (at most 1,000 addresses, oldest out).
 - **Seeds** are ordinary nodes listed in every node's ``bootstrap_nodes``, with more inbound
   slots (``seed_max_inbound``). A full seed makes room for a new inbound connection by
   dropping its oldest inbound one, if that one is at least two minutes old (time enough to
@@ -25,7 +30,9 @@ The model, per node:
 - **Outbound target.** Every ``maintain_interval_secs`` (and when a peer list arrives) a node
   below ``target_outbound`` dials addresses from its book it is not connected to, skipping
   addresses that failed recently (30 s, doubling per failure, at most 10 minutes), and
-  skipping the seeds unless it has no connection at all.
+  skipping the seeds unless it has no connection at all. A failed dial of an address a
+  plugin planned is retried after 1 s, doubling up to 60 s, at most 8 times, with 20% jitter
+  (TheNodes 0.4's ``[network.connection_policy]``).
 - **Stop.** A graceful stop calls ``on_shutdown``; a crash calls nothing. Either way every
   peer gets ``on_disconnect`` for its connection to the node.
 - **Ticks.** Every ``tick_interval_secs`` each running node gets one ``on_tick`` (the real
@@ -49,8 +56,9 @@ import attrs
 
 from hostsim.clock import DEFAULT_START, VirtualClock
 from hostsim.config import DEFAULT_PORT, HostConfig
+from hostsim.core import Connection, CorePolicy, NodeCore
 from hostsim.errors import HostsimError, ScenarioError
-from hostsim.host import SEED_ORIGIN, SimHost
+from hostsim.host import SEED_ORIGIN, Dial, SimHost
 from hostsim.plugins import EntryPointLike, installed_entry_points, loaded_once
 from hostsim.sim.engine import Engine, stream
 from hostsim.sim.metrics import RunMetrics, StartRecord
@@ -60,14 +68,8 @@ __all__ = ["SimNetwork", "SimNode", "fake_addr", "node_addr", "report", "simulat
 
 logger = logging.getLogger(__name__)
 
-BOOK_LIMIT = 1000
-"""Addresses a node keeps in memory."""
-RETRY_BASE_SECS = 30.0
-RETRY_MAX_SECS = 600.0
 SEED_GRACE_SECS = 120.0
 """A full seed only drops an inbound connection this old: long enough for a peer list."""
-BOOK_ORIGIN = "book"
-"""The origin of a dial a node makes from its address book, after its start."""
 
 # First octets of public-looking IPv4 space: no private, loopback, link-local, CGNAT,
 # benchmarking, documentation or multicast ranges.
@@ -90,41 +92,66 @@ def fake_addr(number: int) -> str:
 
 
 class SimNode:
-    """One node of the network: its host, and what its process holds in memory."""
+    """One node of the network: its host core, and who it is in the network."""
 
-    def __init__(self, index: int, name: str, role: str, host: SimHost, seed: int) -> None:
+    def __init__(self, index: int, name: str, role: str, core: NodeCore) -> None:
         self.index = index
         self.name = name
         self.role = role
         """``"seed"``, ``"node"`` or ``"attacker"``."""
-        self.host = host
-        self.addr = host.config.listen_addrs[0]
+        self.core = core
+        self.host = core.host
+        self.addr = self.host.config.listen_addrs[0]
         self.ip = self.addr.rpartition(":")[0]
-        self.rng = stream(seed, name)
-        self.up = False
-        self.life = 0
-        """Counts starts and stops, so events of an earlier process are ignored."""
-        self.conns: dict[str, tuple[SimNode, bool, float]] = {}
-        """Connection key (as in ``host.connections``) -> (remote node, outbound, since)."""
-        self.by_node: dict[str, str] = {}
-        """Remote node name -> connection key."""
-        self.outbound = 0
-        self.dialing: set[str] = set()
-        self.book: dict[str, None] = {}
-        self.failures: dict[str, tuple[int, float]] = {}
+        self.rng = core.rng
         self.record: StartRecord | None = None
 
     def __repr__(self) -> str:
         return f"<SimNode {self.name} {self.addr} {'up' if self.up else 'down'}>"
 
-    def learn(self, addrs: Iterable[str]) -> None:
-        """Add addresses to the in-memory book, dropping the oldest beyond the limit."""
-        book = self.book
-        for addr in addrs:
-            if addr not in book and addr != self.addr:
-                book[addr] = None
-                if len(book) > BOOK_LIMIT:
-                    del book[next(iter(book))]
+    @property
+    def up(self) -> bool:
+        """Whether the node's process runs."""
+        return self.core.up
+
+    @property
+    def life(self) -> int:
+        """Counts starts and stops, so events of an earlier process are ignored."""
+        return self.core.life
+
+    @property
+    def conns(self) -> dict[str, Connection]:
+        """Connection key (as in ``host.connections``) -> connection; its ``handle`` is the
+        remote :class:`SimNode`."""
+        return self.core.conns
+
+    @property
+    def by_node(self) -> dict[str, str]:
+        """Remote node name -> connection key."""
+        return self.core.by_node
+
+
+class _SimWorld:
+    """What one node's core asks of the simulated network."""
+
+    __slots__ = ("network", "node")
+
+    def __init__(self, network: SimNetwork) -> None:
+        self.network = network
+        self.node: SimNode | None = None
+
+    def dial(self, addr: str, origin: str) -> None:
+        assert self.node is not None
+        self.network.dial(self.node, addr, origin)
+
+    def request_peers(self, key: str, want: int) -> None:
+        assert self.node is not None
+        remote = self.node.conns[key].handle
+        assert isinstance(remote, SimNode)
+        self.network.request(self.node, remote)
+
+    def call_later(self, delay: float, action: Callable[..., None], *args: Any) -> None:
+        self.network.engine.after(delay, action, *args)
 
 
 @attrs.frozen
@@ -171,6 +198,12 @@ class SimNetwork:
             + [("attacker", f"attacker-{i}") for i in range(scenario.attackers)]
         )
         seeds = [node_addr(i) for i in range(scenario.seeds)]
+        policy = CorePolicy(
+            target_outbound=scenario.target_outbound,
+            peer_list_interval_secs=scenario.peer_list_interval_secs,
+            peer_list_want=scenario.peer_list_want,
+            maintain_interval_secs=scenario.maintain_interval_secs,
+        )
         self.nodes: list[SimNode] = []
         for index, (role, name) in enumerate(roles):
             config = self._config(name, node_addr(index), seeds, Path(state_dir))
@@ -180,7 +213,10 @@ class SimNetwork:
             host = SimHost(
                 config, clock=self.clock, extra_plugins_factory=factory, entry_points=eps
             )
-            self.nodes.append(SimNode(index, name, role, host, seed))
+            world = _SimWorld(self)
+            core = NodeCore(host, policy=policy, world=world, rng=stream(seed, name), now=self._now)
+            world.node = SimNode(index, name, role, core)
+            self.nodes.append(world.node)
         self.by_addr = {node.addr: node for node in self.nodes}
         self.by_name = {node.name: node for node in self.nodes}
         self._seed_addrs = frozenset(seeds)
@@ -189,6 +225,9 @@ class SimNetwork:
             "node": scenario.max_inbound,
             "attacker": scenario.max_inbound,
         }
+
+    def _now(self) -> float:
+        return self.engine.t
 
     def _config(self, name: str, addr: str, seeds: list[str], state_dir: Path) -> HostConfig:
         data: dict[str, Any] = {
@@ -225,9 +264,8 @@ class SimNetwork:
     def close(self) -> None:
         """Stop every running node without a hook, as if the processes were killed."""
         for node in self.nodes:
-            if node.host.running:
-                node.host.crash()
-            node.up = False
+            if node.up:
+                node.core.stop(graceful=False)
 
     def _prepare(self) -> None:
         self._prepared = True
@@ -242,11 +280,11 @@ class SimNetwork:
         engine.at(0.0, self._sample)
 
     def start(self, node: SimNode, cause: str) -> None:
-        """Start a stopped node and dial its dial order."""
+        """Start a stopped node; its core dials its dial order."""
         if node.up:
             return
         try:
-            dials = node.host.start()
+            node.core.start(before_dials=lambda dials: self._record(node, cause, dials))
         except HostsimError as exc:
             if cause == "initial":
                 # A node that cannot start at all is a broken setup, not a measurement.
@@ -254,10 +292,18 @@ class SimNetwork:
             logger.error("node %s could not start: %s", node.name, exc)
             self.metrics.failed_starts += 1
             return
-        node.up = True
-        node.life += 1
-        node.book = {}
-        node.failures = {}
+        engine = self.engine
+        life = node.life
+        churn = self.scenario.churn
+        if node.role == "node" and churn is not None:
+            until = (
+                churn.until_secs if churn.until_secs is not None else self.scenario.duration_secs
+            )
+            leave = max(engine.t, churn.from_secs) + churn.session.draw(node.rng.random())
+            if leave < until:
+                engine.at(leave, self._churn_leave, node, life)
+
+    def _record(self, node: SimNode, cause: str, dials: list[Dial]) -> None:
         plan = tuple(d.addr for d in dials if d.origin != SEED_ORIGIN)
         record = StartRecord(node.name, node.role, cause, self.engine.t, plan=plan)
         for addr in plan:
@@ -268,59 +314,26 @@ class SimNetwork:
                 record.plan_attacker += 1
         node.record = record
         self.metrics.starts.append(record)
-        node.learn(d.addr for d in dials)
-        for dial in dials:
-            self.dial(node, dial.addr, dial.origin)
-        engine = self.engine
-        life = node.life
-        engine.after(self.scenario.peer_list_interval_secs, self._gossip, node, life)
-        engine.after(self.scenario.maintain_interval_secs, self._maintain, node, life)
-        churn = self.scenario.churn
-        if node.role == "node" and churn is not None:
-            until = (
-                churn.until_secs if churn.until_secs is not None else self.scenario.duration_secs
-            )
-            leave = max(engine.t, churn.from_secs) + churn.session.draw(node.rng.random())
-            if leave < until:
-                engine.at(leave, self._churn_leave, node, life)
 
     def stop(self, node: SimNode, *, graceful: bool) -> None:
         """Stop a running node: its peers see the connections end; then shut down or crash."""
         if not node.up:
             return
         reason = "closed by peer" if graceful else "connection reset by peer"
-        for remote, _, _ in list(node.conns.values()):
-            self._drop(remote, node, reason)
-        node.conns.clear()
-        node.by_node.clear()
-        node.outbound = 0
-        node.dialing.clear()
-        node.up = False
-        node.life += 1
-        if graceful:
-            node.host.shutdown()
-        else:
-            node.host.crash()
+        for conn in list(node.conns.values()):
+            self._drop(_remote(conn), node, reason)
+        node.core.stop(graceful=graceful)
 
     def _drop(self, node: SimNode, remote: SimNode, reason: str) -> None:
         """``node`` sees its connection to ``remote`` end."""
-        key = node.by_node.pop(remote.name)
-        _, outbound, _ = node.conns[key]
-        node.host.disconnect(key, reason)
-        del node.conns[key]
-        if outbound:
-            node.outbound -= 1
+        node.core.disconnected(node.by_node[remote.name], reason)
 
     # -- dials ---------------------------------------------------------------------------------
 
     def dial(self, node: SimNode, addr: str, origin: str) -> None:
-        """Start a dial from ``node``; it completes or fails after a latency or a timeout."""
+        """A dial from ``node`` (its core decided it); it completes or fails after a latency
+        or a timeout."""
         target = self.by_addr.get(addr)
-        if addr in node.dialing or addr == node.addr:
-            return
-        if target is not None and target.name in node.by_node:
-            return
-        node.dialing.add(addr)
         record = node.record
         if record is not None:
             record.dials.setdefault(origin, [0, 0])[0] += 1
@@ -334,54 +347,45 @@ class SimNetwork:
     def _dial_done(self, node: SimNode, life: int, addr: str, origin: str) -> None:
         if node.life != life:
             return
-        node.dialing.discard(addr)
         target = self.by_addr.get(addr)
         if target is None:
             error = "timeout"
         elif not target.up:
             error = "connection refused"
         elif target.name in node.by_node:
-            return  # it dialled us meanwhile
-        elif len(target.conns) - target.outbound >= self._slots[target.role] and not (
+            node.core.dial_abandoned(addr)  # it dialled us meanwhile
+            return
+        elif len(target.conns) - target.core.outbound >= self._slots[target.role] and not (
             target.role == "seed" and self._evict(target)
         ):
             error = "connection refused: no free inbound slot"
         else:
             self._handshake(node, target, origin)
             return
-        node.host.dial_failed(addr, error)
-        count = node.failures.get(addr, (0, 0.0))[0] + 1
-        wait = min(RETRY_BASE_SECS * 2 ** (count - 1), RETRY_MAX_SECS)
-        node.failures[addr] = (count, self.engine.t + wait)
+        node.core.dial_failed(addr, origin, error)
 
     def _evict(self, seed: SimNode) -> bool:
         """A full seed drops its oldest inbound connection to make room; return whether it did."""
         oldest = self.engine.t - SEED_GRACE_SECS
-        for remote, outbound, since in seed.conns.values():
-            if since > oldest:
+        for conn in seed.conns.values():
+            if conn.since > oldest:
                 break  # connections are in the order they were made
-            if not outbound:
+            if not conn.outbound:
+                remote = _remote(conn)
                 self._drop(seed, remote, "evicted: inbound slots full")
                 self._drop(remote, seed, "evicted by peer: inbound slots full")
                 return True
         return False
 
     def _handshake(self, node: SimNode, target: SimNode, origin: str) -> None:
-        node.host.connect(target.addr, node_id=target.name, direction="outbound")
         while True:
             key = f"{node.ip}:{49152 + node.rng.randrange(16384)}"
             if key not in target.conns:
                 break
-        target.host.connect(key, node_id=node.name, direction="inbound", listen_addr=node.addr)
-        now = self.engine.t
-        node.conns[target.addr] = (target, True, now)
-        node.by_node[target.name] = target.addr
-        node.outbound += 1
-        target.conns[key] = (node, False, now)
-        target.by_node[node.name] = key
-        node.failures.pop(target.addr, None)
-        node.learn((target.addr,))
-        target.learn((node.addr,))
+        node.core.connected(target.addr, node_id=target.name, direction="outbound", handle=target)
+        target.core.connected(
+            key, node_id=node.name, direction="inbound", listen_addr=node.addr, handle=node
+        )
         if node.record is not None:
             node.record.dials[origin][1] += 1
         self._connected(node)
@@ -399,7 +403,7 @@ class SimNetwork:
 
     # -- peer lists ------------------------------------------------------------------------------
 
-    def _request(self, node: SimNode, peer: SimNode) -> None:
+    def request(self, node: SimNode, peer: SimNode) -> None:
         """``node`` asks ``peer`` for a peer list; the answer comes after a round trip."""
         delay = 2 * self._latency(node)
         self.engine.after(delay, self._answer, node, node.life, peer, peer.life)
@@ -411,26 +415,8 @@ class SimNetwork:
         if peer.role == "attacker" and flood is not None and self.engine.t < flood.until:
             addrs = self._fake_list(flood.addrs_per_message)
         else:
-            addrs = self._honest_list(peer, exclude=node.addr)
+            addrs = peer.core.answer(self.scenario.peer_list_want, exclude=node.addr)
         self._deliver(node, peer, addrs)
-
-    def _honest_list(self, peer: SimNode, exclude: str) -> list[str]:
-        """Up to ``peer_list_want`` addresses: half from the peer's connections, the rest from
-        its book, never the requester's own. A seed has a thousand connections, so draw
-        first (copying a list is cheap) and filter the few drawn."""
-        want = self.scenario.peer_list_want
-        half = want // 2
-        conns = list(peer.conns.values())
-        if len(conns) > half + 1:
-            conns = peer.rng.sample(conns, half + 1)
-        chosen = [remote.addr for remote, _, _ in conns if remote.addr != exclude][:half]
-        taken = {*chosen, exclude}
-        room = want - len(chosen)
-        book = list(peer.book)
-        if len(book) > room + len(taken):
-            book = peer.rng.sample(book, room + len(taken))
-        chosen += [addr for addr in book if addr not in taken][:room]
-        return chosen
 
     def _fake_list(self, count: int) -> list[str]:
         start = self._fakes
@@ -438,24 +424,14 @@ class SimNetwork:
         return [fake_addr(n) for n in range(start, start + count)]
 
     def _deliver(self, node: SimNode, sender: SimNode, addrs: list[str]) -> None:
-        node.host.peer_list(node.by_node[sender.name], addrs)
-        node.learn(addrs[: self.scenario.peer_list_want])
-        self._fill(node)
-
-    def _gossip(self, node: SimNode, life: int) -> None:
-        if node.life != life:
-            return
-        if node.conns:
-            keys = list(node.conns)
-            peer = node.conns[keys[node.rng.randrange(len(keys))]][0]
-            self._request(node, peer)
-        self.engine.after(self.scenario.peer_list_interval_secs, self._gossip, node, life)
+        node.core.peer_list(node.by_node[sender.name], addrs)
 
     def _push_fakes(self, node: SimNode, life: int, interval: float) -> None:
         flood = self._flood
         if node.life != life or flood is None or self.engine.t >= flood.until:
             return
-        for remote, _, _ in list(node.conns.values()):
+        for conn in list(node.conns.values()):
+            remote = _remote(conn)
             addrs = self._fake_list(flood.addrs_per_message)
             self.engine.after(self._latency(node), self._pushed, remote, remote.life, node, addrs)
         self.engine.after(interval, self._push_fakes, node, life, interval)
@@ -463,40 +439,6 @@ class SimNetwork:
     def _pushed(self, node: SimNode, life: int, sender: SimNode, addrs: list[str]) -> None:
         if node.life == life and sender.name in node.by_node:
             self._deliver(node, sender, addrs)
-
-    # -- keeping connections -----------------------------------------------------------------------
-
-    def _fill(self, node: SimNode) -> None:
-        """Dial known addresses until the dials in flight could reach the outbound target."""
-        deficit = self.scenario.target_outbound - node.outbound - len(node.dialing)
-        if deficit <= 0:
-            return
-        now = self.engine.t
-        by_addr = self.by_addr
-        failures = node.failures
-        # Seeds are for bootstrapping: a node that has a connection leaves them to newcomers.
-        seeds = self._seed_addrs if node.conns else frozenset()
-        candidates = []
-        for addr in node.book:
-            if addr in node.dialing or addr in seeds:
-                continue
-            target = by_addr.get(addr)
-            if target is not None and target.name in node.by_node:
-                continue
-            failure = failures.get(addr)
-            if failure is not None and failure[1] > now:
-                continue
-            candidates.append(addr)
-        if len(candidates) > deficit:
-            candidates = node.rng.sample(candidates, deficit)
-        for addr in candidates:
-            self.dial(node, addr, BOOK_ORIGIN)
-
-    def _maintain(self, node: SimNode, life: int) -> None:
-        if node.life != life:
-            return
-        self._fill(node)
-        self.engine.after(self.scenario.maintain_interval_secs, self._maintain, node, life)
 
     # -- lifecycle events ------------------------------------------------------------------------
 
@@ -546,7 +488,7 @@ class SimNetwork:
     def _tick_all(self) -> None:
         for node in self.nodes:
             if node.up:
-                node.host.tick()
+                node.core.tick()
         self.engine.after(self.scenario.tick_interval_secs, self._tick_all)
 
     def _sample(self) -> None:
@@ -560,9 +502,9 @@ class SimNetwork:
             if node.role == "node":
                 ordinary += 1
                 connected += bool(node.conns)
-            for remote, _, _ in node.conns.values():
+            for conn in node.conns.values():
                 honest_conns += 1
-                attacker_conns += remote.role == "attacker"
+                attacker_conns += _remote(conn).role == "attacker"
         metrics = self.metrics
         metrics.series_t.append(self.engine.t)
         metrics.series_connected.append(connected / ordinary if ordinary else 0.0)
@@ -633,6 +575,12 @@ def _rare_cycle_collection() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*before)
+
+
+def _remote(conn: Connection) -> SimNode:
+    remote = conn.handle
+    assert isinstance(remote, SimNode)
+    return remote
 
 
 def _bind(
