@@ -254,41 +254,8 @@ class PeerFile:
     # -- reading ---------------------------------------------------------------------------
 
     def read(self) -> bytes | None:
-        """The file's first ``MAX_FILE_BYTES + 1`` bytes, or None when there is no file.
-
-        Raise :class:`StoreFileError` naming the file when it cannot be read: a symbolic link,
-        not a regular file, or an I/O error.
-        """
-        try:
-            fd = os.open(self.path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_BINARY)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise self._read_error(exc) from exc
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise StoreFileError(f"peer file {self.path} is not a regular file")
-            chunks: list[bytes] = []
-            size = 0
-            while size <= MAX_FILE_BYTES:
-                chunk = os.read(fd, min(WRITE_CHUNK, MAX_FILE_BYTES + 1 - size))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-        except OSError as exc:
-            raise self._read_error(exc) from exc
-        finally:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        return b"".join(chunks)
-
-    def _read_error(self, exc: OSError) -> StoreFileError:
-        if _is_symlink_refusal(exc, self.path):
-            return StorePathError(
-                f"peer file {self.path} is a symbolic link; refusing to follow it"
-            )
-        return StoreFileError(f"peer file {self.path} cannot be read: {exc.strerror or exc}")
+        """:func:`read_peer_file` of this file."""
+        return read_peer_file(self.path)
 
     def quarantine(self, now: int) -> Path:
         """Rename the file aside to ``<name>.corrupt-<now>`` (never over another); return where.
@@ -347,6 +314,44 @@ class PeerFile:
             with contextlib.suppress(OSError):
                 stale.unlink()
                 logger.info("removed %s, left by a save that did not finish", stale)
+
+
+def read_peer_file(path: Path) -> bytes | None:
+    """A peer file's first ``MAX_FILE_BYTES + 1`` bytes, or None when there is no file.
+
+    Needs no lock: a save replaces the file by a rename, so a reader always sees a whole file,
+    the old one or the new one. Raise :class:`StoreFileError` naming the file when it cannot be
+    read: a symbolic link, not a regular file, or an I/O error.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_BINARY)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _read_error(path, exc) from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StoreFileError(f"peer file {path} is not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(fd, min(WRITE_CHUNK, MAX_FILE_BYTES + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise _read_error(path, exc) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    return b"".join(chunks)
+
+
+def _read_error(path: Path, exc: OSError) -> StoreFileError:
+    if _is_symlink_refusal(exc, path):
+        return StorePathError(f"peer file {path} is a symbolic link; refusing to follow it")
+    return StoreFileError(f"peer file {path} cannot be read: {exc.strerror or exc}")
 
 
 def glob_escape(name: str) -> str:

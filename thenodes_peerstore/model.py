@@ -331,6 +331,12 @@ class PeerEntry:
         default=(), validator=_capabilities, metadata=field_pattern(CAPABILITY_PATTERN)
     )
 
+    @property
+    def proven(self) -> bool:
+        """Whether the node itself completed a handshake on a connection it dialled to ``addr``:
+        only such peers enter the reconnect plan."""
+        return self.source is Source.CONNECTED
+
     @classmethod
     def new(cls, addr: str, source: Source, now: int) -> PeerEntry:
         """A peer first seen now."""
