@@ -46,6 +46,7 @@ __all__ = [
     "freeze",
     "key_tree",
     "read_toml",
+    "refuse_unknown_keys",
     "register_rule",
     "show",
     "structure",
@@ -326,12 +327,19 @@ def toml_label(steps: list[str | int]) -> str:
     if not keys:
         return ""
     last = max(i for i, s in enumerate(steps) if isinstance(s, str))
-    leaf = str(steps[last]) + "".join(f"[{s}]" for s in steps[last + 1 :])
-    tables = [s for s in steps[:last] if isinstance(s, str)]
+    leaf = _bare(str(steps[last])) + "".join(f"[{s}]" for s in steps[last + 1 :])
+    tables = [_bare(s) for s in steps[:last] if isinstance(s, str)]
     if not tables:
         return leaf
     return f"[{'.'.join(tables)}] {leaf}"
 
+
+def _bare(key: str) -> str:
+    """A key as TOML writes it: bare when it can be, else quoted."""
+    return key if _BARE_KEY.fullmatch(key) else json.dumps(key, ensure_ascii=False)
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 KeyTree = Mapping[str, "KeyTree | str"]
 """The keys a table may hold: a nested table's keys, or a tag for a value (``"used"``...)."""
@@ -377,6 +385,8 @@ class FoundKey:
     label: str
     tag: str
     closest: str | None = None
+    known: tuple[str, ...] = ()
+    """For an unknown key, the keys its table may hold."""
 
 
 def find_keys(data: Mapping[str, Any], tree: KeyTree, tags: frozenset[str]) -> list[FoundKey]:
@@ -399,9 +409,19 @@ def _walk(
         if sub is None:
             if "unknown" in tags:
                 close = difflib.get_close_matches(key, list(tree), n=1, cutoff=0.6)
-                found.append(FoundKey(toml_label(here), "unknown", close[0] if close else None))
+                closest = close[0] if close else None
+                found.append(FoundKey(toml_label(here), "unknown", closest, tuple(tree)))
         elif isinstance(sub, Mapping):
             if isinstance(value, Mapping):
                 _walk(value, sub, here, tags, found)
         elif sub in tags:
             found.append(FoundKey(toml_label(here), sub))
+
+
+def refuse_unknown_keys(
+    data: Mapping[str, Any], tree: KeyTree, *, where: str, error: Callable[[str], Exception]
+) -> None:
+    """Raise ``error(message)`` for the first key of ``data`` that ``tree`` does not hold."""
+    for key in find_keys(data, tree, frozenset({"unknown"})):
+        hint = f"did you mean {key.closest}?" if key.closest else f"known: {', '.join(key.known)}"
+        raise error(f"{where}: unknown key {key.label} ({hint})")

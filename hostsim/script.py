@@ -50,9 +50,9 @@ from hostsim.convert import (
     KEY,
     NonEmptyStr,
     NonNegativeInt,
-    find_keys,
     key_tree,
     read_toml,
+    refuse_unknown_keys,
     show,
     structure,
 )
@@ -389,6 +389,11 @@ class _File:
     events: tuple[Mapping[str, Any], ...] = ()
 
 
+@attrs.frozen
+class _When:
+    at: NonNegativeInt
+
+
 _KEYS = {**key_tree(_File), "events": "used"}
 _EVENT_KEYS = {
     kind: {"at": "used", "do": "used", **key_tree(model)} for kind, model in EVENT_KINDS.items()
@@ -397,7 +402,7 @@ _EVENT_KEYS = {
 
 def _parse(data: Mapping[str, Any], path: Path) -> Scenario:
     source = str(path)
-    _refuse_unknown(data, _KEYS, source)
+    refuse_unknown_keys(data, _KEYS, where=source, error=ScenarioError)
     if "config" not in data:
         raise ScenarioError(f"{source}: config: missing (required): the host config file to run")
     if "events" not in data:
@@ -406,19 +411,13 @@ def _parse(data: Mapping[str, Any], path: Path) -> Scenario:
     names = {name.lower().removesuffix("."): ips for name, ips in file.names.items()}
     return Scenario(
         path=path,
-        config=HostConfig.from_file(path.parent / file.config),
+        config=HostConfig.from_file(path.parent / file.config, base_dir=path.parent),
         start_time=file.start_time,
         show_files=file.show_files,
         world=file.world,
         events=_events(file.events, source),
         names=NameTable(names),
     )
-
-
-def _refuse_unknown(data: Mapping[str, Any], keys: Mapping[str, Any], where: str) -> None:
-    for key in find_keys(data, keys, frozenset({"unknown"})):
-        hint = f"; did you mean {key.closest}?" if key.closest else f" (known: {', '.join(keys)})"
-        raise ScenarioError(f"{where}: unknown key {key.label}{hint}")
 
 
 def _events(tables: tuple[Mapping[str, Any], ...], source: str) -> tuple[Event, ...]:
@@ -446,10 +445,10 @@ def _event(index: int, table: Mapping[str, Any], source: str) -> Event:
             f"{source}: event {index}: {problem} (one of: {', '.join(EVENT_KINDS)})"
         )
     where = f"{source}: event {index} ({kind})"
-    _refuse_unknown(table, _EVENT_KEYS[kind], where)
+    refuse_unknown_keys(table, _EVENT_KEYS[kind], where=where, error=ScenarioError)
     if "at" not in table:
         raise ScenarioError(f'{where}: missing key "at"')
-    at = structure(table["at"], NonNegativeInt, where=f"{where}: at", error=ScenarioError)
+    at = structure({"at": table["at"]}, _When, where=where, error=ScenarioError).at
     fields = {key: value for key, value in table.items() if key not in ("at", "do")}
     action = structure(fields, EVENT_KINDS[kind], where=where, error=ScenarioError)
     return Event(index=index, at=at, kind=kind, action=action)

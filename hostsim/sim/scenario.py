@@ -44,7 +44,15 @@ from typing import Any, Literal
 import attrs
 
 from hostsim.config import Discovery
-from hostsim.convert import OPAQUE, find_keys, freeze, key_tree, read_toml, show, structure
+from hostsim.convert import (
+    OPAQUE,
+    freeze,
+    key_tree,
+    read_toml,
+    refuse_unknown_keys,
+    show,
+    structure,
+)
 from hostsim.errors import ScenarioError
 
 __all__ = [
@@ -257,7 +265,7 @@ def parse_sim_scenario(data: Mapping[str, Any], *, source: str = "<scenario>") -
 
     :raises ScenarioError: a key or value is wrong.
     """
-    _refuse_unknown(data, _KEYS, source)
+    refuse_unknown_keys(data, _KEYS, where=source, error=ScenarioError)
     values = {key: value for key, value in data.items() if key not in ("network", "events")}
     network = data.get("network", {})
     persistence = network.get("persistence", {}) if isinstance(network, Mapping) else network
@@ -281,12 +289,6 @@ def parse_sim_scenario(data: Mapping[str, Any], *, source: str = "<scenario>") -
     return attrs.evolve(scenario, events=tuple(sorted(parsed, key=lambda e: e.at)))
 
 
-def _refuse_unknown(data: Mapping[str, Any], keys: Mapping[str, Any], where: str) -> None:
-    for key in find_keys(data, keys, frozenset({"unknown"})):
-        hint = f"; did you mean {key.closest}?" if key.closest else f" (known: {', '.join(keys)})"
-        raise ScenarioError(f"{where}: unknown key {key.label}{hint}")
-
-
 def _event(index: int, table: Mapping[str, Any], source: str) -> SimEvent:
     kind = table.get("do")
     if not isinstance(kind, str) or kind not in EVENT_KINDS:
@@ -297,7 +299,7 @@ def _event(index: int, table: Mapping[str, Any], source: str) -> SimEvent:
     where = f"{source}: event {index} ({kind})"
     required, optional = EVENT_KINDS[kind]
     keys = dict.fromkeys(("at", "do", *required, *optional), "used")
-    _refuse_unknown(table, keys, where)
+    refuse_unknown_keys(table, keys, where=where, error=ScenarioError)
     for key in ("at", *required):
         if key not in table:
             raise ScenarioError(f'{where}: missing key "{key}"')
