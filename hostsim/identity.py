@@ -67,7 +67,7 @@ def resolve_node_id(
 def _read(path: Path) -> str | None:
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no such file: make one
         return None
     except OSError as exc:
         raise NodeIdentityError(f"{path}: cannot read the node id: {exc}") from None
