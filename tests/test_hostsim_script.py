@@ -427,3 +427,20 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
 
 def test_timeline_record_defaults() -> None:
     assert TimelineRecord(0, "shutdown", "x").dials == ()
+
+
+def test_a_seed_named_by_host_resolves_through_the_scenarios_names(tmp_path: Path) -> None:
+    (tmp_path / "node.toml").write_text(
+        'bootstrap_nodes = ["Seed.Example.org:7447"]\n[node]\nid = "node-a"\n', encoding="utf-8"
+    )
+    path = tmp_path / "scenario.toml"
+    path.write_text(
+        'config = "node.toml"\n[names]\n"seed.example.org" = ["203.0.113.1"]\n'
+        '[world]\n"203.0.113.1:7447" = "seed-1"\n[[events]]\nat = 0\ndo = "start"\n',
+        encoding="utf-8",
+    )
+
+    result = run_scenario(load_scenario(path), state_dir=tmp_path / "state")
+
+    start = result.records[0]
+    assert start.dials == (DialOutcome("203.0.113.1:7447", "seed", node_id="seed-1"),)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from pathlib import Path
 
@@ -235,6 +236,29 @@ def test_a_seed_that_does_not_resolve_is_skipped_with_a_warning(
 
     assert [d.addr for d in dials] == ["192.0.2.9:50000"]
     assert any("gone.example.org:50000 does not resolve" in r.getMessage() for r in caplog.records)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_readme_enable_it_and_the_example_node_follow_the_layout_without_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Enable it", 1)[1]
+    [block] = re.findall(r"```toml\n(.*?)```", section.split("\n## ", 1)[0], flags=re.DOTALL)
+    with caplog.at_level(logging.WARNING, logger="hostsim"):
+        enable_it = HostConfig.from_file(write(tmp_path / "readme.toml", block), base_dir=tmp_path)
+        example = HostConfig.from_file(ROOT / "examples" / "node.toml", base_dir=tmp_path)
+
+    assert not caplog.records
+    assert enable_it.port == 50000
+    assert enable_it.bootstrap_nodes == ("203.0.113.1:50000", "seed.example.org:50000")
+    assert enable_it.node_id is None
+    assert example.realm == RealmInfo(name="Example", code="example", version="1.0")
+    for config in (enable_it, example):
+        assert config.enabled_plugins == ("peerstore",)
+        assert config.data["network"]["persistence"]["enabled"] is True
 
 
 # -- realms ---------------------------------------------------------------------------------
