@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from crash_writer import REALM, KillResult, check, kill_once
 
-from thenodes_peerstore.files import LoadStatus
+from thenodes_peerstore.persistent import LoadStatus
 
 SERIES_LENGTH = 10
 MIN_ENTRIES, MAX_ENTRIES = 30, 3_000

@@ -39,6 +39,7 @@ from hostsim.sim.demo import (
     plot_comparisons,
     require_matplotlib,
 )
+from hostsim.sim.engine import rare_cycle_collection
 from hostsim.sim.metrics import dumps
 from hostsim.sim.network import report, simulate
 from hostsim.sim.scenario import load_sim_scenario
@@ -151,6 +152,11 @@ def _positive_int(text: str) -> int:
 
 
 def _sim(args: argparse.Namespace) -> int:
+    with rare_cycle_collection():
+        return _play(args)
+
+
+def _play(args: argparse.Namespace) -> int:
     scenario = load_sim_scenario(args.scenario)
     if args.ab:
         comparison = compare(scenario, seed=args.seed, state_dir=args.state_dir)
@@ -200,7 +206,8 @@ def _demo(args: argparse.Namespace) -> int:
         require_matplotlib()
     comparisons = []
     for scenario in demo_scenarios(args.nodes, tick_interval_secs=args.tick):
-        comparison = compare(scenario, seed=args.seed, cause="mass_restart")
+        with rare_cycle_collection():
+            comparison = compare(scenario, seed=args.seed, cause="mass_restart")
         comparisons.append(comparison)
         print(
             f"== {scenario.name}: {scenario.nodes} nodes + {scenario.seeds} seeds"

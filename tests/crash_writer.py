@@ -38,8 +38,10 @@ import attrs
 
 from thenodes_peerstore import PersistenceConfig, PersistentPeerStore
 from thenodes_peerstore.codec import decode
-from thenodes_peerstore.files import LoadStatus, PeerFile, StoreLockedError, glob_escape
+from thenodes_peerstore.errors import StoreLockedError
+from thenodes_peerstore.files import PeerFile, glob_escape
 from thenodes_peerstore.model import canonical_addr
+from thenodes_peerstore.persistent import LoadStatus, load_file
 
 REALM = "crash"
 BASE = 1_763_700_000
@@ -303,7 +305,7 @@ def _inspect(path: Path, *, start: int, seen: list[str], seconds: float) -> Kill
     else:
         with peer_file:
             after = len(temporaries(path))
-            outcome = peer_file.load(BASE + (generation or 0))
+            outcome = load_file(peer_file, BASE + (generation or 0))
             status = outcome.status
             entries = len(outcome.entries)
     return KillResult(

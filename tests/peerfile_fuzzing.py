@@ -16,14 +16,11 @@ from pathlib import Path
 
 import attrs
 
-from thenodes_peerstore.codec import (
-    NewerSchemaError,
-    RealmMismatchError,
-    decode,
-    encode,
-)
-from thenodes_peerstore.files import LoadStatus, PeerFile, StoreFileError
+from thenodes_peerstore.codec import decode, encode
+from thenodes_peerstore.errors import NewerSchemaError, RealmMismatchError, StoreFileError
+from thenodes_peerstore.files import PeerFile
 from thenodes_peerstore.model import PeerEntry, Source, canonical_addr
+from thenodes_peerstore.persistent import LoadStatus, load_file
 
 REALM = "example"
 SAVED_AT = 1_763_700_000
@@ -477,7 +474,7 @@ def check_load(data: bytes, peer_file: PeerFile, now: int) -> str:
     path = peer_file.path
     path.write_bytes(data)
     try:
-        outcome = peer_file.load(now)
+        outcome = load_file(peer_file, now)
     except StoreFileError:
         _check(path.read_bytes() == data, "a refused file was changed")
         return "refused"

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thenodes_peerstore.config import ConfigError, PersistenceConfig
+from thenodes_peerstore.config import PersistenceConfig
+from thenodes_peerstore.errors import ConfigError
 
 MANIFEST = Path(__file__).parent.parent / "plugin.toml"
 

@@ -25,8 +25,9 @@ from crash_writer import (
 
 from thenodes_peerstore import PersistenceConfig, PersistentPeerStore
 from thenodes_peerstore.codec import decode, encode
-from thenodes_peerstore.files import LoadStatus, PeerFile
+from thenodes_peerstore.files import PeerFile
 from thenodes_peerstore.model import PeerEntry, Source
+from thenodes_peerstore.persistent import LoadStatus, load_file
 
 PEERS_LINE = re.compile(rb"^\[\[peers\]\]$", re.MULTILINE)
 
@@ -211,7 +212,7 @@ def test_a_peer_file_cut_at_every_byte_is_set_aside_whole_and_only_its_complete_
             torn = data[:cut]
             peer_file.path.write_bytes(torn)
 
-            outcome = peer_file.load(NOW)
+            outcome = load_file(peer_file, NOW)
 
             assert outcome.status is LoadStatus.SALVAGED, cut
             assert outcome.problems, cut
@@ -222,7 +223,7 @@ def test_a_peer_file_cut_at_every_byte_is_set_aside_whole_and_only_its_complete_
             outcome.quarantined.unlink()
 
         peer_file.save(data)
-        assert peer_file.load(NOW).status is LoadStatus.INTACT
+        assert load_file(peer_file, NOW).status is LoadStatus.INTACT
     # Every prefix was tried, the cut inside the final newline included.
     assert len(data) > 800
     assert data.endswith(b'"\n')

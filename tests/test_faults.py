@@ -25,9 +25,10 @@ from hostsim.host import HostStartupError, SimHost
 from thenodes_peerstore import files
 from thenodes_peerstore.codec import decode, encode
 from thenodes_peerstore.config import PersistenceConfig
-from thenodes_peerstore.files import LoadStatus, PeerFile, StoreFileError
+from thenodes_peerstore.errors import StoreFileError
+from thenodes_peerstore.files import PeerFile
 from thenodes_peerstore.model import PeerEntry, Source
-from thenodes_peerstore.persistent import PersistentPeerStore
+from thenodes_peerstore.persistent import LoadStatus, PersistentPeerStore, load_file
 from thenodes_peerstore.plugin import PeerStorePlugin
 
 START = 1_763_700_000
@@ -410,7 +411,7 @@ def test_a_file_that_cannot_be_read_is_a_store_file_error_naming_it(
         inject(monkeypatch, fault, path)
 
         with pytest.raises(StoreFileError) as caught:
-            peer_file.load(START)
+            load_file(peer_file, START)
 
     assert not isinstance(caught.value, OSError)
     assert str(path) in str(caught.value)
@@ -470,7 +471,7 @@ def test_a_damaged_file_that_cannot_be_moved_aside_is_left_in_place_and_salvaged
         inject(monkeypatch, Fault("rename", err, "peer"), path)
 
         with caplog.at_level(logging.ERROR, logger="thenodes_peerstore"):
-            outcome = peer_file.load(START)
+            outcome = load_file(peer_file, START)
 
     assert outcome.status is LoadStatus.SALVAGED
     assert outcome.entries == tuple(ENTRIES[:1])
@@ -521,7 +522,7 @@ def test_a_quarantine_whose_directory_cannot_be_flushed_still_sets_the_file_asid
         inject(monkeypatch, Fault("fsync", errno.EIO, "dir"), path)
 
         with caplog.at_level(logging.WARNING, logger="thenodes_peerstore"):
-            outcome = peer_file.load(START)
+            outcome = load_file(peer_file, START)
 
     assert outcome.status is LoadStatus.SALVAGED
     assert outcome.quarantined is not None

@@ -12,17 +12,15 @@ import pytest
 
 from thenodes_peerstore import files
 from thenodes_peerstore.codec import encode
-from thenodes_peerstore.files import (
-    LoadStatus,
-    PeerFile,
-    RealmFileError,
+from thenodes_peerstore.errors import (
+    RealmMismatchError,
     StoreFileError,
     StoreLockedError,
     StorePathError,
-    resolve_store_path,
-    validate_realm_code,
 )
+from thenodes_peerstore.files import PeerFile, resolve_store_path, validate_realm_code
 from thenodes_peerstore.model import PeerEntry, Source
+from thenodes_peerstore.persistent import LoadStatus, load_file
 
 NOW = 1_763_700_000
 ENTRIES = [
@@ -304,7 +302,7 @@ def test_a_peer_file_replaced_by_a_symlink_while_open_is_not_read_through(
     peer_file.path.symlink_to(secret)
 
     with pytest.raises(StorePathError) as caught:
-        peer_file.load(NOW)
+        load_file(peer_file, NOW)
 
     assert str(peer_file.path) in str(caught.value)
     assert "symbolic link" in str(caught.value)
@@ -325,7 +323,7 @@ def test_a_save_replaces_a_symlink_rather_than_writing_through_it(peer_file: Pee
 def test_a_peer_file_that_is_not_a_regular_file_cannot_be_loaded(peer_file: PeerFile) -> None:
     peer_file.path.mkdir()
     with pytest.raises(StoreFileError, match="not a regular file") as caught:
-        peer_file.load(NOW)
+        load_file(peer_file, NOW)
     assert str(peer_file.path) in str(caught.value)
 
 
@@ -520,14 +518,14 @@ def test_a_failed_save_keeps_the_old_file_and_leaves_no_temporary_file(
 
 
 def test_a_missing_file_loads_as_missing(peer_file: PeerFile) -> None:
-    outcome = peer_file.load(NOW)
+    outcome = load_file(peer_file, NOW)
     assert outcome.status is LoadStatus.MISSING
     assert outcome.entries == ()
 
 
 def test_a_saved_file_loads_intact_with_every_entry(peer_file: PeerFile) -> None:
     peer_file.save(encode("example", NOW, ENTRIES))
-    outcome = peer_file.load(NOW)
+    outcome = load_file(peer_file, NOW)
     assert outcome.status is LoadStatus.INTACT
     assert outcome.entries == tuple(ENTRIES)
     assert outcome.quarantined is None
@@ -538,7 +536,7 @@ def test_a_torn_file_is_set_aside_and_its_complete_entries_salvaged(peer_file: P
     torn = data[: data.rindex(b"[[peers]]")]
     peer_file.path.write_bytes(torn)
 
-    outcome = peer_file.load(NOW)
+    outcome = load_file(peer_file, NOW)
 
     assert outcome.status is LoadStatus.SALVAGED
     assert outcome.entries == tuple(ENTRIES[:1])
@@ -552,9 +550,9 @@ def test_a_second_quarantine_in_the_same_second_does_not_overwrite_the_first(
     peer_file: PeerFile,
 ) -> None:
     peer_file.path.write_bytes(b"first garbage")
-    first = peer_file.load(NOW).quarantined
+    first = load_file(peer_file, NOW).quarantined
     peer_file.path.write_bytes(b"second garbage")
-    second = peer_file.load(NOW).quarantined
+    second = load_file(peer_file, NOW).quarantined
 
     assert first is not None
     assert second is not None
@@ -566,7 +564,7 @@ def test_a_second_quarantine_in_the_same_second_does_not_overwrite_the_first(
 @pytest.mark.parametrize("data", [b"\x00\xff garbage \xfe", b"\xff" * 64, b"= not toml ["], ids=str)
 def test_a_file_of_junk_is_set_aside_and_loads_empty(peer_file: PeerFile, data: bytes) -> None:
     peer_file.path.write_bytes(data)
-    outcome = peer_file.load(NOW)
+    outcome = load_file(peer_file, NOW)
     assert outcome.status is LoadStatus.SALVAGED
     assert outcome.entries == ()
     assert outcome.quarantined is not None
@@ -580,7 +578,7 @@ def test_a_file_over_the_size_cap_is_not_read_but_set_aside(
     peer_file.path.write_bytes(data)
     monkeypatch.setattr(files, "MAX_FILE_BYTES", len(data) - 1)
 
-    outcome = peer_file.load(NOW)
+    outcome = load_file(peer_file, NOW)
 
     assert outcome.status is LoadStatus.SALVAGED
     assert outcome.entries == ()
@@ -592,7 +590,7 @@ def test_a_file_of_a_newer_schema_is_left_untouched(peer_file: PeerFile) -> None
     data = b'schema = 2\nrealm = "example"\nsaved_at = 1\nnew_feature = true\n'
     peer_file.path.write_bytes(data)
 
-    outcome = peer_file.load(NOW)
+    outcome = load_file(peer_file, NOW)
 
     assert outcome.status is LoadStatus.NEWER_SCHEMA
     assert outcome.entries == ()
@@ -609,8 +607,8 @@ def test_another_realms_file_is_an_error_naming_it_and_is_left_untouched(
     data = encode("other", NOW, ENTRIES)
     peer_file.path.write_bytes(data)
 
-    with pytest.raises(RealmFileError) as caught:
-        peer_file.load(NOW)
+    with pytest.raises(RealmMismatchError) as caught:
+        load_file(peer_file, NOW)
 
     assert str(peer_file.path) in str(caught.value)
     assert "'other'" in str(caught.value)

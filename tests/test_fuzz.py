@@ -9,7 +9,9 @@ like any other.
 from __future__ import annotations
 
 import collections
+import itertools
 import random
+import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,19 +35,18 @@ from peerfile_fuzzing import (
 )
 
 from thenodes_peerstore.codec import (
+    ENTRY,
     MAX_PROBLEM_CHARS,
     MAX_PROBLEMS,
-    NewerSchemaError,
-    RealmMismatchError,
-    _entry_as_written,
-    _read_as_written,
-    converter,
     decode,
     encode,
 )
-from thenodes_peerstore.config import ConfigError, PersistenceConfig
-from thenodes_peerstore.files import LoadStatus, PeerFile
+from thenodes_peerstore.config import PersistenceConfig
+from thenodes_peerstore.convert import converter
+from thenodes_peerstore.errors import ConfigError, NewerSchemaError, RealmMismatchError
+from thenodes_peerstore.files import PeerFile
 from thenodes_peerstore.model import PeerEntry, Source
+from thenodes_peerstore.persistent import LoadStatus, load_file
 
 damaged_files = st.builds(
     mutate,
@@ -87,16 +88,17 @@ def test_decoding_a_file_of_shuffled_peer_file_lines_never_crashes(data: bytes) 
 
 @settings(fuzz, max_examples=400)
 @given(data=st.one_of(damaged_files, line_files))
-def test_the_quick_reader_reads_a_file_as_tomllib_does_or_leaves_it_to_tomllib(
+def test_the_exact_pattern_reads_a_table_as_tomllib_and_the_converter_do_or_leaves_it(
     data: bytes,
 ) -> None:
+    """Every ``[[peers]]`` table of a file, however damaged, is read by the exact pattern into
+    what tomllib and the converter make of it, or left to them."""
     text = data.decode(errors="replace")
-    quick = _read_as_written(text)
-    if quick is not None:
-        assert quick == tomllib.loads(text)
-    for raw in _peer_tables(text):
-        entry = _entry_as_written(raw)
+    starts = [m.start() for m in re.finditer(r"^\[\[peers\]\][ \t]*$", text, re.MULTILINE)]
+    for start, end in itertools.pairwise([*starts, len(text)]):
+        entry = ENTRY.read_as_written(text, start, end)
         if entry is not None:
+            (raw,) = tomllib.loads(text[start:end])["peers"]
             assert entry == converter.structure(raw, PeerEntry)
 
 
@@ -353,6 +355,6 @@ def test_a_file_missing_its_final_newline_is_set_aside_by_the_file_layer(tmp_pat
     data = encode(REALM, SAVED_AT, [PeerEntry.new("203.0.113.1:7447", Source.GOSSIP, 1)])
     with peer_file_at(tmp_path) as peer_file:
         peer_file.path.write_bytes(data[:-1])
-        outcome = peer_file.load(SAVED_AT)
+        outcome = load_file(peer_file, SAVED_AT)
     assert outcome.status is LoadStatus.SALVAGED
     assert len(outcome.entries) == 1

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from thenodes_peerstore.model import MAX_CAPABILITIES, Reason, Source
+from thenodes_peerstore.errors import Reason
+from thenodes_peerstore.model import MAX_CAPABILITIES, Source
 from thenodes_peerstore.store import MAX_ADDRS_PER_MESSAGE, MAX_SAMPLES, PeerStore
 
 OWN = "198.51.100.5:7447"

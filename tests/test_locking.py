@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from thenodes_peerstore import files
-from thenodes_peerstore.files import PeerFile, StoreLockedError
+from thenodes_peerstore.errors import StoreLockedError
+from thenodes_peerstore.files import PeerFile
 from thenodes_peerstore.persistent import PersistentPeerStore
 
 START = 1_763_700_000

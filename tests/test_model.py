@@ -9,13 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from thenodes_peerstore.errors import AddressError, Reason
 from thenodes_peerstore.model import (
     MAX_ADDR_CHARS,
     MAX_CAPABILITIES,
     Address,
-    AddressError,
     PeerEntry,
-    Reason,
     Scope,
     Source,
     canonical_addr,
@@ -256,7 +255,7 @@ def test_trust_ranks_connected_over_bootstrap_over_gossip() -> None:
 
 
 def test_sources_are_spelled_as_in_the_file() -> None:
-    assert [s.value for s in Source] == ["Gossip", "Bootstrap", "Connected"]
+    assert [s.label for s in Source] == ["Gossip", "Bootstrap", "Connected"]
 
 
 # -- entries ------------------------------------------------------------------------------------

@@ -18,21 +18,10 @@ from hypothesis import strategies as st
 from thenodes_peerstore import files
 from thenodes_peerstore.codec import decode, encode
 from thenodes_peerstore.config import PersistenceConfig
-from thenodes_peerstore.files import (
-    LoadStatus,
-    PeerFile,
-    RealmFileError,
-    StoreLockedError,
-    resolve_store_path,
-)
-from thenodes_peerstore.model import (
-    MAX_CAPABILITIES,
-    AddressError,
-    PeerEntry,
-    Source,
-    canonical_addr,
-)
-from thenodes_peerstore.persistent import PersistentPeerStore
+from thenodes_peerstore.errors import AddressError, RealmMismatchError, StoreLockedError
+from thenodes_peerstore.files import PeerFile, resolve_store_path
+from thenodes_peerstore.model import MAX_CAPABILITIES, PeerEntry, Source, canonical_addr
+from thenodes_peerstore.persistent import LoadStatus, PersistentPeerStore, load_file
 
 START = 1_763_700_000
 TTL = 604_800
@@ -310,7 +299,7 @@ def test_opening_another_realms_file_fails_and_leaves_it_byte_for_byte(path: Pat
     book.close()
     before = fingerprint(path)
 
-    with pytest.raises(RealmFileError) as caught:
+    with pytest.raises(RealmMismatchError) as caught:
         open_book(path, clock, realm="alpha")
 
     assert str(path) in str(caught.value)
@@ -499,7 +488,7 @@ def test_a_torn_file_is_set_aside_its_complete_entries_kept_and_a_clean_file_wri
 
     book.close()
     with PeerFile.open(path, "example") as peer_file:
-        outcome = peer_file.load(START + 10)
+        outcome = load_file(peer_file, START + 10)
     assert outcome.status is LoadStatus.INTACT
     assert {e.addr for e in outcome.entries} == {"[2001:db8::1]:7447", "[2001:db8::2]:7447"}
 

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from thenodes_peerstore.model import AddressError, PeerEntry, Source
+from thenodes_peerstore.errors import AddressError
+from thenodes_peerstore.model import PeerEntry, Source
 from thenodes_peerstore.store import BACKOFF_BASE_SECS, BACKOFF_MAX_SECS, PeerStore
 
 START = 1_763_700_000

@@ -6,16 +6,19 @@ Use it as the ``peerstore`` plugin of a host (entry point group ``thenodes``), o
 
 from importlib.metadata import PackageNotFoundError, version
 
-from thenodes_peerstore.codec import NewerSchemaError, PeerFileError, RealmMismatchError
-from thenodes_peerstore.config import ConfigError, PersistenceConfig
-from thenodes_peerstore.files import (
-    RealmFileError,
+from thenodes_peerstore.config import PersistenceConfig
+from thenodes_peerstore.errors import (
+    AddressError,
+    ConfigError,
+    NewerSchemaError,
+    PeerStoreError,
+    RealmMismatchError,
     StoreFileError,
     StoreLockedError,
     StorePathError,
-    resolve_store_path,
 )
-from thenodes_peerstore.model import Address, AddressError, PeerEntry, Source
+from thenodes_peerstore.files import resolve_store_path
+from thenodes_peerstore.model import Address, PeerEntry, Source
 from thenodes_peerstore.persistent import PersistentPeerStore
 from thenodes_peerstore.store import PeerStore
 
@@ -30,11 +33,10 @@ __all__ = [
     "ConfigError",
     "NewerSchemaError",
     "PeerEntry",
-    "PeerFileError",
     "PeerStore",
+    "PeerStoreError",
     "PersistenceConfig",
     "PersistentPeerStore",
-    "RealmFileError",
     "RealmMismatchError",
     "Source",
     "StoreFileError",

@@ -7,14 +7,11 @@ from typing import Any
 
 import attrs
 
-from thenodes_peerstore.codec import converter, describe_error
+from thenodes_peerstore.convert import converter, describe_error
+from thenodes_peerstore.errors import ConfigError
 
 SECTION = "network.persistence"
 """Where the settings live in the host config."""
-
-
-class ConfigError(ValueError):
-    """A bad ``[network.persistence]`` setting; the message names the key and the value."""
 
 
 def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:

@@ -1,6 +1,8 @@
-"""The peer file on disk: where it lives, how it is locked, saved atomically, loaded and set aside.
+"""The peer file on disk, as bytes: where it lives, its lock, atomic saves, reads, setting aside.
 
-Nothing here decides which peers to keep; that is :mod:`thenodes_peerstore.store`.
+Nothing here knows the file's format (that is :mod:`thenodes_peerstore.codec`) or decides which
+peers to keep (that is :mod:`thenodes_peerstore.store`); :mod:`thenodes_peerstore.persistent`
+composes the three.
 
 Every operating-system call of a load, a save and a quarantine goes through this module's ``os``
 name, so that each can be made to fail in a test exactly as a full disk, a read-only mount or a
@@ -10,7 +12,6 @@ failing device would make it fail.
 from __future__ import annotations
 
 import contextlib
-import enum
 import errno
 import logging
 import os
@@ -20,15 +21,14 @@ import stat
 from pathlib import Path
 from types import TracebackType
 
-import attrs
 import filelock
 
-from thenodes_peerstore.codec import Decoded, NewerSchemaError, RealmMismatchError, decode
-from thenodes_peerstore.model import PeerEntry
+from thenodes_peerstore.errors import StoreFileError, StoreLockedError, StorePathError
+from thenodes_peerstore.model import REALM_CODE_PATTERN
 
 logger = logging.getLogger(__name__)
 
-REALM_CODE_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+REALM_CODE_RE = re.compile(REALM_CODE_PATTERN)
 MAX_REALM_CODE = 64
 MAX_FILE_BYTES = 16 * 1024 * 1024
 """A larger file is not read: far beyond any cap a store may be configured with."""
@@ -54,29 +54,6 @@ _REALM_CODE_RULE = (
     "realm codes are 1 to 64 characters of [a-z0-9._-], starting with a letter or digit, "
     "and not a device name on Windows (con, prn, aux, nul, com1-9, lpt1-9)"
 )
-
-
-class StoreFileError(Exception):
-    """A peer file that cannot be used; the message names the file."""
-
-
-class StorePathError(StoreFileError, ValueError):
-    """A realm code or a configured path that cannot name a peer file."""
-
-
-class StoreLockedError(StoreFileError):
-    """Another store holds the file.
-
-    :attr:`pid` is the holder's process id when its lock file names one, else None.
-    """
-
-    def __init__(self, message: str, pid: int | None = None) -> None:
-        super().__init__(message)
-        self.pid = pid
-
-
-class RealmFileError(StoreFileError):
-    """The file belongs to another realm; it is never written."""
 
 
 def validate_realm_code(code: object) -> str:
@@ -184,29 +161,6 @@ def _refuse_links_out_of(root: Path, directory: Path, template: str) -> None:
             )
 
 
-class LoadStatus(enum.Enum):
-    """What was found on disk."""
-
-    MISSING = "missing"
-    INTACT = "intact"
-    SALVAGED = "salvaged"
-    NEWER_SCHEMA = "newer schema"
-
-
-@attrs.frozen
-class LoadOutcome:
-    """The entries read from the file, and what happened to the file.
-
-    A ``SALVAGED`` outcome with ``quarantined`` None means the damaged file could not be moved
-    aside and is still in place; ``problems`` says why.
-    """
-
-    status: LoadStatus
-    entries: tuple[PeerEntry, ...] = ()
-    problems: tuple[str, ...] = ()
-    quarantined: Path | None = None
-
-
 class PeerFile:
     """One realm's peer file, locked for as long as it is open.
 
@@ -297,84 +251,17 @@ class PeerFile:
     ) -> None:
         self.close()
 
-    # -- loading -----------------------------------------------------------------------------
+    # -- reading ---------------------------------------------------------------------------
 
-    def load(self, now: int) -> LoadOutcome:
-        """Read the file.
+    def read(self) -> bytes | None:
+        """:func:`read_peer_file` of this file."""
+        return read_peer_file(self.path)
 
-        A damaged file is renamed aside to ``<name>.corrupt-<now>`` and the entries that still
-        validate are returned. If it cannot be renamed, the error is logged, the file is left
-        where it is and the salvaged entries are returned all the same, with ``quarantined``
-        None. A file of a newer schema is left untouched. Raise :class:`RealmFileError` for
-        another realm's file, which is left untouched too, and :class:`StoreFileError` naming
-        the file when it cannot be read (a symbolic link, not a regular file, or an I/O error).
+    def quarantine(self, now: int) -> Path:
+        """Rename the file aside to ``<name>.corrupt-<now>`` (never over another); return where.
+
+        Raise ``OSError`` when it cannot be renamed; the file is then where it was.
         """
-        data = self._read()
-        if data is None:
-            return LoadOutcome(LoadStatus.MISSING)
-        if len(data) > MAX_FILE_BYTES:
-            decoded = Decoded(entries=(), problems=(f"larger than {MAX_FILE_BYTES} bytes",))
-        else:
-            try:
-                decoded = decode(data, realm=self.realm)
-            except NewerSchemaError as exc:
-                return LoadOutcome(LoadStatus.NEWER_SCHEMA, problems=(str(exc),))
-            except RealmMismatchError as exc:
-                raise RealmFileError(
-                    f"peer file {self.path}: {exc}. Check [network.persistence] path and [realm]; "
-                    "the file is left unchanged"
-                ) from exc
-        if decoded.intact:
-            return LoadOutcome(LoadStatus.INTACT, entries=decoded.entries)
-        try:
-            aside = self._quarantine(now)
-        except OSError as exc:
-            reason = f"it could not be moved aside: {exc.strerror or exc}"
-            logger.error("peer file %s is damaged and %s; leaving it in place", self.path, reason)
-            return LoadOutcome(
-                LoadStatus.SALVAGED, entries=decoded.entries, problems=(*decoded.problems, reason)
-            )
-        return LoadOutcome(
-            LoadStatus.SALVAGED,
-            entries=decoded.entries,
-            problems=decoded.problems,
-            quarantined=aside,
-        )
-
-    def _read(self) -> bytes | None:
-        """The file's first ``MAX_FILE_BYTES + 1`` bytes, or None when there is no file."""
-        try:
-            fd = os.open(self.path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_BINARY)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise self._read_error(exc) from exc
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise StoreFileError(f"peer file {self.path} is not a regular file")
-            chunks: list[bytes] = []
-            size = 0
-            while size <= MAX_FILE_BYTES:
-                chunk = os.read(fd, min(WRITE_CHUNK, MAX_FILE_BYTES + 1 - size))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-        except OSError as exc:
-            raise self._read_error(exc) from exc
-        finally:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        return b"".join(chunks)
-
-    def _read_error(self, exc: OSError) -> StoreFileError:
-        if _is_symlink_refusal(exc, self.path):
-            return StorePathError(
-                f"peer file {self.path} is a symbolic link; refusing to follow it"
-            )
-        return StoreFileError(f"peer file {self.path} cannot be read: {exc.strerror or exc}")
-
-    def _quarantine(self, now: int) -> Path:
         aside = self.path.with_name(f"{self.path.name}.corrupt-{now}")
         n = 0
         while os.path.lexists(aside):
@@ -427,6 +314,44 @@ class PeerFile:
             with contextlib.suppress(OSError):
                 stale.unlink()
                 logger.info("removed %s, left by a save that did not finish", stale)
+
+
+def read_peer_file(path: Path) -> bytes | None:
+    """A peer file's first ``MAX_FILE_BYTES + 1`` bytes, or None when there is no file.
+
+    Needs no lock: a save replaces the file by a rename, so a reader always sees a whole file,
+    the old one or the new one. Raise :class:`StoreFileError` naming the file when it cannot be
+    read: a symbolic link, not a regular file, or an I/O error.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_BINARY)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _read_error(path, exc) from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StoreFileError(f"peer file {path} is not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(fd, min(WRITE_CHUNK, MAX_FILE_BYTES + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise _read_error(path, exc) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    return b"".join(chunks)
+
+
+def _read_error(path: Path, exc: OSError) -> StoreFileError:
+    if _is_symlink_refusal(exc, path):
+        return StorePathError(f"peer file {path} is a symbolic link; refusing to follow it")
+    return StoreFileError(f"peer file {path} cannot be read: {exc.strerror or exc}")
 
 
 def glob_escape(name: str) -> str:

@@ -1,83 +1,72 @@
-"""The peer store's data: sources, entries, and the canonical form of an address."""
+"""The peer store's data: sources, entries, and the canonical form of an address.
+
+An address is parsed without a cache: the common case, a dotted IPv4 literal, goes through the
+C parser in :mod:`socket` and a few integer tests; :mod:`ipaddress` is used only for IPv6 and
+for strings the fast path does not recognise, so both paths give the same answer by
+construction (the fast path accepts only what round-trips exactly, and leaves the rest).
+"""
 
 from __future__ import annotations
 
 import enum
-import functools
 import ipaddress
 import re
-from typing import Any
+import socket
+from typing import Any, NamedTuple
 
 import attrs
+
+from thenodes_peerstore.errors import AddressError, Reason
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_ADDR_CHARS = 64
 """Longest address string worth parsing; "[full IPv6]:65535" is 47 characters."""
 
-NODE_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
-CAPABILITY_RE = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
+NODE_ID_PATTERN = r"[A-Za-z0-9._-]{1,128}"
+"""A node id as TheNodes allows it; also the pattern the peer file's reader matches."""
+CAPABILITY_PATTERN = r"[A-Za-z0-9._:/-]{1,64}"
 MAX_CAPABILITIES = 32
+COUNT_PATTERN = r"(?:0|[1-9][0-9]{0,17})"
+"""A non-negative integer of at most 18 digits, so always within 64 bits, as written."""
+ADDR_PATTERN = r"(?:[0-9.]{7,15}|\[[0-9a-f:.]{2,45}\]):[1-9][0-9]{0,4}"
+"""The shape of a canonical address; :func:`canonical_addr` decides whether it is one."""
+
+REALM_CODE_PATTERN = r"[a-z0-9][a-z0-9._-]{0,63}"
+"""A realm code that can name a file: see :func:`thenodes_peerstore.files.validate_realm_code`."""
+
+_NODE_ID_RE = re.compile(NODE_ID_PATTERN)
+_CAPABILITY_RE = re.compile(CAPABILITY_PATTERN)
 
 
-class Source(enum.Enum):
-    """Where an entry came from, in increasing order of trust."""
+class Source(enum.IntEnum):
+    """How the node knows a peer; the value is its rank, and trust only goes up.
 
-    GOSSIP = "Gossip"
-    BOOTSTRAP = "Bootstrap"
-    CONNECTED = "Connected"
+    An :class:`~enum.IntEnum` so that comparing and hashing tiers happen in C.
+    """
 
-    # Members are singletons, equal only to themselves: hashing by identity gives the same
-    # dictionaries as hashing by name, with the lookup in C (a store looks tiers up per entry).
-    __hash__ = object.__hash__
+    GOSSIP = 0
+    BOOTSTRAP = 1
+    CONNECTED = 2
+
+    @property
+    def label(self) -> str:
+        """The name the peer file uses: ``"Gossip"``, ``"Bootstrap"``, ``"Connected"``."""
+        return _LABELS[self]
 
     @property
     def rank(self) -> int:
-        """0 for Gossip, 1 for Bootstrap, 2 for Connected: trust only goes up."""
-        return _RANK[self]
+        """0 for the least trusted tier; trust only goes up."""
+        return int(self)
+
+    @classmethod
+    def from_label(cls, label: object) -> Source | None:
+        """The source a peer file names, or None for anything else."""
+        return _BY_LABEL.get(label) if isinstance(label, str) else None
 
 
-_RANK = {Source.GOSSIP: 0, Source.BOOTSTRAP: 1, Source.CONNECTED: 2}
-
-
-class Reason(enum.Enum):
-    """Why an address was not recorded: the kinds a store counts."""
-
-    __hash__ = object.__hash__  # as for Source: one lookup per address of every peer list
-
-    MALFORMED = "malformed"
-    """Not ``ip:port`` or ``[ipv6]:port``: a non-string, a bad port, brackets, a zone id."""
-    HOSTNAME = "hostname"
-    """A name, not an IP literal: names are resolved by the host, never stored."""
-    BAD_PORT = "bad port"
-    """Port 0 or above 65535."""
-    UNSPECIFIED = "unspecified"
-    """``0.0.0.0`` or ``::``."""
-    MULTICAST = "multicast"
-    RESERVED = "reserved"
-    """Ranges no peer can listen on: 0/8, 240/4, 198.18/15, and IPv6 outside the assigned blocks."""
-    OWN = "own address"
-    """One of the node's own addresses."""
-    SCOPE = "narrower scope than the sender"
-    """A public sender's private, link-local or loopback address; a private sender's loopback."""
-    MESSAGE_CAP = "over the per-message cap"
-    """Beyond the addresses taken from one peer list."""
-    SENDER_CAP = "over the sender's hourly cap"
-    """Beyond the new entries one sender may add per hour."""
-    FULL = "store full of more trusted peers"
-    """The store is at its cap and every entry outranks a new one."""
-    NO_LISTEN_ADDR = "no dialable address"
-    """An inbound connection with no (or an unproven) listen address."""
-
-
-class AddressError(ValueError):
-    """An address that cannot be stored; the message says why, ``kind`` says which rule."""
-
-    def __init__(self, addr: object, reason: str, kind: Reason = Reason.MALFORMED) -> None:
-        super().__init__(f"{addr!r}: {reason}")
-        self.addr = addr
-        self.reason = reason
-        self.kind = kind
+_LABELS = {source: source.name.title() for source in Source}
+_BY_LABEL = {label: source for source, label in _LABELS.items()}
 
 
 class Scope(enum.IntEnum):
@@ -105,12 +94,17 @@ def _within(ip: IPAddress, nets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Net
     return any(ip.version == net.version and ip in net for net in nets)
 
 
-@attrs.frozen
-class Address:
-    """A dialable IP literal and port; ``str()`` gives the canonical ``"ip:port"`` key."""
+class Address(NamedTuple):
+    """A dialable IP literal and port, parsed; :attr:`text` is the canonical ``"ip:port"`` key.
 
-    ip: IPAddress
+    ``packed`` is the address in network byte order (4 bytes for IPv4, 16 for IPv6); an
+    IPv4-mapped IPv6 address is kept as IPv4. A named tuple: one is made for every address of
+    every peer list, and a tuple is the cheapest immutable object to make.
+    """
+
+    packed: bytes
     port: int
+    text: str
 
     @classmethod
     def parse(cls, text: object) -> Address:
@@ -119,7 +113,8 @@ class Address:
             raise AddressError(text, f"expected a string, got {type(text).__name__}")
         if not text or len(text) > MAX_ADDR_CHARS:
             raise AddressError(text, f"must be 1 to {MAX_ADDR_CHARS} characters")
-        if text.startswith("["):
+        bracketed = text[0] == "["
+        if bracketed:
             host, sep, port_text = text[1:].partition("]:")
             if not sep:
                 raise AddressError(text, 'an IPv6 address must be written "[ip]:port"')
@@ -136,79 +131,118 @@ class Address:
         port = int(port_text)
         if not 1 <= port <= 65535:
             raise AddressError(text, f"port {port} is outside 1..65535", Reason.BAD_PORT)
-        try:
-            ip: IPAddress = ipaddress.ip_address(host)
-        except ValueError:
-            raise AddressError(
-                text, f"{host!r} is not an IP literal (hostnames are not stored)", Reason.HOSTNAME
-            ) from None
-        if isinstance(ip, ipaddress.IPv4Address) != (not text.startswith("[")):
-            raise AddressError(text, "an IPv4 address must not be bracketed")
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        if ip.is_unspecified:
-            raise AddressError(text, "the unspecified address is not dialable", Reason.UNSPECIFIED)
-        if ip.is_multicast:
-            raise AddressError(text, "a multicast address is not dialable", Reason.MULTICAST)
-        if _within(ip, _RESERVED_V4) or (ip.version == 6 and not _within(ip, _ASSIGNED_V6)):
-            raise AddressError(text, "a reserved address is not dialable", Reason.RESERVED)
-        return cls(ip, port)
+        packed = _packed_v4(host) if not bracketed else None
+        if packed is not None and port_text[0] != "0":
+            _check_v4(text, packed)
+            return cls(packed, port, text)  # the text is canonical: it read back as itself
+        if packed is None:
+            packed = _packed_slow(text, host, bracketed)
+        if len(packed) == 4:
+            _check_v4(text, packed)
+            return cls(packed, port, f"{socket.inet_ntop(socket.AF_INET, packed)}:{port}")
+        return cls(packed, port, f"[{ipaddress.IPv6Address(packed)}]:{port}")
+
+    @property
+    def ip(self) -> IPAddress:
+        """The address as an :mod:`ipaddress` object."""
+        return ipaddress.ip_address(self.packed)
+
+    @property
+    def host(self) -> str:
+        """The canonical IP literal, without brackets."""
+        if len(self.packed) == 4:
+            return socket.inet_ntop(socket.AF_INET, self.packed)
+        return str(ipaddress.IPv6Address(self.packed))
 
     @property
     def group(self) -> str:
         """The network group for diversity: the /16 of an IPv4 address, the /32 of an IPv6 one."""
-        prefix = 16 if self.ip.version == 4 else 32
-        return str(ipaddress.ip_network(f"{self.ip}/{prefix}", strict=False))
+        if len(self.packed) == 4:
+            return f"{self.packed[0]}.{self.packed[1]}.0.0/16"
+        return f"{ipaddress.IPv6Address(self.packed[:4] + bytes(12))}/32"
 
     @property
     def scope(self) -> Scope:
         """Loopback, link-local, private (RFC 1918, CGNAT, ULA) or global."""
-        return _scope(self.ip)
+        packed = self.packed
+        if len(packed) == 4:
+            a, b = packed[0], packed[1]
+            if a == 127:
+                return Scope.LOOPBACK
+            if a == 169 and b == 254:
+                return Scope.LINK
+            if (
+                a == 10
+                or (a == 172 and 16 <= b < 32)
+                or (a == 192 and b == 168)
+                or (a == 100 and 64 <= b < 128)
+            ):
+                return Scope.PRIVATE
+            return Scope.GLOBAL
+        ip = self.ip
+        if ip.is_loopback:
+            return Scope.LOOPBACK
+        if _within(ip, _LINK):
+            return Scope.LINK
+        if _within(ip, _PRIVATE):
+            return Scope.PRIVATE
+        return Scope.GLOBAL
 
     def __str__(self) -> str:
-        if self.ip.version == 6:
-            return f"[{self.ip}]:{self.port}"
-        return f"{self.ip}:{self.port}"
+        return self.text
+
+
+def _packed_v4(host: str) -> bytes | None:
+    """The four bytes of a dotted IPv4 literal in canonical form, else None (not decided)."""
+    try:
+        packed = socket.inet_pton(socket.AF_INET, host)
+    except OSError:
+        return None
+    # Only a literal that reads back as itself is decided here; ipaddress decides the rest.
+    return packed if socket.inet_ntop(socket.AF_INET, packed) == host else None
+
+
+def _packed_slow(text: str, host: str, bracketed: bool) -> bytes:
+    try:
+        ip: IPAddress = ipaddress.ip_address(host)
+    except ValueError:
+        raise AddressError(
+            text, f"{host!r} is not an IP literal (hostnames are not stored)", Reason.HOSTNAME
+        ) from None
+    if isinstance(ip, ipaddress.IPv4Address) == bracketed:
+        raise AddressError(text, "an IPv4 address must not be bracketed")
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped.packed
+        if ip.is_unspecified:
+            raise AddressError(text, "the unspecified address is not dialable", Reason.UNSPECIFIED)
+        if ip.is_multicast:
+            raise AddressError(text, "a multicast address is not dialable", Reason.MULTICAST)
+        if not _within(ip, _ASSIGNED_V6):
+            raise AddressError(text, "a reserved address is not dialable", Reason.RESERVED)
+    return ip.packed
+
+
+def _check_v4(text: str, packed: bytes) -> None:
+    a, b = packed[0], packed[1]
+    if packed == b"\0\0\0\0":
+        raise AddressError(text, "the unspecified address is not dialable", Reason.UNSPECIFIED)
+    if 224 <= a < 240:
+        raise AddressError(text, "a multicast address is not dialable", Reason.MULTICAST)
+    if a == 0 or a >= 240 or (a == 198 and b in (18, 19)):  # 0/8, 240/4, 198.18/15
+        raise AddressError(text, "a reserved address is not dialable", Reason.RESERVED)
 
 
 def parse_address(text: object) -> Address:
-    """:meth:`Address.parse`, remembering recent strings: a peer's address repeats."""
-    if isinstance(text, str):
-        return _parse_str(text)
+    """:meth:`Address.parse`."""
     return Address.parse(text)
 
 
 def canonical_addr(text: object) -> str:
     """The canonical key of an address; raise :class:`AddressError` with a reason."""
-    if isinstance(text, str):
-        return _canonical_str(text)
-    return str(Address.parse(text))
+    return Address.parse(text).text
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _parse_str(text: str) -> Address:
-    return Address.parse(text)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _canonical_str(text: str) -> str:
-    # Every entry re-validates its address when it changes.
-    return str(_parse_str(text))
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _scope(ip: IPAddress) -> Scope:
-    # Every address of every peer list is judged by its scope: remember recent ones.
-    if ip.is_loopback:
-        return Scope.LOOPBACK
-    if _within(ip, _LINK):
-        return Scope.LINK
-    if _within(ip, _PRIVATE):
-        return Scope.PRIVATE
-    return Scope.GLOBAL
-
-
-@functools.lru_cache(maxsize=1 << 16)
 def network_group(addr: str) -> str:
     """The network group of a canonical address."""
     return Address.parse(addr).group
@@ -216,7 +250,7 @@ def network_group(addr: str) -> str:
 
 def valid_node_id(node_id: object) -> str | None:
     """``node_id`` if it is a well-formed id (at most 128 of ``[A-Za-z0-9._-]``), else None."""
-    if isinstance(node_id, str) and NODE_ID_RE.fullmatch(node_id):
+    if isinstance(node_id, str) and _NODE_ID_RE.fullmatch(node_id):
         return node_id
     return None
 
@@ -225,8 +259,11 @@ def valid_capabilities(capabilities: object) -> tuple[str, ...]:
     """The well-formed, distinct capabilities, at most :data:`MAX_CAPABILITIES` of them."""
     if isinstance(capabilities, str) or not isinstance(capabilities, list | tuple):
         return ()
-    kept = [c for c in capabilities if isinstance(c, str) and CAPABILITY_RE.fullmatch(c)]
+    kept = [c for c in capabilities if isinstance(c, str) and _CAPABILITY_RE.fullmatch(c)]
     return tuple(dict.fromkeys(kept))[:MAX_CAPABILITIES]
+
+
+# -- validators ------------------------------------------------------------------------------
 
 
 def _non_negative(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -262,30 +299,66 @@ def _capabilities(
         )
 
 
+def field_pattern(regex: str) -> dict[str, str]:
+    """Field metadata: the text a valid value is written as in the peer file."""
+    return {"pattern": regex}
+
+
 @attrs.frozen
 class PeerEntry:
-    """One known peer. Times are integer Unix seconds."""
+    """One known peer. Times are integer Unix seconds.
 
-    addr: str = attrs.field(validator=_canonical)
+    The fields, in this order, with their types and defaults, are the peer file's entry schema:
+    :mod:`thenodes_peerstore.codec` derives its writer and its reader from them. A field's
+    ``pattern`` metadata is the text of a valid value; an optional field is left out of the file
+    while it holds its default.
+    """
+
+    addr: str = attrs.field(validator=_canonical, metadata=field_pattern(ADDR_PATTERN))
     source: Source
-    first_seen: int = attrs.field(validator=_non_negative)
-    last_seen: int = attrs.field(validator=_non_negative)
-    last_connected: int | None = attrs.field(default=None, validator=_optional_non_negative)
-    last_attempt: int | None = attrs.field(default=None, validator=_optional_non_negative)
-    failures: int = attrs.field(default=0, validator=_non_negative)
-    node_id: str | None = attrs.field(default=None, validator=_node_id)
-    capabilities: tuple[str, ...] = attrs.field(default=(), validator=_capabilities)
+    first_seen: int = attrs.field(validator=_non_negative, metadata=field_pattern(COUNT_PATTERN))
+    last_seen: int = attrs.field(validator=_non_negative, metadata=field_pattern(COUNT_PATTERN))
+    last_connected: int | None = attrs.field(
+        default=None, validator=_optional_non_negative, metadata=field_pattern(COUNT_PATTERN)
+    )
+    last_attempt: int | None = attrs.field(
+        default=None, validator=_optional_non_negative, metadata=field_pattern(COUNT_PATTERN)
+    )
+    failures: int = attrs.field(
+        default=0, validator=_non_negative, metadata=field_pattern(COUNT_PATTERN)
+    )
+    node_id: str | None = attrs.field(
+        default=None, validator=_node_id, metadata=field_pattern(NODE_ID_PATTERN)
+    )
+    capabilities: tuple[str, ...] = attrs.field(
+        default=(), validator=_capabilities, metadata=field_pattern(CAPABILITY_PATTERN)
+    )
+
+    @property
+    def proven(self) -> bool:
+        """Whether the node itself completed a handshake on a connection it dialled to ``addr``:
+        only such peers enter the reconnect plan."""
+        return self.source is Source.CONNECTED
 
     @classmethod
-    def new(cls, addr: str, source: Source, now: int) -> PeerEntry:
-        """A peer first seen now."""
-        return cls(addr=addr, source=source, first_seen=now, last_seen=now)
+    def new(cls, addr: str | Address, source: Source, now: int) -> PeerEntry:
+        """A peer first seen now; an :class:`Address` is canonical already and not parsed again."""
+        if isinstance(addr, str):
+            return cls(addr=addr, source=source, first_seen=now, last_seen=now)
+        entry = object.__new__(cls)
+        for name, value in _FIELD_DEFAULTS.items():
+            _set(entry, name, value)
+        _set(entry, "addr", addr.text)
+        _set(entry, "source", source)
+        _set(entry, "first_seen", now)
+        _set(entry, "last_seen", now)
+        return entry
 
     def replace(self, **changes: Any) -> PeerEntry:
-        """This entry with ``changes``: :func:`attrs.evolve`, validating the changed fields only.
+        """This entry with ``changes``, validating the changed fields only.
 
-        The other fields were validated when this entry was made. Entries change on every peer
-        list and every save, so this is on a node's hot path.
+        The other fields were validated when this entry was made; entries change on every
+        connection and every peer list.
         """
         for name, value in changes.items():
             field = _FIELDS.get(name)
@@ -321,4 +394,5 @@ class PeerEntry:
 
 
 _FIELDS = {field.name: field for field in attrs.fields(PeerEntry)}
+_FIELD_DEFAULTS = {f.name: f.default for f in _FIELDS.values() if f.default is not attrs.NOTHING}
 _set = object.__setattr__  # how attrs sets the fields of a frozen instance

@@ -16,17 +16,87 @@ This is the library entry point for a host that does not use the plugin::
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 
-from thenodes_peerstore.codec import EntryTexts, encode
+import attrs
+
+from thenodes_peerstore import codec, files
 from thenodes_peerstore.config import PersistenceConfig
-from thenodes_peerstore.files import LoadOutcome, LoadStatus, PeerFile
+from thenodes_peerstore.errors import NewerSchemaError, RealmMismatchError
+from thenodes_peerstore.files import PeerFile
+from thenodes_peerstore.model import PeerEntry
 from thenodes_peerstore.store import LoadReport, PeerStore
 
 logger = logging.getLogger(__name__)
+
+
+class LoadStatus(enum.Enum):
+    """What was found on disk."""
+
+    MISSING = "missing"
+    INTACT = "intact"
+    SALVAGED = "salvaged"
+    NEWER_SCHEMA = "newer schema"
+
+
+@attrs.frozen
+class LoadOutcome:
+    """The entries read from the file, and what happened to the file.
+
+    A ``SALVAGED`` outcome with ``quarantined`` None means the damaged file could not be moved
+    aside and is still in place; ``problems`` says why.
+    """
+
+    status: LoadStatus
+    entries: tuple[PeerEntry, ...] = ()
+    problems: tuple[str, ...] = ()
+    quarantined: Path | None = None
+
+
+def load_file(peer_file: PeerFile, now: int) -> LoadOutcome:
+    """Read -> decode -> set aside if damaged: what an open store starts from.
+
+    A damaged file is renamed aside to ``<name>.corrupt-<now>`` and the entries that still
+    validate are returned. If it cannot be renamed, the error is logged, the file is left where
+    it is and the salvaged entries are returned all the same, with ``quarantined`` None. A file
+    of a newer schema is left untouched. Raise :class:`RealmMismatchError` naming the file for
+    another realm's file, which is left untouched too, and
+    :class:`~thenodes_peerstore.errors.StoreFileError` naming the file when it cannot be read.
+    """
+    data = peer_file.read()
+    if data is None:
+        return LoadOutcome(LoadStatus.MISSING)
+    if len(data) > files.MAX_FILE_BYTES:
+        decoded = codec.Decoded(entries=(), problems=(f"larger than {files.MAX_FILE_BYTES} bytes",))
+    else:
+        try:
+            decoded = codec.decode(data, realm=peer_file.realm)
+        except NewerSchemaError as exc:
+            return LoadOutcome(LoadStatus.NEWER_SCHEMA, problems=(str(exc),))
+        except RealmMismatchError as exc:
+            raise RealmMismatchError(
+                f"peer file {peer_file.path}: {exc}. Check [network.persistence] path and "
+                "[realm]; the file is left unchanged",
+                found=exc.found,
+                expected=exc.expected,
+            ) from exc
+    if decoded.intact:
+        return LoadOutcome(LoadStatus.INTACT, entries=decoded.entries)
+    try:
+        aside = peer_file.quarantine(now)
+    except OSError as exc:
+        reason = f"it could not be moved aside: {exc.strerror or exc}"
+        logger.error("peer file %s is damaged and %s; leaving it in place", peer_file.path, reason)
+        return LoadOutcome(
+            LoadStatus.SALVAGED, entries=decoded.entries, problems=(*decoded.problems, reason)
+        )
+    return LoadOutcome(
+        LoadStatus.SALVAGED, entries=decoded.entries, problems=decoded.problems, quarantined=aside
+    )
 
 
 class PersistentPeerStore:
@@ -52,7 +122,6 @@ class PersistentPeerStore:
         self._last_save = store.now()
         self._failing = False
         self._closed = False
-        self._texts = EntryTexts()
 
     @classmethod
     def open(
@@ -67,8 +136,8 @@ class PersistentPeerStore:
     ) -> PersistentPeerStore:
         """Lock and load the realm's file; the file need not exist yet.
 
-        Raise :class:`~thenodes_peerstore.files.StoreLockedError` when another store holds it and
-        :class:`~thenodes_peerstore.files.RealmFileError` when it belongs to another realm.
+        Raise :class:`~thenodes_peerstore.errors.StoreLockedError` when another store holds it and
+        :class:`~thenodes_peerstore.errors.RealmMismatchError` when it belongs to another realm.
         """
         config = config or PersistenceConfig(enabled=True)
         store = PeerStore(
@@ -82,7 +151,7 @@ class PersistentPeerStore:
         )
         peer_file = PeerFile.open(path, realm)
         try:
-            outcome = peer_file.load(store.now())
+            outcome = load_file(peer_file, store.now())
         except BaseException:
             peer_file.close()
             raise
@@ -127,7 +196,7 @@ class PersistentPeerStore:
         now = self.store.now()
         self._last_save = now
         self.store.expire()
-        data = encode(self.file.realm, now, self.store.by_tier(), texts=self._texts)
+        data = codec.encode(self.file.realm, now, self.store.by_tier())
         try:
             self.file.save(data)
         except OSError as exc:

@@ -15,8 +15,8 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 import pluggy
 
 from thenodes_peerstore.config import PersistenceConfig
+from thenodes_peerstore.errors import AddressError
 from thenodes_peerstore.files import resolve_store_path
-from thenodes_peerstore.model import AddressError
 from thenodes_peerstore.persistent import PersistentPeerStore
 from thenodes_peerstore.store import IngestReport
 

@@ -21,10 +21,9 @@ from typing import Literal
 
 import attrs
 
+from thenodes_peerstore.errors import AddressError, Reason
 from thenodes_peerstore.model import (
-    AddressError,
     PeerEntry,
-    Reason,
     Scope,
     Source,
     canonical_addr,
@@ -116,7 +115,7 @@ def dialable_addr(addr: str, listen_addr: str | None, direction: Direction) -> s
     if listen_addr is None:
         raise AddressError(addr, "inbound peer advertised no listen address", Reason.NO_LISTEN_ADDR)
     listen = parse_address(listen_addr)
-    if listen.ip != parse_address(addr).ip:
+    if listen.packed != parse_address(addr).packed:
         raise AddressError(
             listen_addr,
             f"advertised listen address is not on the peer's IP ({addr})",
@@ -160,10 +159,12 @@ class PeerStore:
         """Every address not recorded since the store was made, by kind."""
         self._own_addrs = frozenset(_canonical_or_none(a) for a in own_addrs) - {None}
         self._own_node_id = own_node_id
-        self._tiers: dict[Source, collections.OrderedDict[str, PeerEntry]] = {
-            tier: collections.OrderedDict() for tier in _TIERS
-        }
-        self._where: dict[str, Source] = {}
+        self._tiers: tuple[collections.OrderedDict[str, PeerEntry], ...] = tuple(
+            collections.OrderedDict() for _ in _TIERS
+        )
+        """One ordered dict per tier, indexed by :class:`Source`, oldest recorded first. An
+        address is in one tier only; finding it costs at most one lookup per tier, which keeps
+        no second index of every address in memory."""
         self._oldest_seen = _NEVER
         """No entry has a ``last_seen`` before this (a lower bound, exact after a full scan)."""
         self._connected: collections.Counter[str] = collections.Counter()
@@ -177,10 +178,10 @@ class PeerStore:
         return int(self._clock())
 
     def __len__(self) -> int:
-        return len(self._where)
+        return sum(map(len, self._tiers))
 
     def __contains__(self, addr: object) -> bool:
-        return addr in self._where
+        return any(addr in tier for tier in self._tiers)
 
     def __iter__(self) -> Iterator[PeerEntry]:
         for tier in _TIERS:
@@ -188,8 +189,11 @@ class PeerStore:
 
     def get(self, addr: str) -> PeerEntry | None:
         """The entry for a canonical address, or None."""
-        source = self._where.get(addr)
-        return None if source is None else self._tiers[source][addr]
+        for tier in self._tiers:
+            entry = tier.get(addr)
+            if entry is not None:
+                return entry
+        return None
 
     def entries(self) -> list[PeerEntry]:
         """Every entry, most trusted and most recently seen first."""
@@ -266,7 +270,7 @@ class PeerStore:
             node_id=valid_node_id(node_id) or entry.node_id,
             capabilities=valid_capabilities(capabilities),
         )
-        if key in self._where:
+        if key in self:
             self._put(entry)
         else:
             self._insert(entry)  # a new peer respects the cap; Connected may evict any tier
@@ -329,14 +333,14 @@ class PeerStore:
         # save, and saves are O(n) anyway.
         expired = [
             entry.addr
-            for tier in self._tiers.values()
+            for tier in self._tiers
             for entry in tier.values()
             if entry.last_seen < cutoff
         ]
         for addr in expired:
             self._remove(addr)
         self._oldest_seen = min(
-            (entry.last_seen for tier in self._tiers.values() for entry in tier.values()),
+            (entry.last_seen for tier in self._tiers for entry in tier.values()),
             default=_NEVER,
         )
         return len(expired)
@@ -367,9 +371,8 @@ class PeerStore:
                     best[fixed.addr] = fixed
             else:
                 best[fixed.addr] = fixed
-        for tier in self._tiers.values():
+        for tier in self._tiers:
             tier.clear()
-        self._where.clear()
         for entry in sorted(best.values(), key=lambda e: (e.last_seen, e.addr)):
             self._insert(entry)
         self.changes += 1
@@ -431,7 +434,7 @@ class PeerStore:
             except AddressError as exc:
                 tally.reject(raw, exc.reason, exc.kind)
                 continue
-            key = canonical_addr(raw)  # remembered per string, as parse_address is
+            key = parsed.text
             if key in self._own_addrs:
                 tally.reject(raw, "one of this node's own addresses", Reason.OWN)
                 continue
@@ -451,7 +454,7 @@ class PeerStore:
                 continue
             if sender_key is not None and not self._take_sender_token(sender_key, now):
                 tally.reject(raw, f"sender {sender} added its share this hour", Reason.SENDER_CAP)
-            elif self._insert(PeerEntry.new(key, source, now)):
+            elif self._insert(PeerEntry.new(parsed, source, now)):
                 tally.added += 1
             else:
                 tally.reject(raw, "store is full of more trusted peers", Reason.FULL)
@@ -490,12 +493,12 @@ class PeerStore:
 
     def _insert(self, entry: PeerEntry) -> bool:
         """Add a new entry, evicting one of its own or a lower tier if the store is full."""
-        if len(self._where) >= self.max_entries:
+        if len(self) >= self.max_entries:
             victim = self._victim(entry.source)
             if victim is None:
                 return False
             self._remove(victim)
-        self._put(entry)
+        self._put(entry, new=True)
         return True
 
     def _victim(self, newcomer: Source) -> str | None:
@@ -511,22 +514,25 @@ class PeerStore:
                     return addr
         return next(iter(tiers[0])) if tiers else None
 
-    def _put(self, entry: PeerEntry, *, refresh: bool = True) -> None:
-        """Store ``entry``; with ``refresh`` it moves to the newest end of its tier."""
-        old = self._where.get(entry.addr)
+    def _put(self, entry: PeerEntry, *, refresh: bool = True, new: bool = False) -> None:
+        """Store ``entry``; with ``refresh`` it moves to the newest end of its tier.
+
+        ``new`` says that no tier holds the address yet (the caller has looked).
+        """
         tier = self._tiers[entry.source]
-        if old is not None and old != entry.source:
-            del self._tiers[old][entry.addr]
+        if not new and entry.addr not in tier:
+            for other in self._tiers:
+                other.pop(entry.addr, None)
         tier[entry.addr] = entry
-        if refresh:
+        if refresh and not new:
             tier.move_to_end(entry.addr)
-        self._where[entry.addr] = entry.source
         self._oldest_seen = min(self._oldest_seen, entry.last_seen)
         self.changes += 1
 
     def _remove(self, addr: str) -> None:
-        source = self._where.pop(addr)
-        del self._tiers[source][addr]
+        for tier in self._tiers:
+            if tier.pop(addr, None) is not None:
+                break
         self.changes += 1
 
 
@@ -565,7 +571,7 @@ def _sender(sender: str | None) -> tuple[str | None, Scope | None]:
         parsed = parse_address(sender)
     except AddressError:
         return f"?{sender!r}", Scope.GLOBAL
-    return str(parsed.ip), parsed.scope
+    return parsed.host, parsed.scope
 
 
 def _recency(entry: PeerEntry) -> tuple[int, str]:

@@ -1,6 +1,6 @@
 """hostsim's network simulator: many nodes, churn, outages, attackers, and a rejoin report."""
 
-from hostsim.sim.engine import Engine, stream
+from hostsim.sim.engine import Engine, rare_cycle_collection, stream
 from hostsim.sim.metrics import RunMetrics, StartRecord
 from hostsim.sim.network import SimNetwork, SimNode
 from hostsim.sim.scenario import (
@@ -24,5 +24,6 @@ __all__ = [
     "StartRecord",
     "load_sim_scenario",
     "parse_sim_scenario",
+    "rare_cycle_collection",
     "stream",
 ]

@@ -7,15 +7,17 @@ run's seed and the node's name with SHA-256 (never Python's salted ``hash()``).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import heapq
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hostsim.clock import VirtualClock
 
-__all__ = ["Engine", "stream"]
+__all__ = ["Engine", "rare_cycle_collection", "stream"]
 
 
 def stream(seed: int, name: str) -> random.Random:
@@ -87,3 +89,24 @@ class Engine:
         if self._t < until:
             self._t = until
             clock.move_to(start + until)
+
+
+@contextlib.contextmanager
+def rare_cycle_collection() -> Iterator[None]:
+    """Run Python's cycle collector rarely inside the block: for a process that plays a network.
+
+    Only a command or a benchmark that plays a large network turns this on, around the whole
+    run; library calls never retune the collector for their caller.
+
+    A thousand nodes' stores are millions of long-lived objects in one process, and at the
+    default thresholds a full collection walks them all every few simulated minutes: about a
+    tenth of a large run. Reference counting frees entries and texts (they hold no cycles), and
+    a crash still collects what it must (:meth:`SimHost.crash`). A real node, with one store,
+    keeps the defaults.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)

@@ -38,11 +38,9 @@ The model, per node:
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -227,8 +225,7 @@ class SimNetwork:
         """Play the scenario up to ``t`` seconds into the run (a test can step through it)."""
         if not self._prepared:
             self._prepare()
-        with _rare_cycle_collection():
-            self.engine.run(t)
+        self.engine.run(t)
         self.metrics.events_run = self.engine.events_run
 
     def close(self) -> None:
@@ -627,24 +624,6 @@ def report(scenario: SimScenario, seed: int, metrics: RunMetrics) -> dict[str, A
         "events_run": metrics.events_run,
         **metrics.to_json(),
     }
-
-
-@contextlib.contextmanager
-def _rare_cycle_collection() -> Iterator[None]:
-    """Run Python's cycle collector rarely while the network plays.
-
-    A thousand nodes' stores are millions of long-lived objects in one process, and at the
-    default thresholds a full collection walks them all every few simulated minutes: about a
-    tenth of a large run. Reference counting frees entries and texts (they hold no cycles), and
-    a crash still collects what it must (:meth:`SimHost.crash`). A real node, with one store,
-    keeps the defaults.
-    """
-    before = gc.get_threshold()
-    gc.set_threshold(100_000, 50, 100)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
 
 
 def _bind(
