@@ -31,7 +31,7 @@ from hostsim.config import HostConfig
 from hostsim.errors import HostsimError
 from hostsim.live.node import LiveNode
 from hostsim.live.settings import live_settings
-from hostsim.scenario import (
+from hostsim.script import (
     RunResult,
     ScenarioRunError,
     TimelineRecord,
@@ -264,7 +264,7 @@ def _node(args: argparse.Namespace) -> int:
     config = HostConfig.from_file(args.config)
     if args.state_dir is not None:
         config = attrs.evolve(config, state_dir=Path(os.path.abspath(args.state_dir)))
-    settings = live_settings(config.data, bind=args.bind)
+    settings = live_settings(config, bind=args.bind)
     node = LiveNode(config, settings, status=_status)
     return asyncio.run(_serve_until_signal(node))
 

@@ -15,8 +15,10 @@ decides. It owns, for one node:
   seeds only while it has no connection at all (they are for bootstrapping).
 - **Peer lists.** A node asks every peer it dialled for peers as soon as the handshake
   completes, then asks one connection every ``peer_list_interval_secs`` (TheNodes'
-  ``[discovery]``: 90 s, want 16). It answers a request with up to ``want`` addresses, half from
-  its connections, the rest from its book, never the asker's own. Every PEER_LIST reaches
+  ``[discovery]``: 90 s, want 16; no request at all when ``[discovery] enabled`` is false;
+  TheNodes sends its first request only after a full interval). It answers a request with up
+  to ``want`` addresses, half from its connections, the rest from its book, never the asker's
+  own. Every PEER_LIST reaches
   ``on_peer_list``, whichever side asked; the first ``want`` addresses go into the book.
 - **Hooks.** Every hook is called with keyword arguments, through :class:`~hostsim.host.SimHost`.
 
@@ -33,6 +35,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from hostsim.config import ConnectionPolicy, HostConfig
 from hostsim.host import SEED_ORIGIN, Dial, Direction, Peer, SimHost
 
 __all__ = [
@@ -70,12 +73,25 @@ class RetryPolicy:
         wait = min(self.base_secs * self.multiplier ** (failures - 1), self.max_secs)
         return wait * (1.0 + self.jitter * (2.0 * draw - 1.0))
 
+    @classmethod
+    def of(cls, policy: ConnectionPolicy) -> RetryPolicy:
+        """The retry part of a ``[network.connection_policy]`` table."""
+        return cls(
+            base_secs=policy.reconnect_base_delay_ms / 1000,
+            multiplier=policy.reconnect_multiplier,
+            max_secs=policy.reconnect_max_delay_ms / 1000,
+            max_attempts=policy.reconnect_max_attempts,
+            jitter=policy.reconnect_jitter_ratio,
+        )
+
 
 @attrs.frozen
 class CorePolicy:
     """The numbers the core runs by; TheNodes' defaults."""
 
     target_outbound: int = 8
+    peer_requests: bool = True
+    """Whether the node sends peer requests at all (``[discovery] enabled``)."""
     peer_list_interval_secs: float = 90.0
     peer_list_want: int = 16
     maintain_interval_secs: float = 10.0
@@ -84,6 +100,20 @@ class CorePolicy:
     book_retry_base_secs: float = 30.0
     book_retry_max_secs: float = 600.0
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+
+    @classmethod
+    def of(cls, config: HostConfig, **overrides: Any) -> CorePolicy:
+        """A node's policy from its host config's ``[discovery]`` and
+        ``[network.connection_policy]``; ``overrides`` set the numbers no config table holds."""
+        discovery = config.discovery
+        values: dict[str, Any] = {
+            "peer_requests": discovery.enabled,
+            "peer_list_interval_secs": float(discovery.request_interval_secs),
+            "peer_list_want": discovery.request_want,
+            "retry": RetryPolicy.of(config.connection_policy),
+        }
+        values.update(overrides)
+        return cls(**values)
 
 
 class World(Protocol):
@@ -146,7 +176,8 @@ class NodeCore:
         self.now = now
         self.may_dial = may_dial
         self.own = frozenset(host.config.listen_addrs)
-        self.seeds = frozenset(host.config.bootstrap_nodes)
+        self.seeds: frozenset[str] = frozenset()
+        """The seeds of this start, host names resolved."""
         self.up = False
         self.life = 0
         """Counts starts and stops, so timers of an earlier process do nothing."""
@@ -183,6 +214,7 @@ class NodeCore:
             before_dials(dials)
         self.up = True
         self.life += 1
+        self.seeds = frozenset(self.host.seeds)
         self.book = {}
         self.failures = {}
         self.planned = {d.addr for d in dials if d.origin != SEED_ORIGIN}
@@ -190,7 +222,8 @@ class NodeCore:
         for dial in dials:
             self.dial(dial.addr, dial.origin)
         life = self.life
-        self.world.call_later(self.policy.peer_list_interval_secs, self._gossip, life)
+        if self.policy.peer_requests:
+            self.world.call_later(self.policy.peer_list_interval_secs, self._gossip, life)
         self.world.call_later(self.policy.maintain_interval_secs, self._maintain, life)
         return dials
 
@@ -300,7 +333,8 @@ class NodeCore:
             self.outbound += 1
             self.failures.pop(key, None)
             self.learn((key,))
-            self.world.request_peers(key, self.policy.peer_list_want)
+            if self.policy.peer_requests:
+                self.world.request_peers(key, self.policy.peer_list_want)
         elif listen_addr is not None:
             self.learn((listen_addr,))
         return conn

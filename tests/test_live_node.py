@@ -49,7 +49,7 @@ def test_a_thenodes_dialer_completes_the_handshake_and_its_peer_list_reaches_on_
             data = dict(pairs)
             assert data["from"] == "TheNodes"
             assert data["payload"] is None
-            assert data["realm"] == {"name": "Example", "code": "example", "version": "1"}
+            assert data["realm"] == {"name": "Example", "code": "example", "version": "1.0"}
             body = data["msg_type"]["HELLO"]
             assert list(body) == HELLO_KEYS
             assert body["node_id"] == "py-node"
@@ -103,7 +103,7 @@ def test_the_node_dials_a_thenodes_listener_replies_with_its_realm_and_asks_for_
     data = dict(pairs)
     assert data["to"] == "TheNodes"  # TheNodes replies to its listener's "from"
     assert list(data["msg_type"]["HELLO"]) == HELLO_KEYS
-    assert data["realm"] == {"name": "Example", "code": "example", "version": "1"}
+    assert data["realm"] == {"name": "Example", "code": "example", "version": "1.0"}
     assert message(request)["msg_type"] == {"PEER_REQUEST": {"want": 16}}
     (connect,) = recorder.hooks("on_connect")
     assert connect.kwargs["peer"].direction == "outbound"
@@ -224,7 +224,7 @@ CASES: dict[str, tuple[Hostile, dict[str, Any]]] = {
     ),
     "realm_mismatch": (
         lambda n: _send_after_hello(
-            n, hello_line("stranger", None, realm='{"name":"Other","version":"1"}')
+            n, hello_line("stranger", None, realm='{"name":"Other","version":"1.0"}')
         ),
         {},
     ),

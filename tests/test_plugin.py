@@ -17,7 +17,7 @@ import tomli_w
 from hostsim.clock import VirtualClock
 from hostsim.config import HostConfig
 from hostsim.host import SimHost
-from hostsim.scenario import load_scenario, run_scenario
+from hostsim.script import load_scenario, run_scenario
 from thenodes_peerstore.model import Source
 from thenodes_peerstore.plugin import PeerStorePlugin
 

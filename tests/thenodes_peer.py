@@ -17,7 +17,7 @@ from hostsim.live.processes import free_port
 from hostsim.live.settings import live_settings
 from hostsim.testing import RecordingPlugin
 
-REALM_JSON = '{"name":"Example","code":"example","version":"1"}'
+REALM_JSON = '{"name":"Example","code":"example","version":"1.0"}'
 TIMEOUT = 10.0
 
 
@@ -98,7 +98,7 @@ async def running(
     factory: Callable[[], Mapping[str, object]] | None = None
     if recorder is not None:
         factory = lambda: {"recorder": recorder}  # noqa: E731
-    node = LiveNode(host_config, live_settings(host_config.data), extra_plugins_factory=factory)
+    node = LiveNode(host_config, live_settings(host_config), extra_plugins_factory=factory)
     await node.start()
     try:
         yield node

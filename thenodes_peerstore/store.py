@@ -434,7 +434,7 @@ class PeerStore:
             except AddressError as exc:
                 tally.reject(raw, exc.reason, exc.kind)
                 continue
-            key = str(parsed)
+            key = parsed.text
             if key in self._own_addrs:
                 tally.reject(raw, "one of this node's own addresses", Reason.OWN)
                 continue
@@ -454,7 +454,7 @@ class PeerStore:
                 continue
             if sender_key is not None and not self._take_sender_token(sender_key, now):
                 tally.reject(raw, f"sender {sender} added its share this hour", Reason.SENDER_CAP)
-            elif self._insert(PeerEntry.new(key, source, now)):
+            elif self._insert(PeerEntry.new(parsed, source, now)):
                 tally.added += 1
             else:
                 tally.reject(raw, "store is full of more trusted peers", Reason.FULL)
@@ -498,7 +498,7 @@ class PeerStore:
             if victim is None:
                 return False
             self._remove(victim)
-        self._put(entry)
+        self._put(entry, new=True)
         return True
 
     def _victim(self, newcomer: Source) -> str | None:
@@ -514,14 +514,17 @@ class PeerStore:
                     return addr
         return next(iter(tiers[0])) if tiers else None
 
-    def _put(self, entry: PeerEntry, *, refresh: bool = True) -> None:
-        """Store ``entry``; with ``refresh`` it moves to the newest end of its tier."""
+    def _put(self, entry: PeerEntry, *, refresh: bool = True, new: bool = False) -> None:
+        """Store ``entry``; with ``refresh`` it moves to the newest end of its tier.
+
+        ``new`` says that no tier holds the address yet (the caller has looked).
+        """
         tier = self._tiers[entry.source]
-        if entry.addr not in tier:
+        if not new and entry.addr not in tier:
             for other in self._tiers:
                 other.pop(entry.addr, None)
         tier[entry.addr] = entry
-        if refresh:
+        if refresh and not new:
             tier.move_to_end(entry.addr)
         self._oldest_seen = min(self._oldest_seen, entry.last_seen)
         self.changes += 1

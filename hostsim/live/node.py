@@ -32,11 +32,13 @@ from typing import Any, Final
 import attrs
 
 from hostsim import wire
-from hostsim.config import NODE_ID_RE, HostConfig, canonical_ip_port, derive_realm_code
+from hostsim.addresses import canonical_ip_port
+from hostsim.config import HostConfig
 from hostsim.core import Connection, NodeCore, World
 from hostsim.host import Dial, Direction, SimHost
 from hostsim.live.incidents import Incidents, Kind
 from hostsim.live.settings import LiveSettings
+from hostsim.naming import NODE_ID_RE, realm_code
 from hostsim.plugins import EntryPointLike
 
 __all__ = ["MAX_PEER_LIST", "LiveNode", "RealClock", "is_loopback"]
@@ -135,13 +137,15 @@ class LiveNode:
         self.config = config
         self.settings = settings
         self.status = status or (lambda line: None)
-        self.incidents = Incidents(config.node_id)
         self.host = SimHost(
             config,
             clock=RealClock(),
             extra_plugins_factory=extra_plugins_factory,
             entry_points=entry_points,
         )
+        self.node_id = self.host.node_id
+        """The node's id: ``[node] id``, else the one in its id file."""
+        self.incidents = Incidents(self.node_id)
         self.loopback_only = is_loopback(f"{settings.bind}:1")
         self.core = NodeCore(
             self.host,
@@ -180,7 +184,7 @@ class LiveNode:
             _socket_addr(sock.getsockname())[0] for sock in self._server.sockets or ()
         )
         self.status(
-            f"listening on {bound} as {self.config.node_id}"
+            f"listening on {bound} as {self.node_id}"
             f" (realm {self.config.realm.code} {self.config.realm.version})"
         )
         try:
@@ -253,7 +257,9 @@ class LiveNode:
     # -- connections -------------------------------------------------------------------------
 
     def _hello(self) -> wire.Hello:
-        return wire.Hello(node_id=self.config.node_id, listen_addr=self.listen_addr)
+        return wire.Hello(
+            node_id=self.node_id, listen_addr=self.listen_addr, node_type=self.config.node_type
+        )
 
     def _send(self, link: _Link, msg: wire.Message, to: str | None = None) -> None:
         envelope = wire.Envelope(wire.APP_NAME, to or link.remote, msg, realm=self.realm)
@@ -290,7 +296,7 @@ class LiveNode:
             if required:
                 raise _Closed("no realm in HELLO", "realm_mismatch", "no realm")
             return
-        code = realm.code if realm.code is not None else derive_realm_code(realm.name)
+        code = realm.code if realm.code is not None else realm_code(realm.name)
         if code != self.realm.code or realm.version != self.realm.version:
             raise _Closed(
                 "realm mismatch", "realm_mismatch", f"realm {code!r} version {realm.version!r}"
@@ -304,7 +310,7 @@ class LiveNode:
             raise _Closed("bad node id", "bad_hello", f"node_id {hello.node_id[:40]!r}")
         if hello.protocol not in (None, wire.PROTOCOL_NAME):
             raise _Closed("another protocol", "bad_hello", f"protocol {hello.protocol[:40]!r}")
-        if hello.node_id == self.config.node_id:
+        if hello.node_id == self.node_id:
             raise _Closed("peer has our own node id", "own_node_id")
         return hello
 
@@ -342,7 +348,7 @@ class LiveNode:
             self._check_realm(reply.realm, required=True)
             hello = self._check_hello(reply)
             if (refusal := self.core.refusal(hello.node_id)) is not None or not self.core.up:
-                logger.debug("node %s: closing %s: %s", self.config.node_id, remote, refusal)
+                logger.debug("node %s: closing %s: %s", self.node_id, remote, refusal)
                 return
             self._connected(link, hello, "inbound")
             await self._serve(link, remote)
@@ -350,7 +356,7 @@ class LiveNode:
             if closed.kind is not None:
                 self.incidents(closed.kind, ip, closed.detail)
         except Exception:
-            logger.exception("node %s: connection from %s failed", self.config.node_id, remote)
+            logger.exception("node %s: connection from %s failed", self.node_id, remote)
         finally:
             self.inbound_open -= 1
             if task is not None:
@@ -399,7 +405,7 @@ class LiveNode:
             if not connected:
                 self._dial_failed(addr, origin, f"handshake failed: {closed.reason}")
         except Exception:
-            logger.exception("node %s: connection to %s failed", self.config.node_id, addr)
+            logger.exception("node %s: connection to %s failed", self.node_id, addr)
             if not connected:
                 self._dial_failed(addr, origin, "handshake failed")
         finally:

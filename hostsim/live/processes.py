@@ -44,12 +44,14 @@ def write_node_config(
     persistence: bool = True,
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write a host config for a loopback node; its state directory is beside the file."""
+    """Write a host config for a loopback node; its state directory is beside the file, named
+    in the file by its absolute path (a relative one is relative to the working directory)."""
+    state_dir = Path(os.path.abspath(path.parent / f"{node_id}-state"))
     data: dict[str, Any] = {
         "port": port,
         "bootstrap_nodes": list(seeds),
         "realm": {"name": "Cluster"},
-        "node": {"id": node_id, "state_dir": f"{node_id}-state"},
+        "node": {"id": node_id, "state_dir": str(state_dir)},
         "network": {"persistence": {"enabled": persistence, "save_interval_secs": 1}},
         "plugins": {"enabled": ["peerstore"] if persistence else []},
     }

@@ -1,29 +1,28 @@
-"""What a live node reads from its host config beyond what :class:`~hostsim.config.HostConfig`
-checks, in one place, with TheNodes' defaults for anything absent.
+"""A live node's numbers, from its checked host config (:class:`~hostsim.config.HostConfig`).
 
-- ``[discovery]`` ``request_interval_secs`` (90), ``request_want`` (16);
-- ``[network.connection_policy]`` ``reconnect_base_delay_ms`` (1000), ``reconnect_multiplier``
-  (2.0), ``reconnect_max_delay_ms`` (60000), ``reconnect_max_attempts`` (8),
-  ``reconnect_jitter_ratio`` (0.2), ``direct_tcp_timeout_ms`` (3000: the connect and the
-  handshake each), ``heartbeat_interval_ms`` (30000), ``heartbeat_timeout_ms`` (90000: a
-  connection silent this long is closed);
-- hostsim's own ``[network]`` ``bind_addr`` (``"127.0.0.1"``) and ``max_inbound`` (64).
+- The core's policy: ``[discovery]`` and the retries of ``[network.connection_policy]``
+  (:meth:`~hostsim.core.CorePolicy.of`);
+- from ``[network.connection_policy]`` also ``direct_tcp_timeout_ms`` (the connect and the
+  handshake each), ``heartbeat_interval_ms`` and ``heartbeat_timeout_ms`` (a connection silent
+  this long is closed);
+- hostsim's own ``[network] bind_addr`` and ``max_inbound``.
 
-A value of the wrong type is taken as absent here.
+Every default is TheNodes' (or hostsim's, for its own keys), applied by the config reader.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import ipaddress
 
 import attrs
 
-from hostsim.core import CorePolicy, RetryPolicy
+from hostsim.config import DEFAULT_BIND_ADDR, DEFAULT_MAX_INBOUND, HostConfig
+from hostsim.core import CorePolicy
+from hostsim.errors import HostConfigError
 
 __all__ = ["LOOPBACK", "LiveSettings", "live_settings"]
 
-LOOPBACK = "127.0.0.1"
+LOOPBACK = DEFAULT_BIND_ADDR
 
 
 @attrs.frozen
@@ -32,7 +31,7 @@ class LiveSettings:
 
     policy: CorePolicy = attrs.field(factory=CorePolicy)
     bind: str = LOOPBACK
-    max_inbound: int = 64
+    max_inbound: int = DEFAULT_MAX_INBOUND
     connect_timeout_secs: float = 3.0
     handshake_timeout_secs: float = 3.0
     heartbeat_interval_secs: float = 30.0
@@ -40,51 +39,32 @@ class LiveSettings:
     tick_interval_secs: float = 1.0
 
 
-def _table(data: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
-    for key in keys:
-        value = data.get(key)
-        data = value if isinstance(value, Mapping) else {}
-    return data
+def _secs(millis: int, default: float) -> float:
+    """Milliseconds as seconds; 0 (which TheNodes reads as "no limit") keeps the default."""
+    return millis / 1000 if millis > 0 else default
 
 
-def _number(table: Mapping[str, Any], key: str, default: float, scale: float = 1.0) -> float:
-    value = table.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        return default
-    return float(value) * scale
+def live_settings(config: HostConfig, *, bind: str | None = None) -> LiveSettings:
+    """A live node's settings from its host config; ``bind`` (``--bind``) wins over the file.
 
-
-def live_settings(data: Mapping[str, Any], *, bind: str | None = None) -> LiveSettings:
-    """The live settings of a host config's raw data; ``bind`` (``--bind``) wins over the file."""
-    discovery = _table(data, "discovery")
-    network = _table(data, "network")
-    conn = _table(data, "network", "connection_policy")
-    retry = RetryPolicy()
-    core = CorePolicy()
-    policy = CorePolicy(
-        peer_list_interval_secs=_number(
-            discovery, "request_interval_secs", core.peer_list_interval_secs
-        ),
-        peer_list_want=int(_number(discovery, "request_want", core.peer_list_want)),
-        retry=RetryPolicy(
-            base_secs=_number(conn, "reconnect_base_delay_ms", retry.base_secs, 0.001),
-            multiplier=_number(conn, "reconnect_multiplier", retry.multiplier),
-            max_secs=_number(conn, "reconnect_max_delay_ms", retry.max_secs, 0.001),
-            max_attempts=int(_number(conn, "reconnect_max_attempts", retry.max_attempts)),
-            jitter=min(1.0, _number(conn, "reconnect_jitter_ratio", retry.jitter)),
-        ),
-    )
+    :raises HostConfigError: ``bind`` is not an IP address.
+    """
+    if bind is not None:
+        try:
+            bind = str(ipaddress.ip_address(bind))
+        except ValueError:
+            raise HostConfigError(
+                f"--bind {bind!r}: must be an IP address, such as 127.0.0.1 or ::1"
+            ) from None
+    conn = config.connection_policy
     default = LiveSettings()
-    configured_bind = network.get("bind_addr")
-    timeout = _number(conn, "direct_tcp_timeout_ms", default.connect_timeout_secs, 0.001)
+    timeout = _secs(conn.direct_tcp_timeout_ms, default.connect_timeout_secs)
     return LiveSettings(
-        policy=policy,
-        bind=bind or (configured_bind if isinstance(configured_bind, str) else LOOPBACK),
-        max_inbound=int(_number(network, "max_inbound", default.max_inbound)),
+        policy=CorePolicy.of(config),
+        bind=bind or config.bind_addr,
+        max_inbound=config.max_inbound,
         connect_timeout_secs=timeout,
         handshake_timeout_secs=timeout,
-        heartbeat_interval_secs=_number(
-            conn, "heartbeat_interval_ms", default.heartbeat_interval_secs, 0.001
-        ),
-        idle_timeout_secs=_number(conn, "heartbeat_timeout_ms", default.idle_timeout_secs, 0.001),
+        heartbeat_interval_secs=_secs(conn.heartbeat_interval_ms, default.heartbeat_interval_secs),
+        idle_timeout_secs=_secs(conn.heartbeat_timeout_ms, default.idle_timeout_secs),
     )

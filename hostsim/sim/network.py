@@ -18,10 +18,11 @@ what it answers. This module is the transport and the clock, and the model, per 
   after ``dial_timeout_secs``. The handshake calls ``on_connect`` on both sides: outbound
   with the dialled address; inbound from an ephemeral port with the dialler's listen address.
 - **Peer lists.** A node asks every peer it dials for a peer list as soon as the handshake
-  completes, then one random connection every ``peer_list_interval_secs`` (TheNodes' timer:
-  every 90 s, want 16). The answer (after a round trip) holds up to ``peer_list_want``
+  completes, then one random connection every ``[discovery] request_interval_secs``
+  (TheNodes' defaults: every 90 s, want 16; no requests at all when ``[discovery] enabled`` is
+  false). The answer (after a round trip) holds up to the request's ``request_want``
   addresses from the peer's connections and address book. The receiving host calls
-  ``on_peer_list`` with the whole list and keeps the first ``peer_list_want`` addresses in its
+  ``on_peer_list`` with the whole list and keeps the first ``request_want`` addresses in its
   book (at most 1,000 addresses, oldest out).
 - **Seeds** are ordinary nodes listed in every node's ``bootstrap_nodes``, with more inbound
   slots (``seed_max_inbound``). A full seed makes room for a new inbound connection by
@@ -52,8 +53,9 @@ from typing import Any
 
 import attrs
 
+from hostsim.addresses import NameTable
 from hostsim.clock import DEFAULT_START, VirtualClock
-from hostsim.config import DEFAULT_PORT, HostConfig
+from hostsim.config import HostConfig
 from hostsim.core import Connection, CorePolicy, NodeCore
 from hostsim.errors import HostsimError, ScenarioError
 from hostsim.host import SEED_ORIGIN, Dial, SimHost
@@ -68,6 +70,8 @@ logger = logging.getLogger(__name__)
 
 SEED_GRACE_SECS = 120.0
 """A full seed only drops an inbound connection this old: long enough for a peer list."""
+SIM_PORT = 7447
+"""The port every simulated node listens on."""
 
 # First octets of public-looking IPv4 space: no private, loopback, link-local, CGNAT,
 # benchmarking, documentation or multicast ranges.
@@ -80,7 +84,7 @@ def node_addr(index: int) -> str:
     """The listen address of the node at ``index``: four nodes per /16, /16s spread widely."""
     group, slot = divmod(index, _NODES_PER_GROUP)
     first, second = divmod(group, 256)
-    return f"{_OCTETS[first]}.{second}.{slot * 16 + 1}.{(index * 37) % 250 + 2}:{DEFAULT_PORT}"
+    return f"{_OCTETS[first]}.{second}.{slot * 16 + 1}.{(index * 37) % 250 + 2}:{SIM_PORT}"
 
 
 def fake_addr(number: int) -> str:
@@ -146,7 +150,7 @@ class _SimWorld:
         assert self.node is not None
         remote = self.node.conns[key].handle
         assert isinstance(remote, SimNode)
-        self.network.request(self.node, remote)
+        self.network.request(self.node, remote, want)
 
     def call_later(self, delay: float, action: Callable[..., None], *args: Any) -> None:
         self.network.engine.after(delay, action, *args)
@@ -196,12 +200,6 @@ class SimNetwork:
             + [("attacker", f"attacker-{i}") for i in range(scenario.attackers)]
         )
         seeds = [node_addr(i) for i in range(scenario.seeds)]
-        policy = CorePolicy(
-            target_outbound=scenario.target_outbound,
-            peer_list_interval_secs=scenario.peer_list_interval_secs,
-            peer_list_want=scenario.peer_list_want,
-            maintain_interval_secs=scenario.maintain_interval_secs,
-        )
         self.nodes: list[SimNode] = []
         for index, (role, name) in enumerate(roles):
             config = self._config(name, node_addr(index), seeds, Path(state_dir))
@@ -209,7 +207,16 @@ class SimNetwork:
             if extra_plugins_factory is not None:
                 factory = _bind(extra_plugins_factory, name)
             host = SimHost(
-                config, clock=self.clock, extra_plugins_factory=factory, entry_points=eps
+                config,
+                clock=self.clock,
+                extra_plugins_factory=factory,
+                entry_points=eps,
+                resolver=NameTable(),  # seeds are IP literals: nothing to look up
+            )
+            policy = CorePolicy.of(
+                config,
+                target_outbound=scenario.target_outbound,
+                maintain_interval_secs=scenario.maintain_interval_secs,
             )
             world = _SimWorld(self)
             core = NodeCore(host, policy=policy, world=world, rng=stream(seed, name), now=self._now)
@@ -229,10 +236,11 @@ class SimNetwork:
 
     def _config(self, name: str, addr: str, seeds: list[str], state_dir: Path) -> HostConfig:
         data: dict[str, Any] = {
-            "port": DEFAULT_PORT,
+            "port": SIM_PORT,
             "bootstrap_nodes": [s for s in seeds if s != addr],
             "realm": {"name": self.scenario.realm},
             "node": {"id": name, "state_dir": name, "listen_addrs": [addr]},
+            "discovery": attrs.asdict(self.scenario.discovery),
             "network": {"persistence": dict(self.scenario.persistence)},
             "plugins": {"enabled": ["peerstore"]},
         }
@@ -400,19 +408,19 @@ class SimNetwork:
 
     # -- peer lists ------------------------------------------------------------------------------
 
-    def request(self, node: SimNode, peer: SimNode) -> None:
-        """``node`` asks ``peer`` for a peer list; the answer comes after a round trip."""
+    def request(self, node: SimNode, peer: SimNode, want: int) -> None:
+        """``node`` asks ``peer`` for up to ``want`` peers; the answer comes after a round trip."""
         delay = 2 * self._latency(node)
-        self.engine.after(delay, self._answer, node, node.life, peer, peer.life)
+        self.engine.after(delay, self._answer, node, node.life, peer, peer.life, want)
 
-    def _answer(self, node: SimNode, life: int, peer: SimNode, peer_life: int) -> None:
+    def _answer(self, node: SimNode, life: int, peer: SimNode, peer_life: int, want: int) -> None:
         if node.life != life or peer.life != peer_life or peer.name not in node.by_node:
             return
         flood = self._flood
         if peer.role == "attacker" and flood is not None and self.engine.t < flood.until:
             addrs = self._fake_list(flood.addrs_per_message)
         else:
-            addrs = peer.core.answer(self.scenario.peer_list_want, exclude=node.addr)
+            addrs = peer.core.answer(want, exclude=node.addr)
         self._deliver(node, peer, addrs)
 
     def _fake_list(self, count: int) -> list[str]:
