@@ -46,12 +46,21 @@ class Source(enum.IntEnum):
     """
 
     GOSSIP = 0
-    BOOTSTRAP = 1
-    CONNECTED = 2
+    """Named in a peer list: untrusted."""
+    CLAIMED = 1
+    """Advertised as its listen address by a peer that connected to the node (inbound), on the
+    IP the connection came from: a real peer spoke to the node, but whether that port reaches
+    it is a claim. Above gossip (a handshake happened); below bootstrap, which the operator
+    chose, since an attacker can connect in as often as it likes."""
+    BOOTSTRAP = 2
+    """A configured seed."""
+    CONNECTED = 3
+    """Proven: the node dialled this address itself and the handshake completed."""
 
     @property
     def label(self) -> str:
-        """The name the peer file uses: ``"Gossip"``, ``"Bootstrap"``, ``"Connected"``."""
+        """The name the peer file uses: ``"Gossip"``, ``"Claimed"``, ``"Bootstrap"``,
+        ``"Connected"``."""
         return _LABELS[self]
 
     @property
