@@ -121,7 +121,9 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="compare restarts with and without the peer store",
         description="Run the built-in comparison: a mass restart with seeds up, with every seed"
-        " down, and after a gossip flood; each with the peer store and with seeds only.",
+        " down, after a gossip flood, after attackers connected in to every node, and after a"
+        " downtime of twice the TTL with every seed down; each with the peer store and with"
+        " seeds only.",
     )
     demo.add_argument(
         "--nodes",
@@ -246,7 +248,12 @@ def _demo(args: argparse.Namespace) -> int:
     targets = check_targets(comparisons)
     print("targets:")
     for target in targets:
-        print(f"  [{'holds' if target.holds else 'FAILS'}] {target.name}: {target.detail}")
+        if target.gate:
+            verdict = "holds" if target.holds else "FAILS"
+            print(f"  [{verdict}] {target.name}: {target.detail}")
+        else:
+            verdict = "holds" if target.holds else "does not hold"
+            print(f"  [{verdict}] {target.name}: {target.detail} (reported, not a target)")
     if args.json is not None:
         data = {
             "comparisons": [c.to_json() for c in comparisons],
@@ -257,7 +264,7 @@ def _demo(args: argparse.Namespace) -> int:
     if args.plot is not None:
         plot_comparisons(comparisons, args.plot)
         print(f"plot: {args.plot}")
-    return EXIT_OK if all(t.holds for t in targets) else EXIT_TARGET_MISSED
+    return EXIT_OK if all(t.holds for t in targets if t.gate) else EXIT_TARGET_MISSED
 
 
 def _node(args: argparse.Namespace) -> int:

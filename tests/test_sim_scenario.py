@@ -122,6 +122,20 @@ def test_a_bad_value_is_named_with_its_key_in_one_line(
     assert "\n" not in str(caught.value)
 
 
+def test_a_file_describes_an_inbound_attack_by_attackers_that_start_late(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'attackers = 3\nattackers_start_secs = 250\n[[events]]\nat = 270\ndo = "inbound_attack"\n',
+        encoding="utf-8",
+    )
+    scenario = load_sim_scenario(path)
+    assert (scenario.attackers, scenario.attackers_start_secs) == (3, 250.0)
+    assert [(e.do, e.at) for e in scenario.events] == [("inbound_attack", 270.0)]
+    path.write_text("attackers_start_secs = -1\n", encoding="utf-8")
+    with pytest.raises(ScenarioError, match=r"attackers_start_secs = -1\.0: must be zero or more"):
+        load_sim_scenario(path)
+
+
 def test_invalid_toml_is_reported_with_the_file_name(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("nodes = [", encoding="utf-8")

@@ -1,5 +1,6 @@
 """A/B runs (the same scenario and seed with the peer store enabled and disabled) and the
-built-in demo: a mass restart with seeds up, with every seed down, and after a gossip flood."""
+built-in demo: a mass restart with seeds up, with every seed down, after a gossip flood, after
+attackers connected in to every node, and after a downtime of twice the entries' TTL."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import attrs
 
 from hostsim.errors import HostsimError
 from hostsim.sim.metrics import RunMetrics, summarise
-from hostsim.sim.network import report, simulate
+from hostsim.sim.network import ATTACK_ORIGIN, report, simulate
 from hostsim.sim.scenario import SimEvent, SimScenario
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "compare",
     "demo_scenarios",
     "format_comparison",
+    "long_downtime_scenario",
     "plot_comparisons",
     "require_matplotlib",
 ]
@@ -33,6 +35,13 @@ RESTART_AT = 300.0
 """When the demo's mass restart happens: the stores have had five minutes to learn peers."""
 FAST_REJOIN_SECS = 15.0
 """With the seeds down, the store's median time to the target connections is at most this."""
+ATTACKERS = 5
+"""Attacker nodes in the flood and the inbound attack."""
+ATTACK_AT = RESTART_AT - 30
+"""When the attackers connect in to every node: half a minute before the mass restart."""
+LONG_TTL_SECS = 3600
+"""``[network.persistence] ttl_secs`` in the long-downtime scenario: an hour, so that twice it
+is a downtime the simulator plays in a few seconds; what matters is the ratio."""
 STORE = "peer store"
 SEEDS_ONLY = "seeds only"
 
@@ -67,11 +76,16 @@ class Comparison:
 
 @attrs.frozen
 class Target:
-    """A claim the demo checks, whether it holds, and the figures behind the verdict."""
+    """A claim the demo checks, whether it holds, and the figures behind the verdict.
+
+    A target that does not ``gate`` is reported with its verdict but does not decide the
+    demo's exit status.
+    """
 
     name: str
     holds: bool
     detail: str
+    gate: bool = True
 
 
 def compare(
@@ -101,7 +115,7 @@ def compare(
 def demo_scenarios(
     nodes: int = DEMO_NODES, *, tick_interval_secs: float = 1.0
 ) -> tuple[SimScenario, ...]:
-    """The three built-in scenarios, for a network of ``nodes`` ordinary nodes and 4 seeds.
+    """The five built-in scenarios, for a network of ``nodes`` ordinary nodes and 4 seeds.
 
     Every node starts in the first minute; at t=300 s every ordinary node restarts
     gracefully and comes back after 5 to 30 s; the run ends at t=900 s.
@@ -110,6 +124,9 @@ def demo_scenarios(
     (b) ``seeds-down``: the seeds go down at t=280 s and stay down.
     (c) ``flood``: 5 attackers gossip 1,000 fake addresses per message from t=60 s until
         the restart.
+    (d) ``inbound-attack``: 5 attackers, unknown until then, start at t=260 s and at t=270 s
+        each connects in to every node (advertising its own listen address); seeds stay up.
+    (e) ``long-downtime``: see :func:`long_downtime_scenario`.
     """
     restart = SimEvent(at=RESTART_AT, do="mass_restart", downtime_min_secs=5, downtime_max_secs=30)
     common: dict[str, Any] = {
@@ -127,16 +144,53 @@ def demo_scenarios(
         ),
         SimScenario(
             name="flood",
-            attackers=5,
+            attackers=ATTACKERS,
             events=(SimEvent(at=60.0, do="flood", until=RESTART_AT), restart),
             **common,
+        ),
+        SimScenario(
+            name="inbound-attack",
+            attackers=ATTACKERS,
+            attackers_start_secs=ATTACK_AT - 10,
+            events=(SimEvent(at=ATTACK_AT, do="inbound_attack"), restart),
+            **common,
+        ),
+        long_downtime_scenario(nodes, tick_interval_secs=tick_interval_secs),
+    )
+
+
+def long_downtime_scenario(
+    nodes: int = DEMO_NODES, *, ttl_secs: int = LONG_TTL_SECS, tick_interval_secs: float = 1.0
+) -> SimScenario:
+    """``long-downtime``: the nodes' ``[network.persistence] ttl_secs`` is ``ttl_secs``; the
+    seeds go down at t=280 s and stay down; at t=300 s every ordinary node stops gracefully and
+    stays off for twice ``ttl_secs`` (to 25 s more, so they do not all come back in one
+    instant); the run ends 10 minutes after the last is back."""
+    downtime = 2.0 * ttl_secs
+    end = RESTART_AT + downtime + 25 + 600
+    return SimScenario(
+        name="long-downtime",
+        nodes=nodes,
+        seeds=4,
+        duration_secs=end,
+        tick_interval_secs=tick_interval_secs,
+        persistence={"enabled": True, "ttl_secs": ttl_secs},
+        events=(
+            SimEvent(at=RESTART_AT - 20, do="seed_outage", until=end),
+            SimEvent(
+                at=RESTART_AT,
+                do="mass_restart",
+                downtime_min_secs=downtime,
+                downtime_max_secs=downtime + 25,
+            ),
         ),
     )
 
 
 def check_targets(comparisons: Sequence[Comparison]) -> list[Target]:
-    """The demo's four claims, measured on its three comparisons (in demo order)."""
-    up, down, flood = comparisons
+    """The demo's claims, measured on its comparisons (in demo order; the last two are
+    checked when they are there)."""
+    up, down, flood, *more = comparisons
     store, seeds = up.summaries()
     fast, slow = store["median_target_secs"], seeds["median_target_secs"]
     holds = fast is not None and (slow is None or fast <= slow)
@@ -147,23 +201,7 @@ def check_targets(comparisons: Sequence[Comparison]) -> list[Target]:
             f"{_secs(fast)} vs {_secs(slow)}",
         )
     ]
-    store, seeds = down.summaries()
-    rejoined, rejoined_seeds = store["rejoined_within_60s"] or 0.0, seeds["rejoined_within_60s"]
-    targets.append(
-        Target(
-            "seeds down: >= 95% rejoin within 60 s with the store (seeds only: none)",
-            rejoined >= 0.95 and not rejoined_seeds,
-            f"{_pct(rejoined)} vs {_pct(rejoined_seeds)}",
-        )
-    )
-    median = store["median_target_secs"]
-    targets.append(
-        Target(
-            f"seeds down: median time to target with the store <= {FAST_REJOIN_SECS:.0f} s",
-            median is not None and median <= FAST_REJOIN_SECS,
-            _secs(median),
-        )
-    )
+    targets += _rejoin_targets("seeds down", down)
     summary = flood.store.summary()
     fake, entries = summary["plan_fake_entries"], summary["plan_entries"]
     targets.append(
@@ -174,7 +212,71 @@ def check_targets(comparisons: Sequence[Comparison]) -> list[Target]:
             f" ({summary['plan_attacker_entries']} entries are attacker nodes)",
         )
     )
+    if more:
+        inbound, long_down = more
+        targets += _inbound_targets(inbound)
+        targets += _rejoin_targets("long downtime, seeds down", long_down, fast_median=False)
     return targets
+
+
+def _rejoin_targets(
+    label: str, comparison: Comparison, *, fast_median: bool = True
+) -> list[Target]:
+    store, seeds = comparison.summaries()
+    rejoined, rejoined_seeds = store["rejoined_within_60s"] or 0.0, seeds["rejoined_within_60s"]
+    targets = [
+        Target(
+            f"{label}: >= 95% rejoin within 60 s with the store (seeds only: none)",
+            rejoined >= 0.95 and not rejoined_seeds,
+            f"{_pct(rejoined)} vs {_pct(rejoined_seeds)}",
+        )
+    ]
+    if fast_median:
+        median = store["median_target_secs"]
+        targets.append(
+            Target(
+                f"{label}: median time to target with the store <= {FAST_REJOIN_SECS:.0f} s",
+                median is not None and median <= FAST_REJOIN_SECS,
+                _secs(median),
+            )
+        )
+    return targets
+
+
+def _inbound_targets(comparison: Comparison) -> list[Target]:
+    summary = comparison.store.summary()
+    attacker = summary["plan_attacker_entries"] + summary["plan_fake_entries"]
+    entries = summary["plan_entries"]
+    attacks = sum(
+        record.dials.get(ATTACK_ORIGIN, [0, 0])[1]
+        for record in comparison.store.starts
+        if record.role == "attacker"
+    )
+    share = attacker / entries if entries else 0.0
+    store, seeds = comparison.summaries()
+    fast, slow = store["median_target_secs"], seeds["median_target_secs"]
+    if fast is None:
+        ratio, holds = "-", False
+    elif slow is None:
+        ratio, holds = "seeds only never", True
+    elif slow == 0:
+        ratio, holds = "-", False
+    else:
+        ratio, holds = f"ratio {fast / slow:.2f}", fast <= slow / 3
+    return [
+        Target(
+            "inbound attack: share of attacker addresses in the restart plans is 0",
+            attacker == 0 and entries > 0 and attacks > 0,
+            f"{attacker} attacker addresses among {entries} plan entries ({_pct(share)});"
+            f" the attackers connected in {attacks} times",
+        ),
+        Target(
+            "inbound attack, seeds up: median time to target with the store <= 1/3 of seeds only",
+            holds,
+            f"{_secs(fast)} vs {_secs(slow)}, {ratio}",
+            gate=False,
+        ),
+    ]
 
 
 def format_comparison(comparison: Comparison) -> list[str]:

@@ -40,7 +40,8 @@ what it answers. This module is the transport and the clock, and the model, per 
   host ticks about once a second; a longer interval makes large runs cheaper and delays a
   due save by at most one interval).
 - **Attackers** behave like ordinary nodes, except during a ``flood``: they answer peer-list
-  requests with made-up addresses nobody listens on, and push such lists to every connection.
+  requests with made-up addresses nobody listens on, and push such lists to every connection;
+  and at an ``inbound_attack`` each dials every ordinary node (origin ``"attack"``).
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ SEED_GRACE_SECS = 120.0
 """A full seed only drops an inbound connection this old: long enough for a peer list."""
 SIM_PORT = 7447
 """The port every simulated node listens on."""
+ATTACK_ORIGIN = "attack"
+"""The origin of an attacker's dials at an ``inbound_attack``."""
 
 # First octets of public-looking IPv4 space: no private, loopback, link-local, CGNAT,
 # benchmarking, documentation or multicast ranges.
@@ -277,7 +280,12 @@ class SimNetwork:
         scenario = self.scenario
         engine = self.engine
         for node in self.nodes:
-            delay = 0.0 if node.role == "seed" else node.rng.uniform(0, scenario.start_spread_secs)
+            if node.role == "seed":
+                delay = 0.0
+            elif node.role == "attacker" and scenario.attackers_start_secs is not None:
+                delay = scenario.attackers_start_secs
+            else:
+                delay = node.rng.uniform(0, scenario.start_spread_secs)
             engine.at(delay, self.start, node, "initial")
         for event in scenario.events:
             engine.at(event.at, self._apply, event)
@@ -479,6 +487,12 @@ class SimNetwork:
                 for node in self.nodes:
                     if node.role == "attacker" and node.up:
                         self._push_fakes(node, node.life, event.push_interval_secs)
+            case "inbound_attack":
+                targets = [n for n in self.nodes if n.role == "node" and n.up]
+                for attacker in self.nodes:
+                    if attacker.role == "attacker" and attacker.up:
+                        for target in targets:
+                            attacker.core.dial(target.addr, ATTACK_ORIGIN)
 
     def _churn_leave(self, node: SimNode, life: int) -> None:
         churn = self.scenario.churn

@@ -4,7 +4,8 @@
 name = "mass-restart"
 nodes = 200                 # ordinary nodes, besides the seeds and the attackers
 seeds = 4                   # listed in every node's bootstrap_nodes
-attackers = 0               # nodes that gossip fake addresses during a "flood" event
+attackers = 0               # nodes that gossip fake addresses during a "flood" event,
+                            # or connect in to every node at an "inbound_attack"
 duration_secs = 1800
 tick_interval_secs = 1      # how often every node gets on_tick
 
@@ -29,8 +30,8 @@ do = "mass_restart"
 Event kinds (besides ``at`` and ``do``): ``restart`` and ``crash`` (``node``, ``downtime_secs?``),
 ``mass_restart`` (``fraction?``, ``downtime_min_secs?``, ``downtime_max_secs?``, ``graceful?``),
 ``seed_outage`` (``until``), ``flood`` (``until``, ``addrs_per_message?``,
-``push_interval_secs?``). See :class:`SimScenario` for every top-level key and its default. A
-key the format does not define is an error naming the closest one.
+``push_interval_secs?``), ``inbound_attack``. See :class:`SimScenario` for every top-level key
+and its default. A key the format does not define is an error naming the closest one.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ EVENT_KINDS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "mass_restart": ((), ("fraction", "downtime_min_secs", "downtime_max_secs", "graceful")),
     "seed_outage": (("until",), ()),
     "flood": (("until",), ("addrs_per_message", "push_interval_secs")),
+    "inbound_attack": ((), ()),
 }
 """Every event kind, with its required and optional keys (besides ``at`` and ``do``)."""
 
@@ -140,6 +142,9 @@ class SimEvent:
     - ``flood``: until ``until``, every attacker answers peer-list requests with
       ``addrs_per_message`` fake addresses and pushes such lists to its connections every
       ``push_interval_secs``.
+    - ``inbound_attack``: every running attacker dials every running ordinary node, so each
+      ordinary node gets an inbound connection from each attacker, whose HELLO advertises the
+      attacker's listen address (on the IP it connects from).
     """
 
     at: float = attrs.field(validator=_not_negative)
@@ -205,6 +210,11 @@ class SimScenario:
     sample_interval_secs: float = attrs.field(default=10.0, validator=_positive)
     start_spread_secs: float = attrs.field(default=60.0, validator=_not_negative)
     """Ordinary nodes first start at a time drawn uniformly from 0 .. this; seeds at 0."""
+    attackers_start_secs: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_not_negative)
+    )
+    """When the attackers first start, all at once; by default as ordinary nodes do. An
+    attacker that starts late is one nobody has heard of or dialled before."""
     persistence: Mapping[str, Any] = attrs.field(
         factory=lambda: freeze({"enabled": True}),
         converter=freeze,
