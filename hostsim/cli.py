@@ -7,6 +7,9 @@
   network scenario; ``--ab`` runs it with the peer store enabled and disabled, side by side.
 - ``hostsim demo [--nodes N] [--seed S] [--json OUT] [--plot FILE.png]``: the built-in
   comparison, and whether each of its targets holds.
+- ``hostsim cluster [--nodes N] [--seeds S] [--json OUT] [--state-dir DIR]``: the rejoin
+  experiment with real node processes on loopback, killed and restarted, with and without the
+  peer store;
 - ``hostsim node CONFIG [--state-dir DIR] [--bind ADDR] [-v]``: run one live node on real TCP
   until SIGTERM or Ctrl-C (a graceful stop); status lines on stdout.
 """
@@ -18,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -29,6 +33,13 @@ import attrs
 
 from hostsim.config import HostConfig
 from hostsim.errors import HostsimError
+from hostsim.live.cluster import (
+    CLUSTER_NODES,
+    CLUSTER_SEEDS,
+    check_cluster_targets,
+    format_cluster,
+    run_cluster,
+)
 from hostsim.live.node import LiveNode
 from hostsim.live.settings import live_settings
 from hostsim.script import (
@@ -57,6 +68,7 @@ __all__ = ["format_record", "main"]
 EXIT_OK = 0
 EXIT_TARGET_MISSED = 1
 EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
 _TIME_WIDTH = 12
 _KIND_WIDTH = 13
 _INDENT = " " * (_TIME_WIDTH + _KIND_WIDTH + 2)
@@ -73,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _demo(args)
             if args.command == "node":
                 return _node(args)
+            if args.command == "cluster":
+                return _cluster(args)
             return _run(Path(args.scenario), args.state_dir)
         except HostsimError as exc:
             return _fail(str(exc))
@@ -164,7 +178,34 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ADDR",
         help="the address to listen on (default: [network] bind_addr, else 127.0.0.1)",
     )
-    for command in (sim, demo, node):
+    cluster = commands.add_parser(
+        "cluster",
+        help="the rejoin experiment with real node processes on loopback",
+        description="Start seeds and nodes as `hostsim node` processes on 127.0.0.1, let the"
+        " network form, then kill every node with SIGKILL and restart it, with the seeds up and"
+        " with the seeds stopped; each with the peer store and with seeds only.",
+    )
+    cluster.add_argument(
+        "--nodes",
+        type=_positive_int,
+        default=CLUSTER_NODES,
+        help=f"node processes (default: {CLUSTER_NODES})",
+    )
+    cluster.add_argument(
+        "--seeds",
+        type=_positive_int,
+        default=CLUSTER_SEEDS,
+        help=f"seed processes (default: {CLUSTER_SEEDS})",
+    )
+    cluster.add_argument("--json", type=Path, metavar="OUT", help="write the full results as JSON")
+    cluster.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the processes keep their configs, logs and state (default: a temporary"
+        " directory, removed after a run that completes)",
+    )
+    for command in (sim, demo, node, cluster):
         command.add_argument(
             "-v", "--verbose", action="store_true", help="show log lines (INFO) on stderr"
         )
@@ -265,6 +306,44 @@ def _demo(args: argparse.Namespace) -> int:
         plot_comparisons(comparisons, args.plot)
         print(f"plot: {args.plot}")
     return EXIT_OK if all(t.holds for t in targets if t.gate) else EXIT_TARGET_MISSED
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    workdir = args.state_dir
+    keep = workdir is not None
+    if workdir is None:
+        workdir = Path(tempfile.mkdtemp(prefix="hostsim-cluster-"))
+    try:
+        result = run_cluster(workdir, nodes=args.nodes, seeds=args.seeds)
+    except KeyboardInterrupt:
+        print(f"hostsim: interrupted; every process stopped; files in {workdir}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except HostsimError:
+        print(f"hostsim: files of the failed run in {workdir}", file=sys.stderr)
+        raise
+    print(
+        f"cluster: {result.nodes} nodes + {result.seeds} seeds, `hostsim node` processes on"
+        f" 127.0.0.1; {result.wall_secs:.0f} s of wall time"
+    )
+    for phase, what in (
+        ("seeds-up", "every node killed (SIGKILL) and restarted, seeds up"),
+        ("seeds-down", "seeds stopped, every node killed (SIGKILL) and restarted"),
+    ):
+        print()
+        print(f"== {phase}: {what}")
+        print("\n".join(format_cluster(result, phase)))
+    targets = check_cluster_targets(result)
+    print()
+    print("targets:")
+    for target in targets:
+        print(f"  [{'holds' if target.holds else 'FAILS'}] {target.name}: {target.detail}")
+    if args.json is not None:
+        data = {**result.to_json(), "targets": [attrs.asdict(t) for t in targets]}
+        args.json.write_text(dumps(data), encoding="utf-8")
+        print(f"results: {args.json}")
+    if not keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return EXIT_OK if all(t.holds for t in targets) else EXIT_TARGET_MISSED
 
 
 def _node(args: argparse.Namespace) -> int:

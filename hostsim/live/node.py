@@ -122,7 +122,7 @@ class LiveNode:
     :param config: The host config (its ``port`` is the port to listen on).
     :param settings: Bind address, timeouts, caps and the core's policy.
     :param status: Called with a one-line status for people and scripts (listening, the dial
-        order, each connection and disconnection, stopping).
+        order, each dial, each connection and disconnection, each peer list, stopping).
     """
 
     def __init__(
@@ -366,6 +366,7 @@ class LiveNode:
 
     def dial(self, addr: str, origin: str) -> None:
         """Start a dial (the core calls this)."""
+        self.status(f"dialling {addr} ({origin})")
         self._spawn(self._dial(addr, origin))
 
     async def _dial(self, addr: str, origin: str) -> None:
@@ -466,6 +467,7 @@ class LiveNode:
             if len(peers) > MAX_PEER_LIST:
                 self.incidents("huge_peer_list", link.ip, f"{len(peers)} addresses")
                 peers = peers[:MAX_PEER_LIST]
+            self.status(f"peer list from {key}: {len(peers)} addresses")
             self.core.peer_list(key, list(peers))
         # HELLO again, HEARTBEAT, TEXT and the rest: nothing to do, as in TheNodes.
 

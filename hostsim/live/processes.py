@@ -65,7 +65,8 @@ def write_node_config(
 
 
 class NodeProcess:
-    """One ``hostsim node`` process; its status lines are read as they come, with the time.
+    """One ``hostsim node`` process; its status lines are read as they come, with the time
+    (without their ``hostsim node:`` prefix).
 
     :param config: The host config file.
     :param log: Where the process's stderr (its log, with ``-v``) goes.
@@ -100,7 +101,8 @@ class NodeProcess:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            self._queue.put((time.monotonic(), line.rstrip("\n")))
+            text = line.rstrip("\n")
+            self._queue.put((time.monotonic(), text.removeprefix(STATUS_PREFIX)))
         self._queue.put(None)
 
     def _drain(self, timeout: float) -> bool:

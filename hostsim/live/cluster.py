@@ -1,0 +1,552 @@
+"""``hostsim cluster``: the rejoin experiment with real ``hostsim node`` processes on loopback.
+
+Each arm (with the peer store, and with seeds only) gets a fresh cluster: ``seeds`` seed
+processes and ``nodes`` node processes on 127.0.0.1, each with its own state directory and a
+free port. Once the network has formed (every node has dialled other nodes, not only seeds,
+and heard their peer lists, and its peer file was saved after that), two phases are measured
+on the wall clock:
+
+- ``seeds-up``: every node is killed with SIGKILL and started again while the seeds run;
+- ``seeds-down``: the seeds are stopped, then every node is killed and started again.
+
+Every figure comes from the nodes' status lines (stdout) and their logs (stderr, ``-v``):
+when a restarted process was started, its dial order, each dial (``dialling ADDR (origin)``),
+each connection with the count after it. Whether a node's peer file loaded intact after a
+SIGKILL is read from the plugin's log line at startup (``loaded N peers from PATH (intact;
+...``); a warning that the file is damaged, or a missing file, counts as not intact. Nothing
+here imports the plugin.
+
+Every process started is stopped by its pid when the experiment ends, fails or is
+interrupted; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from hostsim.core import CorePolicy
+from hostsim.errors import HostsimError
+from hostsim.host import SEED_ORIGIN
+from hostsim.live.processes import NodeProcess, free_port, write_node_config
+from hostsim.sim.metrics import REJOIN_SECS, StartRecord, summarise
+
+__all__ = [
+    "CLUSTER_NODES",
+    "CLUSTER_SEEDS",
+    "ClusterError",
+    "ClusterResult",
+    "PhaseResult",
+    "check_cluster_targets",
+    "format_cluster",
+    "run_cluster",
+]
+
+logger = logging.getLogger(__name__)
+
+CLUSTER_NODES = 20
+"""Node processes by default: small enough for about two minutes on two cores."""
+CLUSTER_SEEDS = 2
+PEER_REQUEST_SECS = 5
+"""The cluster's ``[discovery] request_interval_secs`` (TheNodes: 90), so it forms in seconds."""
+FORM_TIMEOUT_SECS = 60.0
+"""How long the network may take to form before the experiment gives up."""
+START_TIMEOUT_SECS = 30.0
+"""How long a process may take to print its dial order."""
+FORMED_PEERS = 2
+"""Other nodes (not seeds) each node must have been connected to when the network has formed."""
+PHASES = ("seeds-up", "seeds-down")
+STORE = "peer store"
+SEEDS_ONLY = "seeds only"
+
+Progress = Callable[[str], None]
+
+_STATUS_CONNECTED = re.compile(r"^connected to (\S+) \(([^,]+), (inbound|outbound)\); (\d+) conn")
+_STATUS_DISCONNECTED = re.compile(r"^disconnected from \S+: .*; (\d+) connections$")
+_STATUS_PEER_LIST = re.compile(r"^peer list from \S+: \d+ addresses$")
+_STATUS_DIALLING = re.compile(r"^dialling (\S+) \((\S+)\)$")
+_STATUS_PLANNED = re.compile(r"^\s+\d+\. (\S+) \((\S+)\)$")
+_LOG_LOADED = re.compile(r"loaded (\d+) peers from (.+) \(([^;]+);")
+_LOG_DAMAGED = re.compile(r"peer file .* is damaged")
+
+
+class ClusterError(HostsimError):
+    """The cluster could not be run (a process did not start, the network did not form)."""
+
+
+@attrs.define
+class PhaseResult:
+    """One phase of one arm: a record per restarted node, and how its peer file loaded."""
+
+    name: str
+    records: list[StartRecord] = attrs.field(factory=list)
+    loaded: list[int | None] = attrs.field(factory=list)
+    """Per node: the peers its file loaded intact, or None (damaged, missing, not seen)."""
+    wall_secs: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The phase as plain JSON data."""
+        return {
+            "phase": self.name,
+            "wall_secs": self.wall_secs,
+            "summary": summarise(self.records),
+            "loaded_intact": self.loaded,
+            "restarts": [r.to_json() for r in self.records],
+        }
+
+
+@attrs.define
+class ClusterResult:
+    """Both arms of the experiment, phase by phase."""
+
+    nodes: int
+    seeds: int
+    target: int
+    """Connections a node counts as its target: the outbound target, or fewer in a cluster
+    with fewer other nodes."""
+    store: dict[str, PhaseResult] = attrs.field(factory=dict)
+    seeds_only: dict[str, PhaseResult] = attrs.field(factory=dict)
+    wall_secs: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The experiment as plain JSON data."""
+        return {
+            "nodes": self.nodes,
+            "seeds": self.seeds,
+            "target_connections": self.target,
+            "wall_secs": self.wall_secs,
+            "store": [p.to_json() for p in self.store.values()],
+            "seeds_only": [p.to_json() for p in self.seeds_only.values()],
+        }
+
+
+@attrs.frozen
+class ClusterTarget:
+    """A claim the cluster checks, whether it holds, and the figures behind the verdict."""
+
+    name: str
+    holds: bool
+    detail: str
+
+
+@attrs.define(eq=False)
+class _Member:
+    """One node or seed of a cluster: its config, its log, and the process running it now."""
+
+    name: str
+    role: str
+    config: Path
+    log: Path
+    addr: str
+    state_dir: Path
+    process: NodeProcess | None = None
+    log_offset: int = 0
+    started: float = 0.0
+
+
+class _Cluster:
+    """The processes of one arm, and what their status lines say."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        nodes: int,
+        seeds: int,
+        persistence: bool,
+        started: list[NodeProcess],
+        progress: Progress | None,
+        label: str,
+    ) -> None:
+        self.root = root
+        self.started = started
+        """Every process this experiment started (for stopping them all at the end)."""
+        self.progress = progress
+        self.label = label
+        root.mkdir(parents=True, exist_ok=True)
+        seed_ports = [free_port() for _ in range(seeds)]
+        seed_addrs = [f"127.0.0.1:{port}" for port in seed_ports]
+        self.persistence = persistence
+        self.seeds = [
+            self._member(f"seed-{index}", "seed", port, []) for index, port in enumerate(seed_ports)
+        ]
+        self.nodes = [
+            self._member(f"node-{index:02d}", "node", free_port(), seed_addrs)
+            for index in range(nodes)
+        ]
+        self.seed_ids = frozenset(seed.name for seed in self.seeds)
+
+    def _member(self, name: str, role: str, port: int, seeds: list[str]) -> _Member:
+        config = write_node_config(
+            self.root / f"{name}.toml",
+            node_id=name,
+            port=port,
+            seeds=seeds,
+            persistence=self.persistence,
+            extra={"discovery": {"request_interval_secs": PEER_REQUEST_SECS}},
+        )
+        return _Member(
+            name,
+            role,
+            config,
+            self.root / f"{name}.log",
+            f"127.0.0.1:{port}",
+            self.root / f"{name}-state",
+        )
+
+    # -- processes --------------------------------------------------------------------------
+
+    def start(self, member: _Member) -> None:
+        """Start ``member``'s process; its log is appended to, from an offset we note."""
+        member.log_offset = member.log.stat().st_size if member.log.exists() else 0
+        member.process = NodeProcess(member.config, member.log)
+        member.started = member.process.started
+        self.started.append(member.process)
+
+    def wait_started(self, members: Sequence[_Member]) -> None:
+        """Wait until every member printed its dial order (its plugins have started)."""
+        for member in members:
+            assert member.process is not None
+            try:
+                member.process.wait_for(r"^dial order:", START_TIMEOUT_SECS)
+            except TimeoutError as exc:
+                raise ClusterError(
+                    f"{member.name} did not start: {exc}; see {member.log}"
+                ) from None
+
+    def kill(self, member: _Member) -> None:
+        """SIGKILL ``member``'s process, a crash."""
+        if member.process is not None:
+            member.process.kill()
+            member.process.stop()
+
+    def terminate(self, member: _Member) -> None:
+        """SIGTERM ``member``'s process, a graceful stop."""
+        if member.process is not None:
+            member.process.terminate()
+            member.process.stop()
+
+    def poll(self) -> None:
+        """Take in every status line read so far."""
+        for member in (*self.seeds, *self.nodes):
+            if member.process is not None:
+                member.process.poll_lines()
+
+    # -- reading the status lines --------------------------------------------------------------
+
+    def lines(self, member: _Member) -> list[tuple[float, str]]:
+        """The status lines of ``member``'s current process, with the time each was read."""
+        return [] if member.process is None else member.process.lines
+
+    def connections(self, member: _Member) -> int:
+        """The connections ``member`` has now, by its latest status line that says."""
+        count = 0
+        for _, line in self.lines(member):
+            match = _STATUS_CONNECTED.match(line) or _STATUS_DISCONNECTED.match(line)
+            if match is not None:
+                count = int(match.groups()[-1])
+        return count
+
+    def formed(self, member: _Member, peers: int) -> bool:
+        """Whether ``member``'s current process has been connected to ``peers`` other nodes
+        (not seeds), either way, and has received a peer list."""
+        seen = set()
+        heard = False
+        for _, line in self.lines(member):
+            match = _STATUS_CONNECTED.match(line)
+            if match and match[2] not in self.seed_ids:
+                seen.add(match[2])
+            heard = heard or _STATUS_PEER_LIST.match(line) is not None
+        return heard and len(seen) >= peers
+
+    def record(self, member: _Member, phase: str, target: int, begun: float) -> StartRecord:
+        """What ``member``'s current process did since it was started (``at``: seconds since
+        ``begun``, the phase's start)."""
+        record = StartRecord(member.name, member.role, phase, member.started - begun)
+        plan: list[str] = []
+        pending: dict[str, str] = {}
+        in_plan = False
+        for at, line in self.lines(member):
+            if line.startswith("dial order:"):
+                in_plan = True
+                continue
+            planned = _STATUS_PLANNED.match(line)
+            if in_plan and planned is not None:
+                if planned[2] != SEED_ORIGIN:
+                    plan.append(planned[1])
+                continue
+            in_plan = False
+            if (dialling := _STATUS_DIALLING.match(line)) is not None:
+                pending[dialling[1]] = dialling[2]
+                record.dials.setdefault(dialling[2], [0, 0])[0] += 1
+            elif (connected := _STATUS_CONNECTED.match(line)) is not None:
+                since = at - member.started
+                if record.first_connection is None:
+                    record.first_connection = since
+                if record.target_reached is None and int(connected[4]) >= target:
+                    record.target_reached = since
+                origin = pending.pop(connected[1], None)
+                if connected[3] == "outbound" and origin is not None:
+                    record.dials[origin][1] += 1
+        record.plan = tuple(plan)
+        return record
+
+    def loaded_intact(self, member: _Member) -> int | None:
+        """The peers ``member``'s file loaded at its latest start if it was intact, else None."""
+        try:
+            with member.log.open("rb") as log:
+                log.seek(member.log_offset)
+                text = log.read().decode("utf-8", "replace")
+        except OSError:
+            return None
+        if _LOG_DAMAGED.search(text):
+            return None
+        match = _LOG_LOADED.search(text)
+        if match is None or match[3] != "intact":
+            return None
+        return int(match[1])
+
+    def peer_file_saved_since(self, member: _Member, since: float) -> bool:
+        """Whether ``member``'s peer file was written after ``since`` (wall clock)."""
+        for path in (member.state_dir / "peers").glob("*.toml"):
+            try:
+                if path.stat().st_mtime > since:
+                    return True
+            except OSError:
+                continue
+        return False
+
+    def say(self, phase: str, started: float) -> None:
+        """Report progress: arm, phase, wall time, nodes connected."""
+        if self.progress is None:
+            return
+        up = sum(1 for m in self.nodes if self.connections(m) > 0)
+        self.progress(
+            f"cluster {self.label}, {phase}: {time.monotonic() - started:.0f} s,"
+            f" {up}/{len(self.nodes)} nodes connected"
+        )
+
+
+def _target(nodes: int, seeds: int) -> int:
+    """The outbound target, or all the other nodes when there are fewer (seeds down)."""
+    return max(1, min(CorePolicy().target_outbound, nodes - 1 if nodes > 1 else seeds))
+
+
+def run_cluster(
+    workdir: Path,
+    *,
+    nodes: int = CLUSTER_NODES,
+    seeds: int = CLUSTER_SEEDS,
+    progress: Progress | None = None,
+    phase_secs: float = REJOIN_SECS,
+) -> ClusterResult:
+    """Run both arms of the experiment in ``workdir`` (a directory per arm); every process
+    started is stopped by its pid before this returns or raises.
+
+    :param phase_secs: How long a phase waits for the restarted nodes (a phase ends earlier
+        when every node has reached its target connections).
+    :raises ClusterError: a process did not start or the network did not form in time.
+    :raises ValueError: ``nodes`` or ``seeds`` is below 1.
+    """
+    if nodes < 1 or seeds < 1:
+        raise ValueError(f"a cluster needs at least one node and one seed, got {nodes}, {seeds}")
+    target = _target(nodes, seeds)
+    result = ClusterResult(nodes, seeds, target)
+    begun = time.monotonic()
+    for persistence, label, phases in (
+        (True, "store", result.store),
+        (False, "seeds-only", result.seeds_only),
+    ):
+        started: list[NodeProcess] = []
+        with _stopping(started):
+            cluster = _Cluster(
+                workdir / label,
+                nodes=nodes,
+                seeds=seeds,
+                persistence=persistence,
+                started=started,
+                progress=progress,
+                label=STORE if persistence else SEEDS_ONLY,
+            )
+            _form(cluster, "forming", persistence)
+            phases["seeds-up"] = _restart_all(cluster, "seeds-up", target, phase_secs, persistence)
+            _form(cluster, "forming again", persistence)
+            for seed in cluster.seeds:
+                cluster.terminate(seed)
+            phases["seeds-down"] = _restart_all(
+                cluster, "seeds-down", target, phase_secs, persistence
+            )
+    result.wall_secs = time.monotonic() - begun
+    return result
+
+
+@contextmanager
+def _stopping(started: list[NodeProcess]) -> Iterator[None]:
+    """Stop every process in ``started`` by its pid on the way out, whatever happened."""
+    try:
+        yield
+    finally:
+        for process in started:
+            process.stop()
+
+
+def _form(cluster: _Cluster, phase: str, persistence: bool) -> None:
+    """Start whatever is not running; wait until every node has been connected to other nodes
+    and heard a peer list and, with the store, saved its peer file after that."""
+    begun = time.monotonic()
+    fresh = [m for m in (*cluster.seeds, *cluster.nodes) if m.process is None]
+    for member in fresh:
+        if member.role == "seed":
+            cluster.start(member)
+    cluster.wait_started([m for m in fresh if m.role == "seed"])
+    for member in fresh:
+        if member.role == "node":
+            cluster.start(member)
+    cluster.wait_started([m for m in fresh if m.role == "node"])
+    wanted = min(FORMED_PEERS, len(cluster.nodes) - 1)
+    deadline = begun + FORM_TIMEOUT_SECS
+    formed_at: float | None = None
+    last_said = 0.0
+    while True:
+        cluster.poll()
+        now = time.monotonic()
+        if now - last_said >= 1.0:
+            cluster.say(phase, begun)
+            last_said = now
+        waiting = [m.name for m in cluster.nodes if not cluster.formed(m, wanted)]
+        if not waiting and formed_at is None:
+            formed_at = time.time()
+        if formed_at is not None and (
+            not persistence
+            or all(cluster.peer_file_saved_since(m, formed_at) for m in cluster.nodes)
+        ):
+            logger.debug("cluster %s: formed in %.1f s", cluster.label, now - begun)
+            return
+        if now > deadline:
+            raise ClusterError(
+                f"the network did not form within {FORM_TIMEOUT_SECS:.0f} s"
+                f" ({', '.join(waiting) or 'peer files not saved'}); logs in {cluster.root}"
+            )
+        time.sleep(0.1)
+
+
+def _restart_all(
+    cluster: _Cluster, phase: str, target: int, phase_secs: float, persistence: bool
+) -> PhaseResult:
+    """SIGKILL every node, start them all again, and watch them for ``phase_secs``."""
+    result = PhaseResult(phase)
+    begun = time.monotonic()
+    for member in cluster.nodes:
+        cluster.kill(member)
+    for member in cluster.nodes:
+        cluster.start(member)
+    cluster.wait_started(cluster.nodes)
+    last_said = 0.0
+    while True:
+        cluster.poll()
+        now = time.monotonic()
+        if now - last_said >= 1.0:
+            cluster.say(phase, begun)
+            last_said = now
+        done = all(cluster.connections(m) >= target for m in cluster.nodes)
+        if done or all(now - m.started >= phase_secs for m in cluster.nodes):
+            break
+        time.sleep(0.1)
+    result.records = [cluster.record(m, phase, target, begun) for m in cluster.nodes]
+    result.loaded = [cluster.loaded_intact(m) if persistence else None for m in cluster.nodes]
+    result.wall_secs = time.monotonic() - begun
+    return result
+
+
+def check_cluster_targets(result: ClusterResult) -> list[ClusterTarget]:
+    """The cluster's claims: seeds down, >= 95% rejoin within 60 s with the store and none
+    without; every peer file loaded intact after every SIGKILL."""
+    store = summarise(result.store["seeds-down"].records)
+    seeds = summarise(result.seeds_only["seeds-down"].records)
+    rejoined, rejoined_seeds = store["rejoined_within_60s"] or 0.0, seeds["rejoined_within_60s"]
+    loaded = [n for phase in result.store.values() for n in phase.loaded]
+    intact = sum(n is not None for n in loaded)
+    return [
+        ClusterTarget(
+            "seeds down: >= 95% rejoin within 60 s with the store (seeds only: none)",
+            rejoined >= 0.95 and not rejoined_seeds,
+            f"{_pct(rejoined)} vs {_pct(rejoined_seeds)}",
+        ),
+        ClusterTarget(
+            "every node's peer file loaded intact after each SIGKILL",
+            intact == len(loaded) and intact > 0,
+            f"{intact} of {len(loaded)} starts",
+        ),
+    ]
+
+
+def format_cluster(result: ClusterResult, phase: str) -> list[str]:
+    """The side-by-side table of one phase, both arms."""
+    with_store, seeds_only = result.store[phase], result.seeds_only[phase]
+    store, seeds = summarise(with_store.records), summarise(seeds_only.records)
+    rows: list[tuple[str, str, str]] = [
+        ("restarts measured", str(store["count"]), str(seeds["count"])),
+        (
+            "median time to first connection",
+            _secs(store["median_first_connection_secs"]),
+            _secs(seeds["median_first_connection_secs"]),
+        ),
+        (
+            f"median time to target connections ({result.target})",
+            _secs(store["median_target_secs"]),
+            _secs(seeds["median_target_secs"]),
+        ),
+        (
+            f"rejoined within {REJOIN_SECS:.0f} s",
+            _pct(store["rejoined_within_60s"]),
+            _pct(seeds["rejoined_within_60s"]),
+        ),
+        ("never connected", str(store["never_connected"]), str(seeds["never_connected"])),
+    ]
+    for origin, label in (
+        ("peerstore", "dials to stored peers"),
+        ("seed", "dials to seeds"),
+        ("book", "dials from the address book"),
+    ):
+        rows.append((f"{label}: connected/tried", _dials(store, origin), _dials(seeds, origin)))
+    loaded = with_store.loaded
+    intact = [n for n in loaded if n is not None]
+    rows.append(
+        (
+            "peer files loaded intact (median peers)",
+            f"{len(intact)}/{len(loaded)} ({_median(intact)})",
+            "-",
+        )
+    )
+    plans = [len(r.plan) for r in with_store.records]
+    rows.append(("reconnect plan entries", str(sum(plans)), "0"))
+    width = max(len(label) for label, _, _ in rows)
+    column = max(12, *(len(v) for _, a, b in rows for v in (a, b)))
+    lines = [f"{'':<{width}}  {STORE:>{column}}  {SEEDS_ONLY:>{column}}"]
+    lines += [f"{label:<{width}}  {a:>{column}}  {b:>{column}}" for label, a, b in rows]
+    return lines
+
+
+def _median(values: Sequence[int]) -> str:
+    return "-" if not values else f"{statistics.median_low(values)}"
+
+
+def _secs(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _dials(summary: dict[str, Any], origin: str) -> str:
+    counts = summary["dials"].get(origin)
+    return "-" if counts is None else f"{counts['connected']}/{counts['tried']}"
