@@ -42,6 +42,7 @@ from hostsim.live.cluster import (
 )
 from hostsim.live.node import LiveNode
 from hostsim.live.settings import live_settings
+from hostsim.progress import ProgressLine
 from hostsim.script import (
     RunResult,
     ScenarioRunError,
@@ -77,20 +78,24 @@ _INDENT = " " * (_TIME_WIDTH + _KIND_WIDTH + 2)
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
-    with _logging_to_stderr(verbose=args.verbose):
+    # A progress line on a terminal's stderr, off under -v: log lines would garble it.
+    progress = ProgressLine(enabled=False if args.verbose else None)
+    with progress, _logging_to_stderr(verbose=args.verbose, progress=progress):
         try:
             if args.command == "sim":
-                return _sim(args)
+                return _sim(args, progress)
             if args.command == "demo":
-                return _demo(args)
+                return _demo(args, progress)
             if args.command == "node":
                 return _node(args)
             if args.command == "cluster":
-                return _cluster(args)
+                return _cluster(args, progress)
             return _run(Path(args.scenario), args.state_dir)
         except HostsimError as exc:
+            progress.clear()
             return _fail(str(exc))
         except OSError as exc:
+            progress.clear()
             return _fail(_describe_os_error(exc))
 
 
@@ -222,20 +227,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _sim(args: argparse.Namespace) -> int:
+def _sim(args: argparse.Namespace, progress: ProgressLine) -> int:
     with rare_cycle_collection():
-        return _play(args)
+        return _play(args, progress)
 
 
-def _play(args: argparse.Namespace) -> int:
+def _play(args: argparse.Namespace, progress: ProgressLine) -> int:
     scenario = load_sim_scenario(args.scenario)
     if args.ab:
-        comparison = compare(scenario, seed=args.seed, state_dir=args.state_dir)
+        comparison = compare(scenario, seed=args.seed, state_dir=args.state_dir, progress=progress)
+        progress.clear()
         print(f"{scenario.name}: {scenario.nodes} nodes, seed {args.seed}, every restart")
         print("\n".join(format_comparison(comparison)))
         data = comparison.to_json()
     else:
-        metrics = simulate(scenario, seed=args.seed, state_dir=args.state_dir)
+        metrics = simulate(scenario, seed=args.seed, state_dir=args.state_dir, progress=progress)
+        progress.clear()
         data = report(scenario, args.seed, metrics)
         _print_summary(data)
     if args.json is not None:
@@ -272,13 +279,14 @@ def _secs(value: float | None) -> str:
     return "never" if value is None else f"{value:.1f} s"
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace, progress: ProgressLine) -> int:
     if args.plot is not None:
         require_matplotlib()
     comparisons = []
     for scenario in demo_scenarios(args.nodes, tick_interval_secs=args.tick):
         with rare_cycle_collection():
-            comparison = compare(scenario, seed=args.seed, cause="mass_restart")
+            comparison = compare(scenario, seed=args.seed, cause="mass_restart", progress=progress)
+        progress.clear()
         comparisons.append(comparison)
         print(
             f"== {scenario.name}: {scenario.nodes} nodes + {scenario.seeds} seeds"
@@ -308,19 +316,22 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_OK if all(t.holds for t in targets if t.gate) else EXIT_TARGET_MISSED
 
 
-def _cluster(args: argparse.Namespace) -> int:
+def _cluster(args: argparse.Namespace, progress: ProgressLine) -> int:
     workdir = args.state_dir
     keep = workdir is not None
     if workdir is None:
         workdir = Path(tempfile.mkdtemp(prefix="hostsim-cluster-"))
     try:
-        result = run_cluster(workdir, nodes=args.nodes, seeds=args.seeds)
+        result = run_cluster(workdir, nodes=args.nodes, seeds=args.seeds, progress=progress)
     except KeyboardInterrupt:
+        progress.clear()
         print(f"hostsim: interrupted; every process stopped; files in {workdir}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except HostsimError:
+        progress.clear()
         print(f"hostsim: files of the failed run in {workdir}", file=sys.stderr)
         raise
+    progress.clear()
     print(
         f"cluster: {result.nodes} nodes + {result.seeds} seeds, `hostsim node` processes on"
         f" 127.0.0.1; {result.wall_secs:.0f} s of wall time"
@@ -436,10 +447,11 @@ def _show_file(path: Path, root: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def _logging_to_stderr(*, verbose: bool) -> Iterator[None]:
-    """Show log records on stderr: warnings and worse, or from INFO up when ``verbose``."""
+def _logging_to_stderr(*, verbose: bool, progress: ProgressLine | None = None) -> Iterator[None]:
+    """Show log records on stderr: warnings and worse, or from INFO up when ``verbose``; a
+    record first clears the progress line."""
     level = logging.INFO if verbose else logging.WARNING
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler(progress)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.setLevel(level)
     root = logging.getLogger()
@@ -458,6 +470,19 @@ def _describe_os_error(exc: OSError) -> str:
     if exc.filename is not None and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
     return str(exc)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Log records to stderr, on a line of their own below any progress line."""
+
+    def __init__(self, progress: ProgressLine | None) -> None:
+        super().__init__(sys.stderr)
+        self.progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.progress is not None:
+            self.progress.clear()
+        super().emit(record)
 
 
 def _fail(message: str) -> int:

@@ -46,7 +46,10 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[NodeProcess]:
 
 
 def test_a_tiny_cluster_rejoins_from_stored_peers_with_its_seed_down_and_not_without(
-    tmp_path: Path, started: list[NodeProcess], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    started: list[NodeProcess],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     results: list[ClusterResult] = []
 
@@ -70,6 +73,7 @@ def test_a_tiny_cluster_rejoins_from_stored_peers_with_its_seed_down_and_not_wit
 
     text = printed.getvalue()
     assert status == 0, text
+    assert capsys.readouterr().err == ""  # no progress line on a stderr that is no terminal
     assert "== seeds-up: every node killed (SIGKILL) and restarted, seeds up" in text
     assert "== seeds-down: seeds stopped, every node killed (SIGKILL) and restarted" in text
     assert text.count("peer store    seeds only") == 2

@@ -5,7 +5,7 @@ attackers connected in to every node, and after a downtime of twice the entries'
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,11 +94,13 @@ def compare(
     seed: int,
     state_dir: Path | None = None,
     cause: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Comparison:
     """Run ``scenario`` with the peer store enabled, then disabled, with the same seed.
 
     With ``state_dir`` the arms keep their files in its ``store`` and ``seeds-only``
-    subdirectories; else in temporary directories that are removed afterwards.
+    subdirectories; else in temporary directories that are removed afterwards. ``progress``
+    is as :class:`~hostsim.sim.network.SimNetwork` takes it.
     """
     arms = []
     for enabled, sub in ((True, "store"), (False, "seeds-only")):
@@ -107,6 +109,7 @@ def compare(
                 scenario.with_persistence(enabled),
                 seed=seed,
                 state_dir=None if state_dir is None else state_dir / sub,
+                progress=progress,
             )
         )
     return Comparison(scenario, seed, arms[0], arms[1], cause)

@@ -174,6 +174,8 @@ class SimNetwork:
     :param extra_plugins_factory: Called with a node's name at each of its starts, for more
         plugins (name -> instance) besides the enabled ones (as :class:`SimHost` takes).
     :param entry_points: Where enabled plugins are looked up (default: the installed ones).
+    :param progress: Called every ``sample_interval_secs`` of simulated time with a line
+        saying how far the run is (for a progress display; it must be cheap).
     """
 
     def __init__(
@@ -185,8 +187,10 @@ class SimNetwork:
         extra_plugins_factory: Callable[[str], Mapping[str, object]] | None = None,
         entry_points: Iterable[EntryPointLike] | None = None,
         start_time: float = DEFAULT_START,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         self.scenario = scenario
+        self.progress = progress
         self.seed = seed
         self.clock = VirtualClock(start_time)
         self.engine = Engine(self.clock)
@@ -525,6 +529,14 @@ class SimNetwork:
                 honest_conns += 1
                 attacker_conns += _remote(conn).role == "attacker"
         metrics = self.metrics
+        if self.progress is not None:
+            store = "peer store" if self.scenario.persistence_enabled else "seeds only"
+            up = sum(1 for node in self.nodes if node.role == "node" and node.up)
+            self.progress(
+                f"{self.scenario.name}, {store}: {self.engine.t:.0f} of"
+                f" {self.scenario.duration_secs:.0f} s simulated; {up}/{ordinary} nodes up,"
+                f" {connected} connected"
+            )
         metrics.series_t.append(self.engine.t)
         metrics.series_connected.append(connected / ordinary if ordinary else 0.0)
         if self.scenario.attackers:
@@ -541,9 +553,10 @@ def simulate(
     state_dir: Path | None = None,
     extra_plugins_factory: Callable[[str], Mapping[str, object]] | None = None,
     entry_points: Iterable[EntryPointLike] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> RunMetrics:
     """Run ``scenario`` with ``seed``; without ``state_dir`` the nodes' files go to a temporary
-    directory that is removed afterwards."""
+    directory that is removed afterwards. ``progress`` is as :class:`SimNetwork` takes it."""
     if state_dir is not None:
         network = SimNetwork(
             scenario,
@@ -551,6 +564,7 @@ def simulate(
             state_dir=state_dir,
             extra_plugins_factory=extra_plugins_factory,
             entry_points=entry_points,
+            progress=progress,
         )
         return network.run()
     with tempfile.TemporaryDirectory(prefix="hostsim-sim-") as tmp:
@@ -560,6 +574,7 @@ def simulate(
             state_dir=Path(tmp),
             extra_plugins_factory=extra_plugins_factory,
             entry_points=entry_points,
+            progress=progress,
         )
 
 
