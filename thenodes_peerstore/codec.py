@@ -402,15 +402,14 @@ def decode(
 def migrate_v1(entry: PeerEntry) -> PeerEntry:
     """A schema-1 entry as schema 2 holds it.
 
-    Schema 1 recorded every handshake as Connected, inbound or outbound alike. A Connected entry
-    stays proven only if it was dialled at or after its last handshake (``last_attempt`` set and
-    not before ``last_connected``): an outbound handshake sets both to the same second, and
-    only an inbound one leaves ``last_connected`` later. Any other Connected entry is a claim.
+    Schema 1 recorded every handshake as Connected, inbound or outbound alike, and only an
+    outbound one set ``last_attempt``. A Connected entry stays proven if it has both a
+    ``last_connected`` and a ``last_attempt`` (the node handshook with it and dialled it);
+    any other Connected entry (only ever connected inbound) becomes a claim.
     """
     if entry.source is not Source.CONNECTED:
         return entry
-    dialled = entry.last_attempt is not None and entry.last_connected is not None
-    if dialled and entry.last_attempt >= entry.last_connected:  # type: ignore[operator]
+    if entry.last_connected is not None and entry.last_attempt is not None:
         return entry
     return entry.replace(source=Source.CLAIMED)
 
