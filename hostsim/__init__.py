@@ -12,7 +12,7 @@ from hostsim.errors import (
 )
 from hostsim.host import Dial, NodeView, Peer, SimHost
 from hostsim.plugins import PluginManifest, get_plugin_manager, read_manifest
-from hostsim.scenario import RunResult, Scenario, TimelineRecord, load_scenario, run_scenario
+from hostsim.script import RunResult, Scenario, TimelineRecord, load_scenario, run_scenario
 
 __all__ = [
     "Clock",

@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 
 from hostsim.errors import HostsimError
-from hostsim.scenario import (
+from hostsim.script import (
     RunResult,
     ScenarioRunError,
     TimelineRecord,

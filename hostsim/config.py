@@ -1,54 +1,307 @@
-"""The TheNodes-style host config file: ``port``, ``bootstrap_nodes``, ``[realm]``, ``[node]``...
+"""The host config file, in TheNodes' layout (``src/config.rs`` and ``config/example.toml`` in
+TheNodesDev/TheNodes): every file TheNodes accepts, hostsim accepts, with the same meaning
+where both define a key.
 
-hostsim owns those keys and checks them strictly. Every other top-level key or table
-(``[network]``, ``[logging]``...) belongs to another subsystem or to a plugin and is passed
-through untouched in :attr:`HostConfig.data`, which is what plugins receive as ``host.config``.
+What hostsim reads (every key optional; a bad value is an error naming the key and the value):
+
+- ``port`` (default 50000), ``bootstrap_nodes`` (``"ip:port"`` or ``"name:port"``; a name is
+  resolved when the node dials; an address listed twice is kept once);
+- ``[realm]`` ``name`` (required in the table; default realm ``"default"``), ``version``
+  (default ``"1.0"``), ``code`` (default: derived from the name as TheNodes derives it, see
+  :mod:`hostsim.naming`); two nodes are in one realm when code and version match;
+- ``[node]`` ``id``, ``state_dir`` (default ``"data"``, relative to the working directory),
+  ``id_file`` (default ``"node_id"``), ``allow_ephemeral`` (default true), ``node_type``
+  (default ``"daemon"``): see :mod:`hostsim.identity`;
+- ``[discovery]`` ``enabled`` (default true), ``request_interval_secs`` (90),
+  ``request_want`` (16): the peer requests a node sends;
+- ``[network.connection_policy]``: how a host retries dials (:class:`ConnectionPolicy`);
+- keys only hostsim has: ``[node] listen_addrs`` (the addresses the node advertises, default
+  ``127.0.0.1:{port}``) and ``[plugins] enabled`` (which installed plugins to load).
+
+``[network.persistence]`` belongs to the plugin that keeps the peers (TheNodes' core keeps them
+itself): hostsim passes it on untouched and the plugin checks it. The keys TheNodes defines that
+hostsim does not use (``app_name``, ``[encryption]``, ``[logging]``, ``[realm_access]``, the
+other ``[network.*]`` tables...) are accepted and logged at debug. A key nobody defines is a
+warning naming it and the closest known key: TheNodes ignores it silently, and a typo should
+neither pass unnoticed nor stop a node.
+
+The whole document is also kept, read-only, in :attr:`HostConfig.data`: plugins receive it as
+``host.config``.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import logging
 import os
-import re
-import tomllib
-import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import attrs
 
-from hostsim._frozen import checked_table, freeze, show
+from hostsim.addresses import canonical_ip_port, canonical_seed
+from hostsim.convert import (
+    OPAQUE,
+    BadValue,
+    NonEmptyStr,
+    NonNegativeInt,
+    Port,
+    PositiveFloat,
+    PositiveInt,
+    Ratio,
+    converter,
+    find_keys,
+    freeze,
+    key_tree,
+    merge_trees,
+    read_toml,
+    register_rule,
+    show,
+    structure,
+)
 from hostsim.errors import HostConfigError
+from hostsim.naming import node_id_problem, realm_code, realm_code_problem
 
 __all__ = [
     "DEFAULT_PORT",
+    "THENODES_UNUSED_KEYS",
+    "ConnectionPolicy",
+    "Discovery",
     "HostConfig",
     "HostConfigError",
     "RealmInfo",
-    "canonical_ip_port",
-    "derive_realm_code",
 ]
 
-DEFAULT_PORT = 7447
-"""The port used when the config does not set ``port``."""
+logger = logging.getLogger(__name__)
 
-REALM_CODE_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")
-REALM_CODE_MAX = 64
-NODE_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
+DEFAULT_PORT = 50000
+"""TheNodes' port when the config does not set ``port``."""
 
-_REALM_KEYS = ("name", "code", "version")
-_NODE_KEYS = ("id", "state_dir", "listen_addrs")
-_PLUGINS_KEYS = ("enabled",)
+NodeId = Annotated[str, "node id"]
+RealmCode = Annotated[str, "realm code"]
+SeedAddr = Annotated[str, "seed address"]
+ListenAddr = Annotated[str, "listen address"]
+PluginName = Annotated[str, "plugin name"]
+RequestWant = Annotated[int, "request want"]
+
+
+def _rule(base: type, problem: Any) -> Any:
+    def hook(value: object, _: object = None) -> Any:
+        checked: Any = converter.structure(value, base)
+        if (reason := problem(checked)) is not None:
+            raise BadValue(value, reason)
+        return checked
+
+    return hook
+
+
+def _address_rule(parse: Any) -> Any:
+    def hook(value: object, _: object = None) -> str:
+        text = converter.structure(value, str)
+        try:
+            return str(parse(text))
+        except ValueError as exc:
+            raise BadValue(value, str(exc)) from None
+
+    return hook
+
+
+register_rule(NodeId, _rule(str, node_id_problem))
+register_rule(RealmCode, _rule(str, realm_code_problem))
+register_rule(PluginName, _rule(str, lambda v: None if v.strip() else "must not be empty"))
+register_rule(RequestWant, _rule(int, lambda v: None if 1 <= v <= 65535 else "must be 1..65535"))
+register_rule(SeedAddr, _address_rule(canonical_seed))
+register_rule(ListenAddr, _address_rule(canonical_ip_port))
 
 
 @attrs.frozen
 class RealmInfo:
-    """The realm a node belongs to: display name, canonical code, protocol version."""
+    """The realm a node belongs to: display name, canonical code, version (as hooks see it)."""
 
     name: str
     code: str
-    version: str = "1"
+    version: str = "1.0"
+
+    def matches(self, other: RealmInfo) -> bool:
+        """Whether TheNodes puts the two in one realm: same code and same version."""
+        return self.code == other.code and self.version == other.version
+
+
+@attrs.frozen
+class Discovery:
+    """``[discovery]``: the peer requests (PEER_REQUEST, answered by a PEER_LIST) a node sends."""
+
+    enabled: bool = True
+    request_interval_secs: PositiveInt = 90
+    """Seconds between two peer requests."""
+    request_want: RequestWant = 16
+    """Addresses asked for in each request."""
+
+
+@attrs.frozen
+class ConnectionPolicy:
+    """``[network.connection_policy]`` (TheNodes 0.4): which paths a dial tries, how long it waits,
+    and how a host retries a peer it could not reach, with TheNodes' defaults.
+
+    A retry waits ``reconnect_base_delay_ms``, times ``reconnect_multiplier`` after each failure,
+    at most ``reconnect_max_delay_ms``, spread by +/- ``reconnect_jitter_ratio``; retries stop after
+    ``reconnect_max_attempts`` failures in a row.
+    """
+
+    strategy: NonEmptyStr = "direct_then_relay"
+    direct_tcp_timeout_ms: NonNegativeInt = 3000
+    direct_udp_timeout_ms: NonNegativeInt = 1000
+    punch_timeout_ms: NonNegativeInt = 5000
+    heartbeat_interval_ms: NonNegativeInt = 30_000
+    heartbeat_timeout_ms: NonNegativeInt = 90_000
+    reconnect_base_delay_ms: NonNegativeInt = 1000
+    reconnect_multiplier: PositiveFloat = 2.0
+    reconnect_max_delay_ms: NonNegativeInt = 60_000
+    reconnect_max_attempts: NonNegativeInt = 8
+    reconnect_jitter_ratio: Ratio = 0.2
+
+
+# -- the file, as TheNodes lays it out ----------------------------------------------------------
+
+
+@attrs.frozen
+class _RealmTable:
+    name: str
+    version: NonEmptyStr = "1.0"
+    code: RealmCode | None = None
+
+
+@attrs.frozen
+class _NodeTable:
+    id: NodeId | None = None
+    state_dir: NonEmptyStr = "data"
+    id_file: NonEmptyStr = "node_id"
+    allow_ephemeral: bool = True
+    node_type: NonEmptyStr = "daemon"
+    listen_addrs: tuple[ListenAddr, ...] | None = None  # hostsim only
+
+
+@attrs.frozen
+class _NetworkTable:
+    persistence: Mapping[str, Any] = attrs.field(
+        factory=lambda: freeze({}), metadata={OPAQUE: True}
+    )
+    connection_policy: ConnectionPolicy = attrs.field(factory=ConnectionPolicy)
+
+
+@attrs.frozen
+class _PluginsTable:  # hostsim only
+    enabled: tuple[PluginName, ...] = ()
+
+
+@attrs.frozen
+class _HostFile:
+    port: Port = DEFAULT_PORT
+    bootstrap_nodes: tuple[SeedAddr, ...] = ()
+    realm: _RealmTable = attrs.field(factory=lambda: _RealmTable(name="default"))
+    node: _NodeTable = attrs.field(factory=_NodeTable)
+    discovery: Discovery = attrs.field(factory=Discovery)
+    network: _NetworkTable = attrs.field(factory=_NetworkTable)
+    plugins: _PluginsTable = attrs.field(factory=_PluginsTable)
+
+
+THENODES_UNUSED_KEYS: Mapping[str, Any] = freeze(
+    {
+        "app_name": "unused",
+        "encryption": {
+            **dict.fromkeys(("enabled", "backend", "mtls", "accept_self_signed"), "unused"),
+            "paths": dict.fromkeys(
+                (
+                    "own_certificate",
+                    "own_private_key",
+                    "trusted_cert_dir",
+                    "trusted_crl_dir",
+                    "rejected_dir",
+                    "issuer_cert_dir",
+                    "issuer_crl_dir",
+                ),
+                "unused",
+            ),
+            "noise": {
+                **dict.fromkeys(
+                    ("pattern", "curve", "cipher", "hash", "static_key_path"), "unused"
+                ),
+                "trust_policy": {
+                    **dict.fromkeys(
+                        ("mode", "store_new", "allowlist_fingerprints", "pin_fingerprints"),
+                        "unused",
+                    ),
+                    "paths": dict.fromkeys(("allowlist_dir", "observed_dir"), "unused"),
+                },
+            },
+            "trust_policy": {
+                **dict.fromkeys(
+                    (
+                        "mode",
+                        "accept_self_signed",
+                        "store_new_certs",
+                        "reject_expired",
+                        "reject_before_valid",
+                        "enforce_ca_chain",
+                        "pin_subjects",
+                        "pin_fingerprints",
+                        "pin_fp_algo",
+                        "realm_subject_binding",
+                    ),
+                    "unused",
+                ),
+                "paths": {"observed_dir": "unused"},
+            },
+        },
+        "logging": dict.fromkeys(
+            ("json_path", "json_max_bytes", "json_rotate", "disable_console"), "unused"
+        ),
+        "realm_access": {"allowed_node_types": "unused"},
+        "network": {
+            "relay": dict.fromkeys(
+                (
+                    "enabled",
+                    "store_forward",
+                    "queue_max_per_target",
+                    "queue_max_global",
+                    "selection",
+                ),
+                "unused",
+            ),
+            "udp": dict.fromkeys(
+                ("enabled", "listen_port", "max_datagram_bytes", "max_app_payload_bytes"), "unused"
+            ),
+            "nat_traversal": dict.fromkeys(
+                (
+                    "enabled",
+                    "serve",
+                    "refresh_secs",
+                    "cookie_ttl_secs",
+                    "probe_count",
+                    "probe_interval_ms",
+                ),
+                "unused",
+            ),
+            "nat": dict.fromkeys(("enabled", "lease_duration_secs"), "unused"),
+            "delivery": dict.fromkeys(
+                (
+                    "fire_and_forget_timeout_ms",
+                    "reliable_timeout_ms",
+                    "ordered_reliable_timeout_ms",
+                    "reliable_retry_budget",
+                    "ordered_reliable_retry_budget",
+                    "dedup_window_secs",
+                    "ordered_max_buffered_messages",
+                    "retry_interval_ms",
+                ),
+                "unused",
+            ),
+        },
+    }
+)
+"""The keys TheNodes defines that hostsim does not use: accepted, and logged at debug."""
+
+_KEYS = merge_trees(key_tree(_HostFile), THENODES_UNUSED_KEYS)
 
 
 @attrs.frozen
@@ -57,219 +310,116 @@ class HostConfig:
 
     port: int
     bootstrap_nodes: tuple[str, ...]
+    """Seeds in canonical form: ``"ip:port"`` (IPv6 ``"[ip]:port"``) or ``"name:port"``."""
     realm: RealmInfo
-    node_id: str
+    node_id: str | None
+    """``[node] id``; None when the node keeps its id in its id file (see :attr:`id_file`)."""
     state_dir: Path
+    """``[node] state_dir``, absolute."""
     listen_addrs: tuple[str, ...]
     enabled_plugins: tuple[str, ...]
     data: Mapping[str, Any] = attrs.field(repr=False, hash=False)
     """The whole parsed document, deeply read-only (tables as mappings, arrays as tuples)."""
+    id_file: str = "node_id"
+    allow_ephemeral: bool = True
+    node_type: str = "daemon"
+    discovery: Discovery = attrs.field(factory=Discovery)
+    connection_policy: ConnectionPolicy = attrs.field(factory=ConnectionPolicy)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> HostConfig:
-        """Read and check a host config file; relative paths in it are relative to its directory.
+    def from_file(cls, path: str | os.PathLike[str], *, base_dir: Path | None = None) -> HostConfig:
+        """Read and check a host config file.
+
+        A relative ``state_dir`` is relative to ``base_dir``, by default the working directory,
+        as in TheNodes.
 
         :raises HostConfigError: the file is not valid TOML or a key or value is wrong.
         :raises OSError: the file cannot be read.
         """
         path = Path(path)
-        data = _read_toml(path)
-        return cls.from_mapping(data, base_dir=path.parent, source=str(path))
+        data = read_toml(path, HostConfigError)
+        return cls.from_mapping(data, base_dir=base_dir or Path.cwd(), source=str(path))
 
     @classmethod
     def from_mapping(
         cls, data: Mapping[str, Any], *, base_dir: Path, source: str = "<host config>"
     ) -> HostConfig:
-        """Check parsed TOML data; ``source`` names the data in error messages.
+        """Check parsed TOML data; a relative ``state_dir`` is relative to ``base_dir``, and
+        ``source`` names the data in messages.
 
         :raises HostConfigError: a key or value is wrong.
         """
-        return _Parser(source).parse(data, base_dir)
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise HostConfigError(f"{path}: invalid TOML: {exc}") from None
-
-
-def derive_realm_code(name: str) -> str:
-    """The code of a realm name: kebab-case lowercase ASCII (``"My Realm!"`` -> ``"my-realm"``).
-
-    The result may be empty or too long; :func:`check_realm_code` says whether it is usable.
-    """
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
-
-
-def check_realm_code(code: str) -> str | None:
-    """Why ``code`` is not a valid realm code, or None when it is."""
-    if not REALM_CODE_RE.fullmatch(code):
-        return (
-            'must be lowercase ASCII letters, digits, ".", "_" or "-",'
-            " starting with a letter or digit"
-        )
-    if len(code) > REALM_CODE_MAX:
-        return f"must be at most {REALM_CODE_MAX} characters"
-    return None
-
-
-def canonical_ip_port(text: str) -> str:
-    """The canonical ``"ip:port"`` form of an IP literal address (IPv6 as ``"[ip]:port"``).
-
-    An IPv4-mapped IPv6 address becomes the IPv4 address it maps.
-
-    :raises ValueError: with the reason the address is not an IP literal with a port.
-    """
-    if text.startswith("["):
-        host, sep, port_text = text[1:].partition("]:")
-        if not sep:
-            raise ValueError('an IPv6 address must be written "[ip]:port"')
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep:
-            raise ValueError('missing port, expected "ip:port"')
-        if ":" in host:
-            raise ValueError('an IPv6 address must be written "[ip]:port"')
-    if "%" in host:
-        raise ValueError("zone ids are not allowed")
-    if not (port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535):
-        raise ValueError(f"port {port_text!r} is not a number in 1..65535")
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(
-            f'{host!r} is not an IP literal (hostnames are not allowed; use "ip:port")'
-        ) from None
-    if ip.version == 4 and text.startswith("["):
-        raise ValueError("an IPv4 address must not be bracketed")
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    port = int(port_text)
-    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
-
-
-@attrs.frozen
-class _Parser:
-    """Checks one host config document; ``source`` prefixes every error message."""
-
-    source: str
-
-    def parse(self, data: Mapping[str, Any], base_dir: Path) -> HostConfig:
         if not isinstance(data, Mapping):
-            raise HostConfigError(f"{self.source}: expected a table, got {show(data)}")
-        port = self._port(data)
-        realm_table = self._table(data, "realm", required=True)
-        node_table = self._table(data, "node", required=True)
-        plugins_table = self._table(data, "plugins", required=False)
-        listen_default = [f"127.0.0.1:{port}"]
-        state_dir = self._string(node_table, "[node] state_dir", "state_dir", default="data")
-        return HostConfig(
-            port=port,
-            bootstrap_nodes=self._addresses(data, "bootstrap_nodes", "bootstrap_nodes", []),
-            realm=self._realm(realm_table),
-            node_id=self._node_id(node_table),
-            state_dir=Path(os.path.abspath(base_dir / state_dir)),
-            listen_addrs=self._addresses(
-                node_table, "[node] listen_addrs", "listen_addrs", listen_default
-            ),
-            enabled_plugins=self._plugin_names(plugins_table),
+            raise HostConfigError(f"{source}: expected a table, got {show(data)}")
+        _report_keys(data, source)
+        file = structure(data, _HostFile, where=source, error=HostConfigError)
+        return cls(
+            port=file.port,
+            bootstrap_nodes=_seeds(file.bootstrap_nodes, source),
+            realm=_realm(file.realm, source),
+            node_id=file.node.id,
+            state_dir=Path(os.path.abspath(base_dir / file.node.state_dir)),
+            listen_addrs=_listen_addrs(file, source),
+            enabled_plugins=_plugin_names(file.plugins.enabled, source),
             data=freeze(data),
+            id_file=file.node.id_file,
+            allow_ephemeral=file.node.allow_ephemeral,
+            node_type=file.node.node_type,
+            discovery=file.discovery,
+            connection_policy=file.network.connection_policy,
         )
 
-    def error(self, label: str, message: str) -> HostConfigError:
-        return HostConfigError(f"{self.source}: {label}: {message}")
 
-    def bad_value(self, label: str, value: object, reason: str) -> HostConfigError:
-        return HostConfigError(f"{self.source}: {label} = {show(value)}: {reason}")
+def _report_keys(data: Mapping[str, Any], source: str) -> None:
+    found = find_keys(data, _KEYS, frozenset({"unknown", "unused"}))
+    for key in found:
+        if key.tag == "unknown":
+            hint = f" (did you mean {key.closest}?)" if key.closest else ""
+            logger.warning("%s: unknown key %s, ignored%s", source, key.label, hint)
+    unused = [key.label for key in found if key.tag == "unused"]
+    if unused:
+        logger.debug(
+            "%s: keys TheNodes defines and hostsim does not use: %s", source, ", ".join(unused)
+        )
 
-    def _table(self, data: Mapping[str, Any], key: str, *, required: bool) -> Mapping[str, Any]:
-        known = {"realm": _REALM_KEYS, "node": _NODE_KEYS, "plugins": _PLUGINS_KEYS}[key]
-        return checked_table(data, key, known, required=required, fail=self.error)
 
-    def _string(
-        self, table: Mapping[str, Any], label: str, key: str, *, default: str | None = None
-    ) -> str:
-        if key not in table:
-            if default is None:
-                raise self.error(label, "missing (required)")
-            return default
-        value = table[key]
-        if not isinstance(value, str):
-            raise self.error(label, f"expected a string, got {show(value)}")
-        if not value.strip():
-            raise self.bad_value(label, value, "must not be empty")
-        return value
+def _seeds(seeds: tuple[str, ...], source: str) -> tuple[str, ...]:
+    kept = dict.fromkeys(seeds)
+    if len(kept) < len(seeds):
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        logger.debug("%s: bootstrap_nodes lists %s more than once; dialled once", source, twice)
+    return tuple(kept)
 
-    def _string_list(self, table: Mapping[str, Any], label: str, key: str) -> list[str]:
-        value = table[key]
-        if not isinstance(value, list | tuple):
-            raise self.error(label, f"expected an array of strings, got {show(value)}")
-        for index, item in enumerate(value):
-            if not isinstance(item, str):
-                raise self.error(f"{label}[{index}]", f"expected a string, got {show(item)}")
-        return list(value)
 
-    def _port(self, data: Mapping[str, Any]) -> int:
-        value = data.get("port", DEFAULT_PORT)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error("port", f"expected an integer, got {show(value)}")
-        if not 1 <= value <= 65535:
-            raise self.bad_value("port", value, "must be 1..65535")
-        return value
+def _realm(table: _RealmTable, source: str) -> RealmInfo:
+    if table.code is not None:
+        return RealmInfo(name=table.name, code=table.code, version=table.version)
+    code = realm_code(table.name)
+    if (reason := realm_code_problem(code)) is not None:
+        raise HostConfigError(
+            f"{source}: [realm] name = {show(table.name)}: its code {show(code)} {reason};"
+            " set [realm] code"
+        )
+    return RealmInfo(name=table.name, code=code, version=table.version)
 
-    def _addresses(
-        self, table: Mapping[str, Any], label: str, key: str, default: list[str]
-    ) -> tuple[str, ...]:
-        items = self._string_list(table, label, key) if key in table else default
-        seen: dict[str, int] = {}
-        for index, item in enumerate(items):
-            try:
-                addr = canonical_ip_port(item)
-            except ValueError as exc:
-                raise self.bad_value(f"{label}[{index}]", item, str(exc)) from None
-            if addr in seen:
-                raise self.bad_value(
-                    f"{label}[{index}]", item, f"same address as {label}[{seen[addr]}]"
-                )
-            seen[addr] = index
-        return tuple(seen)
 
-    def _realm(self, table: Mapping[str, Any]) -> RealmInfo:
-        name = self._string(table, "[realm] name", "name")
-        version = self._string(table, "[realm] version", "version", default="1")
-        if "code" in table:
-            code = self._string(table, "[realm] code", "code")
-            if (reason := check_realm_code(code)) is not None:
-                raise self.bad_value("[realm] code", code, reason)
-        else:
-            code = derive_realm_code(name)
-            if (reason := check_realm_code(code)) is not None:
-                raise self.bad_value(
-                    "[realm] name",
-                    name,
-                    f"cannot derive a realm code from it (got {show(code)}, which {reason});"
-                    " set [realm] code",
-                )
-        return RealmInfo(name=name, code=code, version=version)
-
-    def _node_id(self, table: Mapping[str, Any]) -> str:
-        node_id = self._string(table, "[node] id", "id")
-        if not NODE_ID_RE.fullmatch(node_id):
-            raise self.bad_value(
-                "[node] id", node_id, 'must be 1 to 128 ASCII letters, digits, ".", "_" or "-"'
+def _listen_addrs(file: _HostFile, source: str) -> tuple[str, ...]:
+    if file.node.listen_addrs is None:
+        return (f"127.0.0.1:{file.port}",)
+    addrs = file.node.listen_addrs
+    for index, addr in enumerate(addrs):
+        if addrs.index(addr) != index:
+            raise HostConfigError(
+                f"{source}: [node] listen_addrs[{index}] = {show(addr)}:"
+                f" same address as [node] listen_addrs[{addrs.index(addr)}]"
             )
-        return node_id
+    return addrs
 
-    def _plugin_names(self, table: Mapping[str, Any]) -> tuple[str, ...]:
-        if "enabled" not in table:
-            return ()
-        names = self._string_list(table, "[plugins] enabled", "enabled")
-        for index, name in enumerate(names):
-            if not name.strip():
-                raise self.bad_value(f"[plugins] enabled[{index}]", name, "must not be empty")
-            if names.index(name) != index:
-                raise self.bad_value(f"[plugins] enabled[{index}]", name, "listed twice")
-        return tuple(names)
+
+def _plugin_names(names: tuple[str, ...], source: str) -> tuple[str, ...]:
+    for index, name in enumerate(names):
+        if names.index(name) != index:
+            raise HostConfigError(
+                f"{source}: [plugins] enabled[{index}] = {show(name)}: listed twice"
+            )
+    return names

@@ -25,3 +25,7 @@ class HostStartupError(HostsimError):
 
 class ScenarioError(HostsimError, ValueError):
     """A scenario file is invalid, or one of its events could not be played."""
+
+
+class NodeIdentityError(HostsimError):
+    """The node's id file holds no valid id, cannot be read, or a new id cannot be kept."""

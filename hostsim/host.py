@@ -20,9 +20,11 @@ from typing import Any, Literal
 import attrs
 import pluggy
 
+from hostsim.addresses import Resolver, resolve_seeds, system_resolver
 from hostsim.clock import VirtualClock
 from hostsim.config import HostConfig, RealmInfo
 from hostsim.errors import HostStartupError, HostStateError
+from hostsim.identity import resolve_node_id
 from hostsim.plugins import EntryPointLike, get_plugin_manager
 
 __all__ = [
@@ -54,15 +56,15 @@ class NodeView:
     _clock: VirtualClock = attrs.field(repr=False, eq=False, hash=False, alias="clock")
 
     @classmethod
-    def of(cls, config: HostConfig, clock: VirtualClock) -> NodeView:
-        """The view of the node that ``config`` describes, telling time by ``clock``."""
+    def of(cls, config: HostConfig, clock: VirtualClock, *, node_id: str) -> NodeView:
+        """The view of the node ``node_id`` that ``config`` describes, telling time by ``clock``."""
         return cls(
             realm=config.realm,
-            node_id=config.node_id,
+            node_id=node_id,
             listen_addrs=config.listen_addrs,
             state_dir=config.state_dir,
             config=config.data,
-            log=logging.getLogger(f"hostsim.node.{config.node_id}"),
+            log=logging.getLogger(f"hostsim.node.{node_id}"),
             clock=clock,
         )
 
@@ -126,8 +128,9 @@ class SimHost:
         clock: VirtualClock,
         extra_plugins_factory: Callable[[], Mapping[str, object]] | None = None,
         entry_points: Iterable[EntryPointLike] | None = None,
+        resolver: Resolver = system_resolver,
     ) -> None:
-        """Set up a stopped node.
+        """Set up a stopped node, with its id (see :mod:`hostsim.identity`).
 
         :param config: The node's host config.
         :param clock: The clock the node tells time by; :meth:`advance` moves it.
@@ -135,12 +138,22 @@ class SimHost:
             registered after the enabled ones, without a manifest.
         :param entry_points: The entry points to look enabled plugins up in (default: the
             installed ones).
+        :param resolver: Resolves the host names in ``bootstrap_nodes`` at every start.
+        :raises NodeIdentityError: the node has no ``[node] id`` and its id file holds none
+            or cannot be made.
         """
         self._config = config
         self._clock = clock
         self._extra_plugins_factory = extra_plugins_factory
         self._entry_points = None if entry_points is None else tuple(entry_points)
-        self._view = NodeView.of(config, clock)
+        self._resolver = resolver
+        node_id = resolve_node_id(
+            config.node_id,
+            config.state_dir,
+            config.id_file,
+            allow_ephemeral=config.allow_ephemeral,
+        )
+        self._view = NodeView.of(config, clock, node_id=node_id)
         self._pm: pluggy.PluginManager | None = None
         self._connections: dict[str, Peer] = {}
 
@@ -153,9 +166,15 @@ class SimHost:
         state_dir: Path | None = None,
         extra_plugins_factory: Callable[[], Mapping[str, object]] | None = None,
         entry_points: Iterable[EntryPointLike] | None = None,
+        resolver: Resolver = system_resolver,
     ) -> SimHost:
-        """A stopped node from a host config file; ``state_dir`` overrides the config's."""
-        config = HostConfig.from_file(path)
+        """A stopped node from a host config file; ``state_dir`` overrides the config's.
+
+        Unlike a real host, which resolves a relative ``[node] state_dir`` against its working
+        directory as TheNodes does, a simulated node resolves it against the config file's
+        directory, so a test or an example never writes where it happens to be run from.
+        """
+        config = HostConfig.from_file(path, base_dir=Path(path).parent)
         if state_dir is not None:
             config = attrs.evolve(config, state_dir=Path(os.path.abspath(state_dir)))
         return cls(
@@ -163,6 +182,7 @@ class SimHost:
             clock=clock,
             extra_plugins_factory=extra_plugins_factory,
             entry_points=entry_points,
+            resolver=resolver,
         )
 
     def __repr__(self) -> str:
@@ -182,7 +202,7 @@ class SimHost:
     @property
     def node_id(self) -> str:
         """The node's id."""
-        return self._config.node_id
+        return self._view.node_id
 
     @property
     def view(self) -> NodeView:
@@ -219,9 +239,9 @@ class SimHost:
         lists = self._startup(pm)
         self._pm = pm
         logger.debug("node %s: started with plugins %s", self.node_id, [n for n, _ in lists])
-        seeds = list(self._config.bootstrap_nodes)
-        self._notify("on_bootstrap", host=self._view, seeds=seeds)
-        return dial_order(lists, self._config.bootstrap_nodes)
+        seeds = resolve_seeds(self._config.bootstrap_nodes, self._resolver)
+        self._notify("on_bootstrap", host=self._view, seeds=list(seeds))
+        return dial_order(lists, seeds)
 
     def connect(
         self,

@@ -13,15 +13,15 @@ import functools
 import importlib.metadata
 import inspect
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import attrs
 import pluggy
 
 from hostsim import hookspecs
-from hostsim._frozen import checked_table, freeze, show
 from hostsim.config import HostConfig
+from hostsim.convert import freeze, show
 from hostsim.errors import PluginError
 
 __all__ = [
@@ -404,3 +404,28 @@ class _ManifestParser:
             if hooks.index(hook) != index:
                 raise self.error("[plugin] hooks", f"{show(hook)} is listed twice")
         return tuple(hooks)
+
+
+def checked_table(
+    data: Mapping[str, Any],
+    key: str,
+    known: tuple[str, ...],
+    *,
+    required: bool,
+    fail: Callable[[str, str], Exception],
+) -> Mapping[str, Any]:
+    """The table ``data[key]``, holding only ``known`` keys; an absent optional table is empty.
+
+    ``fail(label, message)`` makes the error to raise.
+    """
+    if key not in data:
+        if required:
+            raise fail(f"[{key}]", "missing table (required)")
+        return {}
+    table = data[key]
+    if not isinstance(table, Mapping):
+        raise fail(f"[{key}]", f"expected a table, got {show(table)}")
+    for name in table:
+        if name not in known:
+            raise fail(f"[{key}]", f"unknown key {show(name)} (known keys: {', '.join(known)})")
+    return table

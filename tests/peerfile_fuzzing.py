@@ -347,6 +347,7 @@ LINES: tuple[bytes, ...] = (
     b"",
     b"schema = 1",
     b"schema = 2",
+    b"schema = 3",
     b'realm = "example"',
     b'realm = "other"',
     b"saved_at = 1763700000",

@@ -159,12 +159,12 @@ def test_a_file_has_the_documented_header_one_peers_table_per_entry_and_a_traile
     data = encode("example", SAVED_AT, entries)
     document = tomllib.loads(data.decode())
 
-    assert document["schema"] == SCHEMA == 1
+    assert document["schema"] == SCHEMA == 2
     assert document["realm"] == "example"
     assert document["saved_at"] == SAVED_AT
     assert len(PEERS_LINE.findall(data)) == len(entries)
     assert document["integrity"]["entries"] == len(entries)
-    assert data.decode().startswith('schema = 1\nrealm = "example"\n')
+    assert data.decode().startswith('schema = 2\nrealm = "example"\n')
 
 
 @pytest.mark.parametrize("n", [1, 2, 5])
@@ -428,10 +428,10 @@ def test_a_file_without_a_readable_realm_yields_no_entries() -> None:
 
 @pytest.mark.parametrize("sealed", [True, False])
 def test_a_file_of_a_newer_schema_is_refused_as_such(sealed: bool) -> None:
-    body = f'schema = 2\nrealm = "example"\nsaved_at = {SAVED_AT}\nfuture = "stuff"\n\n'
+    body = f'schema = 3\nrealm = "example"\nsaved_at = {SAVED_AT}\nfuture = "stuff"\n\n'
     with pytest.raises(NewerSchemaError) as caught:
         decode(seal(body) if sealed else body.encode(), realm="example")
-    assert caught.value.schema == 2
+    assert caught.value.schema == 3
 
 
 def test_another_realms_file_is_refused_naming_both_realms() -> None:

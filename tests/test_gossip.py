@@ -229,14 +229,18 @@ def test_seeds_and_connections_are_never_held_to_a_senders_share(clock) -> None:
     assert len(store) == 10
 
 
-def test_the_store_remembers_a_bounded_number_of_senders(clock) -> None:
+def test_the_store_remembers_a_bounded_number_of_sender_groups_and_the_crowd_shares_one(
+    clock,
+) -> None:
+    """10,000 senders, each in a /16 of its own, one new address each: the first 4,096 groups
+    get a share each, and the rest share one bucket of the same size."""
     store = make_store(clock, max_entries=100_000, gossip_per_sender_per_hour=1)
     for n in range(10_000):
         store.record_gossip(
-            [f"11.{n // 256}.{n % 256}.1:7447"], sender=f"12.{n // 256}.{n % 256}.1:1"
+            [f"11.{n // 256}.{n % 256}.1:7447"], sender=f"{12 + n // 256}.{n % 256}.0.1:1"
         )
-    assert len(store._senders) <= 4096
-    assert len(store) == 10_000
+    assert len(store._senders) <= 4096 + 1
+    assert len(store) == 4096 + 1
 
 
 # -- what a connection may claim about itself -----------------------------------------------------

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import textwrap
 from pathlib import Path
 from types import MappingProxyType
 
+import attrs
 import pytest
 
 from hostsim.clock import VirtualClock
-from hostsim.config import HostConfig, HostConfigError, RealmInfo, derive_realm_code
+from hostsim.config import ConnectionPolicy, Discovery, HostConfig, HostConfigError, RealmInfo
 
 MINIMAL = """
 [realm]
@@ -36,7 +38,7 @@ enabled = true
 path = "peers/{realm}.toml"
 
 [logging]
-level = "debug"
+json_rotate = 5
 
 [plugins]
 enabled = ["peerstore", "metrics"]
@@ -49,20 +51,40 @@ def write(tmp_path: Path, text: str, name: str = "host.toml") -> Path:
     return path
 
 
-def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
-    config = HostConfig.from_file(write(tmp_path, MINIMAL))
+def load(path: Path) -> HostConfig:
+    """The config at ``path``, with a relative state_dir under its directory."""
+    return HostConfig.from_file(path, base_dir=path.parent)
 
-    assert config.port == 7447
+
+def test_minimal_config_gets_defaults(tmp_path: Path) -> None:
+    config = load(write(tmp_path, MINIMAL))
+
+    assert config.port == 50000
     assert config.bootstrap_nodes == ()
-    assert config.realm == RealmInfo(name="Example", code="example", version="1")
+    assert config.realm == RealmInfo(name="Example", code="example", version="1.0")
     assert config.node_id == "node-a"
     assert config.state_dir == tmp_path / "data"
-    assert config.listen_addrs == ("127.0.0.1:7447",)
+    assert config.listen_addrs == ("127.0.0.1:50000",)
     assert config.enabled_plugins == ()
+    assert (config.id_file, config.allow_ephemeral, config.node_type) == (
+        "node_id",
+        True,
+        "daemon",
+    )
+    assert config.discovery == Discovery(enabled=True, request_interval_secs=90, request_want=16)
+    assert config.connection_policy == ConnectionPolicy()
+
+
+def test_an_empty_config_is_the_default_realm_and_a_node_without_an_id(tmp_path: Path) -> None:
+    config = load(write(tmp_path, ""))
+
+    assert config.realm == RealmInfo(name="default", code="default", version="1.0")
+    assert config.node_id is None
+    assert config.port == 50000
 
 
 def test_full_config(tmp_path: Path) -> None:
-    config = HostConfig.from_file(write(tmp_path, FULL))
+    config = load(write(tmp_path, FULL))
 
     assert config.port == 7450
     assert config.bootstrap_nodes == ("203.0.113.1:7447", "[2001:db8::1]:7447")
@@ -74,11 +96,11 @@ def test_full_config(tmp_path: Path) -> None:
 
 
 def test_default_listen_addr_follows_port(tmp_path: Path) -> None:
-    config = HostConfig.from_file(write(tmp_path, "port = 9000\n" + MINIMAL))
+    config = load(write(tmp_path, "port = 9000\n" + MINIMAL))
     assert config.listen_addrs == ("127.0.0.1:9000",)
 
 
-def test_state_dir_relative_to_the_config_file_not_the_cwd(
+def test_state_dir_is_relative_to_the_working_directory_as_in_thenodes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "conf").mkdir()
@@ -87,21 +109,21 @@ def test_state_dir_relative_to_the_config_file_not_the_cwd(
 
     config = HostConfig.from_file(Path("conf") / path.name)
 
-    assert config.state_dir == tmp_path / "conf" / "data"
+    assert config.state_dir == tmp_path / "data"
 
 
 def test_absolute_state_dir_is_kept(tmp_path: Path) -> None:
     target = tmp_path / "elsewhere"
     text = MINIMAL + f'state_dir = "{target.as_posix()}"\n'
-    assert HostConfig.from_file(write(tmp_path, text)).state_dir == target
+    assert load(write(tmp_path, text)).state_dir == target
 
 
 def test_data_passes_other_tables_through_read_only(tmp_path: Path) -> None:
-    config = HostConfig.from_file(write(tmp_path, FULL))
+    config = load(write(tmp_path, FULL))
 
     assert config.data["network"]["persistence"]["enabled"] is True
     assert config.data["network"]["persistence"]["path"] == "peers/{realm}.toml"
-    assert config.data["logging"] == {"level": "debug"}
+    assert config.data["logging"] == {"json_rotate": 5}
     assert config.data["plugins"]["enabled"] == ("peerstore", "metrics")
     assert isinstance(config.data, MappingProxyType)
     assert isinstance(config.data["network"], MappingProxyType)
@@ -110,10 +132,8 @@ def test_data_passes_other_tables_through_read_only(tmp_path: Path) -> None:
 
 
 def test_from_mapping_names_its_source(tmp_path: Path) -> None:
-    with pytest.raises(HostConfigError, match=r"^inline: \[node\] id: missing"):
-        HostConfig.from_mapping(
-            {"realm": {"name": "x"}, "node": {}}, base_dir=tmp_path, source="inline"
-        )
+    with pytest.raises(HostConfigError, match=r"^inline: \[node\] id: expected a string, got 5$"):
+        HostConfig.from_mapping({"node": {"id": 5}}, base_dir=tmp_path, source="inline")
 
 
 def test_from_mapping_does_not_keep_the_callers_data(tmp_path: Path) -> None:
@@ -123,30 +143,31 @@ def test_from_mapping_does_not_keep_the_callers_data(tmp_path: Path) -> None:
     assert config.data["extra"]["list"] == (1, 2)
 
 
-@pytest.mark.parametrize(
-    ("name", "code"),
-    [
-        ("Example", "example"),
-        ("My Realm!", "my-realm"),
-        ("  Main__Net v2.0 ", "main-net-v2-0"),
-        ("Café del Mar", "cafe-del-mar"),
-        ("ALLCAPS", "allcaps"),
-        ("日本", ""),
-    ],
-)
-def test_derive_realm_code(name: str, code: str) -> None:
-    assert derive_realm_code(name) == code
-
-
 def test_explicit_realm_code_is_kept(tmp_path: Path) -> None:
     text = '[realm]\nname = "Example"\ncode = "ex.main_1"\n[node]\nid = "a"\n'
-    assert HostConfig.from_file(write(tmp_path, text)).realm.code == "ex.main_1"
+    assert load(write(tmp_path, text)).realm.code == "ex.main_1"
 
 
 def test_ipv6_and_ipv4_addresses_are_canonical(tmp_path: Path) -> None:
     text = 'bootstrap_nodes = ["[2001:0DB8:0::7]:7447", "[::ffff:192.0.2.1]:1"]\n' + MINIMAL
-    config = HostConfig.from_file(write(tmp_path, text))
+    config = load(write(tmp_path, text))
     assert config.bootstrap_nodes == ("[2001:db8::7]:7447", "192.0.2.1:1")
+
+
+def test_seeds_may_be_host_names_and_a_seed_listed_twice_is_kept_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = (
+        'bootstrap_nodes = ["Seed.Example.org.:50000", "203.0.113.1:50000",'
+        ' "seed.example.org:50000", "203.0.113.1:50000"]\n'
+    )
+    with caplog.at_level(logging.DEBUG, logger="hostsim.config"):
+        config = load(write(tmp_path, text))
+
+    assert config.bootstrap_nodes == ("seed.example.org:50000", "203.0.113.1:50000")
+    [line] = [r for r in caplog.records if "more than once" in r.getMessage()]
+    assert line.levelno == logging.DEBUG
+    assert "203.0.113.1:50000" in line.getMessage()
 
 
 def test_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
@@ -160,6 +181,73 @@ def test_missing_file_is_an_os_error(tmp_path: Path) -> None:
         HostConfig.from_file(tmp_path / "absent.toml")
 
 
+def test_a_key_nobody_defines_is_a_warning_naming_the_closest_known_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = MINIMAL + 'id_flie = "x"\n[discovery]\nrequest_wnat = 8\n[colour]\nhue = 1\n'
+    with caplog.at_level(logging.WARNING, logger="hostsim.config"):
+        config = load(write(tmp_path, text))
+
+    prefix = f"{tmp_path / 'host.toml'}: unknown key "
+    warnings = {r.getMessage() for r in caplog.records if r.levelno == logging.WARNING}
+    assert warnings == {
+        prefix + "[node] id_flie, ignored (did you mean id_file?)",
+        prefix + "[discovery] request_wnat, ignored (did you mean request_want?)",
+        prefix + "colour, ignored",
+    }
+    assert config.discovery.request_want == 16  # the typo changed nothing
+
+
+def test_keys_thenodes_defines_and_hostsim_does_not_use_are_logged_once_at_debug(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = (
+        MINIMAL
+        + 'node_type = "admin"\n[encryption]\nenabled = "anything"\n'
+        + "[network.relay]\nstore_forward = 3\n"
+    )
+    with caplog.at_level(logging.DEBUG, logger="hostsim.config"):
+        load(write(tmp_path, text))
+
+    lines = [r for r in caplog.records if r.name == "hostsim.config"]
+    [line] = lines
+    assert line.levelno == logging.DEBUG
+    assert "[encryption] enabled" in line.getMessage()
+    assert "[network.relay] store_forward" in line.getMessage()
+    assert "node_type" not in line.getMessage()  # hostsim uses it
+
+
+def test_the_plugins_table_is_not_checked_by_the_host(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = MINIMAL + "[network.persistence]\nreconnect_limit = 3\nnot_a_key = 1\n"
+    with caplog.at_level(logging.DEBUG, logger="hostsim.config"):
+        config = load(write(tmp_path, text))
+
+    assert not caplog.records
+    assert config.data["network"]["persistence"]["not_a_key"] == 1
+
+
+def test_connection_policy_is_read_with_thenodes_defaults(tmp_path: Path) -> None:
+    text = MINIMAL + "[network.connection_policy]\nreconnect_base_delay_ms = 250\n"
+    policy = load(write(tmp_path, text)).connection_policy
+
+    assert policy.reconnect_base_delay_ms == 250
+    assert attrs.asdict(attrs.evolve(policy, reconnect_base_delay_ms=1000)) == {
+        "strategy": "direct_then_relay",
+        "direct_tcp_timeout_ms": 3000,
+        "direct_udp_timeout_ms": 1000,
+        "punch_timeout_ms": 5000,
+        "heartbeat_interval_ms": 30000,
+        "heartbeat_timeout_ms": 90000,
+        "reconnect_base_delay_ms": 1000,
+        "reconnect_multiplier": 2.0,
+        "reconnect_max_delay_ms": 60000,
+        "reconnect_max_attempts": 8,
+        "reconnect_jitter_ratio": 0.2,
+    }
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -169,16 +257,16 @@ def test_missing_file_is_an_os_error(tmp_path: Path) -> None:
         ("port = true\n" + MINIMAL, "host.toml: port: expected an integer, got true"),
         (
             'bootstrap_nodes = "203.0.113.1:7447"\n' + MINIMAL,
-            "host.toml: bootstrap_nodes: expected an array of strings",
+            'host.toml: bootstrap_nodes: expected an array, got "203.0.113.1:7447"',
         ),
         (
             "bootstrap_nodes = [5]\n" + MINIMAL,
             "host.toml: bootstrap_nodes[0]: expected a string, got 5",
         ),
         (
-            'bootstrap_nodes = ["seed.example.org:7447"]\n' + MINIMAL,
-            'host.toml: bootstrap_nodes[0] = "seed.example.org:7447":'
-            " 'seed.example.org' is not an IP literal (hostnames are not allowed",
+            'bootstrap_nodes = ["seed_1.example.org:7447"]\n' + MINIMAL,
+            'host.toml: bootstrap_nodes[0] = "seed_1.example.org:7447":'
+            " 'seed_1.example.org' is neither an IP address nor a host name",
         ),
         (
             'bootstrap_nodes = ["203.0.113.1"]\n' + MINIMAL,
@@ -195,30 +283,16 @@ def test_missing_file_is_an_os_error(tmp_path: Path) -> None:
             "an IPv4 address must not be bracketed",
         ),
         (
-            'bootstrap_nodes = ["203.0.113.1:7447", "203.0.113.1:7447"]\n' + MINIMAL,
-            'bootstrap_nodes[1] = "203.0.113.1:7447": same address as bootstrap_nodes[0]',
-        ),
-        ('[node]\nid = "a"\n', r"host.toml: [realm]: missing table (required)"),
-        (
             'realm = "Example"\n[node]\nid = "a"\n',
-            'host.toml: [realm]: expected a table, got "Example"',
+            'host.toml: realm: expected a table, got "Example"',
         ),
-        ('[realm]\nname = "Example"\n', "host.toml: [node]: missing table (required)"),
         ("[realm]\nname = 'x'\n[node]\nid = 5\n", "host.toml: [node] id: expected a string, got 5"),
-        ("[realm]\nname = 'x'\n[node]\n", "host.toml: [node] id: missing (required)"),
         (
             "[realm]\nname = 'x'\n[node]\nid = 'a b'\n",
             '[node] id = "a b": must be 1 to 128 ASCII letters',
         ),
-        ("[realm]\nname = 'x'\n[node]\nid = ''\n", '[node] id = "": must not be empty'),
-        (
-            "[realm]\nname = 'x'\n[node]\nid = 'a'\nids = 'b'\n",
-            'host.toml: [node]: unknown key "ids" (known keys: id, state_dir, listen_addrs)',
-        ),
-        (
-            "[realm]\nname = 'x'\ncolor = 1\n[node]\nid = 'a'\n",
-            'host.toml: [realm]: unknown key "color"',
-        ),
+        ("[realm]\nname = 'x'\n[node]\nid = ''\n", '[node] id = "": must be 1 to 128'),
+        ("[node]\nid = '" + "a" * 129 + "'\n", "must be 1 to 128 ASCII letters"),
         ("[realm]\n[node]\nid = 'a'\n", "host.toml: [realm] name: missing (required)"),
         (
             "[realm]\nname = 'x'\nversion = 1\n[node]\nid = 'a'\n",
@@ -233,35 +307,71 @@ def test_missing_file_is_an_os_error(tmp_path: Path) -> None:
             '[realm] code = "..": must be lowercase ASCII',
         ),
         (
+            "[realm]\nname = 'x'\ncode = 'nul.x'\n",
+            '[realm] code = "nul.x": must not be a name Windows keeps for a device',
+        ),
+        (
             "[realm]\nname = 'x'\ncode = '" + "a" * 65 + "'\n[node]\nid = 'a'\n",
             "must be at most 64 characters",
         ),
         (
-            "[realm]\nname = '日本'\n[node]\nid = 'a'\n",
-            '[realm] name = "日本": cannot derive a realm code from it'
-            ' (got "", which must be lowercase ASCII',
+            "[realm]\nname = 'Aux'\n",
+            '[realm] name = "Aux": its code "aux" must not be a name Windows keeps for a device',
         ),
-        ("[realm]\nname = '" + "a" * 65 + "'\n[node]\nid = 'a'\n", "set [realm] code"),
+        ("[realm]\nname = '" + "a" * 65 + "'\n[node]\nid = 'a'\n", "; set [realm] code"),
         (MINIMAL + "state_dir = 5\n", "host.toml: [node] state_dir: expected a string, got 5"),
+        (MINIMAL + "id_file = ''\n", '[node] id_file = "": must not be empty'),
+        (MINIMAL + "allow_ephemeral = 'yes'\n", "[node] allow_ephemeral: expected true or false"),
         (
             MINIMAL + "listen_addrs = ['localhost:7447']\n",
             "[node] listen_addrs[0] = \"localhost:7447\": 'localhost' is not an IP literal",
         ),
         (
+            MINIMAL + "listen_addrs = ['192.0.2.1:7', '192.0.2.1:7']\n",
+            '[node] listen_addrs[1] = "192.0.2.1:7": same address as [node] listen_addrs[0]',
+        ),
+        (
+            MINIMAL + "[discovery]\nrequest_interval_secs = 0\n",
+            "host.toml: [discovery] request_interval_secs = 0: must be a positive integer",
+        ),
+        (
+            MINIMAL + "[discovery]\nrequest_want = 70000\n",
+            "host.toml: [discovery] request_want = 70000: must be 1..65535",
+        ),
+        (
+            MINIMAL + "[discovery]\nenabled = 1\n",
+            "host.toml: [discovery] enabled: expected true or false, got 1",
+        ),
+        (
+            MINIMAL + "[network.connection_policy]\nreconnect_jitter_ratio = 1.5\n",
+            "[network.connection_policy] reconnect_jitter_ratio = 1.5: must be between 0 and 1",
+        ),
+        (
             MINIMAL + "[plugins]\nenabled = 'peerstore'\n",
-            '[plugins] enabled: expected an array of strings, got "peerstore"',
+            '[plugins] enabled: expected an array, got "peerstore"',
         ),
         (MINIMAL + "[plugins]\nenabled = ['a', 'a']\n", '[plugins] enabled[1] = "a": listed twice'),
-        (MINIMAL + "[plugins]\nenable = ['a']\n", 'host.toml: [plugins]: unknown key "enable"'),
+        (MINIMAL + "[plugins]\nenabled = [' ']\n", '[plugins] enabled[0] = " ": must not be empty'),
     ],
 )
 def test_errors_name_the_key_and_value(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(HostConfigError) as info:
-        HostConfig.from_file(path)
+        load(path)
     assert message in str(info.value)
     assert str(info.value).startswith(f"{path}: ")
     assert "\n" not in str(info.value)
+
+
+def test_every_wrong_value_is_named_in_one_message(tmp_path: Path) -> None:
+    path = write(tmp_path, "port = 0\n[node]\nid = 'a b'\n[discovery]\nrequest_want = 0\n")
+    with pytest.raises(HostConfigError) as info:
+        load(path)
+    assert str(info.value) == (
+        f"{path}: port = 0: must be 1..65535;"
+        ' [node] id = "a b": must be 1 to 128 ASCII letters, digits, ".", "_" or "-";'
+        " [discovery] request_want = 0: must be 1..65535"
+    )
 
 
 def test_config_error_is_a_value_error() -> None:

@@ -100,7 +100,7 @@ def test_the_host_view(
 
     assert isinstance(view, NodeView)
     assert view is host.view
-    assert (view.realm.name, view.realm.code, view.realm.version) == ("Example", "example", "1")
+    assert (view.realm.name, view.realm.code, view.realm.version) == ("Example", "example", "1.0")
     assert view.node_id == "node-a"
     assert view.listen_addrs == ("198.51.100.5:7447",)
     assert view.state_dir == tmp_path / "data"

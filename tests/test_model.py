@@ -255,7 +255,7 @@ def test_trust_ranks_connected_over_bootstrap_over_gossip() -> None:
 
 
 def test_sources_are_spelled_as_in_the_file() -> None:
-    assert [s.label for s in Source] == ["Gossip", "Bootstrap", "Connected"]
+    assert [s.label for s in Source] == ["Gossip", "Claimed", "Bootstrap", "Connected"]
 
 
 # -- entries ------------------------------------------------------------------------------------

@@ -172,7 +172,7 @@ def test_any_valid_entries_survive_save_close_and_reopen(
 # -- TTL and clamping -------------------------------------------------------------------------
 
 
-def test_entries_past_their_ttl_are_dropped_when_the_file_is_loaded(path: Path, clock) -> None:
+def test_entries_age_by_the_nodes_running_time_not_while_it_is_stopped(path: Path, clock) -> None:
     book = open_book(path, clock, ttl_secs=1000)
     book.store.record_gossip(["10.0.0.1:7447"])
     clock.advance(500)
@@ -180,17 +180,40 @@ def test_entries_past_their_ttl_are_dropped_when_the_file_is_loaded(path: Path, 
     book.close()
     assert addrs_in(path) == {"10.0.0.1:7447", "10.0.0.2:7447"}
 
-    clock.advance(501)
+    clock.advance(30 * 86_400)  # stopped for a month
     again = open_book(path, clock, ttl_secs=1000)
-    assert {e.addr for e in again.store} == {"10.0.0.2:7447"}
+    assert {e.addr for e in again.store} == {"10.0.0.1:7447", "10.0.0.2:7447"}
+
+    clock.advance(501)  # running: 10.0.0.1 has now gone unseen for 1,001 s of running time
+    again.store.record_gossip(["10.0.0.3:7447"])
     again.close()
-    assert addrs_in(path) == {"10.0.0.2:7447"}
+    assert addrs_in(path) == {"10.0.0.2:7447", "10.0.0.3:7447"}
+
+
+def test_a_node_stopped_longer_than_the_ttl_comes_back_with_its_proven_peers(
+    path: Path, clock
+) -> None:
+    book = open_book(path, clock)  # ttl 7 days
+    for i in range(5):
+        book.store.record_connected(f"203.0.{113 + i}.10:7447", node_id=f"node-{i}")
+        book.store.record_disconnected(f"203.0.{113 + i}.10:7447")
+    plan = book.store.reconnect_plan()
+    book.close()
+
+    clock.advance(8 * 86_400)
+    restarted = open_book(path, clock)
+
+    assert restarted.store.reconnect_plan() == plan
+    assert len(plan) == 5
+    restarted.store.record_gossip(["198.51.100.1:7447"])
+    restarted.close()
+    assert len(addrs_in(path)) == 6
 
 
 def test_entries_past_their_ttl_are_dropped_when_saved_but_a_live_peer_is_kept(
     path: Path, clock
 ) -> None:
-    book = open_book(path, clock, ttl_secs=1000, save_interval_secs=60)
+    book = open_book(path, clock, ttl_secs=1000, save_interval_secs=60, reconnect_limit=0)
     book.store.record_gossip(["10.0.0.1:7447"])
     book.store.record_connected("10.0.0.3:7447")
     book.store.record_disconnected("10.0.0.3:7447")
@@ -532,7 +555,7 @@ def test_a_file_of_a_newer_schema_is_never_written(
     path: Path, clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     path.parent.mkdir(parents=True)
-    path.write_bytes(b'schema = 2\nrealm = "example"\nsaved_at = 1\n[[peers]]\nwhatever = 1\n')
+    path.write_bytes(b'schema = 3\nrealm = "example"\nsaved_at = 1\n[[peers]]\nwhatever = 1\n')
     before = fingerprint(path)
 
     with caplog.at_level(logging.WARNING, logger="thenodes_peerstore"):

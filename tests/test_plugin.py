@@ -17,7 +17,7 @@ import tomli_w
 from hostsim.clock import VirtualClock
 from hostsim.config import HostConfig
 from hostsim.host import SimHost
-from hostsim.scenario import load_scenario, run_scenario
+from hostsim.script import load_scenario, run_scenario
 from thenodes_peerstore.model import Source
 from thenodes_peerstore.plugin import PeerStorePlugin
 
@@ -412,7 +412,7 @@ def test_the_file_is_readable_toml_in_the_documented_format(make_host: MakeHost)
     host.shutdown()
     text = peer_file(host).read_text()
     document = tomllib.loads(text)
-    assert document["schema"] == 1
+    assert document["schema"] == 2
     assert document["realm"] == "example"
     assert document["integrity"]["entries"] == len(document["peers"]) == 3
     assert len(document["integrity"]["sha256"]) == 64

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hostsim.config import Discovery
 from hostsim.errors import ScenarioError
 from hostsim.sim.scenario import (
     Churn,
@@ -23,8 +24,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 def test_a_minimal_file_gets_the_thenodes_defaults() -> None:
     scenario = parse_sim_scenario({"nodes": 10})
     assert scenario.nodes == 10
-    assert scenario.peer_list_interval_secs == 90.0
-    assert scenario.peer_list_want == 16
+    assert scenario.discovery == Discovery(enabled=True, request_interval_secs=90, request_want=16)
     assert scenario.persistence_enabled
     assert scenario.churn is None
     assert scenario.events == ()
@@ -79,13 +79,22 @@ downtime_secs = 20
     ("text", "message"),
     [
         ('nodes = "many"', 'nodes: expected an integer, got "many"'),
-        ("nodez = 3", "unknown key (known keys: name, nodes"),
+        ("nodez = 3", "unknown key nodez (did you mean nodes?)"),
+        ("[discovery]\nrequest_want = 0", "[discovery] request_want = 0: must be 1..65535"),
+        (
+            "[discovery]\nwant = 8",
+            "unknown key [discovery] want (known: enabled, request_interval_secs, request_want)",
+        ),
+        ("[network]\nrelay = 1", "unknown key [network] relay (known: persistence)"),
         ("nodes = -1", "nodes = -1: must be zero or more"),
         ("duration_secs = 0", "duration_secs = 0.0: must be a positive number"),
         ("latency_min_ms = 50\nlatency_max_ms = 10", "latency_max_ms = 10.0: must not be less"),
         ('[network.persistence]\nenabled = "yes"', 'enabled: expected true or false, got "yes"'),
         ('[churn]\nsession = { dist = "pareto" }', 'dist = "pareto": must be "exponential" or'),
-        ("[churn]\nsession = { mean = 3 }", 'unknown key "mean"'),
+        (
+            "[churn]\nsession = { mean = 3 }",
+            "unknown key [churn.session] mean (did you mean mean_secs?)",
+        ),
         ("[churn]\ncrash_fraction = 1.5", "crash_fraction = 1.5: must be between 0 and 1"),
         ('[[events]]\nat = 1\ndo = "explode"', 'event 1: do = "explode": unknown event'),
         ('[[events]]\nat = 1\ndo = "restart"', 'event 1 (restart): missing key "node"'),
@@ -96,7 +105,7 @@ downtime_secs = 20
         ),
         (
             '[[events]]\nat = 1\ndo = "crash"\nnode = "n"\nuntil = 3',
-            'event 1 (crash): unknown key "until"',
+            "event 1 (crash): unknown key until (known: at, do, node, downtime_secs)",
         ),
         ("events = 3", "events: expected an array of tables"),
     ],

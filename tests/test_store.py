@@ -166,7 +166,7 @@ def test_an_inbound_connection_records_the_advertised_listen_address_not_the_sou
     key = store.record_connected(observed, listen_addr=advertised, direction="inbound")
     assert key == recorded
     assert addrs_of(store) == {recorded}
-    assert store.get(recorded).source is Source.CONNECTED  # type: ignore[union-attr]
+    assert store.get(recorded).source is Source.CLAIMED  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -440,7 +440,7 @@ def test_every_mix_of_events_keeps_the_cap_the_trust_order_and_a_sound_plan(
 
 
 def test_loading_drops_entries_not_seen_within_the_ttl(clock) -> None:
-    store = make_store(clock, ttl_secs=1000)
+    store = make_store(clock, ttl_secs=1000, reconnect_limit=0)  # no anchors
     report = store.load(
         [
             stored("10.0.0.1:7447", Source.GOSSIP, seen=START - 1000),
@@ -454,7 +454,7 @@ def test_loading_drops_entries_not_seen_within_the_ttl(clock) -> None:
 
 
 def test_expiry_drops_stale_entries_but_keeps_a_live_connection(clock) -> None:
-    store = make_store(clock, ttl_secs=1000)
+    store = make_store(clock, ttl_secs=1000, reconnect_limit=0)  # no anchors
     store.record_gossip(["10.0.0.1:7447"])
     store.record_bootstrap(["10.0.0.2:7447"])
     store.record_connected("10.0.0.3:7447")
@@ -669,7 +669,8 @@ def test_the_plan_skips_peers_connected_right_now(clock) -> None:
     store.record_disconnected("10.2.0.1:7447")
     store.record_disconnected("10.3.0.1:53000", listen_addr="10.3.0.1:7447", direction="inbound")
 
-    assert store.reconnect_plan() == ["10.2.0.1:7447", "10.3.0.1:7447", "10.1.0.1:7447"]
+    # The inbound peer's listen address is a claim: never in the plan.
+    assert store.reconnect_plan() == ["10.2.0.1:7447", "10.1.0.1:7447"]
 
 
 def test_a_peer_with_two_connections_is_live_until_both_end(clock) -> None:

@@ -63,8 +63,15 @@ from thenodes_peerstore.model import (
 M = typing.TypeVar("M", bound=attrs.AttrsInstance)
 """A model: an attrs class."""
 
-SCHEMA = 1
-"""The schema this version writes, and the newest it reads."""
+SCHEMA = 2
+"""The schema this version writes, and the newest it reads. Schema 1 (no realm version, no
+stopped intervals, no Claimed tier) is read and migrated: see :func:`migrate_v1`."""
+READS = frozenset({1, 2})
+MAX_TABLES = 1 << 17
+"""Tables read from one file: far more than any cap a store may be configured with; a file of
+more (a million empty tables fit under the size cap) has the rest counted, not read."""
+MAX_SLOW_TABLES = 20_000
+"""Tables not laid out as written that are read through ``tomllib``; the rest are counted."""
 MAX_PROBLEMS = 50
 """Problems listed for one file; the rest are counted."""
 MAX_PROBLEM_CHARS = 400
@@ -104,6 +111,8 @@ class Field:
     plain: bool
     """Whether the pattern comes from the model, which makes it admit only characters that
     need no escaping in a TOML string."""
+    item: type | None = None
+    """For an array: the type of its items, ``str`` or ``int``."""
 
     @classmethod
     def of(cls, attribute: attrs.Attribute[Any], hint: Any) -> Field:
@@ -111,7 +120,8 @@ class Field:
         if typing.get_origin(hint) in (types.UnionType, typing.Union):  # X | None
             (hint,) = (k for k in typing.get_args(hint) if k is not types.NoneType)
         kind = typing.get_origin(hint) or hint
-        if kind not in (int, str, Source, tuple):
+        item = typing.get_args(hint)[0] if kind is tuple else None
+        if kind not in (int, str, Source, tuple) or item not in (None, str, int):
             raise TypeError(f"{attribute.name}: no file form for {hint}")
         pattern = attribute.metadata.get("pattern")
         return cls(
@@ -121,6 +131,7 @@ class Field:
             default=attribute.default,
             pattern=_PLAIN if pattern is None else pattern,
             plain=pattern is not None,
+            item=item,
         )
 
     def write_source(self, value: str) -> str:
@@ -146,6 +157,8 @@ class Field:
             value = f"({self.pattern})"
         elif self.kind is Source:
             value = '"(' + "|".join(re.escape(s.label) for s in Source) + ')"'
+        elif self.kind is tuple and self.item is int:
+            value = rf"\[\n((?:    {self.pattern},\n)+)\]"
         elif self.kind is tuple:
             value = rf'\[\n((?:    "{self.pattern}",\n)+)\]'
         else:
@@ -159,12 +172,15 @@ class Field:
             return int(text)
         if self.kind is Source:
             return Source.from_label(text)
+        if self.kind is tuple and self.item is int:
+            return tuple(map(int, _INT_ITEM.findall(text)))
         if self.kind is tuple:
             return tuple(_ITEM.findall(text))
         return text
 
 
 _ITEM = re.compile(rf'    "({_PLAIN})",\n')
+_INT_ITEM = re.compile(r"    (-?[0-9]+),\n")
 
 
 class TableFormat(typing.Generic[M]):
@@ -233,11 +249,14 @@ class TableFormat(typing.Generic[M]):
         return typing.cast(Callable[[M], str], namespace["write"])
 
 
-def _array(key: str, items: tuple[str, ...]) -> str:
-    """An array of strings, one per line, as ``tomli_w`` writes it."""
+def _array(key: str, items: tuple[str | int, ...]) -> str:
+    """An array of strings or integers, one per line, as ``tomli_w`` writes it."""
     if not items:
         return f"{key} = []\n"
-    lines = "".join(f"    {toml_string(item)},\n" for item in items)
+    lines = "".join(
+        f"    {item:d},\n" if isinstance(item, int) else f"    {toml_string(item)},\n"
+        for item in items
+    )
     return f"{key} = [\n{lines}]\n"
 
 
@@ -247,7 +266,13 @@ class Header:
 
     schema: int = attrs.field(metadata=_pattern(COUNT_PATTERN))
     realm: str
+    """The realm's code."""
     saved_at: int = attrs.field(metadata=_pattern(COUNT_PATTERN))
+    version: str | None = None
+    """The realm's version (schema 2): peers of one version are never used by another."""
+    offline: tuple[int, ...] = attrs.field(default=(), metadata=_pattern(COUNT_PATTERN))
+    """When the node was stopped (schema 2): ``stopped, started`` pairs of Unix seconds, oldest
+    first. Entries do not age while the node is stopped."""
 
 
 HEADER = TableFormat(Header)
@@ -264,15 +289,27 @@ def encode(
     saved_at: int,
     entries: Iterable[M],
     *,
+    version: str | None = None,
+    offline: Iterable[tuple[int, int]] = (),
     entry_format: TableFormat[M] = ENTRY,  # type: ignore[assignment]  # M is PeerEntry by default
 ) -> bytes:
     """The complete file for these entries, integrity trailer included.
+
+    :param version: The realm's version.
+    :param offline: When the node was stopped, as ``(stopped, started)`` pairs.
 
     Each entry is its own ``[[peers]]`` table (a TOML writer would inline an array of short
     tables), so a file cut at an entry boundary still parses and its complete entries can be
     salvaged.
     """
-    parts = [HEADER.write(Header(schema=SCHEMA, realm=realm, saved_at=saved_at))]
+    header = Header(
+        schema=SCHEMA,
+        realm=realm,
+        saved_at=saved_at,
+        version=version,
+        offline=tuple(t for pair in offline for t in pair),
+    )
+    parts = [HEADER.write(header)]
     parts += map(entry_format.write, entries)
     body = "".join(parts).encode() + b"\n"
     digest = hashlib.sha256(body).hexdigest()
@@ -293,6 +330,10 @@ class Decoded:
     entries: tuple[PeerEntry, ...]
     problems: tuple[str, ...] = ()
     saved_at: int | None = None
+    schema: int | None = None
+    """The schema the file was written in, when readable."""
+    offline: tuple[tuple[int, int], ...] = ()
+    """When the node was stopped, as recorded by the file."""
 
     @property
     def intact(self) -> bool:
@@ -304,14 +345,18 @@ def decode(
     data: bytes,
     *,
     realm: str,
+    version: str | None = None,
     entry_format: TableFormat[Any] = ENTRY,
 ) -> Decoded:
-    """Read a peer file of ``realm``.
+    """Read a peer file of ``realm`` (and of the realm's ``version``, when given).
 
     Raise :class:`NewerSchemaError` for a file of a newer schema and :class:`RealmMismatchError`
-    for another realm's file. Any other damage is reported in :attr:`Decoded.problems`, with the
-    entries that still validate; entries are salvaged only from a file whose realm is readable
-    and right, so no entry ever crosses realms.
+    for another realm's file, or another version's. Any other damage is reported in
+    :attr:`Decoded.problems`, with the entries that still validate; entries are salvaged only
+    from a file whose realm is readable and right, so no entry ever crosses realms. A schema-1
+    file is migrated (:func:`migrate_v1`). At most :data:`MAX_TABLES` tables are read, and at
+    most :data:`MAX_SLOW_TABLES` of them through the general parser, so that no file, however
+    made, costs more than a bounded time.
     """
     problems = _Problems()
     body, expected_count = _split_trailer(data, problems)
@@ -322,9 +367,12 @@ def decode(
         text = body.decode(errors="replace")
     if expected_count is None:
         text = _whole_entries_of_torn(text, problems)
-    starts = [m.start() for m in _PEERS_LINE.finditer(text)]
+    starts = [m.start() for m in itertools.islice(_PEERS_LINE.finditer(text), MAX_TABLES + 1)]
+    if len(starts) > MAX_TABLES:
+        problems.add(f"more than {MAX_TABLES} tables; the rest are not read")
+        text = text[: starts.pop()]
     header = _read_header(text[: starts[0] if starts else len(text)], problems)
-    realm_known, saved_at = _check_header(header, realm, problems)
+    realm_known, saved_at = _check_header(header, realm, version, problems)
     if not realm_known:
         return Decoded(entries=(), problems=problems.result())
     reader = _EntryReader(entry_format, problems)
@@ -338,7 +386,48 @@ def decode(
         reader.read_table(text, start, end)
     if expected_count is not None and expected_count != reader.tables:
         problems.add(f"[integrity] counts {expected_count} entries, the file holds {reader.tables}")
-    return Decoded(entries=tuple(reader.entries), problems=problems.result(), saved_at=saved_at)
+    schema = header.get("schema")
+    entries = tuple(reader.entries)
+    if schema == 1 and entry_format is ENTRY:
+        entries = tuple(map(migrate_v1, entries))
+    return Decoded(
+        entries=entries,
+        problems=problems.result(),
+        saved_at=saved_at,
+        schema=schema if type(schema) is int else None,
+        offline=_pairs(header.get("offline", ()), problems),
+    )
+
+
+def migrate_v1(entry: PeerEntry) -> PeerEntry:
+    """A schema-1 entry as schema 2 holds it.
+
+    Schema 1 recorded every handshake as Connected, inbound or outbound alike. A Connected entry
+    stays proven only if it was dialled at or after its last handshake (``last_attempt`` set and
+    not before ``last_connected``): an outbound handshake sets both to the same second, and
+    only an inbound one leaves ``last_connected`` later. Any other Connected entry is a claim.
+    """
+    if entry.source is not Source.CONNECTED:
+        return entry
+    dialled = entry.last_attempt is not None and entry.last_connected is not None
+    if dialled and entry.last_attempt >= entry.last_connected:  # type: ignore[operator]
+        return entry
+    return entry.replace(source=Source.CLAIMED)
+
+
+def _pairs(value: object, problems: _Problems) -> tuple[tuple[int, int], ...]:
+    """The stopped intervals of a header's ``offline`` array; anything malformed is a problem."""
+    if not isinstance(value, list | tuple) or len(value) % 2:
+        problems.add(f"offline: expected an even number of times, got {show(value)}")
+        return ()
+    if not all(type(t) is int and 0 <= t <= INT_MAX for t in value):
+        problems.add(f"offline: expected Unix seconds, got {show(value)}")
+        return ()
+    pairs = tuple(zip(value[::2], value[1::2], strict=True))
+    if any(a >= b for a, b in pairs):
+        problems.add(f"offline: each interval must end after it starts, got {show(value)}")
+        return ()
+    return pairs
 
 
 class _EntryReader:
@@ -349,12 +438,23 @@ class _EntryReader:
         self.problems = problems
         self.entries: list[Any] = []
         self.tables = 0
+        self.slow = 0
+        """Tables read through the general parser."""
 
     def read_table(self, text: str, start: int, end: int) -> None:
         entry = self.format.read_as_written(text, start, end)
         if entry is not None:
             self.tables += 1
             self.entries.append(entry)
+            return
+        self.slow += 1
+        if self.slow > MAX_SLOW_TABLES:
+            self.tables += 1
+            if self.slow == MAX_SLOW_TABLES + 1:
+                self.problems.add(
+                    f"more than {MAX_SLOW_TABLES} tables not laid out as written; the rest are "
+                    "not read"
+                )
             return
         try:
             table = _parse_toml(text[start:end])
@@ -493,9 +593,9 @@ def _split_trailer(data: bytes, problems: _Problems) -> tuple[bytes, int | None]
 
 
 def _check_header(
-    header: Mapping[str, Any], realm: str, problems: _Problems
+    header: Mapping[str, Any], realm: str, version: str | None, problems: _Problems
 ) -> tuple[bool, int | None]:
-    """Check schema, realm and saved_at; raise for a newer schema or another realm.
+    """Check schema, realm, version and saved_at; raise for a newer schema or another realm.
 
     Return whether the file is known to be of ``realm``, and when it was saved.
     """
@@ -506,8 +606,8 @@ def _check_header(
             f"schema {schema} is newer than the newest this version reads ({SCHEMA})",
             schema=schema,
         )
-    if schema != SCHEMA or type(schema) is not int:
-        problems.add(f"schema: expected {SCHEMA}, got {show(schema)}")
+    if type(schema) is not int or schema not in READS:
+        problems.add(f"schema: expected one of {sorted(READS)}, got {show(schema)}")
     found = header.get("realm")
     if isinstance(found, str) and found != realm:
         raise RealmMismatchError(
@@ -519,6 +619,19 @@ def _check_header(
             "no entry is salvaged from a file of unknown realm"
         )
         return False, None
+    found_version = header.get("version")
+    if found_version is not None and not isinstance(found_version, str):
+        problems.add(
+            f"version: expected a string, got {show(found_version)}; "
+            "no entry is salvaged from a file of unknown realm version"
+        )
+        return False, None
+    if version is not None and found_version is not None and found_version != version:
+        raise RealmMismatchError(
+            f"the file holds version {show(found_version)} of realm {realm!r}, not {version!r}",
+            found=f"{found} {found_version}",
+            expected=f"{realm} {version}",
+        )
     unknown = sorted(set(header) - {*(f.name for f in HEADER.fields), "peers"})
     if unknown:
         problems.add(f"unknown keys: {', '.join(show(key) for key in unknown)}")

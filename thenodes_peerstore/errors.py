@@ -51,6 +51,11 @@ class ConfigError(PeerStoreError, ValueError):
     """A bad ``[network.persistence]`` setting; the message names the key and the value."""
 
 
+class ClockError(PeerStoreError, ValueError):
+    """The host's clock returned something that is not a time: NaN, infinity, a negative time
+    or one past 2**63 seconds (where a peer file's integers end)."""
+
+
 class StoreFileError(PeerStoreError):
     """A peer file that cannot be used; the message names the file."""
 

@@ -12,7 +12,7 @@ import enum
 import ipaddress
 import re
 import socket
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -46,12 +46,21 @@ class Source(enum.IntEnum):
     """
 
     GOSSIP = 0
-    BOOTSTRAP = 1
-    CONNECTED = 2
+    """Named in a peer list: untrusted."""
+    CLAIMED = 1
+    """Advertised as its listen address by a peer that connected to the node (inbound), on the
+    IP the connection came from: a real peer spoke to the node, but whether that port reaches
+    it is a claim. Above gossip (a handshake happened); below bootstrap, which the operator
+    chose, since an attacker can connect in as often as it likes."""
+    BOOTSTRAP = 2
+    """A configured seed."""
+    CONNECTED = 3
+    """Proven: the node dialled this address itself and the handshake completed."""
 
     @property
     def label(self) -> str:
-        """The name the peer file uses: ``"Gossip"``, ``"Bootstrap"``, ``"Connected"``."""
+        """The name the peer file uses: ``"Gossip"``, ``"Claimed"``, ``"Bootstrap"``,
+        ``"Connected"``."""
         return _LABELS[self]
 
     @property
@@ -94,16 +103,17 @@ def _within(ip: IPAddress, nets: tuple[ipaddress.IPv4Network | ipaddress.IPv6Net
     return any(ip.version == net.version and ip in net for net in nets)
 
 
-@attrs.frozen
-class Address:
-    """A dialable IP literal and port; ``str()`` gives the canonical ``"ip:port"`` key.
+class Address(NamedTuple):
+    """A dialable IP literal and port, parsed; :attr:`text` is the canonical ``"ip:port"`` key.
 
     ``packed`` is the address in network byte order (4 bytes for IPv4, 16 for IPv6); an
-    IPv4-mapped IPv6 address is kept as IPv4.
+    IPv4-mapped IPv6 address is kept as IPv4. A named tuple: one is made for every address of
+    every peer list, and a tuple is the cheapest immutable object to make.
     """
 
     packed: bytes
     port: int
+    text: str
 
     @classmethod
     def parse(cls, text: object) -> Address:
@@ -131,11 +141,15 @@ class Address:
         if not 1 <= port <= 65535:
             raise AddressError(text, f"port {port} is outside 1..65535", Reason.BAD_PORT)
         packed = _packed_v4(host) if not bracketed else None
+        if packed is not None and port_text[0] != "0":
+            _check_v4(text, packed)
+            return cls(packed, port, text)  # the text is canonical: it read back as itself
         if packed is None:
             packed = _packed_slow(text, host, bracketed)
         if len(packed) == 4:
             _check_v4(text, packed)
-        return cls(packed, port)
+            return cls(packed, port, f"{socket.inet_ntop(socket.AF_INET, packed)}:{port}")
+        return cls(packed, port, f"[{ipaddress.IPv6Address(packed)}]:{port}")
 
     @property
     def ip(self) -> IPAddress:
@@ -184,9 +198,7 @@ class Address:
         return Scope.GLOBAL
 
     def __str__(self) -> str:
-        if len(self.packed) == 4:
-            return f"{socket.inet_ntop(socket.AF_INET, self.packed)}:{self.port}"
-        return f"[{ipaddress.IPv6Address(self.packed)}]:{self.port}"
+        return self.text
 
 
 def _packed_v4(host: str) -> bytes | None:
@@ -237,7 +249,7 @@ def parse_address(text: object) -> Address:
 
 def canonical_addr(text: object) -> str:
     """The canonical key of an address; raise :class:`AddressError` with a reason."""
-    return str(Address.parse(text))
+    return Address.parse(text).text
 
 
 def network_group(addr: str) -> str:
@@ -338,9 +350,18 @@ class PeerEntry:
         return self.source is Source.CONNECTED
 
     @classmethod
-    def new(cls, addr: str, source: Source, now: int) -> PeerEntry:
-        """A peer first seen now."""
-        return cls(addr=addr, source=source, first_seen=now, last_seen=now)
+    def new(cls, addr: str | Address, source: Source, now: int) -> PeerEntry:
+        """A peer first seen now; an :class:`Address` is canonical already and not parsed again."""
+        if isinstance(addr, str):
+            return cls(addr=addr, source=source, first_seen=now, last_seen=now)
+        entry = object.__new__(cls)
+        for name, value in _FIELD_DEFAULTS.items():
+            _set(entry, name, value)
+        _set(entry, "addr", addr.text)
+        _set(entry, "source", source)
+        _set(entry, "first_seen", now)
+        _set(entry, "last_seen", now)
+        return entry
 
     def replace(self, **changes: Any) -> PeerEntry:
         """This entry with ``changes``, validating the changed fields only.
@@ -382,4 +403,5 @@ class PeerEntry:
 
 
 _FIELDS = {field.name: field for field in attrs.fields(PeerEntry)}
+_FIELD_DEFAULTS = {f.name: f.default for f in _FIELDS.values() if f.default is not attrs.NOTHING}
 _set = object.__setattr__  # how attrs sets the fields of a frozen instance

@@ -17,6 +17,7 @@ This is the library entry point for a host that does not use the plugin::
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -26,7 +27,7 @@ import attrs
 
 from thenodes_peerstore import codec, files
 from thenodes_peerstore.config import PersistenceConfig
-from thenodes_peerstore.errors import NewerSchemaError, RealmMismatchError
+from thenodes_peerstore.errors import ClockError, NewerSchemaError, RealmMismatchError
 from thenodes_peerstore.files import PeerFile
 from thenodes_peerstore.model import PeerEntry
 from thenodes_peerstore.store import LoadReport, PeerStore
@@ -55,9 +56,14 @@ class LoadOutcome:
     entries: tuple[PeerEntry, ...] = ()
     problems: tuple[str, ...] = ()
     quarantined: Path | None = None
+    saved_at: int | None = None
+    """When the file was last written, if it says."""
+    offline: tuple[tuple[int, int], ...] = ()
+    """When the node was stopped, as the file recorded it."""
+    schema: int | None = None
 
 
-def load_file(peer_file: PeerFile, now: int) -> LoadOutcome:
+def load_file(peer_file: PeerFile, now: int, *, version: str | None = None) -> LoadOutcome:
     """Read -> decode -> set aside if damaged: what an open store starts from.
 
     A damaged file is renamed aside to ``<name>.corrupt-<now>`` and the entries that still
@@ -66,6 +72,7 @@ def load_file(peer_file: PeerFile, now: int) -> LoadOutcome:
     of a newer schema is left untouched. Raise :class:`RealmMismatchError` naming the file for
     another realm's file, which is left untouched too, and
     :class:`~thenodes_peerstore.errors.StoreFileError` naming the file when it cannot be read.
+    With ``version``, a file of another version of the realm is another realm's file.
     """
     data = peer_file.read()
     if data is None:
@@ -74,7 +81,7 @@ def load_file(peer_file: PeerFile, now: int) -> LoadOutcome:
         decoded = codec.Decoded(entries=(), problems=(f"larger than {files.MAX_FILE_BYTES} bytes",))
     else:
         try:
-            decoded = codec.decode(data, realm=peer_file.realm)
+            decoded = codec.decode(data, realm=peer_file.realm, version=version)
         except NewerSchemaError as exc:
             return LoadOutcome(LoadStatus.NEWER_SCHEMA, problems=(str(exc),))
         except RealmMismatchError as exc:
@@ -84,19 +91,22 @@ def load_file(peer_file: PeerFile, now: int) -> LoadOutcome:
                 found=exc.found,
                 expected=exc.expected,
             ) from exc
+    read = functools.partial(
+        LoadOutcome,
+        entries=decoded.entries,
+        saved_at=decoded.saved_at,
+        offline=decoded.offline,
+        schema=decoded.schema,
+    )
     if decoded.intact:
-        return LoadOutcome(LoadStatus.INTACT, entries=decoded.entries)
+        return read(LoadStatus.INTACT)
     try:
         aside = peer_file.quarantine(now)
     except OSError as exc:
         reason = f"it could not be moved aside: {exc.strerror or exc}"
         logger.error("peer file %s is damaged and %s; leaving it in place", peer_file.path, reason)
-        return LoadOutcome(
-            LoadStatus.SALVAGED, entries=decoded.entries, problems=(*decoded.problems, reason)
-        )
-    return LoadOutcome(
-        LoadStatus.SALVAGED, entries=decoded.entries, problems=decoded.problems, quarantined=aside
-    )
+        return read(LoadStatus.SALVAGED, problems=(*decoded.problems, reason))
+    return read(LoadStatus.SALVAGED, problems=decoded.problems, quarantined=aside)
 
 
 class PersistentPeerStore:
@@ -109,10 +119,14 @@ class PersistentPeerStore:
         *,
         save_interval_secs: int,
         writable: bool = True,
+        version: str | None = None,
     ) -> None:
         self.store = store
         self.file = peer_file
         self.save_interval_secs = save_interval_secs
+        self.version = version
+        """The realm's version, recorded in the file and checked at load."""
+
         self.writable = writable
         """False when the file is of a newer schema, or is damaged and could not be moved
         aside: the store then runs in memory only and the file is left as it is."""
@@ -121,6 +135,7 @@ class PersistentPeerStore:
         self._saved_changes = store.changes
         self._last_save = store.now()
         self._failing = False
+        self._clock_failing = False
         self._closed = False
 
     @classmethod
@@ -133,8 +148,11 @@ class PersistentPeerStore:
         config: PersistenceConfig | None = None,
         own_addrs: Iterable[str] = (),
         own_node_id: str | None = None,
+        version: str | None = None,
     ) -> PersistentPeerStore:
         """Lock and load the realm's file; the file need not exist yet.
+
+        :param version: The realm's version: a file of another version is another realm's.
 
         Raise :class:`~thenodes_peerstore.errors.StoreLockedError` when another store holds it and
         :class:`~thenodes_peerstore.errors.RealmMismatchError` when it belongs to another realm.
@@ -149,13 +167,17 @@ class PersistentPeerStore:
             own_addrs=own_addrs,
             own_node_id=own_node_id,
         )
+        now = store.now()  # a clock that cannot tell the time stops the start, naming it
         peer_file = PeerFile.open(path, realm)
         try:
-            outcome = load_file(peer_file, store.now())
+            outcome = load_file(peer_file, now, version=version)
         except BaseException:
             peer_file.close()
             raise
-        report = store.load(outcome.entries)
+        offline = list(outcome.offline)
+        if outcome.saved_at is not None and outcome.saved_at < now:
+            offline.append((outcome.saved_at, now))  # stopped since the last save
+        report = store.load(outcome.entries, offline=offline)
         # A newer schema's file, or a damaged file that could not be moved aside, is never
         # overwritten: the store then runs in memory only.
         left_in_place = outcome.status is LoadStatus.SALVAGED and outcome.quarantined is None
@@ -164,10 +186,12 @@ class PersistentPeerStore:
             peer_file,
             save_interval_secs=config.save_interval_secs,
             writable=outcome.status is not LoadStatus.NEWER_SCHEMA and not left_in_place,
+            version=version,
         )
         unchanged = report.loaded == len(outcome.entries) and not report.clamped
-        if outcome.status is LoadStatus.SALVAGED or not unchanged:
-            book._saved_changes = -1  # write back what was salvaged, expired or capped
+        migrated = outcome.schema is not None and outcome.schema < codec.SCHEMA
+        if outcome.status is LoadStatus.SALVAGED or not unchanged or migrated:
+            book._saved_changes = -1  # write back what was salvaged, expired, capped or migrated
         _log_load(path, outcome, report)
         return book
 
@@ -180,10 +204,32 @@ class PersistentPeerStore:
         """Save if there are changes and ``save_interval_secs`` has passed since the last save.
 
         Return whether the file was written.
+
+        A clock that steps back restarts the interval from the new time, so saves go on at
+        their pace; a clock that cannot tell the time is logged once and nothing is saved.
         """
-        if not self.dirty or self.store.now() - self._last_save < self.save_interval_secs:
+        now = self._now()
+        if now is None:
             return False
-        return self.save()
+        if now < self._last_save:
+            self._last_save = now
+        if self.dirty and now - self._last_save >= self.save_interval_secs:
+            return self.save()
+        return False
+
+    def _now(self) -> int | None:
+        """The clock, or None (logged once per streak) when it cannot tell the time."""
+        try:
+            now = self.store.now()
+        except ClockError as exc:
+            if not self._clock_failing:
+                logger.error("peer file %s: %s; not saving until it can", self.file.path, exc)
+            self._clock_failing = True
+            return None
+        if self._clock_failing:
+            logger.info("peer file %s: the host clock tells the time again", self.file.path)
+        self._clock_failing = False
+        return now
 
     def save(self) -> bool:
         """Expire entries past their TTL and write the file now; return whether it was written.
@@ -193,10 +239,18 @@ class PersistentPeerStore:
         """
         if not self.writable:
             return False
-        now = self.store.now()
+        now = self._now()
+        if now is None:
+            return False
         self._last_save = now
         self.store.expire()
-        data = codec.encode(self.file.realm, now, self.store.by_tier())
+        data = codec.encode(
+            self.file.realm,
+            now,
+            self.store.by_tier(),
+            version=self.version,
+            offline=self.store.offline,
+        )
         try:
             self.file.save(data)
         except OSError as exc:
@@ -222,10 +276,12 @@ class PersistentPeerStore:
         if self._closed:
             return
         try:
-            # The node was connected to these peers until this moment.
-            self.store.touch_connected()
-            if self.dirty:
-                self.save()
+            now = self._now()
+            if now is not None:
+                # The node was connected to these peers until this moment.
+                self.store.touch_connected()
+                if self.dirty:
+                    self.save()
         finally:
             self._closed = True
             self.file.close()

@@ -3,8 +3,14 @@
 Rules (see DESIGN.md):
 
 - Entries are keyed by canonical address. Own addresses and own node id are never stored.
-- Trust only goes up: Connected > Bootstrap > Gossip. Gossip never downgrades an entry and
-  refreshes ``last_seen`` only of entries that are still Gossip.
+- Trust only goes up: Connected > Bootstrap > Claimed > Gossip. Gossip never downgrades an entry
+  and refreshes ``last_seen`` only of entries that are still Gossip.
+- Only a handshake on a connection the node dialled proves an address (Connected). An inbound
+  peer's advertised listen address is a claim (Claimed) until a dial to it succeeds; the
+  reconnect plan holds proven peers only.
+- Entries age by the node's running time: time the node was stopped (the ``offline``
+  intervals) does not count towards ``ttl_secs``, and the ``reconnect_limit`` most recently
+  connected proven peers that are not failing (anchors) never expire by time alone.
 - The store holds at most ``max_entries``. A new entry may evict only entries of its own or a
   lower tier, Gossip oldest first, then Bootstrap, then Connected, so gossip can never push out a
   Bootstrap or Connected entry; when nothing may be evicted, the new entry is dropped.
@@ -21,7 +27,7 @@ from typing import Literal
 
 import attrs
 
-from thenodes_peerstore.errors import AddressError, Reason
+from thenodes_peerstore.errors import AddressError, ClockError, Reason
 from thenodes_peerstore.model import (
     PeerEntry,
     Scope,
@@ -45,9 +51,16 @@ MAX_SAMPLES = 8
 """Rejections kept, with their addresses, in one :class:`IngestReport`; the rest are counted."""
 _HOUR = 3600
 _MAX_SENDERS = 4096
+"""Sender groups whose hourly share is tracked; past that, new groups share one bucket."""
+_OVERFLOW = "*"
+"""The bucket every sender group shares while the table of groups is full."""
+TERRIBLE_FAILURES = 10
+"""Failed dials in a row after which a proven peer no longer counts as an anchor."""
+MAX_OFFLINE_INTERVALS = 32
+"""Stopped intervals remembered; the oldest are forgotten first (their entries then age)."""
 
 Direction = Literal["outbound", "inbound"]
-_TIERS = (Source.GOSSIP, Source.BOOTSTRAP, Source.CONNECTED)
+_TIERS = tuple(Source)  # least trusted first
 _ADDR = operator.attrgetter("addr")
 _NEVER = 2**63  # later than any time an entry can hold
 _LAST_SEEN = operator.attrgetter("last_seen")
@@ -154,7 +167,8 @@ class PeerStore:
         """New entries one sender may add per hour: as configured, and never over an eighth of
         ``max_entries``, so no one sender can fill the store."""
         self.max_addrs_per_message = max_addrs_per_message
-        self._senders: collections.OrderedDict[str, tuple[float, int]] = collections.OrderedDict()
+        self._senders: dict[str, tuple[float, int]] = {}
+        """Each sender group's hourly bucket, least recently used first."""
         self.rejections: collections.Counter[Reason] = collections.Counter()
         """Every address not recorded since the store was made, by kind."""
         self._own_addrs = frozenset(_canonical_or_none(a) for a in own_addrs) - {None}
@@ -165,6 +179,9 @@ class PeerStore:
         """One ordered dict per tier, indexed by :class:`Source`, oldest recorded first. An
         address is in one tier only; finding it costs at most one lookup per tier, which keeps
         no second index of every address in memory."""
+        self.offline: tuple[tuple[int, int], ...] = ()
+        """When the node was stopped: ``(stopped, started)`` pairs in Unix seconds, oldest
+        first. Entries do not age while the node is stopped."""
         self._oldest_seen = _NEVER
         """No entry has a ``last_seen`` before this (a lower bound, exact after a full scan)."""
         self._connected: collections.Counter[str] = collections.Counter()
@@ -174,8 +191,17 @@ class PeerStore:
     # -- reading -----------------------------------------------------------------------------
 
     def now(self) -> int:
-        """The clock, in whole seconds."""
-        return int(self._clock())
+        """The clock, in whole seconds; raise :class:`ClockError` when it is not a time."""
+        when = self._clock()
+        try:
+            now = int(when)
+        except (TypeError, ValueError, OverflowError):  # NaN, infinity, not a number
+            raise ClockError(
+                f"the host clock returned {when!r}, not a time in Unix seconds"
+            ) from None
+        if not 0 <= now < _NEVER:
+            raise ClockError(f"the host clock returned {when!r}, outside 0 to 2**63 seconds")
+        return now
 
     def __len__(self) -> int:
         return sum(map(len, self._tiers))
@@ -260,20 +286,24 @@ class PeerStore:
         if self._own_node_id is not None and node_id == self._own_node_id:
             raise AddressError(key, "a connection to this node itself", Reason.OWN)
         now = self.now()
-        entry = self.get(key) or PeerEntry.new(key, Source.CONNECTED, now)
+        outbound = direction == "outbound"
+        known = self.get(key)
+        entry = known or PeerEntry.new(key, Source.CLAIMED, now)
+        if outbound:  # the node dialled this address and the handshake completed: proof
+            entry = entry.replace(
+                source=Source.CONNECTED, last_connected=now, last_attempt=now, failures=0
+            )
+        elif entry.source < Source.CLAIMED:  # a claim outranks gossip, and nothing else
+            entry = entry.replace(source=Source.CLAIMED)
         entry = entry.replace(
-            source=Source.CONNECTED,
             last_seen=now,
-            last_connected=now,
-            last_attempt=now if direction == "outbound" else entry.last_attempt,
-            failures=0,
             node_id=valid_node_id(node_id) or entry.node_id,
             capabilities=valid_capabilities(capabilities),
         )
         if key in self:
             self._put(entry)
         else:
-            self._insert(entry)  # a new peer respects the cap; Connected may evict any tier
+            self._insert(entry)  # a new peer respects the cap and evicts its tier or lower
         self._connected[key] += 1
         return key
 
@@ -320,22 +350,24 @@ class PeerStore:
                 self._put(entry.replace(last_seen=now))
 
     def expire(self) -> int:
-        """Drop entries not seen for longer than ``ttl_secs``; return how many.
+        """Drop entries not seen for longer than ``ttl_secs`` of running time; return how many.
 
-        A peer the node is connected to right now is seen now, so it never expires.
+        A peer the node is connected to right now is seen now, so it never expires; nor do the
+        anchors (:meth:`anchors`).
         """
         self.touch_connected()
-        cutoff = self.now() - self.ttl_secs
+        cutoff = self.cutoff()
         if self._oldest_seen >= cutoff:
             return 0  # no entry was seen before _oldest_seen: none can be due
         # A full scan, not just each tier's oldest end: a wall clock that steps back can leave
         # a tier slightly out of order. It runs only when an entry may be due, at most once per
         # save, and saves are O(n) anyway.
+        anchors = self.anchors(self._tiers[Source.CONNECTED].values())
         expired = [
             entry.addr
             for tier in self._tiers
             for entry in tier.values()
-            if entry.last_seen < cutoff
+            if entry.last_seen < cutoff and entry.addr not in anchors
         ]
         for addr in expired:
             self._remove(addr)
@@ -345,21 +377,52 @@ class PeerStore:
         )
         return len(expired)
 
-    def load(self, entries: Iterable[PeerEntry]) -> LoadReport:
+    def cutoff(self) -> int:
+        """The ``last_seen`` before which an entry has not been seen for ``ttl_secs`` of the
+        node's running time: the wall clock less ``ttl_secs``, less every stopped interval
+        since."""
+        when, left = self.now(), self.ttl_secs
+        for stopped, started in reversed(self.offline):
+            if started >= when:  # an interval after now: a clock that stepped back
+                when = min(when, stopped)
+                continue
+            if when - started >= left:
+                break
+            left -= when - started
+            when = stopped
+        return when - left
+
+    def anchors(self, entries: Iterable[PeerEntry]) -> frozenset[str]:
+        """The ``reconnect_limit`` most recently connected proven peers that are not failing.
+
+        They never expire by time alone, so that a node that ran long without any peer still
+        has someone to dial first.
+        """
+        proven = [e for e in entries if e.proven and e.failures < TERRIBLE_FAILURES]
+        proven.sort(key=_recency)
+        return frozenset(e.addr for e in proven[: self.reconnect_limit])
+
+    def load(
+        self, entries: Iterable[PeerEntry], *, offline: Iterable[tuple[int, int]] = ()
+    ) -> LoadReport:
         """Replace the store's contents with stored entries, applying every rule.
 
-        Times in the future are clamped to now, entries past their TTL and own addresses are
-        dropped, a repeated address keeps its most trusted, most recent entry, and the cap keeps
-        the most trusted, most recently seen entries.
+        ``offline`` are the intervals the node was stopped (:attr:`offline`). Times in the
+        future are clamped to now, entries past their TTL (of running time, anchors excepted)
+        and own addresses are dropped, a repeated address keeps its most trusted, most recent
+        entry, and the cap keeps the most trusted, most recently seen entries.
         """
         now = self.now()
-        cutoff = now - self.ttl_secs
+        self.offline = _intervals(offline, now)
+        cutoff = self.cutoff()
+        originals = list(entries)
+        fixed_entries = [entry.clamped(now) for entry in originals]
+        anchors = self.anchors(fixed_entries)
         best: dict[str, PeerEntry] = {}
-        clamped = expired = own = duplicates = 0
-        for entry in entries:
-            fixed = entry.clamped(now)
-            clamped += fixed is not entry
-            if fixed.last_seen < cutoff:
+        expired = own = duplicates = 0
+        clamped = sum(f is not e for f, e in zip(fixed_entries, originals, strict=True))
+        for fixed in fixed_entries:
+            if fixed.last_seen < cutoff and fixed.addr not in anchors:
                 expired += 1
             elif fixed.addr in self._own_addrs or (
                 self._own_node_id is not None and fixed.node_id == self._own_node_id
@@ -434,7 +497,7 @@ class PeerStore:
             except AddressError as exc:
                 tally.reject(raw, exc.reason, exc.kind)
                 continue
-            key = str(parsed)
+            key = parsed.text
             if key in self._own_addrs:
                 tally.reject(raw, "one of this node's own addresses", Reason.OWN)
                 continue
@@ -454,7 +517,7 @@ class PeerStore:
                 continue
             if sender_key is not None and not self._take_sender_token(sender_key, now):
                 tally.reject(raw, f"sender {sender} added its share this hour", Reason.SENDER_CAP)
-            elif self._insert(PeerEntry.new(key, source, now)):
+            elif self._insert(PeerEntry.new(parsed, source, now)):
                 tally.added += 1
             else:
                 tally.reject(raw, "store is full of more trusted peers", Reason.FULL)
@@ -475,20 +538,28 @@ class PeerStore:
             tally.counts[Reason.MESSAGE_CAP] += over
         return taken
 
-    def _take_sender_token(self, sender: str, now: int) -> bool:
-        """Spend one of the sender's new entries for this hour; False when none is left.
+    def _take_sender_token(self, group: str, now: int) -> bool:
+        """Spend one of the sender group's new entries for this hour; False when none is left.
 
-        A token bucket: a sender may add ``gossip_per_sender_per_hour`` at once, and earns them
-        back evenly over an hour.
+        A token bucket per network group of the sender (/16 IPv4, /32 IPv6): a group may add
+        ``gossip_per_sender_per_hour`` at once, and earns them back evenly over an hour. A
+        bucket is forgotten only once it has refilled, when forgetting it changes nothing; while
+        the table of groups is full of buckets that have not, new groups share one bucket. So no
+        sequence of senders, however many, gives a group its share back before its time.
         """
-        cap = self.gossip_per_sender_per_hour
-        tokens, since = self._senders.pop(sender, (float(cap), now))
-        tokens = min(float(cap), tokens + (now - since) * cap / _HOUR)
+        cap = float(self.gossip_per_sender_per_hour)
+        senders = self._senders
+        if group not in senders and len(senders) >= _MAX_SENDERS:
+            idlest = next(iter(senders))
+            tokens, since = senders[idlest]
+            if tokens + (now - since) * cap / _HOUR >= cap or now - since >= _HOUR:
+                del senders[idlest]
+            else:
+                group = _OVERFLOW
+        tokens, since = senders.pop(group, (cap, now))
+        tokens = min(cap, tokens + max(0, now - since) * cap / _HOUR)
         allowed = tokens >= 1.0
-        self._senders[sender] = (tokens - 1.0 if allowed else tokens, now)
-        if len(self._senders) > _MAX_SENDERS:
-            # The oldest sender is the longest idle: forgetting one idle an hour loses nothing.
-            self._senders.pop(next(iter(self._senders)))
+        senders[group] = (tokens - 1.0 if allowed else tokens, now)
         return allowed
 
     def _insert(self, entry: PeerEntry) -> bool:
@@ -498,7 +569,7 @@ class PeerStore:
             if victim is None:
                 return False
             self._remove(victim)
-        self._put(entry)
+        self._put(entry, new=True)
         return True
 
     def _victim(self, newcomer: Source) -> str | None:
@@ -514,14 +585,17 @@ class PeerStore:
                     return addr
         return next(iter(tiers[0])) if tiers else None
 
-    def _put(self, entry: PeerEntry, *, refresh: bool = True) -> None:
-        """Store ``entry``; with ``refresh`` it moves to the newest end of its tier."""
+    def _put(self, entry: PeerEntry, *, refresh: bool = True, new: bool = False) -> None:
+        """Store ``entry``; with ``refresh`` it moves to the newest end of its tier.
+
+        ``new`` says that no tier holds the address yet (the caller has looked).
+        """
         tier = self._tiers[entry.source]
-        if entry.addr not in tier:
+        if not new and entry.addr not in tier:
             for other in self._tiers:
                 other.pop(entry.addr, None)
         tier[entry.addr] = entry
-        if refresh:
+        if refresh and not new:
             tier.move_to_end(entry.addr)
         self._oldest_seen = min(self._oldest_seen, entry.last_seen)
         self.changes += 1
@@ -557,18 +631,29 @@ class _Tally:
 
 
 def _sender(sender: str | None) -> tuple[str | None, Scope | None]:
-    """The key a sender's hourly cap is kept under (its IP), and its scope.
+    """The key a sender's hourly cap is kept under (its network group), and its scope.
 
-    A sender whose address cannot be read is held to the strictest rules: global scope, and a
-    cap of its own keyed by the text given.
+    A sender whose address cannot be read is held to the strictest rules: global scope, and
+    one cap shared by every such sender.
     """
     if sender is None:
         return None, None
     try:
         parsed = parse_address(sender)
     except AddressError:
-        return f"?{sender!r}", Scope.GLOBAL
-    return parsed.host, parsed.scope
+        return "?", Scope.GLOBAL
+    return parsed.group, parsed.scope
+
+
+def _intervals(offline: Iterable[tuple[int, int]], now: int) -> tuple[tuple[int, int], ...]:
+    """Well-formed stopped intervals, oldest first, at most :data:`MAX_OFFLINE_INTERVALS`."""
+    merged: list[tuple[int, int]] = []
+    for stopped, started in sorted((a, b) for a, b in offline if 0 <= a < b <= now):
+        if merged and stopped <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], started))
+        else:
+            merged.append((stopped, started))
+    return tuple(merged[-MAX_OFFLINE_INTERVALS:])
 
 
 def _recency(entry: PeerEntry) -> tuple[int, str]:

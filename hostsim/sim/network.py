@@ -13,11 +13,12 @@ The model, per node:
   ("connection refused"). A dial to an address nobody listens on fails with "timeout"
   after ``dial_timeout_secs``. The handshake calls ``on_connect`` on both sides: outbound
   with the dialled address; inbound from an ephemeral port with the dialler's listen address.
-- **Peer lists.** Every ``peer_list_interval_secs`` after its start, a node asks one random
-  connection for a peer list (TheNodes' timer: every 90 s, want 16). The answer
-  (after a round trip) holds up to ``peer_list_want`` addresses from the peer's connections
-  and address book. The receiving host calls ``on_peer_list`` with the whole list and keeps
-  the first ``peer_list_want`` addresses in its book (at most 1,000 addresses, oldest out).
+- **Peer lists.** Every ``[discovery] request_interval_secs`` after its start, a node asks one
+  random connection for a peer list (TheNodes' defaults: every 90 s, want 16; none at all when
+  ``[discovery] enabled`` is false). The answer (after a round trip) holds up to the request's
+  ``request_want`` addresses from the peer's connections and address book. The receiving host
+  calls ``on_peer_list`` with the whole list and keeps the first ``request_want`` addresses in
+  its book (at most 1,000 addresses, oldest out).
 - **Seeds** are ordinary nodes listed in every node's ``bootstrap_nodes``, with more inbound
   slots (``seed_max_inbound``). A full seed makes room for a new inbound connection by
   dropping its oldest inbound one, if that one is at least two minutes old (time enough to
@@ -45,8 +46,9 @@ from typing import Any
 
 import attrs
 
+from hostsim.addresses import NameTable
 from hostsim.clock import DEFAULT_START, VirtualClock
-from hostsim.config import DEFAULT_PORT, HostConfig
+from hostsim.config import HostConfig
 from hostsim.errors import HostsimError, ScenarioError
 from hostsim.host import SEED_ORIGIN, SimHost
 from hostsim.plugins import EntryPointLike, installed_entry_points, loaded_once
@@ -65,6 +67,8 @@ RETRY_MAX_SECS = 600.0
 SEED_GRACE_SECS = 120.0
 """A full seed only drops an inbound connection this old: long enough for a peer list."""
 BOOK_ORIGIN = "book"
+SIM_PORT = 7447
+"""The port every simulated node listens on."""
 """The origin of a dial a node makes from its address book, after its start."""
 
 # First octets of public-looking IPv4 space: no private, loopback, link-local, CGNAT,
@@ -78,7 +82,7 @@ def node_addr(index: int) -> str:
     """The listen address of the node at ``index``: four nodes per /16, /16s spread widely."""
     group, slot = divmod(index, _NODES_PER_GROUP)
     first, second = divmod(group, 256)
-    return f"{_OCTETS[first]}.{second}.{slot * 16 + 1}.{(index * 37) % 250 + 2}:{DEFAULT_PORT}"
+    return f"{_OCTETS[first]}.{second}.{slot * 16 + 1}.{(index * 37) % 250 + 2}:{SIM_PORT}"
 
 
 def fake_addr(number: int) -> str:
@@ -176,7 +180,11 @@ class SimNetwork:
             if extra_plugins_factory is not None:
                 factory = _bind(extra_plugins_factory, name)
             host = SimHost(
-                config, clock=self.clock, extra_plugins_factory=factory, entry_points=eps
+                config,
+                clock=self.clock,
+                extra_plugins_factory=factory,
+                entry_points=eps,
+                resolver=NameTable(),  # seeds are IP literals: nothing to look up
             )
             self.nodes.append(SimNode(index, name, role, host, seed))
         self.by_addr = {node.addr: node for node in self.nodes}
@@ -190,10 +198,11 @@ class SimNetwork:
 
     def _config(self, name: str, addr: str, seeds: list[str], state_dir: Path) -> HostConfig:
         data: dict[str, Any] = {
-            "port": DEFAULT_PORT,
+            "port": SIM_PORT,
             "bootstrap_nodes": [s for s in seeds if s != addr],
             "realm": {"name": self.scenario.realm},
             "node": {"id": name, "state_dir": name, "listen_addrs": [addr]},
+            "discovery": attrs.asdict(self.scenario.discovery),
             "network": {"persistence": dict(self.scenario.persistence)},
             "plugins": {"enabled": ["peerstore"]},
         }
@@ -270,7 +279,9 @@ class SimNetwork:
             self.dial(node, dial.addr, dial.origin)
         engine = self.engine
         life = node.life
-        engine.after(self.scenario.peer_list_interval_secs, self._gossip, node, life)
+        discovery = node.host.config.discovery
+        if discovery.enabled:
+            engine.after(discovery.request_interval_secs, self._gossip, node, life)
         engine.after(self.scenario.maintain_interval_secs, self._maintain, node, life)
         churn = self.scenario.churn
         if node.role == "node" and churn is not None:
@@ -408,14 +419,14 @@ class SimNetwork:
         if peer.role == "attacker" and flood is not None and self.engine.t < flood.until:
             addrs = self._fake_list(flood.addrs_per_message)
         else:
-            addrs = self._honest_list(peer, exclude=node.addr)
+            want = node.host.config.discovery.request_want
+            addrs = self._honest_list(peer, exclude=node.addr, want=want)
         self._deliver(node, peer, addrs)
 
-    def _honest_list(self, peer: SimNode, exclude: str) -> list[str]:
-        """Up to ``peer_list_want`` addresses: half from the peer's connections, the rest from
-        its book, never the requester's own. A seed has a thousand connections, so draw
-        first (copying a list is cheap) and filter the few drawn."""
-        want = self.scenario.peer_list_want
+    def _honest_list(self, peer: SimNode, exclude: str, want: int) -> list[str]:
+        """Up to ``want`` addresses: half from the peer's connections, the rest from its book,
+        never the requester's own. A seed has a thousand connections, so draw first (copying a
+        list is cheap) and filter the few drawn."""
         half = want // 2
         conns = list(peer.conns.values())
         if len(conns) > half + 1:
@@ -436,7 +447,7 @@ class SimNetwork:
 
     def _deliver(self, node: SimNode, sender: SimNode, addrs: list[str]) -> None:
         node.host.peer_list(node.by_node[sender.name], addrs)
-        node.learn(addrs[: self.scenario.peer_list_want])
+        node.learn(addrs[: node.host.config.discovery.request_want])
         self._fill(node)
 
     def _gossip(self, node: SimNode, life: int) -> None:
@@ -446,7 +457,8 @@ class SimNetwork:
             keys = list(node.conns)
             peer = node.conns[keys[node.rng.randrange(len(keys))]][0]
             self._request(node, peer)
-        self.engine.after(self.scenario.peer_list_interval_secs, self._gossip, node, life)
+        interval = node.host.config.discovery.request_interval_secs
+        self.engine.after(interval, self._gossip, node, life)
 
     def _push_fakes(self, node: SimNode, life: int, interval: float) -> None:
         flood = self._flood

@@ -8,6 +8,11 @@ attackers = 0               # nodes that gossip fake addresses during a "flood" 
 duration_secs = 1800
 tick_interval_secs = 1      # how often every node gets on_tick
 
+[discovery]                 # every node's [discovery], as in TheNodes (these are its defaults)
+enabled = true
+request_interval_secs = 90  # a peer request every 90 s
+request_want = 16           # asking for 16 addresses
+
 [network.persistence]       # passed to every node's host config; "enabled" is the A/B switch
 enabled = true
 
@@ -24,21 +29,30 @@ do = "mass_restart"
 Event kinds (besides ``at`` and ``do``): ``restart`` and ``crash`` (``node``, ``downtime_secs?``),
 ``mass_restart`` (``fraction?``, ``downtime_min_secs?``, ``downtime_max_secs?``, ``graceful?``),
 ``seed_outage`` (``until``), ``flood`` (``until``, ``addrs_per_message?``,
-``push_interval_secs?``). See :class:`SimScenario` for every top-level key and its default.
+``push_interval_secs?``). See :class:`SimScenario` for every top-level key and its default. A
+key the format does not define is an error naming the closest one.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 
-from hostsim._frozen import check_event_keys, checked_table, freeze, show
+from hostsim.config import Discovery
+from hostsim.convert import (
+    OPAQUE,
+    freeze,
+    key_tree,
+    read_toml,
+    refuse_unknown_keys,
+    show,
+    structure,
+)
 from hostsim.errors import ScenarioError
 
 __all__ = [
@@ -185,14 +199,17 @@ class SimScenario:
     """How long a dial to an address nobody listens on takes to fail."""
     maintain_interval_secs: float = attrs.field(default=10.0, validator=_positive)
     """How often a node below its outbound target dials more."""
-    peer_list_interval_secs: float = attrs.field(default=90.0, validator=_positive)
-    peer_list_want: int = attrs.field(default=16, validator=_positive)
+    discovery: Discovery = attrs.field(factory=Discovery)
+    """Every node's ``[discovery]``: how often it asks a connection for peers, and for how many."""
     tick_interval_secs: float = attrs.field(default=1.0, validator=_positive)
     sample_interval_secs: float = attrs.field(default=10.0, validator=_positive)
     start_spread_secs: float = attrs.field(default=60.0, validator=_not_negative)
     """Ordinary nodes first start at a time drawn uniformly from 0 .. this; seeds at 0."""
     persistence: Mapping[str, Any] = attrs.field(
-        factory=lambda: freeze({"enabled": True}), converter=freeze, hash=False
+        factory=lambda: freeze({"enabled": True}),
+        converter=freeze,
+        hash=False,
+        metadata={OPAQUE: True},
     )
     """The ``[network.persistence]`` table every node's host config gets."""
     churn: Churn | None = None
@@ -219,9 +236,15 @@ class SimScenario:
         return attrs.evolve(self, persistence=table)
 
 
-_TOP_KEYS = (*(a.name for a in attrs.fields(SimScenario) if a.name != "persistence"), "network")
-_CHURN_KEYS = ("session", "downtime", "crash_fraction", "from_secs", "until_secs")
-_DIST_KEYS = ("dist", "mean_secs", "shape", "scale_secs")
+_KEYS = {
+    **{
+        key: sub
+        for key, sub in key_tree(SimScenario).items()
+        if key not in ("persistence", "events")
+    },
+    "network": {"persistence": OPAQUE},
+    "events": "used",
+}
 
 
 def load_sim_scenario(path: str | os.PathLike[str]) -> SimScenario:
@@ -232,126 +255,52 @@ def load_sim_scenario(path: str | os.PathLike[str]) -> SimScenario:
     :raises OSError: the file cannot be read.
     """
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{path}: invalid TOML: {exc}") from None
-    return parse_sim_scenario(data, source=str(path))
+    return parse_sim_scenario(read_toml(path, ScenarioError), source=str(path))
 
 
 def parse_sim_scenario(data: Mapping[str, Any], *, source: str = "<scenario>") -> SimScenario:
     """Check parsed TOML data and build the scenario; ``source`` names it in errors.
 
+    Without ``[network.persistence]`` the nodes' peer store is enabled.
+
     :raises ScenarioError: a key or value is wrong.
     """
-    return _Parser(source).parse(data)
+    refuse_unknown_keys(data, _KEYS, where=source, error=ScenarioError)
+    values = {key: value for key, value in data.items() if key not in ("network", "events")}
+    network = data.get("network", {})
+    persistence = network.get("persistence", {}) if isinstance(network, Mapping) else network
+    if not isinstance(persistence, Mapping):
+        raise ScenarioError(
+            f"{source}: [network.persistence]: expected a table, got {show(persistence)}"
+        )
+    enabled = persistence.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ScenarioError(
+            f"{source}: [network.persistence] enabled: expected true or false, got {show(enabled)}"
+        )
+    values["persistence"] = {**persistence, "enabled": enabled}
+    events = data.get("events", [])
+    if not isinstance(events, list) or not all(isinstance(e, Mapping) for e in events):
+        raise ScenarioError(
+            f"{source}: events: expected an array of tables [[events]], got {show(events)}"
+        )
+    scenario = structure(values, SimScenario, where=source, error=ScenarioError)
+    parsed = [_event(index, table, source) for index, table in enumerate(events, start=1)]
+    return attrs.evolve(scenario, events=tuple(sorted(parsed, key=lambda e: e.at)))
 
 
-_Fail = Callable[[str, str], ScenarioError]
-
-
-@attrs.frozen
-class _Parser:
-    source: str
-
-    def error(self, where: str, message: str) -> ScenarioError:
-        return ScenarioError(f"{self.source}: {where}: {message}")
-
-    def build(self, where: str, factory: Callable[..., Any], values: Mapping[str, Any]) -> Any:
-        try:
-            return factory(**values)
-        except (ValueError, TypeError) as exc:
-            raise self.error(where, str(exc)) from None
-
-    def parse(self, data: Mapping[str, Any]) -> SimScenario:
-        for key in data:
-            if key not in _TOP_KEYS:
-                raise self.error(show(key), f"unknown key (known keys: {', '.join(_TOP_KEYS)})")
-        values: dict[str, Any] = {}
-        for field in attrs.fields(SimScenario):
-            if field.name in ("churn", "events", "persistence") or field.name not in data:
-                continue
-            values[field.name] = self.scalar(field.name, data[field.name], field.default)
-        network = checked_table(data, "network", ("persistence",), required=False, fail=self.error)
-        persistence = network.get("persistence", {"enabled": True})
-        if not isinstance(persistence, Mapping):
-            raise self.error("[network.persistence]", f"expected a table, got {show(persistence)}")
-        enabled = persistence.get("enabled", True)
-        if not isinstance(enabled, bool):
-            raise self.error(
-                "[network.persistence] enabled", f"expected true or false, got {show(enabled)}"
-            )
-        values["persistence"] = {**persistence, "enabled": enabled}
-        if "churn" in data:
-            values["churn"] = self.churn(data)
-        values["events"] = self.events(data.get("events", []))
-        return self.build("scenario", SimScenario, values)  # type: ignore[no-any-return]
-
-    def scalar(self, where: str, value: object, default: object) -> Any:
-        """A value of the same type as the field's default (an int is fine for a float)."""
-        if isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise self.error(where, f"expected true or false, got {show(value)}")
-            return value
-        if isinstance(default, int):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise self.error(where, f"expected an integer, got {show(value)}")
-            return value
-        if isinstance(default, float) or default is None:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise self.error(where, f"expected a number, got {show(value)}")
-            return float(value)
-        if isinstance(default, str):
-            if not isinstance(value, str):
-                raise self.error(where, f"expected a string, got {show(value)}")
-            return value
-        raise AssertionError(where)  # pragma: no cover - every field has one of those defaults
-
-    def churn(self, data: Mapping[str, Any]) -> Churn:
-        table = checked_table(data, "churn", _CHURN_KEYS, required=True, fail=self.error)
-        values: dict[str, Any] = {}
-        for field in attrs.fields(Churn):
-            if field.name not in table:
-                continue
-            where = f"[churn] {field.name}"
-            value = table[field.name]
-            if field.name in ("session", "downtime"):
-                values[field.name] = self.distribution(where, value)
-            else:
-                values[field.name] = self.scalar(where, value, field.default)
-        return self.build("[churn]", Churn, values)  # type: ignore[no-any-return]
-
-    def distribution(self, where: str, value: object) -> Distribution:
-        if not isinstance(value, Mapping):
-            raise self.error(where, f"expected a table like {{ dist = ... }}, got {show(value)}")
-        for key in value:
-            if key not in _DIST_KEYS:
-                raise self.error(
-                    where, f"unknown key {show(key)} (known keys: {', '.join(_DIST_KEYS)})"
-                )
-        values = {
-            field.name: self.scalar(f"{where}.{field.name}", value[field.name], field.default)
-            for field in attrs.fields(Distribution)
-            if field.name in value
-        }
-        return self.build(where, Distribution, values)  # type: ignore[no-any-return]
-
-    def events(self, events: object) -> tuple[SimEvent, ...]:
-        if not isinstance(events, list) or not all(isinstance(e, Mapping) for e in events):
-            raise self.error(
-                "events", f"expected an array of tables [[events]], got {show(events)}"
-            )
-        defaults = {field.name: field.default for field in attrs.fields(SimEvent)}
-        parsed = []
-        for index, table in enumerate(events, start=1):
-            kind, where, _, _ = check_event_keys(table, index, EVENT_KINDS, self.error)
-            values: dict[str, Any] = {"do": kind}
-            for key in table:
-                if key == "do":
-                    continue
-                default = 0.0 if key in ("at", "until") else defaults[key]
-                if key == "node":
-                    default = ""
-                values[key] = self.scalar(f"{where} {key}", table[key], default)
-            parsed.append(self.build(where, SimEvent, values))
-        return tuple(sorted(parsed, key=lambda e: e.at))
+def _event(index: int, table: Mapping[str, Any], source: str) -> SimEvent:
+    kind = table.get("do")
+    if not isinstance(kind, str) or kind not in EVENT_KINDS:
+        raise ScenarioError(
+            f"{source}: event {index}: do = {show(kind)}: unknown event"
+            f" (known: {', '.join(EVENT_KINDS)})"
+        )
+    where = f"{source}: event {index} ({kind})"
+    required, optional = EVENT_KINDS[kind]
+    keys = dict.fromkeys(("at", "do", *required, *optional), "used")
+    refuse_unknown_keys(table, keys, where=where, error=ScenarioError)
+    for key in ("at", *required):
+        if key not in table:
+            raise ScenarioError(f'{where}: missing key "{key}"')
+    return structure(table, SimEvent, where=where, error=ScenarioError)

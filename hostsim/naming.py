@@ -1,0 +1,83 @@
+"""Names as TheNodes derives and checks them: realm codes and node ids.
+
+A realm code is derived from a realm name exactly as TheNodes' ``to_kebab_ascii_strict``
+(src/utils/naming.rs) derives it, so a node of this project and a TheNodes node with the same
+``[realm] name`` are in the same realm:
+
+- ASCII letters and digits are kept, lowercased;
+- ``ü`` and ``Ü`` become ``ue``;
+- a character of the Latin blocks becomes the ASCII letters and digits of its deunicode
+  transliteration (``é`` -> ``e``, ``Æ`` -> ``ae``, ``ß`` -> ``ss``), or a separator when that has
+  none;
+- every other character (ASCII punctuation and spaces, other scripts, symbols) is a separator;
+- runs of separators become one ``-``, and separators at either end are dropped;
+- an empty result is ``default``.
+
+A code names the realm's files, so hostsim also checks it against the file-name rules (the
+plugin checks again on its side): lowercase ASCII ``[a-z0-9][a-z0-9._-]*``, at most 64
+characters, never ``.`` or ``..`` and not a name Windows keeps for a device. A derived code
+always has the alphabet; only its length or a device name can make it unusable.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hostsim.latin_ascii import LATIN_ASCII
+
+__all__ = [
+    "DEFAULT_REALM_CODE",
+    "REALM_CODE_MAX",
+    "node_id_problem",
+    "realm_code",
+    "realm_code_problem",
+]
+
+DEFAULT_REALM_CODE = "default"
+"""TheNodes' code of a name with no letter or digit it keeps (and of the default realm)."""
+REALM_CODE_MAX = 64
+REALM_CODE_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")
+WINDOWS_DEVICE_NAMES = frozenset(
+    ["con", "prn", "aux", "nul"]
+    + [f"com{n}" for n in range(1, 10)]
+    + [f"lpt{n}" for n in range(1, 10)]
+)
+NODE_ID_MAX = 128
+NODE_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_SEPARATORS = re.compile(r"-{2,}")
+_UMLAUT_U = frozenset("üÜ")
+
+
+def realm_code(name: str) -> str:
+    """The realm code TheNodes derives from ``name`` (``"Für Elise!"`` -> ``"fuer-elise"``)."""
+    parts: list[str] = []
+    for ch in name:
+        if ch.isascii():
+            parts.append(ch.lower() if ch.isalnum() else "-")
+        elif ch in _UMLAUT_U:
+            parts.append("ue")
+        else:
+            parts.append(LATIN_ASCII.get(ord(ch)) or "-")
+    code = _SEPARATORS.sub("-", "".join(parts)).strip("-")
+    return code or DEFAULT_REALM_CODE
+
+
+def realm_code_problem(code: str) -> str | None:
+    """Why ``code`` cannot name a realm's files, or None when it can."""
+    if not REALM_CODE_RE.fullmatch(code):
+        return (
+            'must be lowercase ASCII letters, digits, ".", "_" or "-",'
+            " starting with a letter or digit"
+        )
+    if len(code) > REALM_CODE_MAX:
+        return f"must be at most {REALM_CODE_MAX} characters (it has {len(code)})"
+    if code.partition(".")[0] in WINDOWS_DEVICE_NAMES:
+        return "must not be a name Windows keeps for a device (con, prn, aux, nul, com1-9, lpt1-9)"
+    return None
+
+
+def node_id_problem(node_id: str) -> str | None:
+    """Why ``node_id`` is not a node id TheNodes accepts, or None when it is one."""
+    if not NODE_ID_RE.fullmatch(node_id):
+        return f'must be 1 to {NODE_ID_MAX} ASCII letters, digits, ".", "_" or "-"'
+    return None
