@@ -201,7 +201,7 @@ def test_config_names_the_file_a_hostsim_node_with_that_config_keeps(
 
     config = tmp_path / "node.toml"
     config.write_text(
-        '[realm]\nname = "My Realm!"\n[node]\nid = "node-a"\nstate_dir = "var"\n'
+        '[realm]\nname = "Für Elise"\n[node]\nid = "node-a"\nstate_dir = "var"\n'
         '[network.persistence]\nenabled = true\npath = "book/peers.toml"\n'
         '[plugins]\nenabled = ["peerstore"]\n'
     )
@@ -215,7 +215,7 @@ def test_config_names_the_file_a_hostsim_node_with_that_config_keeps(
 
     assert ran.status == 0, ran.err
     assert "203.0.113.10:7447" in ran.out
-    assert (tmp_path / "var/book/peers.my-realm.toml").is_file()
+    assert (tmp_path / "var/book/peers.fuer-elise.toml").is_file()
 
 
 @pytest.mark.parametrize(
@@ -406,7 +406,7 @@ def test_list_filters_by_tier_and_prints_json_with_every_field(
 def test_list_of_a_bad_tier_is_a_usage_error(written: Node, peerstore: Run) -> None:
     ran = peerstore("list", *written.args, "--source", "Friends")
     assert ran.status == 2
-    assert "'Friends' is not a tier (choose from Connected, Bootstrap, Gossip)" in ran.err
+    assert "'Friends' is not a tier (choose from Connected, Bootstrap, Claimed, Gossip)" in ran.err
 
 
 def test_show_prints_every_field_of_one_entry_in_any_spelling_of_its_address(
@@ -462,7 +462,7 @@ def test_stats_counts_tiers_groups_and_ages_and_gives_the_plan_the_node_would_di
     assert ran.status == 0, ran.err
     stats = json.loads(ran.out)
     assert stats["entries"] == 7
-    assert stats["tiers"] == {"Connected": 3, "Bootstrap": 2, "Gossip": 2}
+    assert stats["tiers"] == {"Connected": 3, "Bootstrap": 2, "Claimed": 0, "Gossip": 2}
     assert stats["proven"] == 3
     assert stats["backing_off"] == 1
     assert stats["top_network_groups"][0] == {"group": "203.0.0.0/16", "entries": 2}
@@ -566,7 +566,7 @@ def test_verify_exits_1_for_garbage_since_a_node_would_set_it_aside(
         ),
         (
             lambda p: p.write_bytes(
-                encode("example", 1, []).replace(b"schema = 1", b"schema = 99")
+                encode("example", 1, []).replace(b"schema = 2", b"schema = 99")
             ),
             "schema 99 is newer",
         ),
@@ -735,7 +735,7 @@ def test_prune_drops_what_the_next_load_would_drop_and_says_why(
     tmp_path: Path, peerstore: Run, now: int
 ) -> None:
     node = write_node(tmp_path, "ttl_secs = 7200\nmax_entries = 2\n")
-    fill(node.peers, now)  # with the default settings: seven entries, six seen 3 h ago
+    fill(node.peers, now)  # seven entries, six seen 3 h ago
     before = node.peers.read_bytes()
 
     dry = peerstore("prune", "--dry-run", *node.args)
@@ -747,10 +747,36 @@ def test_prune_drops_what_the_next_load_would_drop_and_says_why(
 
     assert ran.status == 0, ran.err
     drops = [line for line in ran.out.splitlines() if line.startswith("drop ")]
-    assert len(drops) == 6
-    assert "drop 203.0.113.1:7447 (Bootstrap): past its TTL: last seen 3 h ago" in ran.out
-    assert "ttl_secs = 7200 (2 h)" in ran.out
-    assert set(entries_of(node.peers)) == {"[2001:db8::10]:7447"}
+    assert len(drops) == 5
+    assert (
+        "drop 203.0.113.1:7447 (Bootstrap): past its TTL: last seen 3 h ago, more than "
+        "ttl_secs = 7200 (2 h) of the node's running time ago"
+    ) in drops
+    # The proven peers seen 3 h ago are the node's anchors: they outlive the TTL, and the cap
+    # then keeps the two most recently seen.
+    (over,) = [d for d in drops if "over the cap (max_entries = 2)" in d]
+    assert "(Connected)" in over
+    kept = set(entries_of(node.peers))
+    assert len(kept) == 2
+    assert "[2001:db8::10]:7447" in kept
+    assert kept < {"[2001:db8::10]:7447", "192.0.2.10:7447", "198.51.100.7:7447"}
+
+
+def test_time_the_node_was_stopped_does_not_age_its_entries(
+    node: Node, peerstore: Run, now: int
+) -> None:
+    # The node saved and stopped 30 days ago, with peers last seen a day before that.
+    fill(node.peers, now - 30 * 86400)
+    assert peerstore("prune", *node.args).out.startswith("nothing to prune")
+
+    stats = json.loads(peerstore("stats", "--json", *node.args).out)
+
+    assert stats["next_start"]["expired"] == 0
+    assert stats["next_start"]["reconnect_plan"] == [
+        "[2001:db8::10]:7447",
+        "192.0.2.10:7447",
+        "198.51.100.7:7447",
+    ]
 
 
 def test_prune_names_entries_over_the_cap(tmp_path: Path, peerstore: Run, now: int) -> None:
@@ -1288,3 +1314,61 @@ def test_a_file_no_command_can_read_is_one_line_naming_it_never_a_traceback(
     assert problem.format(path=path) in ran.stderr
     assert "Traceback" not in ran.stderr
     assert ran.stdout == ""
+
+
+# -- what the project's other parts decide -----------------------------------------------------
+
+
+def test_the_realm_code_is_hostsims_for_every_latin_letter_it_derives() -> None:
+    from hostsim.latin_ascii import LATIN_BLOCKS
+    from hostsim.naming import realm_code
+
+    derived = refused = 0
+    for low, high in LATIN_BLOCKS:
+        for point in range(low, high + 1):
+            name = f"Realm {chr(point)}x"
+            try:
+                code = thenodes_realm_code(name)
+            except ConfigError:
+                refused += 1
+                continue
+            assert code == realm_code(name), name
+            derived += 1
+    assert derived > 500  # every letter with an ASCII decomposition
+    for name in ("My Cool Realm", "--Hello__World--", "こんにちは", "", "Smörgåsbord", "für"):
+        assert thenodes_realm_code(name) == realm_code(name)
+
+
+def schema_1(data: bytes) -> bytes:
+    """A file as the previous version wrote it: schema 1, with its own valid trailer."""
+    import hashlib
+
+    body = data[: data.rindex(b"\n[integrity]\n") + 1].replace(b"schema = 2", b"schema = 1", 1)
+    count = data.count(b"\n[[peers]]\n")
+    digest = hashlib.sha256(body).hexdigest()
+    return body + f'[integrity]\nentries = {count}\nsha256 = "{digest}"\n'.encode()
+
+
+def test_a_schema_1_file_is_read_as_the_node_migrates_it(
+    node: Node, peerstore: Run, now: int
+) -> None:
+    inbound = PeerEntry(  # schema 1 recorded inbound handshakes as Connected too
+        addr="192.0.2.7:7447",
+        source=Source.CONNECTED,
+        first_seen=now - 100,
+        last_seen=now - 50,
+        last_connected=now - 50,
+    )
+    dialled = attrs.evolve(inbound, addr="192.0.2.8:7447", last_attempt=now - 50)
+    node.peers.parent.mkdir(parents=True)
+    node.peers.write_bytes(schema_1(encode("example", now - 10, [inbound, dialled])))
+
+    verified = peerstore("verify", *node.args)
+    listed = json.loads(peerstore("list", "--json", *node.args).out)
+
+    assert verified.status == 0
+    assert "schema 1: a node reads it and writes schema 2 at its next save" in verified.out
+    assert {p["addr"]: (p["source"], p["proven"]) for p in listed} == {
+        "192.0.2.8:7447": ("Connected", True),
+        "192.0.2.7:7447": ("Claimed", False),
+    }

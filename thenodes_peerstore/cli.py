@@ -254,16 +254,36 @@ class Snapshot:
 
     path: Path
     realm: str
-    entries: tuple[PeerEntry, ...]
-    problems: tuple[str, ...]
-    saved_at: int | None
     realm_readable: bool
     """Whether the file names a realm; without one, no entry can be read from it."""
+    decoded: codec.Decoded
+
+    @property
+    def entries(self) -> tuple[PeerEntry, ...]:
+        """The entries that validate (all of them, when the file is intact)."""
+        return self.decoded.entries
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        return self.decoded.problems
+
+    @property
+    def saved_at(self) -> int | None:
+        return self.decoded.saved_at
 
     @property
     def intact(self) -> bool:
         """Whether the file is complete and unaltered since the store wrote it."""
-        return not self.problems
+        return self.decoded.intact
+
+    def offline_at(self, now: int) -> list[tuple[int, int]]:
+        """When the node was stopped, as a start at ``now`` counts it: the intervals the file
+        records, and the time since its last save (as
+        :meth:`~thenodes_peerstore.persistent.PersistentPeerStore.open` counts it)."""
+        offline = list(self.decoded.offline)
+        if self.saved_at is not None and self.saved_at < now:
+            offline.append((self.saved_at, now))
+        return offline
 
 
 def read_snapshot(target: Target, data: bytes | None = None) -> Snapshot:
@@ -278,14 +298,8 @@ def read_snapshot(target: Target, data: bytes | None = None) -> Snapshot:
     named = realm_named_in(data)
     realm = target.realm if target.realm is not None else named
     if len(data) > MAX_FILE_BYTES:
-        return Snapshot(
-            target.path,
-            realm or "",
-            (),
-            (f"larger than {MAX_FILE_BYTES} bytes",),
-            None,
-            named is not None,
-        )
+        too_large = codec.Decoded(entries=(), problems=(f"larger than {MAX_FILE_BYTES} bytes",))
+        return Snapshot(target.path, realm or "", named is not None, too_large)
     try:
         decoded = codec.decode(data, realm=realm or "")
     except NewerSchemaError as exc:
@@ -296,14 +310,7 @@ def read_snapshot(target: Target, data: bytes | None = None) -> Snapshot:
         raise CommandError(
             f"peer file {target.path}: {exc}; check {target.named_by}; the file is left untouched"
         ) from None
-    return Snapshot(
-        target.path,
-        realm or "",
-        decoded.entries,
-        decoded.problems,
-        decoded.saved_at,
-        named is not None,
-    )
+    return Snapshot(target.path, realm or "", named is not None, decoded)
 
 
 def realm_named_in(data: bytes) -> str | None:
@@ -365,6 +372,8 @@ class NextLoad:
     """Entries kept with a time in the future set to now."""
     report: LoadReport
     plan: tuple[str, ...]
+    offline: tuple[tuple[int, int], ...]
+    """When the node was stopped, as the store keeps it: what a rewrite of the file records."""
 
     @property
     def changes(self) -> bool:
@@ -372,18 +381,28 @@ class NextLoad:
         return bool(self.dropped or self.clamped)
 
 
-def next_load(entries: Sequence[PeerEntry], config: PersistenceConfig, now: int) -> NextLoad:
+def next_load(
+    entries: Sequence[PeerEntry],
+    config: PersistenceConfig,
+    now: int,
+    offline: Iterable[tuple[int, int]] = (),
+) -> NextLoad:
     """Load ``entries`` into a store with the node's settings, and say what it kept and why not.
+
+    ``offline`` are the intervals the node was stopped (:meth:`Snapshot.offline_at`): entries
+    age by the node's running time.
 
     Which entries are dropped is the store's decision. The reason given for each is found by
     loading the entries once more into a store without the cap: an address that store does not
     keep at all went by its load rules (the TTL), one it keeps as another entry was a
     duplicate, and one it keeps as given went over the cap.
     """
+    offline = list(offline)
     store = store_for(config, now)
-    report = store.load(entries)
+    report = store.load(entries, offline=offline)
     roomy = store_for(attrs.evolve(config, max_entries=max(1, len(entries))), now)
-    roomy.load(entries)
+    roomy.load(entries, offline=offline)
+    cutoff = store.cutoff()
     matched: set[str] = set()
     dropped: list[Drop] = []
     clamped: list[PeerEntry] = []
@@ -397,7 +416,7 @@ def next_load(entries: Sequence[PeerEntry], config: PersistenceConfig, now: int)
             continue
         candidate = roomy.get(entry.addr)
         if candidate is None:
-            dropped.append(Drop(entry, _load_rule_reason(entry, config, now)))
+            dropped.append(Drop(entry, _load_rule_reason(entry, cutoff, config, now)))
         elif candidate != fixed or entry.addr in matched:
             dropped.append(
                 Drop(
@@ -419,14 +438,15 @@ def next_load(entries: Sequence[PeerEntry], config: PersistenceConfig, now: int)
         clamped=tuple(clamped),
         report=report,
         plan=tuple(store.reconnect_plan()),
+        offline=store.offline,
     )
 
 
-def _load_rule_reason(entry: PeerEntry, config: PersistenceConfig, now: int) -> str:
-    if entry.last_seen < now - config.ttl_secs:
+def _load_rule_reason(entry: PeerEntry, cutoff: int, config: PersistenceConfig, now: int) -> str:
+    if entry.last_seen < cutoff:
         return (
-            f"past its TTL: last seen {_ago(entry.last_seen, now)}, "
-            f"ttl_secs = {config.ttl_secs} ({_span(config.ttl_secs)})"
+            f"past its TTL: last seen {_ago(entry.last_seen, now)}, more than ttl_secs = "
+            f"{config.ttl_secs} ({_span(config.ttl_secs)}) of the node's running time ago"
         )
     return "not kept by the store's rules at load"
 
@@ -457,9 +477,20 @@ def locked(target: Target, realm: str) -> Iterator[PeerFile]:
         peer_file.close()
 
 
-def save(peer_file: PeerFile, entries: Iterable[PeerEntry], now: int) -> None:
-    """Write ``entries`` over the file atomically, most trusted first, with a fresh trailer."""
-    data = codec.encode(peer_file.realm, now, by_trust(entries))
+def save(
+    peer_file: PeerFile,
+    entries: Iterable[PeerEntry],
+    now: int,
+    *,
+    offline: Iterable[tuple[int, int]],
+    version: str | None,
+) -> None:
+    """Write ``entries`` over the file atomically, most trusted first, with a fresh trailer.
+
+    The realm's version and the node's stopped intervals are kept: a command writes only while
+    no node runs, so the time since the last save is time the node was stopped.
+    """
+    data = codec.encode(peer_file.realm, now, by_trust(entries), version=version, offline=offline)
     try:
         peer_file.save(data)
     except OSError as exc:
@@ -734,7 +765,7 @@ def cmd_stats(args: argparse.Namespace, target: Target, now: int) -> int:
     snapshot = read_snapshot(target)
     _warn_if_damaged(snapshot)
     entries = snapshot.entries
-    load = next_load(entries, target.config, now)
+    load = next_load(entries, target.config, now, snapshot.offline_at(now))
     tiers = Counter(e.source for e in entries)
     groups = Counter(network_group(e.addr) for e in entries).most_common()
     ages: Counter[str] = Counter(_age_bucket(now - e.last_seen) for e in entries)
@@ -812,6 +843,12 @@ def cmd_verify(args: argparse.Namespace, target: Target, now: int) -> int:
             f"intact: peer file {snapshot.path}, realm {snapshot.realm}, "
             f"{len(snapshot.entries)} entries{saved}"
         )
+        schema = snapshot.decoded.schema
+        if schema is not None and schema < codec.SCHEMA:
+            print(
+                f"  schema {schema}: a node reads it and writes schema {codec.SCHEMA} "
+                "at its next save"
+            )
         return EXIT_OK
     print(f"damaged: peer file {snapshot.path}")
     for problem in snapshot.problems:
@@ -830,6 +867,8 @@ def cmd_add(args: argparse.Namespace, target: Target, now: int) -> int:
     with locked(target, realm) as peer_file:
         snapshot = _writable_snapshot(target, peer_file, must_exist=False)
         entries = list(snapshot.entries) if snapshot is not None else []
+        offline = snapshot.offline_at(now) if snapshot is not None else []
+        version = snapshot.decoded.version if snapshot is not None else None
         present = next((e for e in entries if e.addr == args.addr), None)
         if present is not None:
             print(
@@ -839,14 +878,14 @@ def cmd_add(args: argparse.Namespace, target: Target, now: int) -> int:
             )
             return EXIT_NOT_ALL
         entry = PeerEntry.new(args.addr, args.source, now).replace(node_id=args.node_id)
-        load = next_load([*entries, entry], target.config, now)
+        load = next_load([*entries, entry], target.config, now, offline)
         if any(d.entry is entry for d in load.dropped):
             raise CommandError(
                 f"peer file {target.path} is full of more trusted peers (max_entries = "
                 f"{target.config.max_entries}): the node would drop {args.addr} at its next start; "
                 "nothing changed"
             )
-        save(peer_file, [*entries, entry], now)
+        save(peer_file, [*entries, entry], now, offline=load.offline, version=version)
     proof = " (proven: the next start dials it before the seeds)" if entry.proven else ""
     print(f"added {args.addr} as {entry.source.label}{proof} to {target.path}")
     if len(load.dropped) > 0:
@@ -867,7 +906,9 @@ def cmd_remove(args: argparse.Namespace, target: Target, now: int) -> int:
         removed = [a for a in wanted if a in present]
         missing = [a for a in wanted if a not in present]
         if removed:
-            save(peer_file, [e for e in snapshot.entries if e.addr not in removed], now)
+            kept = [e for e in snapshot.entries if e.addr not in removed]
+            load = next_load(kept, target.config, now, snapshot.offline_at(now))
+            save(peer_file, kept, now, offline=load.offline, version=snapshot.decoded.version)
     for addr in removed:
         print(f"removed {addr}")
     for addr in missing:
@@ -883,7 +924,7 @@ def cmd_prune(args: argparse.Namespace, target: Target, now: int) -> int:
     with locked(target, realm) as peer_file:
         snapshot = _writable_snapshot(target, peer_file, must_exist=True)
         assert snapshot is not None
-        load = next_load(snapshot.entries, target.config, now)
+        load = next_load(snapshot.entries, target.config, now, snapshot.offline_at(now))
         _print_drops(load)
         if not load.changes:
             print(f"nothing to prune: the next start keeps all {len(load.kept)} entries")
@@ -891,7 +932,7 @@ def cmd_prune(args: argparse.Namespace, target: Target, now: int) -> int:
         if args.dry_run:
             print(f"dry run: {target.path} unchanged; the next start keeps {len(load.kept)}")
             return EXIT_OK
-        save(peer_file, load.kept, now)
+        save(peer_file, load.kept, now, offline=load.offline, version=snapshot.decoded.version)
     print(f"pruned {target.path}: {len(load.dropped)} dropped, {len(load.kept)} kept")
     return EXIT_OK
 
@@ -917,7 +958,7 @@ def cmd_seal(args: argparse.Namespace, target: Target, now: int) -> int:
                 f'it; fix its realm line by hand (realm = "{realm}") and seal again. It is '
                 "unchanged"
             )
-        load = next_load(snapshot.entries, target.config, now)
+        load = next_load(snapshot.entries, target.config, now, snapshot.offline_at(now))
         if snapshot.intact and not load.changes:
             print(f"intact: {target.path} holds {len(load.kept)} entries; nothing to seal")
             return EXIT_OK
@@ -928,7 +969,7 @@ def cmd_seal(args: argparse.Namespace, target: Target, now: int) -> int:
             print(f"dry run: {target.path} unchanged; sealing would keep {len(load.kept)} entries")
             return EXIT_OK
         backup = keep_backup(target.path, now)
-        save(peer_file, load.kept, now)
+        save(peer_file, load.kept, now, offline=load.offline, version=snapshot.decoded.version)
     print(f"sealed {target.path}: {len(load.kept)} entries kept; the previous file is {backup}")
     return EXIT_OK
 
@@ -1097,9 +1138,11 @@ def cmd_import(args: argparse.Namespace, target: Target, now: int) -> int:
     with locked(target, realm) as peer_file:
         snapshot = _writable_snapshot(target, peer_file, must_exist=False)
         existing = list(snapshot.entries) if snapshot is not None else []
+        offline = snapshot.offline_at(now) if snapshot is not None else []
+        version = snapshot.decoded.version if snapshot is not None else None
         new = [i.entry for i in imported]
-        load = next_load([*existing, *new], target.config, now)
-        save(peer_file, load.kept, now)
+        load = next_load([*existing, *new], target.config, now, offline)
+        save(peer_file, load.kept, now, offline=load.offline, version=version)
     kept = set(load.kept)
     taken = [i for i in imported if i.entry.clamped(now) in kept]
     counts = Counter(i.entry.source for i in taken)
@@ -1132,12 +1175,21 @@ def cmd_export(args: argparse.Namespace, target: Target, now: int) -> int:
         _print_json(
             {
                 "realm": snapshot.realm,
+                "version": snapshot.decoded.version,
                 "saved_at": snapshot.saved_at,
+                "offline": [list(pair) for pair in snapshot.decoded.offline],
                 "peers": [converter.unstructure(e) for e in entries],
             }
         )
     else:
-        sys.stdout.write(codec.encode(snapshot.realm, now, entries).decode())
+        data = codec.encode(
+            snapshot.realm,
+            now if snapshot.saved_at is None else snapshot.saved_at,
+            entries,
+            version=snapshot.decoded.version,
+            offline=snapshot.decoded.offline,
+        )
+        sys.stdout.write(data.decode())
     return EXIT_OK
 
 
