@@ -334,6 +334,8 @@ class Decoded:
     """The schema the file was written in, when readable."""
     offline: tuple[tuple[int, int], ...] = ()
     """When the node was stopped, as recorded by the file."""
+    version: str | None = None
+    """The realm's version the file names, if it names one: a rewrite keeps it."""
 
     @property
     def intact(self) -> bool:
@@ -396,6 +398,7 @@ def decode(
         saved_at=saved_at,
         schema=schema if type(schema) is int else None,
         offline=_pairs(header.get("offline", ()), problems),
+        version=header.get("version"),  # a string or None: checked by _check_header
     )
 
 
