@@ -217,17 +217,7 @@ class PeerStoreMachine(RuleBasedStateMachine):
     @rule()
     def reload(self) -> None:
         """A clean restart: the node closes (saving) and opens its file again."""
-        dirty = self.book.dirty or bool(self.live)
-        self.book.close()
-        if self.path.exists():
-            self.saved = self.file_entries()
-            if dirty:
-                self.saved_at = self.now
-        assert self.saved == self.entries(), "closing did not save what was in memory"
-        self.live.clear()
-        self.book = self._open()
-        self._stopped_until_now()
-        assert self.entries() == self.kept(self.saved), "a clean restart changed the peers"
+        self.reload_after(0)
 
     @rule(secs=st.sampled_from([3600, TTL + 1, 30 * TTL]))
     def stop_for(self, secs: int) -> None:
@@ -241,6 +231,7 @@ class PeerStoreMachine(RuleBasedStateMachine):
             self.saved = self.file_entries()
             if dirty:
                 self.saved_at = self.now
+        assert self.saved == self.entries(), "closing did not save what was in memory"
         before = self.kept(self.saved)
         self.live.clear()
         self.clock.t += secs
