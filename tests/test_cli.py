@@ -218,6 +218,35 @@ def test_config_names_the_file_a_hostsim_node_with_that_config_keeps(
     assert (tmp_path / "var/book/peers.fuer-elise.toml").is_file()
 
 
+def test_config_of_another_realm_version_is_refused_as_another_realms_file(
+    tmp_path: Path, peerstore: Run, monkeypatch: pytest.MonkeyPatch, now: int
+) -> None:
+    from hostsim.clock import VirtualClock
+    from hostsim.host import SimHost
+
+    config = tmp_path / "node.toml"
+    config.write_text(
+        '[realm]\nname = "Example"\n[node]\nid = "node-a"\nstate_dir = "var"\n'
+        "[network.persistence]\nenabled = true\n"
+        '[plugins]\nenabled = ["peerstore"]\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    host = SimHost.from_file(config, clock=VirtualClock(now))
+    host.start()
+    host.connect("203.0.113.10:7447", node_id="node-b")
+    host.shutdown()
+    other = tmp_path / "node-v2.toml"
+    other.write_text(
+        config.read_text().replace('name = "Example"', 'name = "Example"\nversion = "2.0"')
+    )
+
+    ran = peerstore("list", "--config", "node-v2.toml")
+
+    assert ran.status == 2
+    assert "'2.0'" in ran.err
+    assert "'1.0'" in ran.err
+
+
 @pytest.mark.parametrize(
     ("name", "code"),
     [

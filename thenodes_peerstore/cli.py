@@ -105,6 +105,7 @@ EXIT_NOT_ALL = 1
 EXIT_ERROR = 2
 
 DEFAULT_REALM_CODE = "default"
+DEFAULT_REALM_VERSION = "1.0"
 """TheNodes' realm when a host config has no ``[realm]``, and the code of a name with no letter
 or digit left."""
 DEFAULT_STATE_DIR = "data"
@@ -178,6 +179,8 @@ class Target:
     config: PersistenceConfig
     named_by: str
     """How the file was named, for messages."""
+    version: str | None = None
+    """The realm's version the file must be of (from ``--config``); None to take any."""
 
 
 def target_of(args: argparse.Namespace) -> Target:
@@ -215,7 +218,7 @@ def target_from_host_config(config_path: Path) -> Target:
             where,
             path,
         )
-    return Target(path, code, config, f"--config {config_path}")
+    return Target(path, code, config, f"--config {config_path}", _realm_version_of(data))
 
 
 def _realm_code_of(data: Mapping[str, Any]) -> str:
@@ -233,6 +236,15 @@ def _realm_code_of(data: Mapping[str, Any]) -> str:
     if not isinstance(name, str):
         raise ConfigError(f"[realm] name: expected a string, got {show(name)}")
     return thenodes_realm_code(name)
+
+
+def _realm_version_of(data: Mapping[str, Any]) -> str:
+    """``[realm] version``, "1.0" when not given, as TheNodes defaults it."""
+    realm = data.get("realm", {})
+    version = realm.get("version", DEFAULT_REALM_VERSION) if isinstance(realm, Mapping) else None
+    if not isinstance(version, str):
+        raise ConfigError(f"[realm] version: expected a string, got {show(version)}")
+    return version
 
 
 def _state_dir_of(data: Mapping[str, Any]) -> Path:
@@ -301,7 +313,7 @@ def read_snapshot(target: Target, data: bytes | None = None) -> Snapshot:
         too_large = codec.Decoded(entries=(), problems=(f"larger than {MAX_FILE_BYTES} bytes",))
         return Snapshot(target.path, realm or "", named is not None, too_large)
     try:
-        decoded = codec.decode(data, realm=realm or "")
+        decoded = codec.decode(data, realm=realm or "", version=target.version)
     except NewerSchemaError as exc:
         raise CommandError(
             f"peer file {target.path}: {exc}; it is left untouched (use that version's peerstore)"
