@@ -1,8 +1,10 @@
 """A model-based test: every operation on a persistent store, in any order, keeps the rules.
 
 Hypothesis drives a :class:`PersistentPeerStore` through each hook's effect (seeds, peer
-lists, connects, disconnects, failed dials), the clock, saves, clean reloads and crashes,
-and after every step checks the store against a simple model of what it must hold.
+lists, outbound and inbound connects, disconnects, failed dials), the clock, saves, clean
+reloads, crashes and long stops, and after every step checks the store against a simple model
+of what it must hold: entries age only while the node runs, the most recent proven peers are
+kept whatever their age, and only addresses the node dialled itself reach the plan.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from hypothesis.stateful import (
 from thenodes_peerstore import PersistenceConfig, PersistentPeerStore
 from thenodes_peerstore.codec import decode
 from thenodes_peerstore.model import PeerEntry, Source
+from thenodes_peerstore.store import TERRIBLE_FAILURES
 
 START = 1_763_700_000
 REALM = "example"
@@ -34,6 +37,7 @@ INTERVAL = 60
 POOL = [f"{a}.{b}.0.{c}:7447" for a in (11, 12) for b in (1, 2) for c in (1, 2, 3)]
 SENDERS = ["45.76.12.34:7447", "91.121.5.6:51000", "192.168.1.20:7447"]
 OWN = "198.51.100.5:7447"
+LIMIT = 3
 
 addrs = st.sampled_from(POOL)
 batches = st.lists(st.one_of(addrs, st.sampled_from([OWN, "10.0.0.1:7447", "junk"])), max_size=6)
@@ -60,7 +64,7 @@ class PeerStoreMachine(RuleBasedStateMachine):
             max_entries=CAP,
             ttl_secs=TTL,
             save_interval_secs=INTERVAL,
-            reconnect_limit=3,
+            reconnect_limit=LIMIT,
             gossip_per_sender_per_hour=4,
         )
         self.book = self._open()
@@ -70,6 +74,12 @@ class PeerStoreMachine(RuleBasedStateMachine):
         """The model of the file: what the last successful save wrote."""
         self.ranks: dict[str, int] = {}
         """The model of trust: the rank each address in memory has reached."""
+        self.dialled: set[str] = set()
+        """Addresses the node completed an outbound handshake with, ever."""
+        self.saved_at: int | None = None
+        """When the file was last written: a restart counts the time since as stopped."""
+        self.offline: list[tuple[int, int]] = []
+        """The model of when the node was stopped."""
 
     def _open(self) -> PersistentPeerStore:
         return PersistentPeerStore.open(
@@ -91,6 +101,32 @@ class PeerStoreMachine(RuleBasedStateMachine):
 
     def entries(self) -> dict[str, PeerEntry]:
         return {e.addr: e for e in self.book.store}
+
+    def running_age(self, entry: PeerEntry) -> int:
+        """How long the node has run since it last saw ``entry``."""
+        stopped = sum(max(0, min(b, self.now) - max(a, entry.last_seen)) for a, b in self.offline)
+        return self.now - entry.last_seen - stopped
+
+    def kept(
+        self, entries: dict[str, PeerEntry], among: dict[str, PeerEntry] | None = None
+    ) -> dict[str, PeerEntry]:
+        """What a load or a save keeps of ``entries``: unseen for at most TTL of running time,
+        or among the LIMIT most recently connected proven peers that are not failing (of
+        ``among``, all the entries held, when given)."""
+        proven = sorted(
+            (
+                e
+                for e in (entries if among is None else among).values()
+                if e.proven and e.failures < TERRIBLE_FAILURES
+            ),
+            key=lambda e: (-(e.last_connected or 0), e.addr),
+        )
+        anchors = {e.addr for e in proven[:LIMIT]}
+        return {a: e for a, e in entries.items() if self.running_age(e) <= TTL or a in anchors}
+
+    def _stopped_until_now(self) -> None:
+        if self.saved_at is not None and self.saved_at < self.now:
+            self.offline.append((self.saved_at, self.now))
 
     def file_entries(self) -> dict[str, PeerEntry]:
         decoded = decode(self.path.read_bytes(), realm=REALM)
@@ -121,7 +157,22 @@ class PeerStoreMachine(RuleBasedStateMachine):
     def connect(self, addr: str, node: int) -> None:
         self.book.store.record_connected(addr, node_id=f"node-{node}")
         self.live.append(addr)
-        assert self.book.store.get(addr) is not None, "a new connection was not recorded"
+        self.dialled.add(addr)
+        entry = self.book.store.get(addr)
+        assert entry is not None, "a new connection was not recorded"
+        assert entry.proven, "an outbound handshake did not prove the address"
+
+    @rule(addr=addrs)
+    def connect_inbound(self, addr: str) -> None:
+        """A peer connects in from an ephemeral port, advertising ``addr`` on its own IP."""
+        before = self.book.store.get(addr)
+        observed = addr.replace(":7447", ":50123")
+        self.book.store.record_connected(observed, listen_addr=addr, direction="inbound")
+        self.book.store.record_disconnected(observed, listen_addr=addr, direction="inbound")
+        after = self.book.store.get(addr)
+        if after is not None:
+            assert after.source >= Source.CLAIMED
+            assert after.proven == (before is not None and before.proven)
 
     @precondition(lambda self: self.live)
     @rule(data=st.data())
@@ -150,27 +201,44 @@ class PeerStoreMachine(RuleBasedStateMachine):
 
     @rule()
     def save(self) -> None:
+        held = self.entries()
+        before = {a: e for a, e in held.items() if a not in self.live}
         assert self.book.save()
         self._saved_now()
-        cutoff = self.now - TTL
-        assert all(e.last_seen >= cutoff for e in self.saved.values()), "saved a stale entry"
+        kept = set(self.kept(before, among=held))
+        assert not (set(before) - kept) & set(self.saved), "saved a stale entry"
+        assert kept <= set(self.saved), "a save dropped a peer it must keep"
 
     def _saved_now(self) -> None:
         self.saved = self.file_entries()
+        self.saved_at = self.now
         assert self.saved == self.entries(), "the file differs from what was in memory"
 
     @rule()
     def reload(self) -> None:
         """A clean restart: the node closes (saving) and opens its file again."""
+        self.reload_after(0)
+
+    @rule(secs=st.sampled_from([3600, TTL + 1, 30 * TTL]))
+    def stop_for(self, secs: int) -> None:
+        """A clean stop, ``secs`` stopped, a start: time stopped ages nothing."""
+        self.reload_after(secs)
+
+    def reload_after(self, secs: int) -> None:
+        dirty = self.book.dirty or bool(self.live)
         self.book.close()
         if self.path.exists():
             self.saved = self.file_entries()
+            if dirty:
+                self.saved_at = self.now
         assert self.saved == self.entries(), "closing did not save what was in memory"
+        before = self.kept(self.saved)
         self.live.clear()
+        self.clock.t += secs
         self.book = self._open()
-        cutoff = self.now - TTL
-        expected = {a: e for a, e in self.saved.items() if e.last_seen >= cutoff}
-        assert self.entries() == expected, "a clean restart changed the peers"
+        self._stopped_until_now()
+        assert self.entries() == self.kept(self.saved), "a restart changed the peers"
+        assert set(before) <= set(self.entries()), "time stopped aged a peer"
 
     @rule()
     def crash(self) -> None:
@@ -178,8 +246,8 @@ class PeerStoreMachine(RuleBasedStateMachine):
         self.book.file.close()
         self.live.clear()
         self.book = self._open()
-        cutoff = self.now - TTL
-        expected = {a: e for a, e in self.saved.items() if e.last_seen >= cutoff}
+        self._stopped_until_now()
+        expected = self.kept(self.saved)
         assert self.entries() == expected, "a crash lost or invented a saved peer"
         self.ranks = {a: e.source.rank for a, e in expected.items()}
 
@@ -209,6 +277,7 @@ class PeerStoreMachine(RuleBasedStateMachine):
             assert entry is not None
             assert entry.source is Source.CONNECTED
             assert addr not in self.live
+            assert addr in self.dialled, "a peer the node never dialled is in the plan"
 
 
 PeerStoreMachine.TestCase.settings = settings(

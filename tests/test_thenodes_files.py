@@ -322,11 +322,6 @@ def test_two_nodes_of_different_realm_codes_never_share_a_file_or_a_plan(tmp_pat
     assert PEER.encode() not in after["fur.toml"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the peerstore plugin keys its file by realm code alone; its version check is"
-    " not there yet",
-)
 def test_two_nodes_of_one_realm_code_and_different_versions_never_share_a_file_or_a_plan(
     tmp_path: Path,
 ) -> None:

@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import stat
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -202,7 +203,6 @@ class PeerFile:
         new file of mode 0600 in any case.
         """
         validate_realm_code(realm)
-        lock_path = path.with_name(f"{path.name}.lock")
         try:
             _make_dirs(path.parent)
         except OSError as exc:
@@ -211,24 +211,8 @@ class PeerFile:
                 f"{exc.strerror or exc}"
             ) from exc
         _refuse_symlink(path, "peer file")
-        _refuse_symlink(lock_path, "lock file")
-        lock = filelock.FileLock(
-            lock_path, timeout=0, mode=FILE_MODE, thread_local=False, is_singleton=False
-        )
+        lock = _take_lock(path)
         try:
-            lock.acquire()
-        except filelock.Timeout:
-            pid = _read_holder(lock_path)
-            holder = f"pid {pid}" if pid is not None else f"its lock file {lock_path} is held"
-            raise StoreLockedError(
-                f"peer file {path} is in use by another store ({holder})", pid=pid
-            ) from None
-        except OSError as exc:
-            raise StoreFileError(
-                f"cannot lock peer file {path} through {lock_path}: {exc.strerror or exc}"
-            ) from exc
-        try:
-            _write_holder(lock_path)
             peer_file = cls(path, realm, lock, _loose_permissions(path))
             peer_file._remove_stale_temporaries()
         except BaseException:
@@ -237,7 +221,8 @@ class PeerFile:
         return peer_file
 
     def close(self) -> None:
-        """Release the lock; the lock file stays."""
+        """Release the lock; the lock file stays, emptied of our pid."""
+        _clear_holder(self.lock_path)
         self._lock.release(force=True)
 
     def __enter__(self) -> PeerFile:
@@ -290,6 +275,8 @@ class PeerFile:
         final flush of the directory fails, the new file is already in place: the save is
         still reported as failed, so that the caller keeps its changes and saves again.
         """
+        if not self.path.parent.is_dir():
+            self._make_directory_again()
         tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(8)}.tmp")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY
         fd = os.open(tmp, flags, FILE_MODE)
@@ -308,6 +295,24 @@ class PeerFile:
                 os.unlink(tmp)
             raise
         _fsync_dir(self.path.parent)
+
+    def _make_directory_again(self) -> None:
+        """The directory went away while the store was open (deleted, or replaced by a file):
+        make it again, 0700, moving whatever is in the way aside, and lock the new lock file.
+
+        Raise ``OSError`` when that cannot be done, :class:`StoreLockedError` when another store
+        took the new lock file meanwhile; the caller keeps its peers in memory and tries again.
+        """
+        logger.warning(
+            "the directory of peer file %s is gone; making it again (mode %#o)",
+            self.path,
+            DIR_MODE,
+        )
+        _make_dirs(self.path.parent, displace=True)
+        lock = _take_lock(self.path)
+        with contextlib.suppress(Exception):  # the old lock file is gone with its directory
+            self._lock.release(force=True)
+        self._lock = lock
 
     def _remove_stale_temporaries(self) -> None:
         for stale in self.path.parent.glob(f".{glob_escape(self.path.name)}.*.tmp"):
@@ -359,19 +364,31 @@ def glob_escape(name: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", name)
 
 
-def _make_dirs(directory: Path) -> None:
-    """Create ``directory`` and any missing parents with mode 0700."""
+def _make_dirs(directory: Path, *, displace: bool = False) -> None:
+    """Create ``directory`` and any missing parents with mode 0700, each flushed into its
+    parent before the first save is acknowledged.
+
+    With ``displace``, a file (or a link to no directory) in the way of one of them is renamed
+    to ``<name>.displaced-<pid>-<random>`` first, with a warning naming both; without, it is an
+    error (``FileExistsError``).
+    """
     missing = []
     for d in (directory, *directory.parents):
         if d.is_dir():
             break
         missing.append(d)
     for d in reversed(missing):
+        if displace and os.path.lexists(d):
+            aside = d.with_name(f"{d.name}.displaced-{os.getpid()}-{secrets.token_hex(4)}")
+            os.rename(d, aside)
+            logger.warning("moved %s, which was in the way of a directory, to %s", d, aside)
         try:
             d.mkdir(mode=DIR_MODE)
         except FileExistsError:
             if not d.is_dir():  # made by someone else since, fine; a file in the way is not
                 raise
+            continue
+        _fsync_dir(d.parent)
 
 
 def _refuse_symlink(path: Path, what: str) -> None:
@@ -419,6 +436,96 @@ def _loose_permissions(path: Path) -> tuple[str, ...]:
     for message in found:
         logger.warning("%s", message)
     return tuple(found)
+
+
+def _take_lock(path: Path) -> filelock.BaseFileLock:
+    """Take the sidecar lock of peer file ``path`` and write our pid in it.
+
+    Raise :class:`StoreLockedError` naming the live holder's pid (or saying plainly that the
+    holder is unknown), :class:`StorePathError` for a lock file that is a symbolic link, and
+    :class:`StoreFileError` saying why when the lock file cannot be made or locked at all.
+    """
+    lock_path = path.with_name(f"{path.name}.lock")
+    _refuse_symlink(lock_path, "lock file")
+    try:
+        # A place that cannot hold a lock file (a read-only or virtual file system) would look
+        # to filelock like a lock held by someone else: find out here, and say what it is.
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_BINARY, FILE_MODE)
+        os.close(fd)
+    except OSError as exc:
+        if _is_symlink_refusal(exc, lock_path):
+            raise StorePathError(f"lock file {lock_path} is a symbolic link") from exc
+        raise StoreFileError(
+            f"cannot create lock file {lock_path} for peer file {path}: {exc.strerror or exc}"
+        ) from exc
+    lock = filelock.FileLock(
+        lock_path, timeout=0, mode=FILE_MODE, thread_local=False, is_singleton=False
+    )
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        pid = _live_holder(lock_path)
+        holder = (
+            f"pid {pid}"
+            if pid is not None
+            else f"its lock file {lock_path} is held by a process whose pid is not known"
+        )
+        raise StoreLockedError(
+            f"peer file {path} is in use by another store ({holder})", pid=pid
+        ) from None
+    except OSError as exc:
+        raise StoreFileError(
+            f"cannot lock peer file {path} through {lock_path}: {exc.strerror or exc}"
+        ) from exc
+    try:
+        _write_holder(lock_path)
+    except BaseException:
+        lock.release(force=True)
+        raise
+    return lock
+
+
+HOLDER_WAIT_SECS = 0.5
+"""How long a refused store waits for the holder that just took the lock to write its pid."""
+
+
+def _live_holder(lock_path: Path) -> int | None:
+    """The pid of the live process holding ``lock_path``, or None when it is not known.
+
+    The lock file may still name an earlier holder that died (the kernel freed its lock): a
+    holder that has just taken the lock writes its own pid a moment later, so a pid that is not
+    alive is read again for up to :data:`HOLDER_WAIT_SECS`, and never reported.
+    """
+    deadline = time.monotonic() + HOLDER_WAIT_SECS
+    while True:
+        pid = _read_holder(lock_path)
+        if pid is not None and _alive(pid):
+            return pid
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # it exists, under another user
+    return True
+
+
+def _clear_holder(lock_path: Path) -> None:
+    """Empty the lock file we are about to release, so that no one reads our pid after."""
+    try:
+        fd = os.open(lock_path, os.O_WRONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_BINARY)
+        try:
+            os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        logger.debug("could not clear the holder's pid from %s: %s", lock_path, exc)
 
 
 def _write_holder(lock_path: Path) -> None:

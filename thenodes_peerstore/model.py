@@ -308,9 +308,14 @@ def _capabilities(
         )
 
 
-def field_pattern(regex: str) -> dict[str, str]:
-    """Field metadata: the text a valid value is written as in the peer file."""
-    return {"pattern": regex}
+def field_pattern(regex: str, *, complete: bool = True) -> dict[str, object]:
+    """Field metadata: the text a valid value is written as in the peer file.
+
+    ``complete`` says that the pattern admits only valid values, so that a value read through
+    it needs no validator; a value whose rule no pattern can state (an address in canonical
+    form and dialable, distinct capabilities) is read with its validator run.
+    """
+    return {"pattern": regex, "complete": complete}
 
 
 @attrs.frozen
@@ -323,7 +328,9 @@ class PeerEntry:
     while it holds its default.
     """
 
-    addr: str = attrs.field(validator=_canonical, metadata=field_pattern(ADDR_PATTERN))
+    addr: str = attrs.field(
+        validator=_canonical, metadata=field_pattern(ADDR_PATTERN, complete=False)
+    )
     source: Source
     first_seen: int = attrs.field(validator=_non_negative, metadata=field_pattern(COUNT_PATTERN))
     last_seen: int = attrs.field(validator=_non_negative, metadata=field_pattern(COUNT_PATTERN))
@@ -340,7 +347,9 @@ class PeerEntry:
         default=None, validator=_node_id, metadata=field_pattern(NODE_ID_PATTERN)
     )
     capabilities: tuple[str, ...] = attrs.field(
-        default=(), validator=_capabilities, metadata=field_pattern(CAPABILITY_PATTERN)
+        default=(),
+        validator=_capabilities,
+        metadata=field_pattern(CAPABILITY_PATTERN, complete=False),
     )
 
     @property

@@ -211,8 +211,7 @@ class PersistentPeerStore:
         now = self._now()
         if now is None:
             return False
-        if now < self._last_save:
-            self._last_save = now
+        self._last_save = min(self._last_save, now)  # a clock that stepped back restarts it
         if self.dirty and now - self._last_save >= self.save_interval_secs:
             return self.save()
         return False
@@ -280,7 +279,8 @@ class PersistentPeerStore:
             if now is not None:
                 # The node was connected to these peers until this moment.
                 self.store.touch_connected()
-                if self.dirty:
+                # A file deleted under a running node (its directory too) is written again.
+                if self.dirty or (len(self.store) and not self.file.path.exists()):
                     self.save()
         finally:
             self._closed = True

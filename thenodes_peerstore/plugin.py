@@ -15,7 +15,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 import pluggy
 
 from thenodes_peerstore.config import PersistenceConfig
-from thenodes_peerstore.errors import AddressError
+from thenodes_peerstore.errors import AddressError, ClockError
 from thenodes_peerstore.files import resolve_store_path
 from thenodes_peerstore.persistent import PersistentPeerStore
 from thenodes_peerstore.store import IngestReport
@@ -32,6 +32,8 @@ class Realm(Protocol):
 
     @property
     def code(self) -> str: ...
+    @property
+    def version(self) -> str: ...
 
 
 class Host(Protocol):
@@ -76,8 +78,14 @@ def _guarded(
             return
         try:
             hook(self, *args, **kwargs)
+        except ClockError as exc:  # every hook would fail alike: say it once, not per tick
+            if not self.clock_failing:
+                logger.error("peerstore: %s; peers are not recorded until it can", exc)
+            self.clock_failing = True
         except Exception:
             logger.exception("peerstore: %s failed; the node carries on", hook.__name__)
+        else:
+            self.clock_failing = False
 
     return run
 
@@ -88,6 +96,8 @@ class PeerStorePlugin:
     def __init__(self) -> None:
         self.book: PersistentPeerStore | None = None
         """The open store; None while the plugin is disabled or stopped."""
+        self.clock_failing = False
+        """Whether the host's clock failed in the last hook (logged once per streak)."""
 
     @hookimpl
     def on_startup(self, host: Host) -> list[str]:
@@ -108,6 +118,7 @@ class PeerStorePlugin:
             config=config,
             own_addrs=host.listen_addrs,
             own_node_id=host.node_id,
+            version=host.realm.version,
         )
         plan = self.book.store.reconnect_plan()
         if plan:

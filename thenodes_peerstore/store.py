@@ -289,17 +289,18 @@ class PeerStore:
         outbound = direction == "outbound"
         known = self.get(key)
         entry = known or PeerEntry.new(key, Source.CLAIMED, now)
+        changes: dict[str, object] = {
+            "last_seen": now,
+            "node_id": valid_node_id(node_id) or entry.node_id,
+            "capabilities": valid_capabilities(capabilities),
+        }
         if outbound:  # the node dialled this address and the handshake completed: proof
-            entry = entry.replace(
+            changes.update(
                 source=Source.CONNECTED, last_connected=now, last_attempt=now, failures=0
             )
         elif entry.source < Source.CLAIMED:  # a claim outranks gossip, and nothing else
-            entry = entry.replace(source=Source.CLAIMED)
-        entry = entry.replace(
-            last_seen=now,
-            node_id=valid_node_id(node_id) or entry.node_id,
-            capabilities=valid_capabilities(capabilities),
-        )
+            changes["source"] = Source.CLAIMED
+        entry = entry.replace(**changes)
         if key in self:
             self._put(entry)
         else:

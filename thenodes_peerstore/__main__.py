@@ -1,0 +1,5 @@
+"""``python -m thenodes_peerstore``: the ``peerstore`` command."""
+
+from thenodes_peerstore.cli import main
+
+raise SystemExit(main())
