@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from thenodes_peer import (
+from thenodes_wire_peer import (
     REALM_JSON,
     close,
     config,
