@@ -74,15 +74,32 @@ def test_gossip_never_downgrades_nor_refreshes_a_trusted_entry(clock, trusted: S
 def test_gossip_refreshes_an_entry_that_is_still_gossip(clock) -> None:
     store = make_store(clock)
     store.record_gossip(["203.0.113.10:7447"])
-    clock.advance(500)
+    clock.advance(store.refresh_secs)
 
     report = store.record_gossip(["203.0.113.10:7447"])
 
     entry = store.get("203.0.113.10:7447")
     assert entry is not None
     assert entry.source is Source.GOSSIP
-    assert (entry.first_seen, entry.last_seen) == (START, START + 500)
+    assert (entry.first_seen, entry.last_seen) == (START, START + store.refresh_secs)
     assert report.refreshed == 1
+
+
+def test_hearing_of_an_address_again_soon_changes_nothing_to_save(clock) -> None:
+    """Within refresh_secs (a 64th of the TTL) a peer list naming a known address moves no
+    time: a node that hears the same addresses every minute has nothing new to write."""
+    store = make_store(clock)
+    store.record_gossip(["203.0.113.10:7447"])
+    store.record_bootstrap(["203.0.113.11:7447"])
+    changes = store.changes
+    clock.advance(store.refresh_secs - 1)
+
+    report = store.record_gossip(["203.0.113.10:7447"])
+    store.record_bootstrap(["203.0.113.11:7447"])
+
+    assert report.refreshed == 1
+    assert store.changes == changes
+    assert store.get("203.0.113.10:7447").last_seen == START  # type: ignore[union-attr]
 
 
 def test_bootstrap_upgrades_a_gossip_entry(clock) -> None:
@@ -301,6 +318,7 @@ def test_gossip_evicts_the_gossip_entry_seen_longest_ago(clock) -> None:
     for addr in ["10.0.0.1:7447", "10.0.0.2:7447", "10.0.0.3:7447"]:
         store.record_gossip([addr])
         clock.advance(10)
+    clock.advance(store.refresh_secs)
     store.record_gossip(["10.0.0.1:7447"])  # seen again: now the most recent
     clock.advance(10)
 
@@ -592,7 +610,7 @@ def test_by_tier_lists_the_most_trusted_tier_first_and_the_latest_recorded_first
     store.record_gossip(["10.0.0.1:7447", "10.0.0.2:7447"])
     store.record_bootstrap(["10.0.0.3:7447"])
     store.record_connected("10.0.0.4:7447")
-    clock.advance(5)
+    clock.advance(store.refresh_secs)
     store.record_gossip(["10.0.0.1:7447"])  # refreshed: now the latest gossip
     store.record_connected("10.0.0.5:7447")
 

@@ -364,12 +364,12 @@ class PeerEntry:
         if isinstance(addr, str):
             return cls(addr=addr, source=source, first_seen=now, last_seen=now)
         entry = object.__new__(cls)
-        for name, value in _FIELD_DEFAULTS.items():
-            _set(entry, name, value)
         _set(entry, "addr", addr.text)
         _set(entry, "source", source)
         _set(entry, "first_seen", now)
         _set(entry, "last_seen", now)
+        for name, value in _OPTIONAL_DEFAULTS:
+            _set(entry, name, value)
         return entry
 
     def replace(self, **changes: Any) -> PeerEntry:
@@ -412,5 +412,7 @@ class PeerEntry:
 
 
 _FIELDS = {field.name: field for field in attrs.fields(PeerEntry)}
-_FIELD_DEFAULTS = {f.name: f.default for f in _FIELDS.values() if f.default is not attrs.NOTHING}
+_OPTIONAL_DEFAULTS = tuple(
+    (f.name, f.default) for f in _FIELDS.values() if f.default is not attrs.NOTHING
+)
 _set = object.__setattr__  # how attrs sets the fields of a frozen instance

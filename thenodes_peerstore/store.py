@@ -29,6 +29,7 @@ import attrs
 
 from thenodes_peerstore.errors import AddressError, ClockError, Reason
 from thenodes_peerstore.model import (
+    Address,
     PeerEntry,
     Scope,
     Source,
@@ -167,6 +168,11 @@ class PeerStore:
         """New entries one sender may add per hour: as configured, and never over an eighth of
         ``max_entries``, so no one sender can fill the store."""
         self.max_addrs_per_message = max_addrs_per_message
+        self.refresh_secs = max(1, ttl_secs // 64)
+        """How stale an entry's ``last_seen`` must be before hearing of it again (a seed or a
+        peer list) moves it: an hour or two is nothing against a TTL of days, and a node that
+        hears the same addresses every minute then writes its file for what it learned, not
+        to move times along."""
         self._senders: dict[str, tuple[float, int]] = {}
         """Each sender group's hourly bucket, least recently used first."""
         self.rejections: collections.Counter[Reason] = collections.Counter()
@@ -492,14 +498,15 @@ class PeerStore:
         if source is Source.GOSSIP:
             addrs = self._taken_from_message(addrs, tally)
         sender_key, sender_scope = _sender(sender)
+        parse, get, own = Address.parse, self.get, self._own_addrs  # once per list, not per address
         for raw in addrs:
             try:
-                parsed = parse_address(raw)
+                parsed = parse(raw)
             except AddressError as exc:
                 tally.reject(raw, exc.reason, exc.kind)
                 continue
             key = parsed.text
-            if key in self._own_addrs:
+            if key in own:
                 tally.reject(raw, "one of this node's own addresses", Reason.OWN)
                 continue
             if sender_scope is not None and parsed.scope < sender_scope:
@@ -510,10 +517,13 @@ class PeerStore:
                     Reason.SCOPE,
                 )
                 continue
-            entry = self.get(key)
+            entry = get(key)
             if entry is not None:
-                if entry.source.rank <= source.rank:
+                if entry.source < source:
                     self._put(entry.replace(source=source, last_seen=max(entry.last_seen, now)))
+                elif entry.source == source and now - entry.last_seen >= self.refresh_secs:
+                    self._put(entry.replace(last_seen=now))
+                if entry.source <= source:
                     tally.refreshed += 1
                 continue
             if sender_key is not None and not self._take_sender_token(sender_key, now):
