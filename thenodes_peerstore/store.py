@@ -4,7 +4,8 @@ Rules (see DESIGN.md):
 
 - Entries are keyed by canonical address. Own addresses and own node id are never stored.
 - Trust only goes up: Connected > Bootstrap > Claimed > Gossip. Gossip never downgrades an entry
-  and refreshes ``last_seen`` only of entries that are still Gossip.
+  and refreshes ``last_seen`` only of entries that are still Gossip, at most once per
+  ``refresh_secs``.
 - Only a handshake on a connection the node dialled proves an address (Connected). An inbound
   peer's advertised listen address is a claim (Claimed) until a dial to it succeeds; the
   reconnect plan holds proven peers only.
@@ -12,8 +13,8 @@ Rules (see DESIGN.md):
   intervals) does not count towards ``ttl_secs``, and the ``reconnect_limit`` most recently
   connected proven peers that are not failing (anchors) never expire by time alone.
 - The store holds at most ``max_entries``. A new entry may evict only entries of its own or a
-  lower tier, Gossip oldest first, then Bootstrap, then Connected, so gossip can never push out a
-  Bootstrap or Connected entry; when nothing may be evicted, the new entry is dropped.
+  lower tier, Gossip oldest first, then Claimed, then Bootstrap, then Connected, so gossip can
+  never push out anything but gossip; when nothing may be evicted, the new entry is dropped.
 - Each tier is an ordered dict kept in ``last_seen`` order, so every mutation is O(1) amortised.
 """
 
