@@ -193,23 +193,29 @@ def test_the_console_script_and_python_m_are_the_command(written: Node) -> None:
     assert "203.0.113.1:7447" in ran.stdout
 
 
-def test_config_names_the_file_a_hostsim_node_with_that_config_keeps(
-    tmp_path: Path, peerstore: Run, monkeypatch: pytest.MonkeyPatch, now: int
-) -> None:
+def run_node_with_a_peer(config: Path, now: int, text: str) -> None:
+    """Write a host config and run a hostsim node from it that connects to one peer."""
     from hostsim.clock import VirtualClock
     from hostsim.host import SimHost
 
-    config = tmp_path / "node.toml"
-    config.write_text(
-        '[realm]\nname = "Für Elise"\n[node]\nid = "node-a"\nstate_dir = "var"\n'
-        '[network.persistence]\nenabled = true\npath = "book/peers.toml"\n'
-        '[plugins]\nenabled = ["peerstore"]\n'
-    )
-    monkeypatch.chdir(tmp_path)  # a relative state_dir is relative to the working directory
+    config.write_text(text)
     host = SimHost.from_file(config, clock=VirtualClock(now))
     host.start()
     host.connect("203.0.113.10:7447", node_id="node-b")
     host.shutdown()
+
+
+def test_config_names_the_file_a_hostsim_node_with_that_config_keeps(
+    tmp_path: Path, peerstore: Run, monkeypatch: pytest.MonkeyPatch, now: int
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative state_dir is relative to the working directory
+    run_node_with_a_peer(
+        tmp_path / "node.toml",
+        now,
+        '[realm]\nname = "Für Elise"\n[node]\nid = "node-a"\nstate_dir = "var"\n'
+        '[network.persistence]\nenabled = true\npath = "book/peers.toml"\n'
+        '[plugins]\nenabled = ["peerstore"]\n',
+    )
 
     ran = peerstore("list", "--config", "node.toml")
 
@@ -221,24 +227,14 @@ def test_config_names_the_file_a_hostsim_node_with_that_config_keeps(
 def test_config_of_another_realm_version_is_refused_as_another_realms_file(
     tmp_path: Path, peerstore: Run, monkeypatch: pytest.MonkeyPatch, now: int
 ) -> None:
-    from hostsim.clock import VirtualClock
-    from hostsim.host import SimHost
-
-    config = tmp_path / "node.toml"
-    config.write_text(
-        '[realm]\nname = "Example"\n[node]\nid = "node-a"\nstate_dir = "var"\n'
-        "[network.persistence]\nenabled = true\n"
-        '[plugins]\nenabled = ["peerstore"]\n'
-    )
     monkeypatch.chdir(tmp_path)
-    host = SimHost.from_file(config, clock=VirtualClock(now))
-    host.start()
-    host.connect("203.0.113.10:7447", node_id="node-b")
-    host.shutdown()
-    other = tmp_path / "node-v2.toml"
-    other.write_text(
-        config.read_text().replace('name = "Example"', 'name = "Example"\nversion = "2.0"')
+    text = (
+        '[realm]\nname = "Example"\n[node]\nid = "node-a"\nstate_dir = "var"\n'
+        '[network.persistence]\nenabled = true\n[plugins]\nenabled = ["peerstore"]\n'
     )
+    run_node_with_a_peer(tmp_path / "node.toml", now, text)
+    other = tmp_path / "node-v2.toml"
+    other.write_text(text.replace('name = "Example"', 'name = "Example"\nversion = "2.0"'))
 
     ran = peerstore("list", "--config", "node-v2.toml")
 

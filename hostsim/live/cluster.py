@@ -37,7 +37,16 @@ from hostsim.core import CorePolicy
 from hostsim.errors import HostsimError
 from hostsim.host import SEED_ORIGIN
 from hostsim.live.processes import NodeProcess, free_port, write_node_config
-from hostsim.sim.metrics import REJOIN_SECS, StartRecord, summarise
+from hostsim.sim.metrics import (
+    REJOIN_SECS,
+    SEEDS_ONLY,
+    STORE,
+    StartRecord,
+    pct,
+    rejoin_rows,
+    side_by_side,
+    summarise,
+)
 
 __all__ = [
     "CLUSTER_NODES",
@@ -64,8 +73,6 @@ START_TIMEOUT_SECS = 30.0
 FORMED_PEERS = 2
 """Other nodes (not seeds) each node must have been connected to when the network has formed."""
 PHASES = ("seeds-up", "seeds-down")
-STORE = "peer store"
-SEEDS_ONLY = "seeds only"
 
 Progress = Callable[[str], None]
 
@@ -478,7 +485,7 @@ def check_cluster_targets(result: ClusterResult) -> list[ClusterTarget]:
         ClusterTarget(
             "seeds down: >= 95% rejoin within 60 s with the store (seeds only: none)",
             rejoined >= 0.95 and not rejoined_seeds,
-            f"{_pct(rejoined)} vs {_pct(rejoined_seeds)}",
+            f"{pct(rejoined)} vs {pct(rejoined_seeds)}",
         ),
         ClusterTarget(
             "every node's peer file loaded intact after each SIGKILL",
@@ -492,31 +499,7 @@ def format_cluster(result: ClusterResult, phase: str) -> list[str]:
     """The side-by-side table of one phase, both arms."""
     with_store, seeds_only = result.store[phase], result.seeds_only[phase]
     store, seeds = summarise(with_store.records), summarise(seeds_only.records)
-    rows: list[tuple[str, str, str]] = [
-        ("restarts measured", str(store["count"]), str(seeds["count"])),
-        (
-            "median time to first connection",
-            _secs(store["median_first_connection_secs"]),
-            _secs(seeds["median_first_connection_secs"]),
-        ),
-        (
-            f"median time to target connections ({result.target})",
-            _secs(store["median_target_secs"]),
-            _secs(seeds["median_target_secs"]),
-        ),
-        (
-            f"rejoined within {REJOIN_SECS:.0f} s",
-            _pct(store["rejoined_within_60s"]),
-            _pct(seeds["rejoined_within_60s"]),
-        ),
-        ("never connected", str(store["never_connected"]), str(seeds["never_connected"])),
-    ]
-    for origin, label in (
-        ("peerstore", "dials to stored peers"),
-        ("seed", "dials to seeds"),
-        ("book", "dials from the address book"),
-    ):
-        rows.append((f"{label}: connected/tried", _dials(store, origin), _dials(seeds, origin)))
+    rows = rejoin_rows(store, seeds, target=f" ({result.target})")
     loaded = with_store.loaded
     intact = [n for n in loaded if n is not None]
     rows.append(
@@ -528,25 +511,8 @@ def format_cluster(result: ClusterResult, phase: str) -> list[str]:
     )
     plans = [len(r.plan) for r in with_store.records]
     rows.append(("reconnect plan entries", str(sum(plans)), "0"))
-    width = max(len(label) for label, _, _ in rows)
-    column = max(12, *(len(v) for _, a, b in rows for v in (a, b)))
-    lines = [f"{'':<{width}}  {STORE:>{column}}  {SEEDS_ONLY:>{column}}"]
-    lines += [f"{label:<{width}}  {a:>{column}}  {b:>{column}}" for label, a, b in rows]
-    return lines
+    return side_by_side(rows)
 
 
 def _median(values: Sequence[int]) -> str:
     return "-" if not values else f"{statistics.median_low(values)}"
-
-
-def _secs(value: float | None) -> str:
-    return "never" if value is None else f"{value:.1f} s"
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
-def _dials(summary: dict[str, Any], origin: str) -> str:
-    counts = summary["dials"].get(origin)
-    return "-" if counts is None else f"{counts['connected']}/{counts['tried']}"

@@ -12,7 +12,16 @@ from typing import Any
 import attrs
 
 from hostsim.errors import HostsimError
-from hostsim.sim.metrics import RunMetrics, summarise
+from hostsim.sim.metrics import (
+    SEEDS_ONLY,
+    STORE,
+    RunMetrics,
+    pct,
+    rejoin_rows,
+    secs,
+    side_by_side,
+    summarise,
+)
 from hostsim.sim.network import ATTACK_ORIGIN, report, simulate
 from hostsim.sim.scenario import SimEvent, SimScenario
 
@@ -42,8 +51,6 @@ ATTACK_AT = RESTART_AT - 30
 LONG_TTL_SECS = 3600
 """``[network.persistence] ttl_secs`` in the long-downtime scenario: an hour, so that twice it
 is a downtime the simulator plays in a few seconds; what matters is the ratio."""
-STORE = "peer store"
-SEEDS_ONLY = "seeds only"
 
 
 @attrs.frozen
@@ -201,7 +208,7 @@ def check_targets(comparisons: Sequence[Comparison]) -> list[Target]:
         Target(
             "seeds up: median time to target with the store no later than with seeds only",
             holds,
-            f"{_secs(fast)} vs {_secs(slow)}",
+            f"{secs(fast)} vs {secs(slow)}",
         )
     ]
     targets += _rejoin_targets("seeds down", down)
@@ -231,7 +238,7 @@ def _rejoin_targets(
         Target(
             f"{label}: >= 95% rejoin within 60 s with the store (seeds only: none)",
             rejoined >= 0.95 and not rejoined_seeds,
-            f"{_pct(rejoined)} vs {_pct(rejoined_seeds)}",
+            f"{pct(rejoined)} vs {pct(rejoined_seeds)}",
         )
     ]
     if fast_median:
@@ -240,7 +247,7 @@ def _rejoin_targets(
             Target(
                 f"{label}: median time to target with the store <= {FAST_REJOIN_SECS:.0f} s",
                 median is not None and median <= FAST_REJOIN_SECS,
-                _secs(median),
+                secs(median),
             )
         )
     return targets
@@ -270,13 +277,13 @@ def _inbound_targets(comparison: Comparison) -> list[Target]:
         Target(
             "inbound attack: share of attacker addresses in the restart plans is 0",
             attacker == 0 and entries > 0 and attacks > 0,
-            f"{attacker} attacker addresses among {entries} plan entries ({_pct(share)});"
+            f"{attacker} attacker addresses among {entries} plan entries ({pct(share)});"
             f" the attackers connected in {attacks} times",
         ),
         Target(
             "inbound attack, seeds up: median time to target with the store <= 1/3 of seeds only",
             holds,
-            f"{_secs(fast)} vs {_secs(slow)}, {ratio}",
+            f"{secs(fast)} vs {secs(slow)}, {ratio}",
             gate=False,
         ),
     ]
@@ -286,31 +293,7 @@ def format_comparison(comparison: Comparison) -> list[str]:
     """The side-by-side table of one comparison."""
     store, seeds = comparison.summaries()
     whole_store, whole_seeds = comparison.store.summary(), comparison.seeds_only.summary()
-    rows: list[tuple[str, str, str]] = [
-        ("restarts measured", str(store["count"]), str(seeds["count"])),
-        (
-            "median time to first connection",
-            _secs(store["median_first_connection_secs"]),
-            _secs(seeds["median_first_connection_secs"]),
-        ),
-        (
-            "median time to target connections",
-            _secs(store["median_target_secs"]),
-            _secs(seeds["median_target_secs"]),
-        ),
-        (
-            "rejoined within 60 s",
-            _pct(store["rejoined_within_60s"]),
-            _pct(seeds["rejoined_within_60s"]),
-        ),
-        ("never connected", str(store["never_connected"]), str(seeds["never_connected"])),
-    ]
-    for origin, label in (
-        ("peerstore", "dials to stored peers"),
-        ("seed", "dials to seeds"),
-        ("book", "dials from the address book"),
-    ):
-        rows.append((f"{label}: connected/tried", _dials(store, origin), _dials(seeds, origin)))
+    rows = rejoin_rows(store, seeds)
     rows += [
         (
             "reconnect plan entries (attacker/fake)",
@@ -319,20 +302,16 @@ def format_comparison(comparison: Comparison) -> list[str]:
         ),
         (
             "attacker share of connections",
-            _pct(whole_store["attacker_connection_share"]),
-            _pct(whole_seeds["attacker_connection_share"]),
+            pct(whole_store["attacker_connection_share"]),
+            pct(whole_seeds["attacker_connection_share"]),
         ),
         (
             "mean fraction of nodes connected",
-            _pct(whole_store["connected_fraction_mean"]),
-            _pct(whole_seeds["connected_fraction_mean"]),
+            pct(whole_store["connected_fraction_mean"]),
+            pct(whole_seeds["connected_fraction_mean"]),
         ),
     ]
-    width = max(len(label) for label, _, _ in rows)
-    column = max(12, *(len(v) for _, a, b in rows for v in (a, b)))
-    lines = [f"{'':<{width}}  {STORE:>{column}}  {SEEDS_ONLY:>{column}}"]
-    lines += [f"{label:<{width}}  {a:>{column}}  {b:>{column}}" for label, a, b in rows]
-    return lines
+    return side_by_side(rows)
 
 
 def plot_comparisons(comparisons: Sequence[Comparison], path: Path) -> None:
@@ -370,19 +349,6 @@ def require_matplotlib() -> None:
             " (pip install 'thenodes-peerstore[plot]')"
         ) from None
     mpl.use("Agg")
-
-
-def _secs(value: float | None) -> str:
-    return "never" if value is None else f"{value:.1f} s"
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
-def _dials(summary: dict[str, Any], origin: str) -> str:
-    counts = summary["dials"].get(origin)
-    return "-" if counts is None else f"{counts['connected']}/{counts['tried']}"
 
 
 def _plans(summary: dict[str, Any]) -> str:
