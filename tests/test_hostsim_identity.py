@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -68,22 +69,33 @@ def test_an_unreadable_id_file_is_an_error_naming_it(tmp_path: Path) -> None:
         resolve(tmp_path)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only directory")
-def test_an_id_that_cannot_be_kept_is_ephemeral_or_an_error(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+@pytest.fixture
+def unwritable_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory no file can be made in: 0500 for a user; for root, who may write into any
+    mode, the kernel's /proc/self, which holds no file a process did not get from the kernel."""
+    if os.geteuid() == 0:
+        if not Path("/proc/self").is_dir():
+            pytest.skip("root on a system without /proc may write anywhere")
+        yield Path("/proc/self")
+        return
     state = tmp_path / "ro"
     state.mkdir()
     state.chmod(0o500)
     try:
-        with caplog.at_level(logging.WARNING, logger="hostsim.identity"):
-            ephemeral = resolve(state)
-        assert str(uuid.UUID(ephemeral)) == ephemeral
-        assert "for this run" in caplog.text
-        with pytest.raises(NodeIdentityError, match="allow_ephemeral = false"):
-            resolve(state, allow_ephemeral=False)
+        yield state
     finally:
         state.chmod(0o700)
+
+
+def test_an_id_that_cannot_be_kept_is_ephemeral_or_an_error(
+    unwritable_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="hostsim.identity"):
+        ephemeral = resolve(unwritable_dir)
+    assert str(uuid.UUID(ephemeral)) == ephemeral
+    assert "for this run" in caplog.text
+    with pytest.raises(NodeIdentityError, match="allow_ephemeral = false"):
+        resolve(unwritable_dir, allow_ephemeral=False)
 
 
 def test_an_id_that_cannot_be_kept_because_state_dir_is_a_file(
