@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import settings
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -104,8 +105,20 @@ class PeerStoreMachine(RuleBasedStateMachine):
 
     def running_age(self, entry: PeerEntry) -> int:
         """How long the node has run since it last saw ``entry``."""
-        stopped = sum(max(0, min(b, self.now) - max(a, entry.last_seen)) for a, b in self.offline)
-        return self.now - entry.last_seen - stopped
+        return self.now - entry.last_seen - self.stopped_since(entry.last_seen)
+
+    def stopped_since(self, since: int) -> int:
+        """Seconds the node was stopped between ``since`` and now. Stopped intervals overlap
+        when a start follows a stop that saved nothing (each start counts from the file's
+        ``saved_at``), so their union is counted, never their sum."""
+        stopped = 0
+        reached = since
+        for a, b in sorted(self.offline):
+            lo, hi = max(a, reached), min(b, self.now)
+            if hi > lo:
+                stopped += hi - lo
+                reached = hi
+        return stopped
 
     def kept(
         self, entries: dict[str, PeerEntry], among: dict[str, PeerEntry] | None = None
@@ -283,4 +296,22 @@ class PeerStoreMachine(RuleBasedStateMachine):
 PeerStoreMachine.TestCase.settings = settings(
     max_examples=100, stateful_step_count=40, deadline=None
 )
-TestPeerStoreMachine = PeerStoreMachine.TestCase
+TestPeerStoreMachine = pytest.mark.slow(PeerStoreMachine.TestCase)
+
+
+def test_stops_that_saved_nothing_count_their_overlapping_stopped_time_once() -> None:
+    """The shortest sequence that once made the model count a stopped interval twice: after a
+    start that saved nothing, the next start counts again from the same ``saved_at``."""
+    machine = PeerStoreMachine()
+    try:
+        machine.start()
+        machine.stop_for(3600)
+        machine.save()
+        machine.stop_for(3600)
+        machine.stop_for(3600)
+        machine.advance(TTL + 1)
+        machine.save()
+        machine.trust_never_goes_down()
+        machine.the_plan_is_proven_diverse_and_short()
+    finally:
+        machine.teardown()
