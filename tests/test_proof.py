@@ -256,6 +256,24 @@ def test_running_time_ages_entries_across_restarts_and_stopped_time_does_not(clo
     assert store.expire() == 1
 
 
+def test_an_entry_seen_just_before_a_stop_is_kept_until_it_is_ttl_of_running_time_old(
+    clock,
+) -> None:
+    """TTL 100 s: seen, then at once 500 s stopped, then exactly 100 s running. Every moment of
+    the stop is the same running time, so the entry is exactly TTL old and kept; one more
+    second of running and it is due."""
+    store = PeerStore(clock=clock, ttl_secs=100, reconnect_limit=0)
+    store.record_gossip(["192.0.2.1:7447"])
+    seen = list(store)
+    stopped_at = int(clock.t)
+    clock.advance(500)
+    store.load(seen, offline=[(stopped_at, int(clock.t))])
+    clock.advance(100)
+    assert store.expire() == 0
+    clock.advance(1)
+    assert store.expire() == 1
+
+
 def test_a_node_that_ran_long_without_any_peer_keeps_its_most_recent_proven_peers(
     clock,
 ) -> None:

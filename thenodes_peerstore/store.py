@@ -394,8 +394,8 @@ class PeerStore:
             if started >= when:  # an interval after now: a clock that stepped back
                 when = min(when, stopped)
                 continue
-            if when - started >= left:
-                break
+            if when - started > left:
+                break  # the cutoff falls in running time after this interval
             left -= when - started
             when = stopped
         return when - left
