@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
+
+# CI runs every property on the same examples, so a red run is reproducible by anyone:
+# `HYPOTHESIS_PROFILE=ci python -m pytest`. Locally the default profile explores new examples
+# on each run (and `HYPOTHESIS_PROFILE=explore` many more), which is how a rare failure is found.
+# No deadline in CI: a shared machine's pauses are not the code's; speed is for benchmarks/.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+settings.register_profile("explore", max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 class FakeClock:

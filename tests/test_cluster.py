@@ -19,6 +19,8 @@ from hostsim import cli
 from hostsim.live.cluster import ClusterResult, run_cluster
 from hostsim.live.processes import NodeProcess
 
+pytestmark = pytest.mark.slow
+
 WINDOW = 6.0
 """Seconds a phase watches the restarted nodes in the test."""
 

@@ -23,6 +23,8 @@ from hostsim.sim.demo import (
 from hostsim.sim.network import ATTACK_ORIGIN
 from hostsim.sim.scenario import SimScenario
 
+pytestmark = pytest.mark.slow
+
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 
