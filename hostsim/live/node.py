@@ -594,7 +594,7 @@ class LiveNode:
             peers, bad = canonical_peers(listed)
             if bad:
                 self.incidents(
-                    "bad_address", link.ip, f"{len(bad)} of {len(listed)}, such as {bad[0]!r}"
+                    "bad_address", link.ip, f"{len(bad)} of {len(listed)}, such as {bad[0][:40]!r}"
                 )
             if peers:
                 link.last_useful = time.monotonic()
