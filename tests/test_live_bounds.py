@@ -5,14 +5,9 @@ binds 127.0.0.1 (or ::1); every wait is bounded; every process is stopped by its
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import logging
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -30,7 +25,6 @@ from thenodes_wire_peer import (
     peer_request_line,
     read_line,
     running,
-    served,
     until,
 )
 
@@ -39,7 +33,6 @@ from hostsim.live.node import LiveNode
 from hostsim.live.processes import NodeProcess, free_port, write_node_config
 from hostsim.live.settings import BOOK_DIALS_PER_SEC, live_settings
 from hostsim.testing import RecordingPlugin
-from hostsim.wire import MAX_LINE_BYTES
 
 WAIT = 20.0
 JUNK = 60_000
