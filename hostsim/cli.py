@@ -407,7 +407,7 @@ class _StatusLines:
         if self.closed:
             return
         with contextlib.suppress(queue.Full):
-            self._queue.put(None, timeout=timeout)
+            self._queue.put_nowait(None)
         self._thread.join(timeout)
 
     def _write_all(self) -> None:

@@ -5,9 +5,14 @@ binds 127.0.0.1 (or ::1); every wait is bounded; every process is stopped by its
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
 import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -25,6 +30,7 @@ from thenodes_wire_peer import (
     peer_request_line,
     read_line,
     running,
+    served,
     until,
 )
 
@@ -326,3 +332,171 @@ def test_a_peer_that_never_reads_loses_its_socket_and_buffer_at_the_bound(
             writer.transport.abort()
 
     run(scenario())
+
+
+async def _dial_in_from(
+    node: LiveNode, node_id: str, source_ip: str = "127.0.0.1"
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect from ``source_ip`` (any of 127.0.0.0/8) as a TheNodes dialer."""
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection("127.0.0.1", node.config.port, local_addr=(source_ip, 0)), TIMEOUT
+    )
+    await read_line(reader)
+    writer.write(hello_line(node_id, None, node_type=None))
+    await writer.drain()
+    await until(lambda: node_id in node.core.by_node)
+    return reader, writer
+
+
+def test_a_full_inbound_table_of_idle_peers_evicts_one_and_keeps_the_useful_and_diverse(
+    tmp_path: Path,
+) -> None:
+    """Before: a full table of idle peers locked every good peer out for good."""
+    extra = {"network": {"max_inbound": 6}}
+
+    async def scenario() -> None:
+        async with running(config(tmp_path, extra=extra)) as node:
+            _, useful = await _dial_in_from(node, "useful")
+            useful.write(peer_list_line(["127.0.0.1:7001"]))
+            await useful.drain()
+            await until(lambda: "127.0.0.1:7001" in node.core.book)
+            _, other_group = await _dial_in_from(node, "elsewhere", "127.2.0.1")
+            idle = [(await _dial_in_from(node, f"idle-{i}"))[1] for i in range(4)]
+            for round_ in range(12):  # each newcomer takes an idle peer's slot
+                idle.append((await _dial_in_from(node, f"new-{round_}"))[1])
+                assert len(node.core.conns) <= 6
+            answer = await served(node, "good-peer")
+            assert "127.0.0.1:7001" in answer
+            assert {"useful", "elsewhere"} <= node.core.by_node.keys()
+            assert node.incidents.counts["inbound_cap"] == 0
+            for writer in [useful, other_group, *idle]:
+                writer.transport.abort()
+
+    run(scenario())
+
+
+def test_when_every_inbound_peer_is_protected_a_newcomer_is_refused(tmp_path: Path) -> None:
+    extra = {"network": {"max_inbound": 2}}
+
+    async def scenario() -> None:
+        async with running(config(tmp_path, extra=extra)) as node:
+            kept = []
+            for i in range(2):
+                _, writer = await _dial_in_from(node, f"useful-{i}", f"127.{i + 3}.0.1")
+                writer.write(peer_list_line([f"127.0.0.1:{7001 + i}"]))
+                kept.append(writer)
+            await until(
+                lambda: node.incidents.counts["inbound_cap"] == 0 and len(node.core.book) >= 2
+            )
+            reader, writer = await asyncio.open_connection("127.0.0.1", node.config.port)
+            assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
+            assert node.incidents.counts["inbound_cap"] == 1
+            writer.close()
+            for kept_writer in kept:
+                kept_writer.transport.abort()
+
+    run(scenario())
+
+
+def test_an_inbound_impostor_of_a_dialled_node_id_never_cuts_the_outbound_connection(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async def real(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(hello_line("real-x", None, to="127.0.0.1:1"))
+            await writer.drain()
+            with contextlib.suppress(Exception):
+                while await reader.readline():
+                    pass
+
+        server = await asyncio.start_server(real, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server, running(config(tmp_path, seeds=(f"127.0.0.1:{port}",))) as node:
+            await until(lambda: "real-x" in node.core.by_node)
+            outbound = node.core.by_node["real-x"]
+            for _ in range(3):
+                reader, writer, _ = await dial_in(node, "real-x")
+                assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""  # refused
+                await close(writer)
+            assert node.core.by_node["real-x"] == outbound == f"127.0.0.1:{port}"
+            assert node.core.conns[outbound].outbound
+
+    run(scenario())
+
+
+def test_a_dial_that_proves_a_node_id_replaces_an_inbound_claim_of_it(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async def real(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(hello_line("real-x", None, to="127.0.0.1:1"))
+            await writer.drain()
+            with contextlib.suppress(Exception):
+                while await reader.readline():
+                    pass
+
+        server = await asyncio.start_server(real, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server, running(config(tmp_path)) as node:
+            impostor_reader, impostor, _ = await dial_in(node, "real-x", 7999)
+            await until(lambda: "real-x" in node.core.by_node)
+            impostor.write(peer_list_line([f"127.0.0.1:{port}"]))  # it names the real one
+            await impostor.drain()
+            assert await asyncio.wait_for(impostor_reader.read(), TIMEOUT) == b""
+            await until(lambda: node.core.by_node.get("real-x") == f"127.0.0.1:{port}")
+            assert node.core.conns[f"127.0.0.1:{port}"].outbound
+            await close(impostor)
+
+    run(scenario())
+
+
+def _start_node(path: Path, stdout: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hostsim", "node", str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=err,
+        )
+
+
+def _wait_listening(port: int) -> None:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError("the node never listened")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
+@pytest.mark.parametrize("reader", ["nobody reads", "closed"])
+def test_a_stdout_nobody_reads_or_a_closed_one_neither_hangs_nor_stops_the_node(
+    reader: str, tmp_path: Path
+) -> None:
+    """Before: a full status pipe blocked the node (SIGTERM then ignored); a closed one
+    stopped it."""
+    port = free_port()
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    if reader == "closed":
+        os.close(read_end)
+    process = _start_node(_node_config(tmp_path, port), write_end, tmp_path / "node.log")
+    os.close(write_end)
+    try:
+        _wait_listening(port)
+        sock, buffer = _handshake(port, "chatty")
+        for i in range(3000):  # a status line each: far more than the pipe holds
+            sock.sendall(peer_list_line([f"10.{i >> 8}.{i & 255}.1:7447"]))
+        assert b'"PEER_LIST"' in _answer(sock, buffer, 16)  # still serving
+        sock.close()
+        assert process.poll() is None
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(10) == 0
+    finally:
+        _stop(process)
+        if reader != "closed":
+            os.close(read_end)
