@@ -56,8 +56,9 @@ logger = logging.getLogger(__name__)
 
 MAX_PEER_LIST: Final = 1000
 """Addresses read from one PEER_LIST (and the most a PEER_REQUEST is answered with)."""
-MAX_WRITE_BUFFER: Final = 1 << 20
-"""Bytes queued for a peer that does not read before its connection is closed."""
+MAX_WRITE_BUFFER: Final = 256 << 10
+"""Bytes queued for a peer that does not read before its connection is closed: five of the
+longest answers (1,000 addresses, about 50 KB) a peer that reads never leaves queued."""
 MAX_ADDR_CHARS: Final = len("[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535")
 """The longest IP literal address with a port; anything longer is not parsed at all."""
 EVICTION_PROTECT: Final = 4
