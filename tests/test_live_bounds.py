@@ -320,11 +320,11 @@ def test_a_peer_that_never_reads_loses_its_socket_and_buffer_at_the_bound(
             )
             reader, writer = await asyncio.open_connection(sock=sock)
             await read_line(reader)
+            assert _fds() == baseline + 2  # our socket and the node's
             writer.write(hello_line("sink", None, node_type=None))
             for _ in range(200):  # 200 answers of about 20 KB, never read
                 writer.write(peer_request_line(1000))
             await writer.drain()
-            assert _fds() == baseline + 2  # our socket and the node's
             await until(lambda: _fds() == baseline + 1)  # only ours is left
             assert "sink" not in node.core.by_node
             assert not node._links
