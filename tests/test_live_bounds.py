@@ -503,3 +503,28 @@ def test_a_stdout_nobody_reads_or_a_closed_one_neither_hangs_nor_stops_the_node(
         _stop(process)
         if reader != "closed":
             os.close(read_end)
+
+
+def test_a_hello_with_long_capabilities_and_listen_address_leaves_nothing_long_held(
+    tmp_path: Path,
+) -> None:
+    caps = ",".join(f'"{i}' + "c" * 30_000 + '"' for i in range(32))
+    hello = (
+        '{"from":"a","to":"b","msg_type":{"HELLO":{"node_id":"bulky","listen_addr":"'
+        + "1" * 60_000
+        + f'","protocol":"TheNodes","version":"1","node_type":null,"capabilities":[{caps},"ok"]'
+        + '}},"payload":null,"realm":{"name":"Example","code":"example","version":"1.0"}}\n'
+    ).encode()
+
+    async def scenario() -> None:
+        async with running(config(tmp_path)) as node:
+            reader, writer = await asyncio.open_connection("127.0.0.1", node.config.port)
+            await read_line(reader)
+            writer.write(hello)
+            await writer.drain()
+            await until(lambda: "bulky" in node.core.by_node)
+            peer = node.core.conns[node.core.by_node["bulky"]].peer
+            assert (peer.capabilities, peer.listen_addr) == ((), None)
+            await close(writer)
+
+    run(scenario())

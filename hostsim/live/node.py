@@ -61,6 +61,7 @@ MAX_WRITE_BUFFER: Final = 256 << 10
 longest answers (1,000 addresses, about 50 KB) a peer that reads never leaves queued."""
 MAX_ADDR_CHARS: Final = len("[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535")
 """The longest IP literal address with a port; anything longer is not parsed at all."""
+MAX_CAPABILITY_CHARS: Final = 64
 EVICTION_PROTECT: Final = 4
 """Inbound peers protected from eviction for each of: a distinct network group, the most
 recent useful peer list."""
@@ -381,7 +382,7 @@ class LiveNode:
 
     @staticmethod
     def _listen_addr(hello: wire.Hello) -> str | None:
-        if hello.listen_addr is None:
+        if hello.listen_addr is None or len(hello.listen_addr) > MAX_ADDR_CHARS:
             return None
         try:
             return canonical_ip_port(hello.listen_addr)
@@ -389,7 +390,8 @@ class LiveNode:
             return None
 
     def _capabilities(self, hello: wire.Hello) -> tuple[str, ...]:
-        return tuple((hello.capabilities or ())[:32])
+        """At most 32 capabilities of at most 64 characters: held as long as the connection."""
+        return tuple(c for c in (hello.capabilities or ())[:32] if len(c) <= MAX_CAPABILITY_CHARS)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         remote, ip = _socket_addr(writer.get_extra_info("peername"))
