@@ -302,6 +302,7 @@ def test_a_peer_that_never_reads_loses_its_socket_and_buffer_at_the_bound(
 
     async def scenario() -> None:
         async with running(config(tmp_path, extra=extra)) as node:
+            baseline = _fds()
             feeder, feed, _ = await dial_in(node, "feeder")
             for i in range(63):  # a full book: every answer is 1,000 addresses
                 feed.write(peer_list_line([f"10.{i}.0.{k}:7447" for k in range(16)]))
@@ -309,8 +310,7 @@ def test_a_peer_that_never_reads_loses_its_socket_and_buffer_at_the_bound(
             await until(lambda: len(node.core.book) >= 1000)
             await close(feed)
             del feeder
-            await until(lambda: not node._links)
-            baseline = _fds()
+            await until(lambda: _fds() == baseline)  # both ends of the feeder's connection
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             sock.setblocking(False)

@@ -567,6 +567,11 @@ class LiveNode:
                 if line is None:
                     break
                 self._handle(link, key, self._decode(line))
+                if link.writer.transport.is_closing():
+                    # This node closed it (a peer that does not read, an eviction): what the
+                    # peer sent before is not worth an answer.
+                    reason = "closed by this node"
+                    break
         except _Closed as closed:
             reason = closed.reason
             if closed.kind is not None:
