@@ -12,7 +12,9 @@ decides. It owns, for one node:
   per failure up to 10 minutes.
 - **The outbound target.** Every ``maintain_interval_secs``, and when a peer list arrives, a
   node below ``target_outbound`` dials addresses from its book it is not connected to;
-  seeds only while it has no connection at all (they are for bootstrapping).
+  seeds only while it has no connection at all (they are for bootstrapping). With
+  :attr:`CorePolicy.book_dials_per_sec` set (the live node), dials from the book are bounded
+  overall: a burst of ``target_outbound``, then that many a second, whatever peers list.
 - **Peer lists.** A node asks every peer it dialled for peers as soon as the handshake
   completes, then asks one connection every ``peer_list_interval_secs`` (TheNodes'
   ``[discovery]``: 90 s, want 16; no request at all when ``[discovery] enabled`` is false;

@@ -86,9 +86,12 @@ def is_loopback(addr: str) -> bool:
 
 def _is_loopback_ip(text: str) -> bool:
     try:
-        return ipaddress.ip_address(text).is_loopback
+        ip = ipaddress.ip_address(text)
     except ValueError:
         return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
 
 
 def canonical_peers(peers: Sequence[str]) -> tuple[list[str], list[str]]:
