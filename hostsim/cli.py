@@ -11,7 +11,9 @@
   experiment with real node processes on loopback, killed and restarted, with and without the
   peer store;
 - ``hostsim node CONFIG [--state-dir DIR] [--bind ADDR] [-v]``: run one live node on real TCP
-  until SIGTERM or Ctrl-C (a graceful stop); status lines on stdout.
+  until SIGTERM or Ctrl-C (a graceful stop); status lines on stdout. A stdout nobody reads
+  never blocks the node (lines beyond a bound are dropped, and counted in a later line); a
+  closed one (``| head``) only ends the status lines.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import queue
 import shutil
 import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -362,12 +366,66 @@ def _node(args: argparse.Namespace) -> int:
     if args.state_dir is not None:
         config = attrs.evolve(config, state_dir=Path(os.path.abspath(args.state_dir)))
     settings = live_settings(config, bind=args.bind)
-    node = LiveNode(config, settings, status=_status)
-    return asyncio.run(_serve_until_signal(node))
+    status = _StatusLines(sys.stdout.fileno())
+    node = LiveNode(config, settings, status=status)
+    try:
+        return asyncio.run(_serve_until_signal(node))
+    finally:
+        status.close(timeout=1.0)
 
 
-def _status(line: str) -> None:
-    print(f"hostsim node: {line}", flush=True)
+class _StatusLines:
+    """``hostsim node``'s status lines, written to ``fd`` by a thread of their own, so a
+    stdout that nobody reads never blocks the node's event loop (nor its SIGTERM handler).
+
+    At most ``pending`` lines wait; beyond, lines are dropped and counted, and the count is
+    written once the reader catches up. A closed stdout (``EPIPE``) ends the status lines,
+    not the node.
+    """
+
+    def __init__(self, fd: int, pending: int = 1000) -> None:
+        self.fd = fd
+        self.dropped = 0
+        """Lines dropped because stdout was not read (only the node's thread writes it)."""
+        self.closed = False
+        """Whether stdout was closed by its reader."""
+        self._queue: queue.Queue[bytes | None] = queue.Queue(pending)
+        self._reported = 0
+        self._thread = threading.Thread(target=self._write_all, name="status", daemon=True)
+        self._thread.start()
+
+    def __call__(self, line: str) -> None:
+        if self.closed:
+            return
+        try:
+            self._queue.put_nowait(f"hostsim node: {line}\n".encode())
+        except queue.Full:
+            self.dropped += 1
+
+    def close(self, timeout: float) -> None:
+        """Write what waits, for at most ``timeout`` seconds."""
+        if self.closed:
+            return
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+        self._thread.join(timeout)
+
+    def _write_all(self) -> None:
+        while (data := self._queue.get()) is not None:
+            dropped = self.dropped
+            if dropped > self._reported:
+                data = (
+                    f"hostsim node: {dropped - self._reported} status lines dropped"
+                    " (stdout not read)\n".encode()
+                    + data
+                )
+                self._reported = dropped
+            try:
+                while data:
+                    data = data[os.write(self.fd, data) :]
+            except OSError:
+                self.closed = True
+                return
 
 
 async def _serve_until_signal(node: LiveNode) -> int:

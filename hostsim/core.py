@@ -12,7 +12,9 @@ decides. It owns, for one node:
   per failure up to 10 minutes.
 - **The outbound target.** Every ``maintain_interval_secs``, and when a peer list arrives, a
   node below ``target_outbound`` dials addresses from its book it is not connected to;
-  seeds only while it has no connection at all (they are for bootstrapping).
+  seeds only while it has no connection at all (they are for bootstrapping). With
+  :attr:`CorePolicy.book_dials_per_sec` set (the live node), dials from the book are bounded
+  overall: a burst of ``target_outbound``, then that many a second, whatever peers list.
 - **Peer lists.** A node asks every peer it dialled for peers as soon as the handshake
   completes, then asks one connection every ``peer_list_interval_secs`` (TheNodes'
   ``[discovery]``: 90 s, want 16; no request at all when ``[discovery] enabled`` is false;
@@ -37,6 +39,7 @@ import attrs
 
 from hostsim.config import ConnectionPolicy, HostConfig
 from hostsim.host import SEED_ORIGIN, Dial, Direction, Peer, SimHost
+from hostsim.limits import TokenBucket
 
 __all__ = [
     "BOOK_ORIGIN",
@@ -96,7 +99,10 @@ class CorePolicy:
     peer_list_want: int = 16
     maintain_interval_secs: float = 10.0
     book_limit: int = 1000
-    """Addresses a node keeps in memory, oldest out."""
+    """Addresses a node keeps in memory, oldest out (also the bound of what it remembers
+    about addresses: their failures, and which ones it may not dial)."""
+    book_dials_per_sec: float | None = None
+    """Dials from the book a second, after a burst of ``target_outbound``; None: no bound."""
     book_retry_base_secs: float = 30.0
     book_retry_max_secs: float = 600.0
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
@@ -157,6 +163,9 @@ class NodeCore:
     :param now: Seconds on the world's clock (virtual or real).
     :param may_dial: Whether an address may be dialled at all; a refused address stays in
         the book and in what plugins hear, and is kept in :attr:`refused`.
+
+    Everything the core keeps per address is bounded by ``book_limit``: the book, its failures
+    and the refused addresses each drop their oldest beyond it.
     """
 
     def __init__(
@@ -194,8 +203,11 @@ class NodeCore:
         """Address -> (failed dials in a row, not before this time)."""
         self.planned: set[str] = set()
         """The plugins' addresses of this start: retried with :attr:`CorePolicy.retry`."""
-        self.refused: set[str] = set()
+        self.refused: dict[str, None] = {}
         """Addresses ``may_dial`` refused (they stay in the book and are never dialled)."""
+        self.book_dials: TokenBucket | None = None
+        if policy.book_dials_per_sec is not None:
+            self.book_dials = TokenBucket(policy.book_dials_per_sec, policy.target_outbound)
 
     def __repr__(self) -> str:
         state = "up" if self.up else "down"
@@ -260,7 +272,9 @@ class NodeCore:
         if addr in self.refused:
             return False
         if self.may_dial is not None and not self.may_dial(addr):
-            self.refused.add(addr)
+            self.refused[addr] = None
+            if len(self.refused) > self.policy.book_limit:
+                del self.refused[next(iter(self.refused))]
             return False
         self.dialing.add(addr)
         self.world.dial(addr, origin)
@@ -275,12 +289,15 @@ class NodeCore:
         retry = None
         if addr in self.planned:
             retry = policy.retry.delay(count, self.rng.random())
+        self.failures.pop(addr, None)  # re-inserted last: the oldest failure goes first
         if retry is not None:
             self.failures[addr] = (count, self.now() + retry)
             self.world.call_later(retry, self._retry, self.life, addr, origin)
             return
         wait = min(policy.book_retry_base_secs * 2 ** (count - 1), policy.book_retry_max_secs)
         self.failures[addr] = (count, self.now() + wait)
+        if len(self.failures) > policy.book_limit:
+            del self.failures[next(iter(self.failures))]
 
     def dial_abandoned(self, addr: str) -> None:
         """A dial ended without a connection or a failure (the peer dialled us meanwhile)."""
@@ -407,6 +424,8 @@ class NodeCore:
     def fill(self) -> None:
         """Dial known addresses until the dials in flight could reach the outbound target."""
         deficit = self.policy.target_outbound - self.outbound - len(self.dialing)
+        if self.book_dials is not None:
+            deficit = min(deficit, self.book_dials.available(self.now()))
         if deficit <= 0:
             return
         now = self.now()
@@ -426,7 +445,8 @@ class NodeCore:
         if len(candidates) > deficit:
             candidates = self.rng.sample(candidates, deficit)
         for addr in candidates:
-            self.dial(addr, BOOK_ORIGIN)
+            if self.dial(addr, BOOK_ORIGIN) and self.book_dials is not None:
+                self.book_dials.take(self.now())
 
     def _maintain(self, life: int) -> None:
         if life != self.life:

@@ -10,12 +10,19 @@ connection.
 Every byte from the network is hostile. A line over 1 MiB, a line that is not UTF-8 or JSON, a
 message of an unknown type, a bad HELLO, a realm mismatch, a handshake that does not finish in
 time, a connection silent past the heartbeat timeout, a peer that does not read: each closes
-that connection and is counted (:class:`~hostsim.live.incidents.Incidents`); a peer list
-longer than :data:`MAX_PEER_LIST` is cut; inbound connections beyond ``max_inbound`` are
-refused. Nothing one connection does stops the node serving the others.
+that connection and is counted (:class:`~hostsim.live.incidents.Incidents`); a closed
+connection is aborted, never left flushing to a peer that does not read. A peer list longer
+than :data:`MAX_PEER_LIST` is cut; what remains is validated and canonicalised here, at the
+edge (:func:`canonical_peers`): the core, the plugins and the answers to peer requests only
+ever see canonical ``"ip:port"`` addresses, one per address however it was spelt. An answer
+always fits in one line a peer reads. A new inbound connection beyond ``max_inbound`` evicts
+an inbound peer as Bitcoin Core does (:meth:`LiveNode._eviction_candidate`), or is refused
+when every inbound peer is protected. A dialled peer whose node id an inbound connection
+already holds replaces that connection (only a dial proves who is at an address). Nothing
+one connection does stops the node serving the others.
 
-A node bound to a loopback address dials loopback addresses only: whatever else it learns is
-handed to the plugins as usual and kept in its book, but never dialled.
+A node bound to a loopback address (IPv4 or IPv6) dials loopback IP literals only: whatever
+else it learns is handed to the plugins as usual and kept in its book, but never dialled.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ import ipaddress
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -36,19 +44,27 @@ from hostsim.addresses import canonical_ip_port
 from hostsim.config import HostConfig
 from hostsim.core import Connection, NodeCore, World
 from hostsim.host import Dial, Direction, SimHost
+from hostsim.limits import printable
 from hostsim.live.incidents import Incidents, Kind
 from hostsim.live.settings import LiveSettings
 from hostsim.naming import NODE_ID_RE, realm_code
 from hostsim.plugins import EntryPointLike
 
-__all__ = ["MAX_PEER_LIST", "LiveNode", "RealClock", "is_loopback"]
+__all__ = ["MAX_PEER_LIST", "LiveNode", "RealClock", "canonical_peers", "is_loopback"]
 
 logger = logging.getLogger(__name__)
 
 MAX_PEER_LIST: Final = 1000
 """Addresses read from one PEER_LIST (and the most a PEER_REQUEST is answered with)."""
-MAX_WRITE_BUFFER: Final = 4 << 20
-"""Bytes queued for a peer that does not read before its connection is closed."""
+MAX_WRITE_BUFFER: Final = 256 << 10
+"""Bytes queued for a peer that does not read before its connection is closed: five of the
+longest answers (1,000 addresses, about 50 KB) a peer that reads never leaves queued."""
+MAX_ADDR_CHARS: Final = len("[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535")
+"""The longest IP literal address with a port; anything longer is not parsed at all."""
+MAX_CAPABILITY_CHARS: Final = 64
+EVICTION_PROTECT: Final = 4
+"""Inbound peers protected from eviction for each of: a distinct network group, the most
+recent useful peer list."""
 
 
 class RealClock:
@@ -66,6 +82,42 @@ def is_loopback(addr: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _is_loopback_ip(text: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
+
+
+def canonical_peers(peers: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The canonical addresses among ``peers``, in order, each once; and the strings that are
+    not an IP literal with a port (a string too long to be one is not parsed)."""
+    good: dict[str, None] = {}
+    bad: list[str] = []
+    for text in peers:
+        if len(text) > MAX_ADDR_CHARS:
+            bad.append(text)
+            continue
+        try:
+            good[canonical_ip_port(text)] = None
+        except ValueError:
+            bad.append(text)
+    return list(good), bad
+
+
+def network_group(ip: str) -> str:
+    """The network group of an IP, as the store groups gossip: IPv4 /16, IPv6 /32."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    prefix = 16 if address.version == 4 else 32
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
 class _Closed(Exception):
@@ -88,19 +140,33 @@ class _Link:
     """The observed remote socket address, canonical ``"ip:port"``."""
     ip: str
     last_heard: float = attrs.field(factory=time.monotonic)
+    opened: float = attrs.field(factory=time.monotonic)
+    last_useful: float = 0.0
+    """When the peer last sent a peer list with a valid address (0: never)."""
+    evicted: bool = False
 
     def send(self, envelope: wire.Envelope) -> None:
         if self.writer.is_closing():
             return
         transport = self.writer.transport
         if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
-            self.writer.close()
+            self.abort()
             raise _Closed("peer does not read", "slow_reader")
         self.writer.write(wire.encode(envelope))
 
+    def abort(self) -> None:
+        """Close now, dropping whatever the peer has not read."""
+        with contextlib.suppress(Exception):
+            self.writer.transport.abort()
+
     def close(self) -> None:
+        """Close; a peer that has not read everything is aborted rather than waited for (a
+        transport that is closing holds its socket until its buffer is flushed)."""
         with contextlib.suppress(Exception):
             self.writer.close()
+        with contextlib.suppress(Exception):
+            if self.writer.transport.get_write_buffer_size():
+                self.writer.transport.abort()
 
     async def aclose(self) -> None:
         self.close()
@@ -146,7 +212,7 @@ class LiveNode:
         self.node_id = self.host.node_id
         """The node's id: ``[node] id``, else the one in its id file."""
         self.incidents = Incidents(self.node_id)
-        self.loopback_only = is_loopback(f"{settings.bind}:1")
+        self.loopback_only = _is_loopback_ip(settings.bind)
         self.core = NodeCore(
             self.host,
             policy=settings.policy,
@@ -165,6 +231,8 @@ class LiveNode:
         self._links: set[_Link] = set()
         self._server: asyncio.Server | None = None
         self.dials: list[Dial] = []
+        # Network groups are ranked by a salted hash, so a peer cannot pick a protected one.
+        self._group_salt = random.getrandbits(64)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -239,6 +307,7 @@ class LiveNode:
             await asyncio.sleep(self.settings.tick_interval_secs)
             if self.core.up:
                 self.core.tick()
+                self.incidents.flush()
 
     async def _heartbeats(self) -> None:
         interval = self.settings.heartbeat_interval_secs
@@ -316,7 +385,7 @@ class LiveNode:
 
     @staticmethod
     def _listen_addr(hello: wire.Hello) -> str | None:
-        if hello.listen_addr is None:
+        if hello.listen_addr is None or len(hello.listen_addr) > MAX_ADDR_CHARS:
             return None
         try:
             return canonical_ip_port(hello.listen_addr)
@@ -324,12 +393,19 @@ class LiveNode:
             return None
 
     def _capabilities(self, hello: wire.Hello) -> tuple[str, ...]:
-        return tuple((hello.capabilities or ())[:32])
+        """At most 32 capabilities of at most 64 characters: held as long as the connection."""
+        return tuple(c for c in (hello.capabilities or ())[:32] if len(c) <= MAX_CAPABILITY_CHARS)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         remote, ip = _socket_addr(writer.get_extra_info("peername"))
         link = _Link(reader, writer, remote, ip)
-        if self.inbound_open >= self.settings.max_inbound or not self.core.up:
+        if self.inbound_open >= self.settings.max_inbound and self.core.up:
+            victim = self._eviction_candidate()
+            if victim is not None:
+                victim.evicted = True
+                victim.abort()
+                self.status(f"evicted {victim.remote} to make room for {remote}")
+        if self.inbound_open >= self.settings.max_inbound + self._evicting() or not self.core.up:
             if self.core.up:
                 self.incidents("inbound_cap", ip)
             await link.aclose()
@@ -364,13 +440,55 @@ class LiveNode:
             self._links.discard(link)
             await link.aclose()
 
+    def _evicting(self) -> int:
+        """Inbound connections evicted whose handlers have not ended yet."""
+        return sum(1 for link in self._links if link.evicted)
+
+    def _eviction_candidate(self) -> _Link | None:
+        """The inbound peer to evict for a new one, or None: every one is protected.
+
+        Bitcoin Core's rule (``SelectNodeToEvict``), with this protocol's signs of use: protect
+        one peer in each of :data:`EVICTION_PROTECT` distinct network groups (ranked by a
+        salted hash, so an attacker cannot choose them), the :data:`EVICTION_PROTECT` that
+        most recently sent a peer list with a valid address, and the longest connected half of
+        the rest; then evict the youngest peer of the network group with the most peers.
+        """
+        links = [
+            conn.handle
+            for conn in self.core.conns.values()
+            if not conn.outbound and isinstance(conn.handle, _Link) and not conn.handle.evicted
+        ]
+        oldest_first = sorted(links, key=lambda link: link.opened)
+        groups: dict[str, list[_Link]] = {}
+        for link in oldest_first:
+            groups.setdefault(network_group(link.ip), []).append(link)
+        ranked = sorted(groups, key=lambda group: hash((self._group_salt, group)))
+        protected = {id(groups[group][0]) for group in ranked[:EVICTION_PROTECT]}
+        useful = sorted(
+            (link for link in links if link.last_useful and id(link) not in protected),
+            key=lambda link: link.last_useful,
+        )
+        protected.update(id(link) for link in useful[-EVICTION_PROTECT:])
+        rest = [link for link in oldest_first if id(link) not in protected]
+        rest = rest[len(rest) // 2 :]
+        if not rest:
+            return None
+        sizes = Counter(network_group(link.ip) for link in rest)
+        largest = max(sizes.values())
+        youngest = [link for link in rest if sizes[network_group(link.ip)] == largest]
+        return youngest[-1]
+
     def dial(self, addr: str, origin: str) -> None:
         """Start a dial (the core calls this)."""
         self.status(f"dialling {addr} ({origin})")
         self._spawn(self._dial(addr, origin))
 
     async def _dial(self, addr: str, origin: str) -> None:
-        host, _, port = addr.rpartition(":")
+        try:
+            host, _, port = canonical_ip_port(addr).rpartition(":")
+        except ValueError as exc:
+            self._dial_failed(addr, origin, f"not an address: {printable(str(exc), 80)}")
+            return
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(host.strip("[]"), int(port), limit=wire.MAX_LINE_BYTES + 1),
@@ -393,6 +511,7 @@ class LiveNode:
             envelope = self._decode(line, handshake=True)
             self._check_realm(envelope.realm, required=False)
             hello = self._check_hello(envelope)
+            self._replace_inbound(hello.node_id)
             if self.core.refusal(hello.node_id) is not None or not self.core.up:
                 self.core.dial_abandoned(addr)
                 return
@@ -412,6 +531,17 @@ class LiveNode:
         finally:
             self._links.discard(link)
             await link.aclose()
+
+    def _replace_inbound(self, node_id: str) -> None:
+        """A dialled peer proved ``node_id``: end an inbound connection that claims it."""
+        key = self.core.by_node.get(node_id)
+        conn = None if key is None else self.core.conns.get(key)
+        if key is None or conn is None or conn.outbound or not self.core.up:
+            return
+        self.core.disconnected(key, "the node id was proven by a dial")
+        if isinstance(conn.handle, _Link):
+            conn.handle.abort()
+        self.status(f"disconnected from {key}: {node_id} was proven by a dial")
 
     def _dial_failed(self, addr: str, origin: str, error: str) -> None:
         if self.core.up:
@@ -440,6 +570,11 @@ class LiveNode:
                 if line is None:
                     break
                 self._handle(link, key, self._decode(line))
+                if link.writer.transport.is_closing():
+                    # This node closed it (a peer that does not read, an eviction): what the
+                    # peer sent before is not worth an answer.
+                    reason = "closed by this node"
+                    break
         except _Closed as closed:
             reason = closed.reason
             if closed.kind is not None:
@@ -461,15 +596,36 @@ class LiveNode:
             raise _Closed("connection no longer known")
         if isinstance(msg, wire.PeerRequest):
             want = min(msg.want, MAX_PEER_LIST)
-            self._send(link, wire.PeerList(tuple(self.core.answer(want, conn.dialable))))
+            self._send(link, _fitting(self.core.answer(want, conn.dialable)))
         elif isinstance(msg, wire.PeerList):
-            peers = msg.peers
-            if len(peers) > MAX_PEER_LIST:
-                self.incidents("huge_peer_list", link.ip, f"{len(peers)} addresses")
-                peers = peers[:MAX_PEER_LIST]
+            listed = msg.peers
+            if len(listed) > MAX_PEER_LIST:
+                self.incidents("huge_peer_list", link.ip, f"{len(listed)} addresses")
+                listed = listed[:MAX_PEER_LIST]
+            peers, bad = canonical_peers(listed)
+            if bad:
+                self.incidents(
+                    "bad_address", link.ip, f"{len(bad)} of {len(listed)}, such as {bad[0][:40]!r}"
+                )
+            if peers:
+                link.last_useful = time.monotonic()
             self.status(f"peer list from {key}: {len(peers)} addresses")
-            self.core.peer_list(key, list(peers))
+            self.core.peer_list(key, peers)
         # HELLO again, HEARTBEAT, TEXT and the rest: nothing to do, as in TheNodes.
+
+
+def _fitting(addrs: list[str]) -> wire.PeerList:
+    """A PEER_LIST of ``addrs`` cut to fit in a line a peer reads (:data:`wire.MAX_LINE_BYTES`).
+
+    TheNodes (0.2, 0.4) reads a line without a bound; this host's own bound is the one to keep.
+    Canonical addresses are at most :data:`MAX_ADDR_CHARS` long, so :data:`MAX_PEER_LIST` of
+    them take about 50 KB and the cut is only a guard.
+    """
+    msg = wire.PeerList(tuple(addrs))
+    room = wire.MAX_LINE_BYTES - 1024  # the envelope around the list
+    while len(addrs) > 0 and sum(len(a.encode()) + 3 for a in msg.peers) > room:
+        msg = wire.PeerList(msg.peers[: len(msg.peers) // 2])
+    return msg
 
 
 @attrs.frozen

@@ -5,7 +5,9 @@
 - from ``[network.connection_policy]`` also ``direct_tcp_timeout_ms`` (the connect and the
   handshake each), ``heartbeat_interval_ms`` and ``heartbeat_timeout_ms`` (a connection silent
   this long is closed);
-- hostsim's own ``[network] bind_addr`` and ``max_inbound``.
+- hostsim's own ``[network] bind_addr`` and ``max_inbound``;
+- the bound on dials from the address book (:data:`BOOK_DIALS_PER_SEC`, after a burst of
+  ``target_outbound``), so no peer list makes the node a traffic source for someone else.
 
 Every default is TheNodes' (or hostsim's, for its own keys), applied by the config reader.
 """
@@ -13,6 +15,7 @@ Every default is TheNodes' (or hostsim's, for its own keys), applied by the conf
 from __future__ import annotations
 
 import ipaddress
+from typing import Final
 
 import attrs
 
@@ -20,16 +23,19 @@ from hostsim.config import DEFAULT_BIND_ADDR, DEFAULT_MAX_INBOUND, HostConfig
 from hostsim.core import CorePolicy
 from hostsim.errors import HostConfigError
 
-__all__ = ["LOOPBACK", "LiveSettings", "live_settings"]
+__all__ = ["BOOK_DIALS_PER_SEC", "LOOPBACK", "LiveSettings", "live_settings"]
 
 LOOPBACK = DEFAULT_BIND_ADDR
+BOOK_DIALS_PER_SEC: Final = 1.0
 
 
 @attrs.frozen
 class LiveSettings:
     """A live node's numbers."""
 
-    policy: CorePolicy = attrs.field(factory=CorePolicy)
+    policy: CorePolicy = attrs.field(
+        factory=lambda: CorePolicy(book_dials_per_sec=BOOK_DIALS_PER_SEC)
+    )
     bind: str = LOOPBACK
     max_inbound: int = DEFAULT_MAX_INBOUND
     connect_timeout_secs: float = 3.0
@@ -60,7 +66,7 @@ def live_settings(config: HostConfig, *, bind: str | None = None) -> LiveSetting
     default = LiveSettings()
     timeout = _secs(conn.direct_tcp_timeout_ms, default.connect_timeout_secs)
     return LiveSettings(
-        policy=CorePolicy.of(config),
+        policy=CorePolicy.of(config, book_dials_per_sec=BOOK_DIALS_PER_SEC),
         bind=bind or config.bind_addr,
         max_inbound=config.max_inbound,
         connect_timeout_secs=timeout,
