@@ -122,6 +122,7 @@ def fill(path: Path, now: int, config: PersistenceConfig | None = None) -> None:
         store.record_connected("[2001:db8::10]:7447", node_id="node-g")
         store.record_disconnected("[2001:db8::10]:7447")
         t[0] = now - 60
+        store.online = lambda: True  # type: ignore[method-assign]  # its own uplink works
         for _ in range(3):  # backs off 120 s from now - 60
             store.record_dial_failed("45.76.12.34:7447")
         t[0] = now - 30

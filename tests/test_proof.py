@@ -260,6 +260,10 @@ def test_a_node_that_ran_long_without_any_peer_keeps_its_most_recent_proven_peer
     clock,
 ) -> None:
     store = PeerStore(clock=clock, ttl_secs=DAY, reconnect_limit=2)
+    uplink = ("192.0.2.1:7447", "198.51.100.1:7447")
+    for addr in uplink:  # the node's own connectivity is proven: failures count
+        store.record_connected(addr)
+    clock.advance(1)
     for i, addr in enumerate(["45.76.12.34:7447", "91.121.5.6:7447", "5.9.20.30:7447"]):
         store.record_connected(addr)
         store.record_disconnected(addr)
@@ -267,6 +271,8 @@ def test_a_node_that_ran_long_without_any_peer_keeps_its_most_recent_proven_peer
     store.record_bootstrap(["203.0.113.1:7447"])
     for _ in range(TERRIBLE_FAILURES):
         store.record_dial_failed("5.9.20.30:7447")  # failing: not an anchor
+    for addr in uplink:
+        store.record_disconnected(addr)
     clock.advance(10 * DAY)
 
     store.expire()
