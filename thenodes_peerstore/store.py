@@ -523,9 +523,9 @@ class PeerStore:
         """Up to ``reconnect_limit`` proven peers to dial first, most recently connected first.
 
         Own addresses, live connections and entries still backing off from a dial that failed
-        in this process are skipped: a restart gives each proven peer a dial,
-        whatever its backoff was. The plan prefers one peer per network group (/16 IPv4, /32 IPv6), and fills any room left with the
-        next most recent peers.
+        in this process are skipped: a restart gives each proven peer a dial, whatever its
+        backoff was. The plan prefers one peer per network group (/16 IPv4, /32 IPv6), and
+        fills any room left with the next most recent peers.
         """
         now = self.now()
         candidates = sorted(
