@@ -572,13 +572,19 @@ def test_verify_exits_1_for_a_hand_edited_file_listing_each_problem_and_the_salv
     assert written.peers.read_bytes() == before  # verify never writes
 
 
-def test_verify_exits_1_for_garbage_since_a_node_would_set_it_aside(
-    written: Node, peerstore: Run
+@pytest.mark.parametrize("command", ["verify", "list", "stats", "seal"])
+@pytest.mark.parametrize(
+    "content", [b"\x00\xffnot a peer file", b'{"peers": []}\n', b"[server]\nport = 1\n"]
+)
+def test_a_file_that_is_not_a_peer_file_at_all_is_exit_2_and_left_untouched(
+    written: Node, peerstore: Run, command: str, content: bytes
 ) -> None:
-    written.peers.write_bytes(b"\x00\xffnot a peer file")
-    ran = peerstore("verify", *written.args)
-    assert ran.status == 1
-    assert "0 entries would be salvaged" in ran.out
+    written.peers.write_bytes(content)
+    ran = peerstore(command, *written.args)
+    assert ran.status == 2
+    assert "is not a peer file" in ran.out + ran.err
+    assert "damaged" not in ran.out + ran.err
+    assert written.peers.read_bytes() == content
 
 
 @pytest.mark.parametrize(
@@ -1226,7 +1232,7 @@ def test_while_a_hostsim_node_holds_the_file_list_works_and_remove_refuses_namin
     assert (
         f"peer file {written.peers} is in use by another store (pid {running_node.pid})" in ran.err
     )
-    assert f"stop the node (pid {running_node.pid}) first" in ran.err
+    assert f"holding it (pid {running_node.pid})" in ran.err
     assert written.peers.read_bytes() == before
 
 
