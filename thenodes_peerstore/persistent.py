@@ -256,7 +256,11 @@ class PersistentPeerStore:
     def clock_failed(self, error: ClockError) -> None:
         """The host clock could not tell the time: log it once per streak, whoever met it."""
         if not self._clock_failing:
-            logger.error("peer file %s: %s; not saving until it can", self.file.path, error)
+            logger.error(
+                "peer file %s: %s; peers are not recorded or saved until it can",
+                self.file.path,
+                error,
+            )
         self._clock_failing = True
 
     def _now(self) -> int | None:
