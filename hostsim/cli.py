@@ -56,17 +56,21 @@ from hostsim.script import (
 )
 from hostsim.sim.demo import (
     DEMO_NODES,
+    check_own_failure_targets,
     check_targets,
     compare,
+    compare_stale_file,
     demo_scenarios,
     format_comparison,
     plot_comparisons,
     require_matplotlib,
+    stale_file_scenario,
+    uplink_outage_scenario,
 )
 from hostsim.sim.engine import rare_cycle_collection
 from hostsim.sim.metrics import dumps
 from hostsim.sim.network import report, simulate
-from hostsim.sim.scenario import load_sim_scenario
+from hostsim.sim.scenario import SimScenario, load_sim_scenario
 
 __all__ = ["format_record", "main"]
 
@@ -161,6 +165,12 @@ def _parser() -> argparse.ArgumentParser:
         default=1.0,
         metavar="SECS",
         help="seconds between two on_tick calls of a node (default: 1)",
+    )
+    demo.add_argument(
+        "--own-failures",
+        action="store_true",
+        help="instead, restarts after 4 h without uplink (seeds down) and from a file whose"
+        " every peer is gone (seeds up)",
     )
     demo.add_argument("--json", type=Path, metavar="OUT", help="write the full results as JSON")
     demo.add_argument(
@@ -287,9 +297,22 @@ def _demo(args: argparse.Namespace, progress: ProgressLine) -> int:
     if args.plot is not None:
         require_matplotlib()
     comparisons = []
-    for scenario in demo_scenarios(args.nodes, tick_interval_secs=args.tick):
+    scenarios: tuple[SimScenario, ...]
+    if args.own_failures:
+        scenarios = (
+            uplink_outage_scenario(args.nodes, tick_interval_secs=args.tick),
+            stale_file_scenario(args.nodes, tick_interval_secs=args.tick),
+        )
+    else:
+        scenarios = demo_scenarios(args.nodes, tick_interval_secs=args.tick)
+    for scenario in scenarios:
         with rare_cycle_collection():
-            comparison = compare(scenario, seed=args.seed, cause="mass_restart", progress=progress)
+            if scenario.name == "stale-file":
+                comparison = compare_stale_file(scenario, seed=args.seed, progress=progress)
+            else:
+                comparison = compare(
+                    scenario, seed=args.seed, cause="mass_restart", progress=progress
+                )
         progress.clear()
         comparisons.append(comparison)
         print(
@@ -298,7 +321,9 @@ def _demo(args: argparse.Namespace, progress: ProgressLine) -> int:
         )
         print("\n".join(format_comparison(comparison)))
         print()
-    targets = check_targets(comparisons)
+    targets = (
+        check_own_failure_targets(*comparisons) if args.own_failures else check_targets(comparisons)
+    )
     print("targets:")
     for target in targets:
         if target.gate:

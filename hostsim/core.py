@@ -12,9 +12,11 @@ decides. It owns, for one node:
   per failure up to 10 minutes.
 - **The outbound target.** Every ``maintain_interval_secs``, and when a peer list arrives, a
   node below ``target_outbound`` dials addresses from its book it is not connected to;
-  seeds only while it has no connection at all (they are for bootstrapping). With
-  :attr:`CorePolicy.book_dials_per_sec` set (the live node), dials from the book are bounded
-  overall: a burst of ``target_outbound``, then that many a second, whatever peers list.
+  seeds only while it has no connection at all (they are for bootstrapping). Dials of the
+  plugins' addresses still in flight do not count towards the target, so a plan of dead
+  peers costs no timeout. With :attr:`CorePolicy.book_dials_per_sec` set (the live node),
+  dials from the book are bounded overall: a burst of ``target_outbound``, then that many a
+  second, whatever peers list.
 - **Peer lists.** A node asks every peer it dialled for peers as soon as the handshake
   completes, then asks one connection every ``peer_list_interval_secs`` (TheNodes'
   ``[discovery]``: 90 s, want 16; no request at all when ``[discovery] enabled`` is false;
@@ -423,7 +425,10 @@ class NodeCore:
 
     def fill(self) -> None:
         """Dial known addresses until the dials in flight could reach the outbound target."""
-        deficit = self.policy.target_outbound - self.outbound - len(self.dialing)
+        # A dial of a plugin's address may be to a peer long gone (a stale file): it does not
+        # hold back dials of what the node hears now, or a stale plan would cost a timeout.
+        in_flight = len(self.dialing) - len(self.dialing & self.planned)
+        deficit = self.policy.target_outbound - self.outbound - in_flight
         if self.book_dials is not None:
             deficit = min(deficit, self.book_dials.available(self.now()))
         if deficit <= 0:

@@ -122,6 +122,7 @@ def fill(path: Path, now: int, config: PersistenceConfig | None = None) -> None:
         store.record_connected("[2001:db8::10]:7447", node_id="node-g")
         store.record_disconnected("[2001:db8::10]:7447")
         t[0] = now - 60
+        store.online = lambda: True  # type: ignore[method-assign]  # its own uplink works
         for _ in range(3):  # backs off 120 s from now - 60
             store.record_dial_failed("45.76.12.34:7447")
         t[0] = now - 30
@@ -311,7 +312,7 @@ def test_file_reads_the_realm_from_the_file_and_realm_checks_it(
         ("[realm]\ncode = 7\n", "[realm] code: expected a string"),
         ('[realm]\ncode = "../x"\n', "cannot name a file"),
         ("[network.persistence]\nmax_entries = -3\n", "max_entries = -3"),
-        ("[network.persistence]\nmax_entrys = 3\n", "unknown key"),
+        ("[network.persistence]\nmax_entries = 200000\n", "at most 32768"),
         ('[node]\nstate_dir = ""\n', "[node] state_dir"),
     ],
 )
@@ -571,13 +572,19 @@ def test_verify_exits_1_for_a_hand_edited_file_listing_each_problem_and_the_salv
     assert written.peers.read_bytes() == before  # verify never writes
 
 
-def test_verify_exits_1_for_garbage_since_a_node_would_set_it_aside(
-    written: Node, peerstore: Run
+@pytest.mark.parametrize("command", ["verify", "list", "stats", "seal"])
+@pytest.mark.parametrize(
+    "content", [b"\x00\xffnot a peer file", b'{"peers": []}\n', b"[server]\nport = 1\n"]
+)
+def test_a_file_that_is_not_a_peer_file_at_all_is_exit_2_and_left_untouched(
+    written: Node, peerstore: Run, command: str, content: bytes
 ) -> None:
-    written.peers.write_bytes(b"\x00\xffnot a peer file")
-    ran = peerstore("verify", *written.args)
-    assert ran.status == 1
-    assert "0 entries would be salvaged" in ran.out
+    written.peers.write_bytes(content)
+    ran = peerstore(command, *written.args)
+    assert ran.status == 2
+    assert "is not a peer file" in ran.out + ran.err
+    assert "damaged" not in ran.out + ran.err
+    assert written.peers.read_bytes() == content
 
 
 @pytest.mark.parametrize(
@@ -1225,7 +1232,7 @@ def test_while_a_hostsim_node_holds_the_file_list_works_and_remove_refuses_namin
     assert (
         f"peer file {written.peers} is in use by another store (pid {running_node.pid})" in ran.err
     )
-    assert f"stop the node (pid {running_node.pid}) first" in ran.err
+    assert f"holding it (pid {running_node.pid})" in ran.err
     assert written.peers.read_bytes() == before
 
 

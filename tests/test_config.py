@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thenodes_peerstore.config import PersistenceConfig
+from thenodes_peerstore import codec
+from thenodes_peerstore.config import MAX_ENTRIES_LIMIT, PersistenceConfig
 from thenodes_peerstore.errors import ConfigError
+from thenodes_peerstore.persistent import extras_budget
 
 MANIFEST = Path(__file__).parent.parent / "plugin.toml"
 
@@ -66,7 +69,7 @@ def test_each_key_alone_changes_only_its_own_setting(key: str, value: object) ->
 @settings(max_examples=50)
 @given(
     enabled=st.booleans(),
-    max_entries=st.integers(min_value=1, max_value=2**31),
+    max_entries=st.integers(min_value=1, max_value=MAX_ENTRIES_LIMIT),
     ttl_secs=st.integers(min_value=1, max_value=2**40),
     save_interval_secs=st.integers(min_value=0, max_value=2**31),
     reconnect_limit=st.integers(min_value=0, max_value=1000),
@@ -88,12 +91,33 @@ def test_a_table_read_from_toml_text_works() -> None:
     assert (config.enabled, config.max_entries) == (True, 10)
 
 
-@pytest.mark.parametrize("key", ["maxEntries", "ttl", "dir", "enable"])
-def test_an_unknown_key_is_an_error_naming_it(key: str) -> None:
-    with pytest.raises(ConfigError) as caught:
-        PersistenceConfig.from_mapping({"enabled": True, key: 1})
-    assert key in str(caught.value)
-    assert "[network.persistence]" in str(caught.value)
+@pytest.mark.parametrize(
+    ("key", "closest"),
+    [("max_entrys", "max_entries"), ("ttl_sec", "ttl_secs"), ("enable", "enabled")],
+)
+def test_an_unknown_key_warns_naming_the_closest_known_one_and_the_node_starts(
+    key: str, closest: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """TheNodes ignores keys it does not know: a key a newer TheNodes adds stops no node."""
+    with caplog.at_level(logging.WARNING):
+        config = PersistenceConfig.from_mapping({"enabled": True, "max_entries": 10, key: 1})
+    assert (config.enabled, config.max_entries) == (True, 10)
+    assert f"[network.persistence]: ignoring unknown key {key!r}" in caplog.text
+    assert repr(closest) in caplog.text
+
+
+def test_a_bad_value_of_a_known_key_still_stops_the_node_beside_an_unknown_key() -> None:
+    with pytest.raises(ConfigError, match=r"max_entries = -1"):
+        PersistenceConfig.from_mapping({"max_entries": -1, "future_key": 1})
+
+
+def test_a_cap_above_what_the_loader_reads_whole_is_refused_naming_the_limit() -> None:
+    with pytest.raises(ConfigError, match=rf"max_entries = 200000: at most {MAX_ENTRIES_LIMIT}"):
+        PersistenceConfig.from_mapping({"max_entries": 200_000})
+    assert PersistenceConfig.from_mapping({"max_entries": MAX_ENTRIES_LIMIT})
+    # Every entry of the largest store, at its most, fits what the loader reads.
+    assert MAX_ENTRIES_LIMIT <= codec.MAX_TABLES
+    assert extras_budget(MAX_ENTRIES_LIMIT) > MAX_ENTRIES_LIMIT * 64
 
 
 @pytest.mark.parametrize(

@@ -168,11 +168,50 @@ def test_no_sequence_puts_an_address_in_the_plan_without_an_outbound_handshake_t
 # -- schema 2 and the schema-1 files of earlier versions ---------------------------------------
 
 
+def test_a_schema_1_attacker_dialled_failed_then_connected_in_is_not_proven(
+    tmp_path: Path, clock
+) -> None:
+    """Schema 1's own code: the node dialled the attacker's address and failed, then the
+    attacker connected in; and a peer the node dialled successfully."""
+    entries = [
+        PeerEntry.new("45.76.12.34:7447", Source.CONNECTED, START).replace(
+            last_connected=START + 20, last_attempt=START + 10, failures=0
+        ),
+        PeerEntry.new("91.121.5.6:7447", Source.CONNECTED, START).replace(
+            last_connected=START + 5, last_attempt=START + 5
+        ),
+    ]
+    data = encode("example", START + 30, entries)
+    path = tmp_path / "peers" / "example.toml"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data.replace(b"schema = 2\n", b"schema = 1\n"))
+    _fix_digest(path)
+    clock.t = START + 60
+
+    book = open_book(path, clock)
+    plan = book.store.reconnect_plan()
+    book.close()
+
+    assert plan == ["91.121.5.6:7447"]
+    assert book.store.get("45.76.12.34:7447").source is Source.CLAIMED  # type: ignore[union-attr]
+
+
+def _fix_digest(path: Path) -> None:
+    import hashlib
+
+    body, _, _ = path.read_bytes().partition(b"[integrity]\n")
+    count = body.count(b"[[peers]]")
+    digest = hashlib.sha256(body).hexdigest()
+    path.write_bytes(body + f'[integrity]\nentries = {count}\nsha256 = "{digest}"\n'.encode())
+
+
 def test_a_schema_1_file_loads_with_every_entry_and_is_saved_as_schema_2(
     tmp_path: Path, clock
 ) -> None:
     """The fixture was written by the version before schema 2: three Connected entries (one
-    dialled, one dialled and then connected in, one only ever connected in), a seed, gossip."""
+    dialled and then connected in, one connected and then failing, one only ever connected
+    in), a seed, gossip. Schema 1 shows none of the three's last word to be an outbound
+    success, so none stays proven."""
     path = tmp_path / "peers" / "example.toml"
     path.parent.mkdir(parents=True)
     shutil.copy(FIXTURES / "schema1-example.toml", path)
@@ -186,8 +225,8 @@ def test_a_schema_1_file_loads_with_every_entry_and_is_saved_as_schema_2(
     book.close()
 
     assert sources == {
-        "192.0.2.10:7447": Source.CONNECTED,
-        "203.0.113.1:7447": Source.CONNECTED,
+        "192.0.2.10:7447": Source.CLAIMED,
+        "203.0.113.1:7447": Source.CLAIMED,
         "198.51.100.20:7447": Source.CLAIMED,
         "[2001:db8::1]:7447": Source.BOOTSTRAP,
         "[2001:db8:1::5]:7447": Source.GOSSIP,
@@ -278,6 +317,10 @@ def test_a_node_that_ran_long_without_any_peer_keeps_its_most_recent_proven_peer
     clock,
 ) -> None:
     store = PeerStore(clock=clock, ttl_secs=DAY, reconnect_limit=2)
+    uplink = ("192.0.2.1:7447", "198.51.100.1:7447")
+    for addr in uplink:  # the node's own connectivity is proven: failures count
+        store.record_connected(addr)
+    clock.advance(1)
     for i, addr in enumerate(["45.76.12.34:7447", "91.121.5.6:7447", "5.9.20.30:7447"]):
         store.record_connected(addr)
         store.record_disconnected(addr)
@@ -285,6 +328,8 @@ def test_a_node_that_ran_long_without_any_peer_keeps_its_most_recent_proven_peer
     store.record_bootstrap(["203.0.113.1:7447"])
     for _ in range(TERRIBLE_FAILURES):
         store.record_dial_failed("5.9.20.30:7447")  # failing: not an anchor
+    for addr in uplink:
+        store.record_disconnected(addr)
     clock.advance(10 * DAY)
 
     store.expire()

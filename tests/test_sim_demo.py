@@ -152,3 +152,42 @@ def test_nodes_off_for_twice_the_ttl_rejoin_from_their_stores_with_every_seed_do
     assert store["rejoined_within_60s"] >= 0.95
     assert seeds_only["rejoined_within_60s"] == 0
     assert store["dials"]["seed"]["connected"] == 0  # the seeds were down: the store did it
+
+
+@pytest.fixture(scope="module")
+def own_failures(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, dict[str, object]]:
+    out = tmp_path_factory.mktemp("demo") / "own.json"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = main(["demo", "--own-failures", "--nodes", "12", "--json", str(out)])
+    return status, printed.getvalue(), json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_after_hours_without_uplink_the_nodes_rejoin_from_their_stores_with_every_anchor(
+    own_failures: tuple[int, str, dict[str, object]],
+) -> None:
+    status, printed, data = own_failures
+    assert status == 0
+    assert "== uplink-outage: 12 nodes + 4 seeds" in printed
+    outage, _ = data["comparisons"]  # type: ignore[misc]
+    restarts = [s for s in outage["store"]["starts"] if s["cause"] == "mass_restart"]
+    assert len(restarts) == 12
+    assert all(len(s["plan"]) == 5 for s in restarts)
+    store = outage["store"]["summary"]["by_cause"]["mass_restart"]
+    assert store["rejoined_within_60s"] >= 0.95
+    assert outage["seeds_only"]["summary"]["by_cause"]["mass_restart"]["rejoined_within_60s"] == 0
+
+
+def test_a_file_of_dead_peers_rejoins_no_slower_than_seeds_only(
+    own_failures: tuple[int, str, dict[str, object]],
+) -> None:
+    _, printed, data = own_failures
+    assert "== stale-file: 12 nodes + 4 seeds" in printed
+    _, stale = data["comparisons"]  # type: ignore[misc]
+    store = stale["store"]["summary"]["by_cause"]["mass_restart"]
+    seeds = stale["seeds_only"]["summary"]["by_cause"]["mass_restart"]
+    assert stale["store"]["summary"]["plan_fake_entries"] > 0  # every planned peer was dead
+    assert store["median_target_secs"] <= 1.1 * seeds["median_target_secs"]
+    verdicts = [line.strip() for line in printed.splitlines() if line.startswith("  [")]
+    assert len(verdicts) == 3
+    assert all(line.startswith("[holds]") for line in verdicts)

@@ -30,7 +30,7 @@ def test_a_minimal_file_gets_the_thenodes_defaults() -> None:
     assert scenario.events == ()
 
 
-@pytest.mark.parametrize("name", ["mass-restart", "seed-outage", "flood", "churn"])
+@pytest.mark.parametrize("name", ["mass-restart", "seed-outage", "uplink-outage", "flood", "churn"])
 def test_every_example_scenario_loads(name: str) -> None:
     scenario = load_sim_scenario(EXAMPLES / f"sim-{name}.toml")
     assert scenario.name == name

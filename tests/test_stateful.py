@@ -26,8 +26,9 @@ from hypothesis.stateful import (
 
 from thenodes_peerstore import PersistenceConfig, PersistentPeerStore
 from thenodes_peerstore.codec import decode
-from thenodes_peerstore.model import PeerEntry, Source
-from thenodes_peerstore.store import TERRIBLE_FAILURES
+from thenodes_peerstore.model import PeerEntry, Source, network_group
+from thenodes_peerstore.persistent import MAX_TICK_GAP_SECS
+from thenodes_peerstore.store import ONLINE_GROUPS, TERRIBLE_FAILURES
 
 START = 1_763_700_000
 REALM = "example"
@@ -81,6 +82,8 @@ class PeerStoreMachine(RuleBasedStateMachine):
         """When the file was last written: a restart counts the time since as stopped."""
         self.offline: list[tuple[int, int]] = []
         """The model of when the node was stopped."""
+        self.last_tick: int | None = None
+        """When this process last ticked: a longer gap than MAX_TICK_GAP_SECS is not running."""
 
     def _open(self) -> PersistentPeerStore:
         return PersistentPeerStore.open(
@@ -202,11 +205,15 @@ class PeerStoreMachine(RuleBasedStateMachine):
             assert after is None
         else:
             assert after is not None
-            assert after.failures == before.failures + 1
+            online = len({network_group(a) for a in self.live}) >= ONLINE_GROUPS
+            assert after.failures == before.failures + online
 
     @rule(secs=st.sampled_from([1, 30, INTERVAL, 600, 3600, TTL + 1]))
     def advance(self, secs: int) -> None:
         self.clock.t += secs
+        if self.last_tick is not None and self.now - self.last_tick > MAX_TICK_GAP_SECS:
+            self.offline.append((self.last_tick + MAX_TICK_GAP_SECS, self.now))
+        self.last_tick = self.now
         if self.book.tick():
             self._saved_now()
 
@@ -248,6 +255,7 @@ class PeerStoreMachine(RuleBasedStateMachine):
         before = self.kept(self.saved)
         self.live.clear()
         self.clock.t += secs
+        self.last_tick = None
         self.book = self._open()
         self._stopped_until_now()
         assert self.entries() == self.kept(self.saved), "a restart changed the peers"

@@ -10,7 +10,12 @@ from hypothesis import strategies as st
 
 from thenodes_peerstore.errors import AddressError
 from thenodes_peerstore.model import PeerEntry, Source
-from thenodes_peerstore.store import BACKOFF_BASE_SECS, BACKOFF_MAX_SECS, PeerStore
+from thenodes_peerstore.store import (
+    BACKOFF_BASE_SECS,
+    BACKOFF_MAX_SECS,
+    TERRIBLE_FAILURES,
+    PeerStore,
+)
 
 START = 1_763_700_000
 
@@ -38,6 +43,16 @@ def stored(
         last_connected=connected,
         **fields,
     )
+
+
+UPLINK = ("192.0.2.1:7447", "198.51.100.1:7447")
+"""Two live outbound connections in distinct groups: the node's own connectivity is proven."""
+
+
+def online(store: PeerStore) -> None:
+    """Connect out to :data:`UPLINK`, so failed dials count against the peers dialled."""
+    for addr in UPLINK:
+        store.record_connected(addr)
 
 
 def addrs_of(store: PeerStore) -> set[str]:
@@ -134,6 +149,7 @@ def test_a_connection_upgrades_any_entry_to_connected_and_clears_its_failures(
     store = make_store(clock)
     addr = "[2001:db8::10]:7447"
     store.load([stored(addr, source, seen=START - 100)])
+    online(store)
     store.record_dial_failed(addr)
     store.record_dial_failed(addr)
     assert store.get(addr).failures == 2  # type: ignore[union-attr]
@@ -708,6 +724,7 @@ def test_a_failing_peer_is_left_out_of_the_plan_until_its_backoff_passes(
     """The wait starts at BACKOFF_BASE_SECS and doubles with each failure, up to the cap."""
     store = make_store(clock)
     store.load([stored("10.1.0.1:7447", seen=START - 10), stored("10.2.0.1:7447", seen=START - 20)])
+    online(store)
     for _ in range(failures):
         store.record_dial_failed("10.1.0.1:7447")
     wait = min(BACKOFF_BASE_SECS * 2 ** (failures - 1), BACKOFF_MAX_SECS)
@@ -722,6 +739,7 @@ def test_a_failing_peer_is_left_out_of_the_plan_until_its_backoff_passes(
 def test_the_backoff_restarts_from_the_latest_failure(clock) -> None:
     store = make_store(clock)
     store.load([stored("10.1.0.1:7447", seen=START)])
+    online(store)
     store.record_dial_failed("10.1.0.1:7447")
     clock.advance(BACKOFF_BASE_SECS)
     store.record_dial_failed("10.1.0.1:7447")
@@ -734,6 +752,7 @@ def test_the_backoff_restarts_from_the_latest_failure(clock) -> None:
 def test_a_successful_connection_ends_the_backoff(clock) -> None:
     store = make_store(clock)
     store.load([stored("10.1.0.1:7447", seen=START)])
+    online(store)
     for _ in range(5):
         store.record_dial_failed("10.1.0.1:7447")
     store.record_connected("10.1.0.1:7447")
@@ -795,3 +814,40 @@ def test_eviction_passes_over_a_peer_the_node_is_connected_to_now(clock) -> None
     clock.advance(1)
     store.record_connected("192.0.2.3:7447")
     assert addrs_of(store) == {"192.0.2.1:7447", "192.0.2.3:7447"}
+
+
+def test_failed_dials_during_an_outage_of_the_nodes_own_uplink_do_not_count(clock) -> None:
+    """Bitcoin Core's rule: a failure counts only while the node has working outbound
+    connections in two network groups; else the fault may be the node's own."""
+    store = make_store(clock)
+    peers = [f"10.{n}.0.1:7447" for n in range(1, 6)]
+    store.load([stored(addr, seen=START - n) for n, addr in enumerate(peers)])
+    for _ in range(4 * 3600 // 30):  # four hours offline, every planned peer dialled
+        for addr in peers:
+            store.record_dial_failed(addr)
+        clock.advance(30)
+    assert all(store.get(a).failures == 0 for a in peers)  # type: ignore[union-attr]
+    assert store.reconnect_plan() == peers
+    assert store.anchors(store) == frozenset(peers)
+
+    store.record_connected("192.0.2.1:7447")  # one group is not proof of the node's uplink
+    store.record_dial_failed(peers[0])
+    assert store.get(peers[0]).failures == 0  # type: ignore[union-attr]
+    store.record_connected("198.51.100.1:7447")
+    store.record_dial_failed(peers[0])
+    assert store.get(peers[0]).failures == 1  # type: ignore[union-attr]
+    store.record_disconnected("198.51.100.1:7447")
+    store.record_dial_failed(peers[0])
+    assert store.get(peers[0]).failures == 1  # type: ignore[union-attr]
+
+
+def test_a_new_process_dials_each_proven_peer_whatever_its_backoff(clock) -> None:
+    store = make_store(clock)
+    store.load([stored("10.1.0.1:7447", seen=START), stored("10.2.0.1:7447", seen=START - 1)])
+    online(store)
+    for _ in range(TERRIBLE_FAILURES - 1):
+        store.record_dial_failed("10.1.0.1:7447")
+    assert store.reconnect_plan() == ["10.2.0.1:7447"]  # this process waits out the backoff
+    restarted = make_store(clock)
+    restarted.load(list(store))
+    assert "10.1.0.1:7447" in restarted.reconnect_plan()

@@ -61,6 +61,7 @@ import json
 import logging
 import os
 import re
+import stat
 import sys
 import time
 import tomllib
@@ -103,12 +104,15 @@ PROG = "peerstore"
 EXIT_OK = 0
 EXIT_NOT_ALL = 1
 EXIT_ERROR = 2
+LOCK_WAIT_SECS = 2.0
+"""How long a command that changes the file waits for another command to release it."""
 
 DEFAULT_REALM_CODE = "default"
 DEFAULT_REALM_VERSION = "1.0"
 """TheNodes' realm when a host config has no ``[realm]``, and the code of a name with no letter
 or digit left."""
 DEFAULT_STATE_DIR = "data"
+DEFAULT_PORT = 50000
 TOP_GROUPS = 10
 """Network groups ``stats`` lists."""
 U32_MAX = 2**32 - 1
@@ -181,6 +185,10 @@ class Target:
     """How the file was named, for messages."""
     version: str | None = None
     """The realm's version the file must be of (from ``--config``); None to take any."""
+    own_addrs: tuple[str, ...] = ()
+    """The node's own listen addresses (from ``--config``): never stored, as by the node."""
+    own_node_id: str | None = None
+    """The node's own id (from ``--config``): never stored, as by the node."""
 
 
 def target_of(args: argparse.Namespace) -> Target:
@@ -218,7 +226,42 @@ def target_from_host_config(config_path: Path) -> Target:
             where,
             path,
         )
-    return Target(path, code, config, f"--config {config_path}", _realm_version_of(data))
+    own_addrs, own_node_id = _own_of(data, state_dir)
+    return Target(
+        path,
+        code,
+        config,
+        f"--config {config_path}",
+        _realm_version_of(data),
+        own_addrs,
+        own_node_id,
+    )
+
+
+def _own_of(data: Mapping[str, Any], state_dir: Path) -> tuple[tuple[str, ...], str | None]:
+    """The node's own listen addresses and id, as its host gives them to the plugin: ``[node]
+    listen_addrs`` (else ``127.0.0.1:{port}``), and ``[node] id`` (else its id file)."""
+    node = data.get("node", {})
+    node = node if isinstance(node, Mapping) else {}
+    listen = node.get("listen_addrs")
+    if not isinstance(listen, list):
+        listen = [f"127.0.0.1:{data.get('port', DEFAULT_PORT)}"]
+    own_addrs = tuple(a for a in (_canonical_or_none(x) for x in listen) if a is not None)
+    node_id = node.get("id")
+    if not isinstance(node_id, str):
+        id_file = node.get("id_file", "node_id")
+        try:
+            node_id = (state_dir / str(id_file)).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError, ValueError):
+            node_id = None
+    return own_addrs, valid_node_id(node_id)
+
+
+def _canonical_or_none(addr: object) -> str | None:
+    try:
+        return canonical_addr(addr)
+    except AddressError:
+        return None
 
 
 def _realm_code_of(data: Mapping[str, Any]) -> str:
@@ -322,7 +365,17 @@ def read_snapshot(target: Target, data: bytes | None = None) -> Snapshot:
         raise CommandError(
             f"peer file {target.path}: {exc}; check {target.named_by}; the file is left untouched"
         ) from None
+    if data.strip() and named is None and not decoded.entries and not _PEER_FILE_RE.search(data):
+        raise CommandError(
+            f"{target.path} is not a peer file (it has no schema, realm or [[peers]] table that"
+            f" can be read); check {target.named_by}. It is left untouched (a node would set it"
+            " aside and start without stored peers)"
+        )
     return Snapshot(target.path, realm or "", named is not None, decoded)
+
+
+_PEER_FILE_RE = re.compile(rb"^(?:schema\s*=|realm\s*=|\[\[peers\]\])", re.MULTILINE)
+"""A line only a peer file has: a file without one is not a peer file, damaged or not."""
 
 
 def realm_named_in(data: bytes) -> str | None:
@@ -350,7 +403,12 @@ def _warn_if_damaged(snapshot: Snapshot) -> None:
 # -- the store's view --------------------------------------------------------------------------
 
 
-def store_for(config: PersistenceConfig, now: int) -> PeerStore:
+def store_for(
+    config: PersistenceConfig,
+    now: int,
+    own_addrs: Iterable[str] = (),
+    own_node_id: str | None = None,
+) -> PeerStore:
     """An empty store with the node's settings, its clock standing at ``now``.
 
     The same settings :meth:`~thenodes_peerstore.persistent.PersistentPeerStore.open` gives
@@ -362,6 +420,8 @@ def store_for(config: PersistenceConfig, now: int) -> PeerStore:
         ttl_secs=config.ttl_secs,
         reconnect_limit=config.reconnect_limit,
         gossip_per_sender_per_hour=config.gossip_per_sender_per_hour,
+        own_addrs=own_addrs,
+        own_node_id=own_node_id,
     )
 
 
@@ -398,6 +458,8 @@ def next_load(
     config: PersistenceConfig,
     now: int,
     offline: Iterable[tuple[int, int]] = (),
+    *,
+    own: Target | None = None,
 ) -> NextLoad:
     """Load ``entries`` into a store with the node's settings, and say what it kept and why not.
 
@@ -410,9 +472,12 @@ def next_load(
     duplicate, and one it keeps as given went over the cap.
     """
     offline = list(offline)
-    store = store_for(config, now)
+    own_addrs, own_id = (own.own_addrs, own.own_node_id) if own is not None else ((), None)
+    store = store_for(config, now, own_addrs, own_id)
     report = store.load(entries, offline=offline)
-    roomy = store_for(attrs.evolve(config, max_entries=max(1, len(entries))), now)
+    roomy = store_for(
+        attrs.evolve(config, max_entries=max(1, len(entries))), now, own_addrs, own_id
+    )
     roomy.load(entries, offline=offline)
     cutoff = store.cutoff()
     matched: set[str] = set()
@@ -427,7 +492,10 @@ def next_load(
                 clamped.append(fixed)
             continue
         candidate = roomy.get(entry.addr)
-        if candidate is None:
+        itself = entry.addr in own_addrs or (own_id is not None and entry.node_id == own_id)
+        if candidate is None and itself:
+            dropped.append(Drop(entry, "the node's own address or id: it never stores itself"))
+        elif candidate is None:
             dropped.append(Drop(entry, _load_rule_reason(entry, cutoff, config, now)))
         elif candidate != fixed or entry.addr in matched:
             dropped.append(
@@ -473,16 +541,27 @@ def by_trust(entries: Iterable[PeerEntry]) -> list[PeerEntry]:
 
 @contextlib.contextmanager
 def locked(target: Target, realm: str) -> Iterator[PeerFile]:
-    """The target's file, locked; refuse (naming the holder's pid) while a node holds it."""
-    try:
-        peer_file = PeerFile.open(target.path, realm)
-    except StoreLockedError as exc:
-        holder = f"pid {exc.pid}" if exc.pid is not None else "its holder"
-        raise CommandError(
-            f"{exc}; stop the node ({holder}) first: a command never changes a file a node holds"
-        ) from None
-    except StoreFileError as exc:
-        raise CommandError(str(exc)) from None
+    """The target's file, locked; refuse (naming the holder's pid) while a node holds it.
+
+    Another command holds the file for a moment only: wait up to :data:`LOCK_WAIT_SECS` for it.
+    """
+    deadline = time.monotonic() + LOCK_WAIT_SECS
+    while True:
+        try:
+            peer_file = PeerFile.open(target.path, realm)
+            break
+        except StoreLockedError as exc:
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            holder = f"pid {exc.pid}" if exc.pid is not None else "its holder"
+            raise CommandError(
+                f"{exc}; it was held for more than {LOCK_WAIT_SECS:g} s: stop the node or"
+                f" command holding it ({holder}) first: a command never changes a file a node"
+                " holds"
+            ) from None
+        except StoreFileError as exc:
+            raise CommandError(str(exc)) from None
     try:
         yield peer_file
     finally:
@@ -514,14 +593,18 @@ def save(
 def keep_backup(path: Path, now: int) -> Path:
     """Keep the file as it is now beside it, as ``<name>.bak-<now>`` (never over another).
 
-    A hard link where the file system allows one (the bytes are not copied and cannot differ),
-    else a copy made 0600, flushed to disk before the file is replaced.
+    A hard link where the file system allows one and the file is 0600 (the bytes are not copied
+    and cannot differ), else a copy made 0600, flushed to disk before the file is replaced: a
+    backup is never readable by more than its owner, whatever the old file's mode.
     """
     n = 0
+    private = stat.S_IMODE(os.lstat(path).st_mode) & 0o077 == 0
     while True:
         suffix = f".bak-{now}" if n == 0 else f".bak-{now}-{n}"
         backup = path.with_name(path.name + suffix)
         try:
+            if not private:
+                raise OSError("a copy, not a link: the file is readable by others")
             os.link(path, backup, follow_symlinks=False)
         except FileExistsError:
             n += 1
@@ -777,7 +860,7 @@ def cmd_stats(args: argparse.Namespace, target: Target, now: int) -> int:
     snapshot = read_snapshot(target)
     _warn_if_damaged(snapshot)
     entries = snapshot.entries
-    load = next_load(entries, target.config, now, snapshot.offline_at(now))
+    load = next_load(entries, target.config, now, snapshot.offline_at(now), own=target)
     tiers = Counter(e.source for e in entries)
     groups = Counter(network_group(e.addr) for e in entries).most_common()
     ages: Counter[str] = Counter(_age_bucket(now - e.last_seen) for e in entries)
@@ -889,8 +972,16 @@ def cmd_add(args: argparse.Namespace, target: Target, now: int) -> int:
                 file=sys.stderr,
             )
             return EXIT_NOT_ALL
+        if args.addr in target.own_addrs or (
+            args.node_id is not None and args.node_id == target.own_node_id
+        ):
+            what = "address" if args.addr in target.own_addrs else f"id ({args.node_id})"
+            raise CommandError(
+                f"{args.addr}: this is the node's own {what} in {target.named_by}; the node never "
+                "stores itself; nothing changed"
+            )
         entry = PeerEntry.new(args.addr, args.source, now).replace(node_id=args.node_id)
-        load = next_load([*entries, entry], target.config, now, offline)
+        load = next_load([*entries, entry], target.config, now, offline, own=target)
         if any(d.entry is entry for d in load.dropped):
             raise CommandError(
                 f"peer file {target.path} is full of more trusted peers (max_entries = "
@@ -898,7 +989,15 @@ def cmd_add(args: argparse.Namespace, target: Target, now: int) -> int:
                 "nothing changed"
             )
         save(peer_file, [*entries, entry], now, offline=load.offline, version=version)
-    proof = " (proven: the next start dials it before the seeds)" if entry.proven else ""
+    proof = ""
+    if entry.proven and args.addr in load.plan:
+        proof = " (proven: the next start dials it before the seeds)"
+    elif entry.proven:
+        proof = (
+            f" (proven, but not in the next start's plan: it dials the {len(load.plan)} most"
+            " recently connected proven peers, one per network group first; `peerstore stats`"
+            " shows the plan)"
+        )
     print(f"added {args.addr} as {entry.source.label}{proof} to {target.path}")
     if len(load.dropped) > 0:
         print(
@@ -919,7 +1018,7 @@ def cmd_remove(args: argparse.Namespace, target: Target, now: int) -> int:
         missing = [a for a in wanted if a not in present]
         if removed:
             kept = [e for e in snapshot.entries if e.addr not in removed]
-            load = next_load(kept, target.config, now, snapshot.offline_at(now))
+            load = next_load(kept, target.config, now, snapshot.offline_at(now), own=target)
             save(peer_file, kept, now, offline=load.offline, version=snapshot.decoded.version)
     for addr in removed:
         print(f"removed {addr}")
@@ -936,7 +1035,7 @@ def cmd_prune(args: argparse.Namespace, target: Target, now: int) -> int:
     with locked(target, realm) as peer_file:
         snapshot = _writable_snapshot(target, peer_file, must_exist=True)
         assert snapshot is not None
-        load = next_load(snapshot.entries, target.config, now, snapshot.offline_at(now))
+        load = next_load(snapshot.entries, target.config, now, snapshot.offline_at(now), own=target)
         _print_drops(load)
         if not load.changes:
             print(f"nothing to prune: the next start keeps all {len(load.kept)} entries")
@@ -970,7 +1069,7 @@ def cmd_seal(args: argparse.Namespace, target: Target, now: int) -> int:
                 f'it; fix its realm line by hand (realm = "{realm}") and seal again. It is '
                 "unchanged"
             )
-        load = next_load(snapshot.entries, target.config, now, snapshot.offline_at(now))
+        load = next_load(snapshot.entries, target.config, now, snapshot.offline_at(now), own=target)
         if snapshot.intact and not load.changes:
             print(f"intact: {target.path} holds {len(load.kept)} entries; nothing to seal")
             return EXIT_OK
@@ -1294,7 +1393,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
-    with _logging_to_stderr():
+    with _escaped_output(), _logging_to_stderr():
         try:
             target = target_of(args)
             run: Command = args.run
@@ -1310,6 +1409,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(str(exc))
         except OSError as exc:
             return _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in "\n\t"}
+"""Control characters, but line ends and tabs, as the escapes that show them."""
+
+
+class _Escaping:
+    """A text stream that writes control characters escaped: names and addresses read from a
+    file or a command line never move the terminal's cursor or change its colours."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return int(self._stream.write(text.translate(_CONTROL)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _escaped_output() -> Iterator[None]:
+    with (
+        contextlib.redirect_stdout(_Escaping(sys.stdout)),
+        contextlib.redirect_stderr(_Escaping(sys.stderr)),
+    ):
+        yield
 
 
 def _fail(message: str) -> int:

@@ -317,6 +317,20 @@ HEADER = TableFormat(Header)
 """The file's header."""
 ENTRY: TableFormat[PeerEntry] = TableFormat(PeerEntry, "[[peers]]")
 """One ``[[peers]]`` table: an entry."""
+MAX_BARE_ENTRY_BYTES = len(
+    ENTRY.write(
+        PeerEntry(
+            addr="[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535",
+            source=Source.BOOTSTRAP,
+            first_seen=INT_MAX,
+            last_seen=INT_MAX,
+            last_connected=INT_MAX,
+            last_attempt=INT_MAX,
+            failures=INT_MAX,
+        )
+    ).encode()
+)
+"""The most an entry without a node id or capabilities takes in the file."""
 
 
 # -- encoding ----------------------------------------------------------------------------------
@@ -443,14 +457,16 @@ def decode(
 def migrate_v1(entry: PeerEntry) -> PeerEntry:
     """A schema-1 entry as schema 2 holds it.
 
-    Schema 1 recorded every handshake as Connected, inbound or outbound alike, and only an
-    outbound one set ``last_attempt``. A Connected entry stays proven if it has both a
-    ``last_connected`` and a ``last_attempt`` (the node handshook with it and dialled it);
-    any other Connected entry (only ever connected inbound) becomes a claim.
+    Schema 1 recorded every handshake as Connected, inbound or outbound alike. An outbound
+    handshake set ``last_attempt`` and ``last_connected`` to the same time; an inbound one set
+    only ``last_connected``, and a failed dial only ``last_attempt``. So only an entry whose
+    two times are equal shows an outbound success as its last word and stays proven; any other
+    Connected entry (connected inbound since, perhaps after a dial that failed) becomes a
+    claim.
     """
     if entry.source is not Source.CONNECTED:
         return entry
-    if entry.last_connected is not None and entry.last_attempt is not None:
+    if entry.last_connected is not None and entry.last_connected == entry.last_attempt:
         return entry
     return entry.replace(source=Source.CLAIMED)
 

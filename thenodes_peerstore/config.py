@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,8 +12,22 @@ import attrs
 from thenodes_peerstore.convert import converter, describe_error
 from thenodes_peerstore.errors import ConfigError
 
+logger = logging.getLogger(__name__)
+
 SECTION = "network.persistence"
 """Where the settings live in the host config."""
+MAX_ENTRIES_LIMIT = 32_768
+"""The highest ``max_entries``: every entry of a store this large, with what its entries may
+hold, fits in a file the loader reads whole (its size and table caps)."""
+
+
+def _max_entries(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    _positive(instance, attribute, value)
+    if value > MAX_ENTRIES_LIMIT:
+        raise ValueError(
+            f"{attribute.name} = {value!r}: at most {MAX_ENTRIES_LIMIT}, the most entries a "
+            "peer file holds and loads whole"
+        )
 
 
 def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -38,7 +54,7 @@ class PersistenceConfig:
 
     enabled: bool = False
     path: str = attrs.field(default="peers/{realm}.toml", validator=_path)
-    max_entries: int = attrs.field(default=1024, validator=_positive)
+    max_entries: int = attrs.field(default=1024, validator=_max_entries)
     ttl_secs: int = attrs.field(default=604_800, validator=_positive)
     save_interval_secs: int = attrs.field(default=60, validator=_not_negative)
     reconnect_limit: int = attrs.field(default=5, validator=_not_negative)
@@ -51,14 +67,13 @@ class PersistenceConfig:
             raise ConfigError(
                 f"[{SECTION}]: expected a table, got {type(table).__name__} {table!r}"
             )
-        unknown = [f"{key} = {value!r}" for key, value in table.items() if key not in _KEYS]
-        if unknown:
-            raise ConfigError(
-                f"[{SECTION}]: unknown key(s): {', '.join(unknown)} "
-                f"(known keys: {', '.join(_KEYS)})"
-            )
+        for key in table:
+            if key not in _KEYS:  # perhaps a newer TheNodes' key: never a reason not to start
+                close = difflib.get_close_matches(str(key), _KEYS, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(_KEYS)}"
+                logger.warning("[%s]: ignoring unknown key %r (%s)", SECTION, key, hint)
         try:
-            return converter.structure(dict(table), cls)
+            return converter.structure({k: v for k, v in table.items() if k in _KEYS}, cls)
         except Exception as exc:
             messages = describe_error(exc, "$")
             raise ConfigError("; ".join(_tidy(m) for m in messages)) from exc

@@ -451,13 +451,22 @@ def _take_lock(path: Path) -> filelock.BaseFileLock:
         # A place that cannot hold a lock file (a read-only or virtual file system) would look
         # to filelock like a lock held by someone else: find out here, and say what it is.
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_BINARY, FILE_MODE)
-        os.close(fd)
+        try:
+            links = os.fstat(fd).st_nlink
+        finally:
+            os.close(fd)
     except OSError as exc:
         if _is_symlink_refusal(exc, lock_path):
             raise StorePathError(f"lock file {lock_path} is a symbolic link") from exc
         raise StoreFileError(
             f"cannot create lock file {lock_path} for peer file {path}: {exc.strerror or exc}"
         ) from exc
+    if links > 1:
+        # A hard link to another file: taking the lock would truncate that file.
+        raise StorePathError(
+            f"lock file {lock_path} has {links} links (a hard link to another file); remove it"
+            " and start again, it is never truncated while it is not the peer file's own"
+        )
     lock = filelock.FileLock(
         lock_path, timeout=0, mode=FILE_MODE, thread_local=False, is_singleton=False
     )

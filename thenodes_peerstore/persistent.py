@@ -34,6 +34,21 @@ from thenodes_peerstore.store import LoadReport, PeerStore
 
 logger = logging.getLogger(__name__)
 
+MAX_TICK_GAP_SECS = 600
+"""Host time between two ticks past which the node was not running (a suspended host, a clock
+that jumped ahead): the rest of the gap ages no entry. Hosts tick about once a second."""
+HEARTBEAT_MAX_SECS = 3600
+"""A running node with nothing to save still writes at least this often (and at least every
+sixteenth of ``ttl_secs``), so its running time is not later taken for downtime."""
+HEADER_BYTES = 4096
+"""Room kept in the file for its header and trailer."""
+
+
+def extras_budget(max_entries: int) -> int:
+    """What the entries of a store capped at ``max_entries`` may hold in node ids and
+    capabilities, so that the file it writes is always one the loader reads whole."""
+    return files.MAX_FILE_BYTES - HEADER_BYTES - max_entries * codec.MAX_BARE_ENTRY_BYTES
+
 
 class LoadStatus(enum.Enum):
     """What was found on disk."""
@@ -118,12 +133,16 @@ class PersistentPeerStore:
         peer_file: PeerFile,
         *,
         save_interval_secs: int,
+        heartbeat_secs: int = HEARTBEAT_MAX_SECS,
         writable: bool = True,
         version: str | None = None,
     ) -> None:
         self.store = store
         self.file = peer_file
         self.save_interval_secs = save_interval_secs
+        self.heartbeat_secs = max(heartbeat_secs, save_interval_secs)
+        """A tick writes the file this long after the last save even with nothing new, so
+        that the file says the node was running until then."""
         self.version = version
         """The realm's version, recorded in the file and checked at load."""
 
@@ -134,6 +153,7 @@ class PersistentPeerStore:
         """How many times the file was written."""
         self._saved_changes = store.changes
         self._last_save = store.now()
+        self._last_tick: int | None = None
         self._failing = False
         self._clock_failing = False
         self._closed = False
@@ -166,6 +186,7 @@ class PersistentPeerStore:
             gossip_per_sender_per_hour=config.gossip_per_sender_per_hour,
             own_addrs=own_addrs,
             own_node_id=own_node_id,
+            extras_budget=extras_budget(config.max_entries),
         )
         now = store.now()  # a clock that cannot tell the time stops the start, naming it
         peer_file = PeerFile.open(path, realm)
@@ -185,6 +206,7 @@ class PersistentPeerStore:
             store,
             peer_file,
             save_interval_secs=config.save_interval_secs,
+            heartbeat_secs=min(HEARTBEAT_MAX_SECS, max(1, config.ttl_secs // 16)),
             writable=outcome.status is not LoadStatus.NEWER_SCHEMA and not left_in_place,
             version=version,
         )
@@ -201,29 +223,52 @@ class PersistentPeerStore:
         return self.store.changes != self._saved_changes
 
     def tick(self) -> bool:
-        """Save if there are changes and ``save_interval_secs`` has passed since the last save.
+        """Expire what is due; save if there are changes and ``save_interval_secs`` has passed
+        since the last save, or when ``heartbeat_secs`` has, changes or not.
 
         Return whether the file was written.
 
-        A clock that steps back restarts the interval from the new time, so saves go on at
-        their pace; a clock that cannot tell the time is logged once and nothing is saved.
+        Host time between two ticks beyond :data:`MAX_TICK_GAP_SECS` (a suspended host, a
+        clock that jumped ahead) is time the node did not run: it ages no entry. A clock that
+        steps back restarts the interval from the new time, so saves go on at their pace; a
+        clock that cannot tell the time is logged once per streak and nothing is saved.
         """
         now = self._now()
         if now is None:
             return False
+        last, self._last_tick = self._last_tick, now
+        if last is not None and now - last > MAX_TICK_GAP_SECS:
+            self.store.skip(last + MAX_TICK_GAP_SECS, now)
+            logger.info(
+                "peer file %s: the host clock moved %ss ahead between two ticks; entries age "
+                "by at most %ss of it",
+                self.file.path,
+                now - last,
+                MAX_TICK_GAP_SECS,
+            )
         self._last_save = min(self._last_save, now)  # a clock that stepped back restarts it
-        if self.dirty and now - self._last_save >= self.save_interval_secs:
+        self.store.expire_due()
+        since = now - self._last_save
+        if (self.dirty and since >= self.save_interval_secs) or since >= self.heartbeat_secs:
             return self.save()
         return False
+
+    def clock_failed(self, error: ClockError) -> None:
+        """The host clock could not tell the time: log it once per streak, whoever met it."""
+        if not self._clock_failing:
+            logger.error(
+                "peer file %s: %s; peers are not recorded or saved until it can",
+                self.file.path,
+                error,
+            )
+        self._clock_failing = True
 
     def _now(self) -> int | None:
         """The clock, or None (logged once per streak) when it cannot tell the time."""
         try:
             now = self.store.now()
         except ClockError as exc:
-            if not self._clock_failing:
-                logger.error("peer file %s: %s; not saving until it can", self.file.path, exc)
-            self._clock_failing = True
+            self.clock_failed(exc)
             return None
         if self._clock_failing:
             logger.info("peer file %s: the host clock tells the time again", self.file.path)

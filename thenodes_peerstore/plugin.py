@@ -78,14 +78,11 @@ def _guarded(
             return
         try:
             hook(self, *args, **kwargs)
-        except ClockError as exc:  # every hook would fail alike: say it once, not per tick
-            if not self.clock_failing:
-                logger.error("peerstore: %s; peers are not recorded until it can", exc)
-            self.clock_failing = True
+        except ClockError as exc:  # every hook would fail alike: say it once per streak
+            if self.book is not None:
+                self.book.clock_failed(exc)
         except Exception:
             logger.exception("peerstore: %s failed; the node carries on", hook.__name__)
-        else:
-            self.clock_failing = False
 
     return run
 
@@ -96,8 +93,6 @@ class PeerStorePlugin:
     def __init__(self) -> None:
         self.book: PersistentPeerStore | None = None
         """The open store; None while the plugin is disabled or stopped."""
-        self.clock_failing = False
-        """Whether the host's clock failed in the last hook (logged once per streak)."""
 
     @hookimpl
     def on_startup(self, host: Host) -> list[str]:

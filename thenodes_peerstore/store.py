@@ -15,6 +15,15 @@ Rules (see DESIGN.md):
 - The store holds at most ``max_entries``. A new entry may evict only entries of its own or a
   lower tier, Gossip oldest first, then Claimed, then Bootstrap, then Connected, so gossip can
   never push out anything but gossip; when nothing may be evicted, the new entry is dropped.
+- A failed dial counts against a peer only while the node's own connectivity is proven: live
+  outbound connections in at least two network groups (Bitcoin Core's rule), so an outage of
+  the node's own uplink strips no peer. After a restart each proven peer gets a dial whatever
+  its backoff.
+- A gap the node was not running for (:meth:`PeerStore.skip`: a suspended host, a clock jump)
+  ages nothing, like a stop.
+- What entries hold beyond their address and times (node ids, capabilities) is bounded in all
+  (``extras_budget``), proven and unproven entries each to half, so the file the store makes
+  stays one its loader reads whole.
 - Each tier is an ordered dict kept in ``last_seen`` order, so every mutation is O(1) amortised.
 """
 
@@ -60,6 +69,9 @@ TERRIBLE_FAILURES = 10
 """Failed dials in a row after which a proven peer no longer counts as an anchor."""
 MAX_OFFLINE_INTERVALS = 32
 """Stopped intervals remembered; the oldest are forgotten first (their entries then age)."""
+ONLINE_GROUPS = 2
+"""Network groups the node's live outbound connections must span before a failed dial counts
+against the address dialled: below that, the failure may well be the node's own."""
 
 Direction = Literal["outbound", "inbound"]
 _TIERS = tuple(Source)  # least trusted first
@@ -153,6 +165,7 @@ class PeerStore:
         own_node_id: str | None = None,
         gossip_per_sender_per_hour: int = GOSSIP_PER_SENDER_PER_HOUR,
         max_addrs_per_message: int = MAX_ADDRS_PER_MESSAGE,
+        extras_budget: int | None = None,
     ) -> None:
         if min(max_entries, ttl_secs, gossip_per_sender_per_hour, max_addrs_per_message) < 1:
             raise ValueError(
@@ -192,6 +205,16 @@ class PeerStore:
         self._oldest_seen = _NEVER
         """No entry has a ``last_seen`` before this (a lower bound, exact after a full scan)."""
         self._connected: collections.Counter[str] = collections.Counter()
+        self._outbound: collections.Counter[str] = collections.Counter()
+        """Live outbound connections by dialled address."""
+        self._failed_here: set[str] = set()
+        """Addresses whose dial failed in this process: only their backoff holds back the plan,
+        so a restart gives every other proven peer a dial."""
+        self._extras_cap = None if extras_budget is None else max(0, extras_budget) // 2
+        """What the proven entries, and the unproven ones, may each hold in node ids and
+        capabilities (:func:`extras_size`), or None for no bound."""
+        self._extras = [0, 0]
+        """What the unproven [0] and proven [1] entries hold now, by :func:`extras_size`."""
         self.changes = 0
         """Counts mutations; a persistence layer compares it to know whether it must save."""
 
@@ -313,6 +336,8 @@ class PeerStore:
         else:
             self._insert(entry)  # a new peer respects the cap and evicts its tier or lower
         self._connected[key] += 1
+        if outbound:
+            self._outbound[key] += 1
         return key
 
     def record_disconnected(
@@ -323,10 +348,12 @@ class PeerStore:
             key = dialable_addr(addr, listen_addr, direction)
         except AddressError:
             return None
-        if self._connected[key] > 1:
-            self._connected[key] -= 1
-        else:
-            del self._connected[key]
+        tallies = [self._connected] + ([self._outbound] if direction == "outbound" else [])
+        for live in tallies:
+            if live[key] > 1:
+                live[key] -= 1
+            else:
+                live.pop(key, None)
         entry = self.get(key)
         if entry is None:
             return None
@@ -334,14 +361,27 @@ class PeerStore:
         return key
 
     def record_dial_failed(self, addr: str) -> PeerEntry | None:
-        """Count a failed dial of a stored address and back it off; return the updated entry."""
+        """Count a failed dial of a stored address and back it off; return the entry.
+
+        The failure counts only while the node is :meth:`online`; otherwise the entry is
+        returned unchanged (the fault may be the node's own uplink).
+        """
         key = _canonical_or_none(addr)
         entry = None if key is None else self.get(key)
-        if entry is None:
-            return None
+        if entry is None or not self.online():
+            return entry
         entry = entry.replace(failures=entry.failures + 1, last_attempt=self.now())
+        self._failed_here.add(entry.addr)
         self._put(entry, refresh=False)
         return entry
+
+    def online(self) -> bool:
+        """Whether the node's own connectivity is proven: live outbound connections in at least
+        :data:`ONLINE_GROUPS` network groups."""
+        if len(self._outbound) < ONLINE_GROUPS:
+            return False
+        groups = {network_group(addr) for addr in self._outbound}
+        return len(groups) >= ONLINE_GROUPS
 
     def is_connected(self, addr: str) -> bool:
         """Whether the node has a live connection to this canonical address."""
@@ -385,6 +425,27 @@ class PeerStore:
         )
         return len(expired)
 
+    def expire_due(self) -> int:
+        """:meth:`expire`, but only when an entry may be due: cheap enough for every tick."""
+        if self._oldest_seen >= self.cutoff():
+            return 0
+        return self.expire()
+
+    def skip(self, since: int, until: int) -> None:
+        """The node did not run from ``since`` to ``until`` (a suspended host, or a clock that
+        jumped ahead): like a stop, the gap ages no entry."""
+        if not 0 <= since < until:
+            return
+        merged = sorted((*self.offline, (since, until)))
+        kept: list[tuple[int, int]] = []
+        for stopped, started in merged:
+            if kept and stopped <= kept[-1][1]:
+                kept[-1] = (kept[-1][0], max(kept[-1][1], started))
+            else:
+                kept.append((stopped, started))
+        self.offline = tuple(kept[-MAX_OFFLINE_INTERVALS:])
+        self.changes += 1
+
     def cutoff(self) -> int:
         """The ``last_seen`` before which an entry has not been seen for ``ttl_secs`` of the
         node's running time: the wall clock less ``ttl_secs``, less every stopped interval
@@ -421,6 +482,7 @@ class PeerStore:
         entry, and the cap keeps the most trusted, most recently seen entries.
         """
         now = self.now()
+        self._failed_here.clear()
         self.offline = _intervals(offline, now)
         cutoff = self.cutoff()
         originals = list(entries)
@@ -444,6 +506,7 @@ class PeerStore:
                 best[fixed.addr] = fixed
         for tier in self._tiers:
             tier.clear()
+        self._extras = [0, 0]
         for entry in sorted(best.values(), key=lambda e: (e.last_seen, e.addr)):
             self._insert(entry)
         self.changes += 1
@@ -459,9 +522,10 @@ class PeerStore:
     def reconnect_plan(self) -> list[str]:
         """Up to ``reconnect_limit`` proven peers to dial first, most recently connected first.
 
-        Own addresses, live connections and entries still backing off are skipped. The plan
-        prefers one peer per network group (/16 IPv4, /32 IPv6), and fills any room left with the
-        next most recent peers.
+        Own addresses, live connections and entries still backing off from a dial that failed
+        in this process are skipped: a restart gives each proven peer a dial, whatever its
+        backoff was. The plan prefers one peer per network group (/16 IPv4, /32 IPv6), and
+        fills any room left with the next most recent peers.
         """
         now = self.now()
         candidates = sorted(
@@ -470,7 +534,7 @@ class PeerStore:
                 for e in self._tiers[Source.CONNECTED].values()
                 if e.addr not in self._own_addrs
                 and e.addr not in self._connected
-                and (retry_at(e) or 0) <= now
+                and ((retry_at(e) or 0) <= now or e.addr not in self._failed_here)
             ),
             key=_recency,
         )
@@ -603,9 +667,24 @@ class PeerStore:
         ``new`` says that no tier holds the address yet (the caller has looked).
         """
         tier = self._tiers[entry.source]
-        if not new and entry.addr not in tier:
-            for other in self._tiers:
-                other.pop(entry.addr, None)
+        old = None
+        if not new:
+            old = tier.get(entry.addr)
+            if old is None:
+                for other in self._tiers:
+                    old = other.pop(entry.addr, None) or old
+        if old is not None:
+            self._extras[old.proven] -= extras_size(old)
+        if self._extras_cap is not None:
+            size = extras_size(entry)
+            if size and self._extras[entry.proven] + size > self._extras_cap:
+                # Over its class's share: keep the peer, not what it said about itself.
+                keep = old if old is not None and old.proven == entry.proven else None
+                kept = (keep.node_id, keep.capabilities) if keep is not None else (None, ())
+                entry = entry.replace(node_id=kept[0], capabilities=kept[1])
+                if self._extras[entry.proven] + extras_size(entry) > self._extras_cap:
+                    entry = entry.replace(node_id=None, capabilities=())
+        self._extras[entry.proven] += extras_size(entry)
         tier[entry.addr] = entry
         if refresh and not new:
             tier.move_to_end(entry.addr)
@@ -613,8 +692,11 @@ class PeerStore:
         self.changes += 1
 
     def _remove(self, addr: str) -> None:
+        self._failed_here.discard(addr)
         for tier in self._tiers:
-            if tier.pop(addr, None) is not None:
+            old = tier.pop(addr, None)
+            if old is not None:
+                self._extras[old.proven] -= extras_size(old)
                 break
         self.changes += 1
 
@@ -640,6 +722,15 @@ class _Tally:
             rejected=tuple(self.samples),
             counts=dict(self.counts),
         )
+
+
+def extras_size(entry: PeerEntry) -> int:
+    """What an entry holds besides its address and times, in characters as a file spells them
+    (a little over: each field's name, quotes and separators)."""
+    size = 0 if entry.node_id is None else len(entry.node_id) + 16
+    if entry.capabilities:
+        size += 20 + sum(len(c) + 4 for c in entry.capabilities)
+    return size
 
 
 def _sender(sender: str | None) -> tuple[str | None, Scope | None]:

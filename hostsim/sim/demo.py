@@ -1,10 +1,13 @@
 """A/B runs (the same scenario and seed with the peer store enabled and disabled) and the
 built-in demo: a mass restart with seeds up, with every seed down, after a gossip flood, after
-attackers connected in to every node, and after a downtime of twice the entries' TTL."""
+attackers connected in to every node, and after a downtime of twice the entries' TTL; and,
+with ``--own-failures``, a restart after hours without uplink and a restart from a stale
+file."""
 
 from __future__ import annotations
 
 import importlib
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,20 +25,26 @@ from hostsim.sim.metrics import (
     side_by_side,
     summarise,
 )
-from hostsim.sim.network import ATTACK_ORIGIN, report, simulate
+from hostsim.sim.network import ATTACK_ORIGIN, SimNetwork, fake_addr, report, simulate
 from hostsim.sim.scenario import SimEvent, SimScenario
+from thenodes_peerstore import codec
+from thenodes_peerstore.model import Source
 
 __all__ = [
     "DEMO_NODES",
     "Comparison",
     "Target",
+    "check_own_failure_targets",
     "check_targets",
     "compare",
+    "compare_stale_file",
     "demo_scenarios",
     "format_comparison",
     "long_downtime_scenario",
     "plot_comparisons",
     "require_matplotlib",
+    "stale_file_scenario",
+    "uplink_outage_scenario",
 ]
 
 DEMO_NODES = 60
@@ -48,6 +57,13 @@ ATTACKERS = 5
 """Attacker nodes in the flood and the inbound attack."""
 ATTACK_AT = RESTART_AT - 30
 """When the attackers connect in to every node: half a minute before the mass restart."""
+UPLINK_OUTAGE_SECS = 4 * 3600
+"""How long every node's own uplink is down in the uplink-outage scenario."""
+STALE_RATIO = 1.1
+"""With every stored peer dead, the store's median time to target is at most this times
+seeds only's."""
+PLAN_SIZE = 5
+"""``reconnect_limit``'s default: the anchors a restart should still plan."""
 LONG_TTL_SECS = 3600
 """``[network.persistence] ttl_secs`` in the long-downtime scenario: an hour, so that twice it
 is a downtime the simulator plays in a few seconds; what matters is the ratio."""
@@ -195,6 +211,120 @@ def long_downtime_scenario(
             ),
         ),
     )
+
+
+def uplink_outage_scenario(
+    nodes: int = DEMO_NODES,
+    *,
+    outage_secs: float = UPLINK_OUTAGE_SECS,
+    tick_interval_secs: float = 1.0,
+) -> SimScenario:
+    """``uplink-outage``: the seeds go down at t=280 s and stay down; from t=300 s every
+    ordinary node's own uplink is down for ``outage_secs`` (its connections end, every dial
+    fails, the process runs on); when it is back every node restarts (5 to 30 s later); the
+    run ends 5 minutes after."""
+    back = RESTART_AT + outage_secs
+    end = back + 330
+    return SimScenario(
+        name="uplink-outage",
+        nodes=nodes,
+        seeds=4,
+        duration_secs=end,
+        tick_interval_secs=tick_interval_secs,
+        events=(
+            SimEvent(at=RESTART_AT - 20, do="seed_outage", until=end),
+            SimEvent(at=RESTART_AT, do="uplink_outage", until=back),
+            SimEvent(at=back, do="mass_restart", downtime_min_secs=5, downtime_max_secs=30),
+        ),
+    )
+
+
+def stale_file_scenario(nodes: int = DEMO_NODES, *, tick_interval_secs: float = 1.0) -> SimScenario:
+    """``stale-file``: seeds up; at t=300 s every ordinary node stops for 60 to 90 s, and while
+    it is stopped every peer its file names is gone (see :func:`compare_stale_file`)."""
+    return SimScenario(
+        name="stale-file",
+        nodes=nodes,
+        seeds=4,
+        duration_secs=900.0,
+        tick_interval_secs=tick_interval_secs,
+        events=(
+            SimEvent(at=RESTART_AT, do="mass_restart", downtime_min_secs=60, downtime_max_secs=90),
+        ),
+    )
+
+
+def compare_stale_file(
+    scenario: SimScenario,
+    *,
+    seed: int,
+    progress: Callable[[str], None] | None = None,
+) -> Comparison:
+    """Run ``scenario`` with and without the store; a second after its mass restart every
+    stopped node's file has each stored peer but the seeds moved to an address nobody listens
+    on: the network moved on while the nodes were down."""
+    arms = []
+    for enabled in (True, False):
+        with tempfile.TemporaryDirectory(prefix="hostsim-stale-") as tmp:
+            network = SimNetwork(
+                scenario.with_persistence(enabled),
+                seed=seed,
+                state_dir=Path(tmp),
+                progress=progress,
+            )
+            network.engine.at(RESTART_AT + 1, _move_on, Path(tmp), scenario.realm.lower())
+            arms.append(network.run())
+    return Comparison(scenario, seed, arms[0], arms[1], "mass_restart")
+
+
+def _move_on(state_dir: Path, realm: str) -> None:
+    """Give every stored peer of every file under ``state_dir``, seeds aside, a dead address."""
+    number = 0
+    for path in sorted(state_dir.rglob(f"{realm}.toml")):
+        decoded = codec.decode(path.read_bytes(), realm=realm)
+        moved = []
+        for entry in decoded.entries:
+            if entry.source is Source.BOOTSTRAP:
+                moved.append(entry)
+            else:
+                moved.append(entry.replace(addr=fake_addr(number)))
+                number += 1
+        path.write_bytes(
+            codec.encode(
+                realm,
+                decoded.saved_at or 0,
+                moved,
+                version=decoded.version,
+                offline=decoded.offline,
+            )
+        )
+
+
+def check_own_failure_targets(outage: Comparison, stale: Comparison) -> list[Target]:
+    """The claims about the node's own failures: its uplink, and a stale file."""
+    targets = _rejoin_targets("after 4 h without uplink, seeds down", outage, fast_median=False)
+    plans = [len(r.plan) for r in outage.store.restarts(outage.cause)]
+    full = sum(n >= PLAN_SIZE for n in plans)
+    targets.append(
+        Target(
+            f"after 4 h without uplink: {PLAN_SIZE} of {PLAN_SIZE} anchors still planned",
+            bool(plans) and full == len(plans),
+            f"{full} of {len(plans)} restarts planned {PLAN_SIZE} peers",
+        )
+    )
+    store, seeds = stale.summaries()
+    fast, slow = store["median_target_secs"], seeds["median_target_secs"]
+    holds = fast is not None and slow is not None and fast <= STALE_RATIO * slow
+    ratio = f", ratio {fast / slow:.2f}" if fast is not None and slow else ""
+    targets.append(
+        Target(
+            f"every stored peer dead, seeds up: median time to target with the store"
+            f" <= {STALE_RATIO}x seeds only",
+            holds,
+            f"{secs(fast)} vs {secs(slow)}{ratio}",
+        )
+    )
+    return targets
 
 
 def check_targets(comparisons: Sequence[Comparison]) -> list[Target]:

@@ -197,6 +197,8 @@ class SimNetwork:
         self.metrics = RunMetrics()
         self.rng = stream(seed, "network")
         self._flood: _Flood | None = None
+        self._uplink_down_until = -1.0
+        """Until when every ordinary node's own uplink is down (``uplink_outage``)."""
         self._fakes = 0
         self._prepared = False
         # One process, many nodes: read the plugins' metadata and import them once.
@@ -365,7 +367,12 @@ class SimNetwork:
         if node.life != life:
             return
         target = self.by_addr.get(addr)
-        if target is None:
+        if self.engine.t < self._uplink_down_until and "node" in (
+            node.role,
+            target.role if target is not None else "",
+        ):
+            error = "network is unreachable"
+        elif target is None:
             error = "timeout"
         elif not target.up:
             error = "connection refused"
@@ -485,6 +492,14 @@ class SimNetwork:
                     if node.role == "seed" and node.up:
                         self.stop(node, graceful=False)
                         engine.at(event.until, self.start, node, "seed_outage")
+            case "uplink_outage":
+                assert event.until is not None
+                self._uplink_down_until = event.until
+                for node in self.nodes:
+                    if node.role == "node" and node.up:
+                        for conn in list(node.conns.values()):
+                            self._drop(_remote(conn), node, "connection timed out")
+                            self._drop(node, _remote(conn), "connection timed out")
             case "flood":
                 assert event.until is not None
                 self._flood = _Flood(event.until, event.addrs_per_message)

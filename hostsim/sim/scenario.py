@@ -29,9 +29,10 @@ do = "mass_restart"
 
 Event kinds (besides ``at`` and ``do``): ``restart`` and ``crash`` (``node``, ``downtime_secs?``),
 ``mass_restart`` (``fraction?``, ``downtime_min_secs?``, ``downtime_max_secs?``, ``graceful?``),
-``seed_outage`` (``until``), ``flood`` (``until``, ``addrs_per_message?``,
-``push_interval_secs?``), ``inbound_attack``. See :class:`SimScenario` for every top-level key
-and its default. A key the format does not define is an error naming the closest one.
+``seed_outage`` (``until``), ``uplink_outage`` (``until``), ``flood`` (``until``,
+``addrs_per_message?``, ``push_interval_secs?``), ``inbound_attack``. See :class:`SimScenario`
+for every top-level key and its default. A key the format does not define is an error naming
+the closest one.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ EVENT_KINDS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "crash": (("node",), ("downtime_secs",)),
     "mass_restart": ((), ("fraction", "downtime_min_secs", "downtime_max_secs", "graceful")),
     "seed_outage": (("until",), ()),
+    "uplink_outage": (("until",), ()),
     "flood": (("until",), ("addrs_per_message", "push_interval_secs")),
     "inbound_attack": ((), ()),
 }
@@ -139,6 +141,8 @@ class SimEvent:
       ``graceful`` is false); each starts again after a downtime drawn uniformly from
       ``downtime_min_secs`` .. ``downtime_max_secs``.
     - ``seed_outage``: every seed stops at ``at`` and starts again at ``until``.
+    - ``uplink_outage``: every ordinary node's own uplink is down from ``at`` to ``until``:
+      its connections end, and every dial it makes or receives fails; its process runs on.
     - ``flood``: until ``until``, every attacker answers peer-list requests with
       ``addrs_per_message`` fake addresses and pushes such lists to its connections every
       ``push_interval_secs``.
