@@ -266,6 +266,7 @@ class PeerStoreMachine(RuleBasedStateMachine):
         """The process dies: nothing is saved, the kernel releases the lock."""
         self.book.file.close()
         self.live.clear()
+        self.last_tick = None  # a new process has not ticked yet
         self.book = self._open()
         self._stopped_until_now()
         expected = self.kept(self.saved)
