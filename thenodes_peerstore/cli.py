@@ -362,11 +362,15 @@ def read_snapshot(target: Target, data: bytes | None = None) -> Snapshot:
 
 
 def _unseal(target: Target, data: bytes, realm: str) -> bytes:
-    keys = target.keys
-    if not keys.required:
-        keys = attrs.evolve(keys, required=True, problem="give --key-file PATH or --key-env NAME")
+    if not target.keys.required:
+        raise CommandError(
+            f"peer file {target.path} is encrypted: give its key with --key-file PATH or "
+            "--key-env NAME, or the node's config with -c; it is left untouched"
+        )
     try:
-        return sealing.unseal(data, keys, path=target.path, realm=realm, version=target.version)
+        return sealing.unseal(
+            data, target.keys, path=target.path, realm=realm, version=target.version
+        )
     except KeyRefusedError as exc:
         raise CommandError(f"{exc}; it is left untouched") from None
 
