@@ -349,7 +349,9 @@ class Sealing:
         require_backend()
         try:
             if config.key_file and config.key_env:
-                raise KeyUnusableError("key_file and key_env are both set; set one")
+                raise KeyUnusableError(
+                    f"key_file {config.key_file} and key_env {config.key_env} are both set; set one"
+                )
             if config.key_file:
                 path = Path(os.path.abspath(config.key_file))
                 if state_dir is not None and path.is_relative_to(os.path.abspath(state_dir)):
