@@ -148,7 +148,7 @@ def is_sealed(data: bytes) -> bool:
     return data.startswith(MAGIC)
 
 
-def parse(data: bytes) -> tuple[Envelope, bytes, bytes]:
+def parse(data: bytes) -> tuple[Envelope, bytes, memoryview]:
     """Split a sealed file into its envelope, its header bytes and its ciphertext.
 
     Raise :class:`SealDamagedError` for anything but a well-formed header and
@@ -159,7 +159,8 @@ def parse(data: bytes) -> tuple[Envelope, bytes, bytes]:
     end = data.find(_END, len(MAGIC) - 1, MAX_HEADER)
     if end < 0:
         raise SealDamagedError("its encrypted-file header has no end")
-    header, ciphertext = data[: end + len(_END)], data[end + len(_END) :]
+    header = data[: end + len(_END)]
+    ciphertext = memoryview(data)[end + len(_END) :]  # not copied: it can be 16 MiB
     try:
         table = tomllib.loads(header.decode())
         envelope = _envelope_of(table)

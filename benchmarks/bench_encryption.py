@@ -1,0 +1,109 @@
+"""What encryption at rest adds to a save and to an open of a full peer file.
+
+    python benchmarks/bench_encryption.py [--entries 65536] [--reps 15]
+
+Two stores of the same 65,536 proven peers, one plain and one encrypted (AES-256-GCM, a raw
+32-byte key), in the same run. Each repetition saves and then opens each file, the order of
+the two arms alternating, and the medians are compared. A save is the store's whole save
+(expire, encode, seal, write, fsync, rename); an open is ``PersistentPeerStore.open`` (lock,
+read, open the seal, decode, load). Target: encryption adds at most 5% to either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from thenodes_peerstore import PersistenceConfig, PersistentPeerStore
+
+START = 1_763_700_000
+TARGET = 0.05
+"""At most this much more time for a save or an open of an encrypted file."""
+
+
+def addr(n: int) -> str:
+    return f"{11 + n // 65536 % 200}.{n // 256 % 256}.{n % 256}.1:7447"
+
+
+def config_of(root: Path, entries: int, encrypted: bool) -> PersistenceConfig:
+    if not encrypted:
+        return PersistenceConfig(enabled=True, max_entries=entries)
+    key = root / "realm.key"
+    key.write_bytes(bytes(range(200, 232)))
+    key.chmod(0o600)
+    return PersistenceConfig(
+        enabled=True, max_entries=entries, encryption="aes-256-gcm", key_file=str(key)
+    )
+
+
+def fill(path: Path, config: PersistenceConfig, entries: int) -> int:
+    """Write a file of ``entries`` proven peers; return its size in bytes."""
+    book = PersistentPeerStore.open(path=path, realm="bench", clock=lambda: START, config=config)
+    for n in range(entries):
+        book.store.record_connected(addr(n), node_id=f"node-{n:08d}", capabilities=("relay",))
+    book.save()
+    assert len(book.store) == entries
+    book.close()
+    return path.stat().st_size
+
+
+def timed(run: Callable[[], object]) -> float:
+    began = time.perf_counter()
+    run()
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=65_536)
+    parser.add_argument("--reps", type=int, default=15)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        arms = {}
+        for name, encrypted in (("plain", False), ("encrypted", True)):
+            (root / name).mkdir()
+            config = config_of(root / name, args.entries, encrypted)
+            path = root / name / "bench.toml"
+            size = fill(path, config, args.entries)
+            arms[name] = (path, config)
+            print(f"{name:>9}: {args.entries} entries, {size / 1e6:.2f} MB")
+        times: dict[tuple[str, str], list[float]] = {}
+        for rep in range(args.reps):
+            order = list(arms) if rep % 2 == 0 else list(reversed(arms))
+            for name in order:
+                path, config = arms[name]
+                book = PersistentPeerStore.open(
+                    path=path, realm="bench", clock=lambda: START, config=config
+                )
+                times.setdefault((name, "save"), []).append(timed(book.save))
+                book.close()
+
+                def reopen(path: Path = path, config: PersistenceConfig = config) -> None:
+                    opened = PersistentPeerStore.open(
+                        path=path, realm="bench", clock=lambda: START, config=config
+                    )
+                    assert len(opened.store) == args.entries
+                    opened.close()
+
+                times.setdefault((name, "open"), []).append(timed(reopen))
+    print(f"medians of {args.reps} interleaved repetitions:")
+    holds = True
+    for op in ("save", "open"):
+        plain = statistics.median(times["plain", op])
+        sealed = statistics.median(times["encrypted", op])
+        added = sealed / plain - 1
+        holds = holds and added <= TARGET
+        print(
+            f"  {op}: plain {plain * 1e3:7.1f} ms, encrypted {sealed * 1e3:7.1f} ms, "
+            f"{added:+.1%} (target <= {TARGET:+.0%})"
+        )
+    print(f"target {'holds' if holds else 'does not hold'}")
+
+
+if __name__ == "__main__":
+    main()
