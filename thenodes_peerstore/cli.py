@@ -12,6 +12,11 @@ Every command names its file one of two ways:
 - ``--file PATH``: the peer file itself, with the default settings. Its realm is the one the
   file names; ``--realm CODE`` checks it, and names the realm of a file that does not exist yet.
 
+An encrypted file is opened with ``--key-file PATH`` or ``--key-env NAME``, else with the key
+the ``--config`` names; with a key, every write is sealed (a plain file is encrypted), and
+``export`` writes peers in the clear only with ``--plaintext``. ``rekey`` seals the file with
+``--new-key-file`` or ``--new-key-env`` in one atomic replace.
+
 Commands that only read (``list``, ``show``, ``stats``, ``verify``, ``export``) take no lock: a
 save is an atomic rename, so they always see a whole file, even while a node runs. Commands that
 write (``add``, ``remove``, ``prune``, ``seal``, ``import``) take the file's lock, so they refuse,
