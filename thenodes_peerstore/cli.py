@@ -572,10 +572,11 @@ def write(peer_file: PeerFile, data: bytes, keys: sealing.Sealing, version: str 
             f"peer file {peer_file.path}: encryption is on and its key cannot be used: "
             f"{keys.problem}; it is unchanged"
         )
+    written: bytes | bytearray = data
     if keys.key is not None:
-        data = sealing.seal(data, keys.key, realm=peer_file.realm, version=version)
+        written = sealing.seal(data, keys.key, realm=peer_file.realm, version=version)
     try:
-        peer_file.save(data)
+        peer_file.save(written)
     except OSError as exc:
         raise CommandError(
             f"cannot write peer file {peer_file.path}: {exc.strerror or exc}; it is unchanged"
@@ -1313,9 +1314,9 @@ def cmd_export(args: argparse.Namespace, target: Target, now: int) -> int:
         if secret and not args.plaintext:
             key = target.keys.key
             assert key is not None  # a sealed file was opened with it
-            data = sealing.seal(data, key, realm=snapshot.realm, version=snapshot.decoded.version)
+            sealed = sealing.seal(data, key, realm=snapshot.realm, version=snapshot.decoded.version)
             sys.stdout.flush()
-            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.write(sealed)
         else:
             sys.stdout.write(data.decode())
     return EXIT_OK

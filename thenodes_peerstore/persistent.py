@@ -294,10 +294,11 @@ class PersistentPeerStore:
             version=self.version,
             offline=self.store.offline,
         )
+        written: bytes | bytearray = data
         if self.keys.key is not None:
-            data = sealing.seal(data, self.keys.key, realm=self.file.realm, version=self.version)
+            written = sealing.seal(data, self.keys.key, realm=self.file.realm, version=self.version)
         try:
-            self.file.save(data)
+            self.file.save(written)
         except OSError as exc:
             if not self._failing:
                 logger.error(
