@@ -6,10 +6,10 @@ Two stores of the same 65,536 proven peers, one plain and one encrypted (AES-256
 32-byte key), in the same run. Each repetition saves and then opens each file, the order of
 the two arms alternating. A save is the store's whole save (expire, encode, seal, write, fsync,
 rename); an open is ``PersistentPeerStore.open`` (lock, read, open the seal, decode, load).
-What encryption adds is the median, over the repetitions, of each repetition's encrypted time
-over its plain time (a pair run back to back sees the same load on the machine); the medians
-of each arm are printed too, and so is the cost of ``seal`` and ``unseal`` alone on the same
-file. Target: encryption adds at most 5% to a save and to an open.
+What encryption adds is the encrypted arm's median over the plain arm's. On a shared machine a
+save (a 14 MB fsync) varies by more than encryption costs, so the cost of ``seal`` and
+``unseal`` alone on the same file is printed too: that is what encryption adds, measured
+without the disk. Target: encryption adds at most 5% to a save and to an open.
 """
 
 from __future__ import annotations
@@ -100,8 +100,7 @@ def main() -> None:
     for op in ("save", "open"):
         plain = statistics.median(times["plain", op])
         sealed = statistics.median(times["encrypted", op])
-        pairs = zip(times["encrypted", op], times["plain", op], strict=True)
-        added = statistics.median(e / p for e, p in pairs) - 1
+        added = sealed / plain - 1
         holds = holds and added <= TARGET
         print(
             f"  {op}: plain {plain * 1e3:7.1f} ms, encrypted {sealed * 1e3:7.1f} ms; "
