@@ -6,10 +6,11 @@ Two stores of the same 65,536 proven peers, one plain and one encrypted (AES-256
 32-byte key), in the same run. Each repetition saves and then opens each file, the order of
 the two arms alternating. A save is the store's whole save (expire, encode, seal, write, fsync,
 rename); an open is ``PersistentPeerStore.open`` (lock, read, open the seal, decode, load).
-What encryption adds is the encrypted arm's median over the plain arm's. On a shared machine a
-save (a 14 MB fsync) varies by more than encryption costs, so the cost of ``seal`` and
-``unseal`` alone on the same file is printed too: that is what encryption adds, measured
-without the disk. Target: encryption adds at most 5% to a save and to an open.
+What encryption adds is the encrypted arm's median over the plain arm's, in wall time and in
+the process's CPU time. Encryption is CPU work; on a shared machine the wall time of a save
+(a 14 MB fsync) and of an open swings by more than encryption costs with the load of other
+processes, so the target is judged on CPU time. The cost of ``seal`` and ``unseal`` alone
+on the same file is printed too. Target: encryption adds at most 5% to a save and to an open.
 """
 
 from __future__ import annotations
@@ -55,9 +56,14 @@ def fill(path: Path, config: PersistenceConfig, entries: int) -> int:
 
 
 def timed(run: Callable[[], object]) -> float:
-    began = time.perf_counter()
+    return clocked(run)[0]
+
+
+def clocked(run: Callable[[], object]) -> tuple[float, float]:
+    """Wall and CPU seconds of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
     run()
-    return time.perf_counter() - began
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main() -> None:
@@ -75,7 +81,7 @@ def main() -> None:
             size = fill(path, config, args.entries)
             arms[name] = (path, config)
             print(f"{name:>9}: {args.entries} entries, {size / 1e6:.2f} MB")
-        times: dict[tuple[str, str], list[float]] = {}
+        times: dict[tuple[str, str], list[tuple[float, float]]] = {}
         for rep in range(args.reps):
             order = list(arms) if rep % 2 == 0 else list(reversed(arms))
             for name in order:
@@ -83,7 +89,7 @@ def main() -> None:
                 book = PersistentPeerStore.open(
                     path=path, realm="bench", clock=lambda: START, config=config
                 )
-                times.setdefault((name, "save"), []).append(timed(book.save))
+                times.setdefault((name, "save"), []).append(clocked(book.save))
                 book.close()
 
                 def reopen(path: Path = path, config: PersistenceConfig = config) -> None:
@@ -93,22 +99,28 @@ def main() -> None:
                     assert len(opened.store) == args.entries
                     opened.close()
 
-                times.setdefault((name, "open"), []).append(timed(reopen))
+                times.setdefault((name, "open"), []).append(clocked(reopen))
         crypto = crypto_alone(arms["encrypted"], args.reps)
     print(f"medians of {args.reps} interleaved repetitions:")
     holds = True
     for op in ("save", "open"):
-        plain = statistics.median(times["plain", op])
-        sealed = statistics.median(times["encrypted", op])
-        added = sealed / plain - 1
-        holds = holds and added <= TARGET
+        for clock, which in (("wall", 0), ("cpu", 1)):
+            plain = statistics.median(t[which] for t in times["plain", op])
+            sealed = statistics.median(t[which] for t in times["encrypted", op])
+            added = sealed / plain - 1
+            if clock == "cpu":
+                holds = holds and added <= TARGET
+            print(
+                f"  {op} {clock:>4}: plain {plain * 1e3:7.1f} ms, encrypted {sealed * 1e3:7.1f} "
+                f"ms: encryption adds {added:+.1%}"
+            )
+        alone = crypto[op]
         print(
-            f"  {op}: plain {plain * 1e3:7.1f} ms, encrypted {sealed * 1e3:7.1f} ms; "
-            f"encryption adds {added:+.1%} (target <= {TARGET:+.0%}); "
-            f"{'seal' if op == 'save' else 'unseal'} alone {crypto[op] * 1e3:.1f} ms "
-            f"({crypto[op] / plain:.1%} of a plain {op})"
+            f"  {'seal' if op == 'save' else 'unseal'} alone: {alone * 1e3:.1f} ms, "
+            f"{alone / plain:.1%} of a plain {op}'s CPU time"
         )
-    print(f"target {'holds' if holds else 'does not hold'}")
+    verdict = "holds" if holds else "does not hold"
+    print(f"target (CPU time, encryption adds <= {TARGET:.0%} to a save and an open): {verdict}")
 
 
 def crypto_alone(arm: tuple[Path, PersistenceConfig], reps: int) -> dict[str, float]:
