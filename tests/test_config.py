@@ -27,6 +27,9 @@ FULL_TABLE = {
     "save_interval_secs": 5,
     "reconnect_limit": 8,
     "gossip_per_sender_per_hour": 20,
+    "encryption": "aes-256-gcm",
+    "key_file": "/etc/peerstore/realm.key",
+    "key_env": "PEERSTORE_KEY",
 }
 
 
@@ -75,6 +78,9 @@ def test_each_key_alone_changes_only_its_own_setting(key: str, value: object) ->
     reconnect_limit=st.integers(min_value=0, max_value=1000),
     gossip_per_sender_per_hour=st.integers(min_value=1, max_value=10**6),
     path=st.sampled_from(["peers/{realm}.toml", "peers.toml", "/var/lib/node/{realm}.toml"]),
+    encryption=st.sampled_from(["none", "aes-256-gcm"]),
+    key_file=st.sampled_from(["", "/etc/peerstore/realm.key"]),
+    key_env=st.sampled_from(["", "PEERSTORE_KEY"]),
 )
 def test_any_valid_table_is_read_as_written(**table: Any) -> None:
     assert attrs.asdict(PersistenceConfig.from_mapping(table)) == table

@@ -12,6 +12,11 @@ Every command names its file one of two ways:
 - ``--file PATH``: the peer file itself, with the default settings. Its realm is the one the
   file names; ``--realm CODE`` checks it, and names the realm of a file that does not exist yet.
 
+An encrypted file is opened with ``--key-file PATH`` or ``--key-env NAME``, else with the key
+the ``--config`` names; with a key, every write is sealed (a plain file is encrypted), and
+``export`` writes peers in the clear only with ``--plaintext``. ``rekey`` seals the file with
+``--new-key-file`` or ``--new-key-env`` in one atomic replace.
+
 Commands that only read (``list``, ``show``, ``stats``, ``verify``, ``export``) take no lock: a
 save is an atomic rename, so they always see a whole file, even while a node runs. Commands that
 write (``add``, ``remove``, ``prune``, ``seal``, ``import``) take the file's lock, so they refuse,
@@ -73,15 +78,18 @@ from typing import Any
 
 import attrs
 
-from thenodes_peerstore import codec
+from thenodes_peerstore import codec, sealing
 from thenodes_peerstore.config import PersistenceConfig
 from thenodes_peerstore.convert import converter, describe_error, show
 from thenodes_peerstore.errors import (
     AddressError,
     ConfigError,
+    KeyRefusedError,
+    KeyUnusableError,
     NewerSchemaError,
     PeerStoreError,
     RealmMismatchError,
+    SealDamagedError,
     StoreFileError,
     StoreLockedError,
 )
@@ -189,16 +197,38 @@ class Target:
     """The node's own listen addresses (from ``--config``): never stored, as by the node."""
     own_node_id: str | None = None
     """The node's own id (from ``--config``): never stored, as by the node."""
+    keys: sealing.Sealing = sealing.PLAIN
+    """The key that opens the file and seals what is written (``--key-file``, ``--key-env``,
+    or the config's); with none, what is written is plain."""
 
 
 def target_of(args: argparse.Namespace) -> Target:
-    """The file named by ``--file`` or ``--config``."""
+    """The file named by ``--file`` or ``--config``, and its key."""
     if args.file is not None:
         path = Path(os.path.abspath(args.file))
-        return Target(path, args.realm, PersistenceConfig(enabled=True), f"--file {args.file}")
-    if args.realm is not None:
+        target = Target(path, args.realm, PersistenceConfig(enabled=True), f"--file {args.file}")
+    elif args.realm is not None:
         raise CommandError("--realm goes with --file; with --config the realm is the config's")
-    return target_from_host_config(Path(args.config))
+    else:
+        target = target_from_host_config(Path(args.config))
+    key = key_of(args.key_file, args.key_env)
+    if key is not None:
+        return attrs.evolve(target, keys=sealing.Sealing.with_key(key))
+    return target
+
+
+def key_of(key_file: str | None, key_env: str | None) -> sealing.Key | None:
+    """The key named on the command line, or None."""
+    if key_file is None and key_env is None:
+        return None
+    try:
+        sealing.require_backend()
+        if key_file is not None:
+            return sealing.read_key_file(Path(os.path.abspath(key_file)))
+        assert key_env is not None
+        return sealing.read_key_env(key_env)
+    except (KeyUnusableError, ConfigError) as exc:
+        raise CommandError(str(exc)) from None
 
 
 def target_from_host_config(config_path: Path) -> Target:
@@ -227,6 +257,10 @@ def target_from_host_config(config_path: Path) -> Target:
             path,
         )
     own_addrs, own_node_id = _own_of(data, state_dir)
+    try:
+        keys = sealing.Sealing.from_config(config)
+    except ConfigError as exc:
+        raise CommandError(f"{where}: {exc}") from None
     return Target(
         path,
         code,
@@ -235,6 +269,7 @@ def target_from_host_config(config_path: Path) -> Target:
         _realm_version_of(data),
         own_addrs,
         own_node_id,
+        keys,
     )
 
 
@@ -312,6 +347,8 @@ class Snapshot:
     realm_readable: bool
     """Whether the file names a realm; without one, no entry can be read from it."""
     decoded: codec.Decoded
+    sealed: bool = False
+    """Whether the file is encrypted."""
 
     @property
     def entries(self) -> tuple[PeerEntry, ...]:
@@ -352,11 +389,16 @@ def read_snapshot(target: Target, data: bytes | None = None) -> Snapshot:
         raise CommandError(f"no peer file at {target.path} ({target.named_by})")
     named = realm_named_in(data)
     realm = target.realm if target.realm is not None else named
+    sealed = sealing.is_sealed(data)
     if len(data) > MAX_FILE_BYTES:
         too_large = codec.Decoded(entries=(), problems=(f"larger than {MAX_FILE_BYTES} bytes",))
-        return Snapshot(target.path, realm or "", named is not None, too_large)
+        return Snapshot(target.path, realm or "", named is not None, too_large, sealed)
     try:
+        if sealed:
+            data = _unseal(target, data, realm or "")
         decoded = codec.decode(data, realm=realm or "", version=target.version)
+    except SealDamagedError as exc:
+        decoded = codec.Decoded(entries=(), problems=(str(exc),))
     except NewerSchemaError as exc:
         raise CommandError(
             f"peer file {target.path}: {exc}; it is left untouched (use that version's peerstore)"
@@ -371,7 +413,21 @@ def read_snapshot(target: Target, data: bytes | None = None) -> Snapshot:
             f" can be read); check {target.named_by}. It is left untouched (a node would set it"
             " aside and start without stored peers)"
         )
-    return Snapshot(target.path, realm or "", named is not None, decoded)
+    return Snapshot(target.path, realm or "", named is not None, decoded, sealed)
+
+
+def _unseal(target: Target, data: bytes, realm: str) -> bytes:
+    if not target.keys.required:
+        raise CommandError(
+            f"peer file {target.path} is encrypted: give its key with --key-file PATH or "
+            "--key-env NAME, or the node's config with -c; it is left untouched"
+        )
+    try:
+        return sealing.unseal(
+            data, target.keys, path=target.path, realm=realm, version=target.version
+        )
+    except KeyRefusedError as exc:
+        raise CommandError(f"{exc}; it is left untouched") from None
 
 
 _PEER_FILE_RE = re.compile(rb"^(?:schema\s*=|realm\s*=|\[\[peers\]\])", re.MULTILINE)
@@ -380,6 +436,8 @@ _PEER_FILE_RE = re.compile(rb"^(?:schema\s*=|realm\s*=|\[\[peers\]\])", re.MULTI
 
 def realm_named_in(data: bytes) -> str | None:
     """The realm a peer file's header names, or None when it names none readable."""
+    if sealing.is_sealed(data):
+        return sealing.realm_of(data)
     try:
         codec.decode(data[: MAX_FILE_BYTES + 1], realm="")  # "" is never a realm code
     except RealmMismatchError as exc:
@@ -575,15 +633,30 @@ def save(
     *,
     offline: Iterable[tuple[int, int]],
     version: str | None,
+    keys: sealing.Sealing = sealing.PLAIN,
 ) -> None:
     """Write ``entries`` over the file atomically, most trusted first, with a fresh trailer.
 
     The realm's version and the node's stopped intervals are kept: a command writes only while
-    no node runs, so the time since the last save is time the node was stopped.
+    no node runs, so the time since the last save is time the node was stopped. With a key,
+    the file is written encrypted; with encryption asked for and no usable key, not at all.
     """
     data = codec.encode(peer_file.realm, now, by_trust(entries), version=version, offline=offline)
+    write(peer_file, data, keys, version)
+
+
+def write(peer_file: PeerFile, data: bytes, keys: sealing.Sealing, version: str | None) -> None:
+    """Write a plain file's bytes over the file atomically, sealed when ``keys`` has a key."""
+    if keys.required and keys.key is None:
+        raise CommandError(
+            f"peer file {peer_file.path}: encryption is on and its key cannot be used: "
+            f"{keys.problem}; it is unchanged"
+        )
+    written: bytes | bytearray = data
+    if keys.key is not None:
+        written = sealing.seal(data, keys.key, realm=peer_file.realm, version=version)
     try:
-        peer_file.save(data)
+        peer_file.save(written)
     except OSError as exc:
         raise CommandError(
             f"cannot write peer file {peer_file.path}: {exc.strerror or exc}; it is unchanged"
@@ -988,7 +1061,14 @@ def cmd_add(args: argparse.Namespace, target: Target, now: int) -> int:
                 f"{target.config.max_entries}): the node would drop {args.addr} at its next start; "
                 "nothing changed"
             )
-        save(peer_file, [*entries, entry], now, offline=load.offline, version=version)
+        save(
+            peer_file,
+            [*entries, entry],
+            now,
+            offline=load.offline,
+            version=version,
+            keys=target.keys,
+        )
     proof = ""
     if entry.proven and args.addr in load.plan:
         proof = " (proven: the next start dials it before the seeds)"
@@ -1019,7 +1099,14 @@ def cmd_remove(args: argparse.Namespace, target: Target, now: int) -> int:
         if removed:
             kept = [e for e in snapshot.entries if e.addr not in removed]
             load = next_load(kept, target.config, now, snapshot.offline_at(now), own=target)
-            save(peer_file, kept, now, offline=load.offline, version=snapshot.decoded.version)
+            save(
+                peer_file,
+                kept,
+                now,
+                offline=load.offline,
+                version=snapshot.decoded.version,
+                keys=target.keys,
+            )
     for addr in removed:
         print(f"removed {addr}")
     for addr in missing:
@@ -1043,7 +1130,14 @@ def cmd_prune(args: argparse.Namespace, target: Target, now: int) -> int:
         if args.dry_run:
             print(f"dry run: {target.path} unchanged; the next start keeps {len(load.kept)}")
             return EXIT_OK
-        save(peer_file, load.kept, now, offline=load.offline, version=snapshot.decoded.version)
+        save(
+            peer_file,
+            load.kept,
+            now,
+            offline=load.offline,
+            version=snapshot.decoded.version,
+            keys=target.keys,
+        )
     print(f"pruned {target.path}: {len(load.dropped)} dropped, {len(load.kept)} kept")
     return EXIT_OK
 
@@ -1080,7 +1174,14 @@ def cmd_seal(args: argparse.Namespace, target: Target, now: int) -> int:
             print(f"dry run: {target.path} unchanged; sealing would keep {len(load.kept)} entries")
             return EXIT_OK
         backup = keep_backup(target.path, now)
-        save(peer_file, load.kept, now, offline=load.offline, version=snapshot.decoded.version)
+        save(
+            peer_file,
+            load.kept,
+            now,
+            offline=load.offline,
+            version=snapshot.decoded.version,
+            keys=target.keys,
+        )
     print(f"sealed {target.path}: {len(load.kept)} entries kept; the previous file is {backup}")
     return EXIT_OK
 
@@ -1253,7 +1354,7 @@ def cmd_import(args: argparse.Namespace, target: Target, now: int) -> int:
         version = snapshot.decoded.version if snapshot is not None else None
         new = [i.entry for i in imported]
         load = next_load([*existing, *new], target.config, now, offline)
-        save(peer_file, load.kept, now, offline=load.offline, version=version)
+        save(peer_file, load.kept, now, offline=load.offline, version=version, keys=target.keys)
     kept = set(load.kept)
     taken = [i for i in imported if i.entry.clamped(now) in kept]
     counts = Counter(i.entry.source for i in taken)
@@ -1276,9 +1377,19 @@ def cmd_import(args: argparse.Namespace, target: Target, now: int) -> int:
 
 
 def cmd_export(args: argparse.Namespace, target: Target, now: int) -> int:
-    """The file's peers, to standard output, as TheNodes' ``peers.json``, JSON or a peer file."""
+    """The file's peers, to standard output, as TheNodes' ``peers.json``, JSON or a peer file.
+
+    Peers of an encrypted file (or read with a key) are written in the clear only with
+    ``--plaintext``; without it, ``--format toml`` writes an encrypted peer file.
+    """
     snapshot = read_snapshot(target)
     _warn_if_damaged(snapshot)
+    secret = snapshot.sealed or target.keys.key is not None
+    if secret and not args.plaintext and args.format != "toml":
+        raise CommandError(
+            f"peer file {target.path} is encrypted: add --plaintext to write its peers in the "
+            f"clear as {args.format}, or use --format toml for an encrypted peer file"
+        )
     entries = by_trust(snapshot.entries)
     if args.format == "thenodes":
         _print_json([thenodes_record(e) for e in entries])
@@ -1300,7 +1411,39 @@ def cmd_export(args: argparse.Namespace, target: Target, now: int) -> int:
             version=snapshot.decoded.version,
             offline=snapshot.decoded.offline,
         )
-        sys.stdout.write(data.decode())
+        if secret and not args.plaintext:
+            key = target.keys.key
+            assert key is not None  # a sealed file was opened with it
+            sealed = sealing.seal(data, key, realm=snapshot.realm, version=snapshot.decoded.version)
+            sys.stdout.flush()
+            sys.stdout.buffer.write(sealed)
+        else:
+            sys.stdout.write(data.decode())
+    return EXIT_OK
+
+
+def cmd_rekey(args: argparse.Namespace, target: Target, now: int) -> int:
+    """Seal the file with a new key, in one atomic replace; a plain file is encrypted."""
+    new_key = key_of(args.new_key_file, args.new_key_env)
+    assert new_key is not None  # argparse requires one of the two
+    realm = _realm_for_writing(target)
+    with locked(target, realm) as peer_file:
+        data = _read_locked(peer_file)
+        if data is None:
+            raise CommandError(f"no peer file at {target.path} ({target.named_by})")
+        snapshot = read_snapshot(attrs.evolve(target, realm=realm), data)
+        if not snapshot.intact:
+            raise CommandError(
+                f"peer file {target.path} is damaged ({'; '.join(snapshot.problems[:3])}); it "
+                "is unchanged. `peerstore seal` repairs it first"
+            )
+        plain = _unseal(target, data, realm) if snapshot.sealed else data
+        write(peer_file, plain, sealing.Sealing.with_key(new_key), snapshot.decoded.version)
+    was = f"encrypted with {target.keys.key.source}" if target.keys.key else "plain"
+    print(
+        f"rekeyed {target.path}: {len(snapshot.entries)} entries, {was} before, now encrypted "
+        f"with {new_key.source}"
+    )
     return EXIT_OK
 
 
@@ -1335,6 +1478,16 @@ def _parser() -> argparse.ArgumentParser:
         "--realm",
         metavar="CODE",
         help="with --file: the realm the file must be of (needed to create one)",
+    )
+    keying = common.add_argument_group(
+        "encryption", "the key of an encrypted peer file (else the config's); writes are sealed"
+    )
+    key_source = keying.add_mutually_exclusive_group()
+    key_source.add_argument(
+        "--key-file", metavar="PATH", help="32 random bytes, or a passphrase (mode 0600)"
+    )
+    key_source.add_argument(
+        "--key-env", metavar="NAME", help="a variable of 64 hex digits or a passphrase"
     )
 
     def command(name: str, run: Command, help: str) -> argparse.ArgumentParser:
@@ -1387,6 +1540,15 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         help="thenodes: TheNodes' peers.json; json: every field; toml: a peer file",
     )
+    exporting.add_argument(
+        "--plaintext",
+        action="store_true",
+        help="write the peers of an encrypted file in the clear",
+    )
+    rekeying = command("rekey", cmd_rekey, "encrypt the file with a new key (one atomic replace)")
+    new_key = rekeying.add_mutually_exclusive_group(required=True)
+    new_key.add_argument("--new-key-file", metavar="PATH", help="the new key, in a file")
+    new_key.add_argument("--new-key-env", metavar="NAME", help="the new key, in a variable")
     return parser
 
 

@@ -11,6 +11,7 @@ import attrs
 
 from thenodes_peerstore.convert import converter, describe_error
 from thenodes_peerstore.errors import ConfigError
+from thenodes_peerstore.sealing import ENCRYPTIONS, NONE
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,11 @@ def _path(instance: object, attribute: attrs.Attribute[str], value: str) -> None
         raise ValueError(f"{attribute.name} = {value!r}: the only placeholder allowed is {{realm}}")
 
 
+def _encryption(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in ENCRYPTIONS:
+        raise ValueError(f"{attribute.name} = {value!r}: must be one of {', '.join(ENCRYPTIONS)}")
+
+
 @attrs.frozen
 class PersistenceConfig:
     """How the peer store keeps its file. Disabled unless ``enabled = true``."""
@@ -59,6 +65,11 @@ class PersistenceConfig:
     save_interval_secs: int = attrs.field(default=60, validator=_not_negative)
     reconnect_limit: int = attrs.field(default=5, validator=_not_negative)
     gossip_per_sender_per_hour: int = attrs.field(default=128, validator=_positive)
+    encryption: str = attrs.field(default=NONE, validator=_encryption)
+    key_file: str = ""
+    """A file of 32 random bytes, or of a passphrase; relative to the working directory."""
+    key_env: str = ""
+    """The environment variable holding 64 hex digits or a passphrase. "" is not set."""
 
     @classmethod
     def from_mapping(cls, table: Mapping[str, Any]) -> PersistenceConfig:

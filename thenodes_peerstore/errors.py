@@ -93,3 +93,22 @@ class NewerSchemaError(StoreFileError):
     def __init__(self, message: str, *, schema: int) -> None:
         super().__init__(message)
         self.schema = schema
+
+
+class EncryptionUnavailableError(ConfigError):
+    """Encryption is asked for and ``cryptography`` is not installed (the ``encryption`` extra)."""
+
+
+class KeyUnusableError(PeerStoreError):
+    """The configured key cannot be used: not set, missing, unreadable, readable by group or
+    others, or empty. The message names the key (``key_file PATH`` or ``key_env NAME``)."""
+
+
+class KeyRefusedError(StoreFileError):
+    """An encrypted peer file that no key at hand opens: encryption is off, the key cannot be
+    used, or the file was sealed with another key. The file is left untouched."""
+
+
+class SealDamagedError(StoreFileError):
+    """An encrypted peer file that is not whole: unparsable envelope or failed authentication
+    under the right key. Nothing of it can be salvaged."""

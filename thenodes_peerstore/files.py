@@ -266,7 +266,7 @@ class PeerFile:
 
     # -- saving ------------------------------------------------------------------------------
 
-    def save(self, data: bytes) -> None:
+    def save(self, data: bytes | bytearray) -> None:
         """Replace the file atomically: temp file (0600) -> write -> fsync -> rename -> fsync dir.
 
         The temporary file ``.<name>.<random>.tmp`` sits beside the file and is created

@@ -25,9 +25,15 @@ from types import TracebackType
 
 import attrs
 
-from thenodes_peerstore import codec, files
+from thenodes_peerstore import codec, files, sealing
 from thenodes_peerstore.config import PersistenceConfig
-from thenodes_peerstore.errors import ClockError, NewerSchemaError, RealmMismatchError
+from thenodes_peerstore.errors import (
+    ClockError,
+    KeyRefusedError,
+    NewerSchemaError,
+    RealmMismatchError,
+    SealDamagedError,
+)
 from thenodes_peerstore.files import PeerFile
 from thenodes_peerstore.model import PeerEntry
 from thenodes_peerstore.store import LoadReport, PeerStore
@@ -57,6 +63,7 @@ class LoadStatus(enum.Enum):
     INTACT = "intact"
     SALVAGED = "salvaged"
     NEWER_SCHEMA = "newer schema"
+    KEY_REFUSED = "encrypted, and no key at hand opens it"
 
 
 @attrs.frozen
@@ -76,9 +83,17 @@ class LoadOutcome:
     offline: tuple[tuple[int, int], ...] = ()
     """When the node was stopped, as the file recorded it."""
     schema: int | None = None
+    sealed: bool = False
+    """Whether the file on disk is encrypted."""
 
 
-def load_file(peer_file: PeerFile, now: int, *, version: str | None = None) -> LoadOutcome:
+def load_file(
+    peer_file: PeerFile,
+    now: int,
+    *,
+    version: str | None = None,
+    keys: sealing.Sealing = sealing.PLAIN,
+) -> LoadOutcome:
     """Read -> decode -> set aside if damaged: what an open store starts from.
 
     A damaged file is renamed aside to ``<name>.corrupt-<now>`` and the entries that still
@@ -88,15 +103,27 @@ def load_file(peer_file: PeerFile, now: int, *, version: str | None = None) -> L
     another realm's file, which is left untouched too, and
     :class:`~thenodes_peerstore.errors.StoreFileError` naming the file when it cannot be read.
     With ``version``, a file of another version of the realm is another realm's file.
+
+    An encrypted file is opened with ``keys``; one that they cannot open is left untouched
+    (``KEY_REFUSED``), and one that fails authentication is damaged: nothing of it is salvaged.
     """
     data = peer_file.read()
     if data is None:
         return LoadOutcome(LoadStatus.MISSING)
+    sealed = sealing.is_sealed(data)
     if len(data) > files.MAX_FILE_BYTES:
         decoded = codec.Decoded(entries=(), problems=(f"larger than {files.MAX_FILE_BYTES} bytes",))
     else:
         try:
+            if sealed:
+                data = sealing.unseal(
+                    data, keys, path=peer_file.path, realm=peer_file.realm, version=version
+                )
             decoded = codec.decode(data, realm=peer_file.realm, version=version)
+        except SealDamagedError as exc:
+            decoded = codec.Decoded(entries=(), problems=(str(exc),))
+        except KeyRefusedError as exc:
+            return LoadOutcome(LoadStatus.KEY_REFUSED, problems=(str(exc),), sealed=True)
         except NewerSchemaError as exc:
             return LoadOutcome(LoadStatus.NEWER_SCHEMA, problems=(str(exc),))
         except RealmMismatchError as exc:
@@ -112,6 +139,7 @@ def load_file(peer_file: PeerFile, now: int, *, version: str | None = None) -> L
         saved_at=decoded.saved_at,
         offline=decoded.offline,
         schema=decoded.schema,
+        sealed=sealed,
     )
     if decoded.intact:
         return read(LoadStatus.INTACT)
@@ -136,8 +164,11 @@ class PersistentPeerStore:
         heartbeat_secs: int = HEARTBEAT_MAX_SECS,
         writable: bool = True,
         version: str | None = None,
+        keys: sealing.Sealing = sealing.PLAIN,
     ) -> None:
         self.store = store
+        self.keys = keys
+        """The key each save seals the file with, if encryption is on."""
         self.file = peer_file
         self.save_interval_secs = save_interval_secs
         self.heartbeat_secs = max(heartbeat_secs, save_interval_secs)
@@ -147,8 +178,9 @@ class PersistentPeerStore:
         """The realm's version, recorded in the file and checked at load."""
 
         self.writable = writable
-        """False when the file is of a newer schema, or is damaged and could not be moved
-        aside: the store then runs in memory only and the file is left as it is."""
+        """False when the file is of a newer schema, is damaged and could not be moved aside,
+        is encrypted and no key at hand opens it, or encryption is on and its key cannot be
+        used: the store then runs in memory only and the file is left as it is."""
         self.saves = 0
         """How many times the file was written."""
         self._saved_changes = store.changes
@@ -169,10 +201,12 @@ class PersistentPeerStore:
         own_addrs: Iterable[str] = (),
         own_node_id: str | None = None,
         version: str | None = None,
+        keys: sealing.Sealing | None = None,
     ) -> PersistentPeerStore:
         """Lock and load the realm's file; the file need not exist yet.
 
         :param version: The realm's version: a file of another version is another realm's.
+        :param keys: The key, if encryption is on; by default the one ``config`` names.
 
         Raise :class:`~thenodes_peerstore.errors.StoreLockedError` when another store holds it and
         :class:`~thenodes_peerstore.errors.RealmMismatchError` when it belongs to another realm.
@@ -189,9 +223,11 @@ class PersistentPeerStore:
             extras_budget=extras_budget(config.max_entries),
         )
         now = store.now()  # a clock that cannot tell the time stops the start, naming it
+        if keys is None:
+            keys = sealing.Sealing.from_config(config)
         peer_file = PeerFile.open(path, realm)
         try:
-            outcome = load_file(peer_file, now, version=version)
+            outcome = load_file(peer_file, now, version=version, keys=keys)
         except BaseException:
             peer_file.close()
             raise
@@ -202,19 +238,27 @@ class PersistentPeerStore:
         # A newer schema's file, or a damaged file that could not be moved aside, is never
         # overwritten: the store then runs in memory only.
         left_in_place = outcome.status is LoadStatus.SALVAGED and outcome.quarantined is None
+        # Nor is a file written without the key encryption asks for, or that its key cannot open.
+        keyless = keys.required and keys.key is None
         book = cls(
             store,
             peer_file,
             save_interval_secs=config.save_interval_secs,
             heartbeat_secs=min(HEARTBEAT_MAX_SECS, max(1, config.ttl_secs // 16)),
-            writable=outcome.status is not LoadStatus.NEWER_SCHEMA and not left_in_place,
+            writable=outcome.status not in (LoadStatus.NEWER_SCHEMA, LoadStatus.KEY_REFUSED)
+            and not left_in_place
+            and not keyless,
             version=version,
+            keys=keys,
         )
         unchanged = report.loaded == len(outcome.entries) and not report.clamped
         migrated = outcome.schema is not None and outcome.schema < codec.SCHEMA
-        if outcome.status is LoadStatus.SALVAGED or not unchanged or migrated:
+        to_seal = keys.key is not None and outcome.status is not LoadStatus.MISSING
+        to_seal = to_seal and not outcome.sealed
+        if outcome.status is LoadStatus.SALVAGED or not unchanged or migrated or to_seal:
             book._saved_changes = -1  # write back what was salvaged, expired, capped or migrated
         _log_load(path, outcome, report)
+        _log_keys(path, outcome, keys, book.writable, to_seal)
         return book
 
     @property
@@ -295,8 +339,11 @@ class PersistentPeerStore:
             version=self.version,
             offline=self.store.offline,
         )
+        written: bytes | bytearray = data
+        if self.keys.key is not None:
+            written = sealing.seal(data, self.keys.key, realm=self.file.realm, version=self.version)
         try:
-            self.file.save(data)
+            self.file.save(written)
         except OSError as exc:
             if not self._failing:
                 logger.error(
@@ -343,6 +390,30 @@ class PersistentPeerStore:
         self.close()
 
 
+def _log_keys(
+    path: Path, outcome: LoadOutcome, keys: sealing.Sealing, writable: bool, to_seal: bool
+) -> None:
+    if outcome.status is LoadStatus.KEY_REFUSED:
+        logger.error(
+            "%s; leaving it untouched and keeping peers in memory only: the node starts from "
+            "its seeds",
+            "; ".join(outcome.problems),
+        )
+    elif keys.required and keys.key is None:
+        logger.error(
+            "peer file %s: encryption is on and its key cannot be used: %s; the file is not "
+            "written and peers are kept in memory only",
+            path,
+            keys.problem,
+        )
+    elif to_seal and writable and keys.key is not None:
+        logger.info(
+            "peer file %s is not encrypted; the next save encrypts it with %s",
+            path,
+            keys.key.source,
+        )
+
+
 def _log_load(path: Path, outcome: LoadOutcome, report: LoadReport) -> None:
     if outcome.status is LoadStatus.SALVAGED and outcome.quarantined is None:
         logger.warning(
@@ -370,6 +441,8 @@ def _log_load(path: Path, outcome: LoadOutcome, report: LoadReport) -> None:
     if outcome.status is LoadStatus.MISSING:
         logger.info("no peer file at %s yet; starting empty", path)
         return
+    if outcome.status is LoadStatus.KEY_REFUSED:
+        return  # said by _log_keys
     logger.info(
         "loaded %d peers from %s (%s; %d expired, %d over the cap, %d clamped to now)",
         report.loaded,

@@ -14,6 +14,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import pluggy
 
+from thenodes_peerstore import sealing
 from thenodes_peerstore.config import PersistenceConfig
 from thenodes_peerstore.errors import AddressError, ClockError
 from thenodes_peerstore.files import resolve_store_path
@@ -114,6 +115,7 @@ class PeerStorePlugin:
             own_addrs=host.listen_addrs,
             own_node_id=host.node_id,
             version=host.realm.version,
+            keys=sealing.Sealing.from_config(config, host.state_dir),
         )
         plan = self.book.store.reconnect_plan()
         if plan:
