@@ -24,7 +24,7 @@ YEAR = 365 * 24 * HOUR
 PROVEN = [f"{45 + n}.76.12.34:7447" for n in range(5)]
 
 
-def open_book(path: Path, clock, **settings: int) -> PersistentPeerStore:
+def open_book(path: Path, clock, **settings: object) -> PersistentPeerStore:
     config = PersistenceConfig(enabled=True, **settings)  # type: ignore[arg-type]
     return PersistentPeerStore.open(path=path, realm="example", clock=clock, config=config)
 
@@ -154,12 +154,20 @@ def test_a_failing_clock_is_logged_once_per_streak_whichever_hook_meets_it(
     plugin.on_shutdown(host=host)
 
 
+@pytest.mark.parametrize("encryption", ["none", "aes-256-gcm"])
 def test_inbound_claims_of_the_largest_size_leave_a_file_the_loader_reads_whole(
-    tmp_path: Path, clock
+    tmp_path: Path, clock, encryption: str
 ) -> None:
-    """7,000 claims with a 128-character id and 32 capabilities of 64 characters each."""
+    """7,000 claims with a 128-character id and 32 capabilities of 64 characters each, in a
+    plain file and in an encrypted one (whose envelope the budget leaves room for)."""
     path = tmp_path / "peers" / "example.toml"
-    book = open_book(path, clock, max_entries=8192)
+    settings: dict[str, object] = {"max_entries": 8192}
+    if encryption != "none":
+        key = tmp_path / "peers.key"
+        key.write_bytes(bytes(range(32)))
+        key.chmod(0o600)
+        settings |= {"encryption": encryption, "key_file": str(key)}
+    book = open_book(path, clock, **settings)
     for addr in PROVEN:
         book.store.record_connected(addr, node_id="p" * 128, capabilities=["relay"])
         book.store.record_disconnected(addr)
@@ -178,7 +186,7 @@ def test_inbound_claims_of_the_largest_size_leave_a_file_the_loader_reads_whole(
     assert path.stat().st_size <= files.MAX_FILE_BYTES
 
     clock.advance(60)
-    again = open_book(path, clock, max_entries=8192)
+    again = open_book(path, clock, **settings)
     assert len(again.store) == 7005
     assert all(again.store.get(a).node_id == "p" * 128 for a in PROVEN)  # type: ignore[union-attr]
     assert sorted(again.store.reconnect_plan()) == sorted(PROVEN)

@@ -46,8 +46,9 @@ that jumped ahead): the rest of the gap ages no entry. Hosts tick about once a s
 HEARTBEAT_MAX_SECS = 3600
 """A running node with nothing to save still writes at least this often (and at least every
 sixteenth of ``ttl_secs``), so its running time is not later taken for downtime."""
-HEADER_BYTES = 4096
-"""Room kept in the file for its header and trailer."""
+HEADER_BYTES = 4096 + sealing.MAX_HEADER + sealing.TAG_BYTES
+"""Room kept in the file for its header and trailer, and for the envelope of an encrypted
+file (its header and tag), so that an encrypted file of a full store also loads whole."""
 
 
 def extras_budget(max_entries: int) -> int:
