@@ -3,8 +3,8 @@
 - The core's policy: ``[discovery]`` and the retries of ``[network.connection_policy]``
   (:meth:`~hostsim.core.CorePolicy.of`);
 - from ``[network.connection_policy]`` also ``direct_tcp_timeout_ms`` (the connect and the
-  handshake each), ``heartbeat_interval_ms`` and ``heartbeat_timeout_ms`` (a connection silent
-  this long is closed);
+  handshake each), ``heartbeat_interval_ms`` (how often peers are probed) and
+  ``heartbeat_timeout_ms`` (a probed peer silent this long is closed); 0 means never for both;
 - hostsim's own ``[network] bind_addr`` and ``max_inbound``.
 
 Every default is TheNodes' (or hostsim's, for its own keys), applied by the config reader.
@@ -34,14 +34,21 @@ class LiveSettings:
     max_inbound: int = DEFAULT_MAX_INBOUND
     connect_timeout_secs: float = 3.0
     handshake_timeout_secs: float = 3.0
-    heartbeat_interval_secs: float = 30.0
-    idle_timeout_secs: float = 90.0
+    heartbeat_interval_secs: float | None = 30.0
+    """How often each peer is sent a liveness probe; None: never."""
+    idle_timeout_secs: float | None = 90.0
+    """How long a peer may stay silent (or leave a write unacknowledged); None: for ever."""
     tick_interval_secs: float = 1.0
 
 
 def _secs(millis: int, default: float) -> float:
     """Milliseconds as seconds; 0 (which TheNodes reads as "no limit") keeps the default."""
     return millis / 1000 if millis > 0 else default
+
+
+def _secs_or_never(millis: int) -> float | None:
+    """Milliseconds as seconds; 0 is never, as a user reads it."""
+    return millis / 1000 if millis > 0 else None
 
 
 def live_settings(config: HostConfig, *, bind: str | None = None) -> LiveSettings:
@@ -65,6 +72,6 @@ def live_settings(config: HostConfig, *, bind: str | None = None) -> LiveSetting
         max_inbound=config.max_inbound,
         connect_timeout_secs=timeout,
         handshake_timeout_secs=timeout,
-        heartbeat_interval_secs=_secs(conn.heartbeat_interval_ms, default.heartbeat_interval_secs),
-        idle_timeout_secs=_secs(conn.heartbeat_timeout_ms, default.idle_timeout_secs),
+        heartbeat_interval_secs=_secs_or_never(conn.heartbeat_interval_ms),
+        idle_timeout_secs=_secs_or_never(conn.heartbeat_timeout_ms),
     )
