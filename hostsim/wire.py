@@ -55,6 +55,7 @@ __all__ = [
     "encode",
     "liveness",
     "liveness_payload",
+    "tag_of",
 ]
 
 PROTOCOL_NAME: Final = "TheNodes"
@@ -225,6 +226,21 @@ def _msg_json(msg: Message) -> Any:
             return {msg.tag: dict(msg.body)}
         case Unknown():
             return msg.tag if msg.body is None else {msg.tag: msg.body}
+
+
+def tag_of(msg: Message) -> str:
+    """The ``msg_type`` tag ``msg`` is written with (an :class:`Unknown` keeps the one read)."""
+    match msg:
+        case Hello():
+            return "HELLO"
+        case PeerRequest():
+            return "PEER_REQUEST"
+        case PeerList():
+            return "PEER_LIST"
+        case Text():
+            return "TEXT"
+        case Bare() | Other() | Unknown():
+            return msg.tag
 
 
 def encode(envelope: Envelope) -> bytes:

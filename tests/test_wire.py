@@ -116,6 +116,13 @@ def test_relay_and_extension_messages_are_read_as_well_formed_and_kept_aside() -
     assert json.loads(wire.encode(envelope)) == json.loads(line)
 
 
+_EVERY_KIND = [
+    b'{"from":"a","to":"b","msg_type":{"HELLO":{"node_id":"n"}}}',
+    b'{"from":"a","to":"b","msg_type":{"TEXT":"hi"}}',
+    b'{"from":"a","to":"b","msg_type":{"PUNCH_GO":{"attempt_id":"x"}}}',
+]
+
+
 def test_every_message_type_of_thenodes_0_2_and_0_4_is_known() -> None:
     """The tags both binaries' serde definitions hold, in their declaration order."""
     assert {
@@ -125,6 +132,7 @@ def test_every_message_type_of_thenodes_0_2_and_0_4_is_known() -> None:
         *("PUNCH_ABORT", "DATA_REQUEST", "DATA_RESPONSE", "HEARTBEAT", "DISCONNECT", "EXTENSION"),
     } == wire.MESSAGE_TAGS
     line = b'{"from":"a","to":"b","msg_type":{"DELIVERY_ACK":{"message_id":"m"}},"payload":null}'
+    assert {wire.tag_of(wire.decode(b).msg) for b in _EVERY_KIND} == {"HELLO", "TEXT", "PUNCH_GO"}
     assert wire.decode(line).msg == Other("DELIVERY_ACK", {"message_id": "m"})
 
 

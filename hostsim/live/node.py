@@ -535,7 +535,7 @@ class LiveNode:
         else:
             # HELLO again, HEARTBEAT, TEXT, relay, punch, acks, a later version's type: nothing
             # to do, as in TheNodes.
-            tag = msg.tag if isinstance(msg, wire.Bare | wire.Other | wire.Unknown) else "other"
+            tag = wire.tag_of(msg)
             self.ignored[tag if tag in wire.MESSAGE_TAGS else "unknown"] += 1
             logger.debug("node %s: ignored %s from %s", self.node_id, tag[:40], key)
 
