@@ -69,12 +69,17 @@ def _drive(out: Path, scenario: str, *extra: str, timeout: float) -> Path:
     command = " ".join(
         map(_quote, [sys.executable, str(DRIVER), scenario, str(out), *bins, *extra])
     )
-    subprocess.run(
-        ["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {command}"],
-        cwd=ROOT,
-        timeout=timeout,
-        check=True,
+    # The shell and unshare exec into the driver: its pid is this process's.
+    driver = subprocess.Popen(
+        ["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {command}"], cwd=ROOT
     )
+    try:
+        status = driver.wait(timeout)
+    except subprocess.TimeoutExpired:
+        driver.terminate()  # the driver stops what it started, then exits
+        driver.wait(120)
+        raise
+    assert status == 0, f"the driver failed with status {status}"
     return out
 
 
@@ -84,18 +89,18 @@ def _quote(arg: str) -> str:
 
 @pytest.fixture(scope="module")
 def links(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _drive(tmp_path_factory.mktemp("links"), "links", timeout=180)
+    return _drive(tmp_path_factory.mktemp("links"), "links", timeout=300)
 
 
 @pytest.fixture(scope="module")
 def held(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("held")
-    return _drive(out, "links", "--hold", str(HOLD_SECS), timeout=HOLD_SECS + 180)
+    return _drive(out, "links", "--hold", str(HOLD_SECS), timeout=HOLD_SECS + 300)
 
 
 @pytest.fixture(scope="module")
 def peers(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _drive(tmp_path_factory.mktemp("peers"), "peers", timeout=240)
+    return _drive(tmp_path_factory.mktemp("peers"), "peers", timeout=300)
 
 
 def _log(where: Path, name: str, suffix: str = ".log") -> str:

@@ -39,6 +39,9 @@ from pathlib import Path
 
 WAIT = 30.0
 """The longest any one condition is waited for."""
+BUDGET = 120.0
+"""The longest all the conditions of one run are waited for, together."""
+_deadline = time.monotonic() + BUDGET
 
 
 def free_port() -> int:
@@ -85,7 +88,7 @@ def processes() -> Iterator[Procs]:
 
 
 def until(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
+    deadline = min(time.monotonic() + timeout, _deadline)
     while not condition():
         if time.monotonic() > deadline:
             return False
@@ -253,6 +256,8 @@ def main() -> int:
     parser.add_argument("--hold", type=float, default=0.0)
     args = parser.parse_args()
     bins = dict(item.split("=", 1) for item in args.bin)
+    # SIGTERM (the test's timeout) unwinds like an error: every process started is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
     os.environ.pop("RUST_LOG", None)
     if args.scenario == "links":
         links(args.out, bins, args.hold)
