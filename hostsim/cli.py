@@ -36,7 +36,7 @@ from typing import Any
 import attrs
 
 from hostsim.config import HostConfig
-from hostsim.errors import HostsimError
+from hostsim.errors import HostConfigError, HostsimError
 from hostsim.live.cluster import (
     CLUSTER_NODES,
     CLUSTER_SEEDS,
@@ -45,7 +45,7 @@ from hostsim.live.cluster import (
     run_cluster,
 )
 from hostsim.live.node import LiveNode
-from hostsim.live.settings import live_settings
+from hostsim.live.settings import live_settings, plaintext_refusal
 from hostsim.progress import ProgressLine
 from hostsim.script import (
     RunResult,
@@ -388,6 +388,8 @@ def _cluster(args: argparse.Namespace, progress: ProgressLine) -> int:
 
 def _node(args: argparse.Namespace) -> int:
     config = HostConfig.from_file(args.config)
+    if (refusal := plaintext_refusal(config.data)) is not None:
+        raise HostConfigError(f"{args.config}: {refusal}")
     if args.state_dir is not None:
         config = attrs.evolve(config, state_dir=Path(os.path.abspath(args.state_dir)))
     settings = live_settings(config, bind=args.bind)

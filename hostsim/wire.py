@@ -7,6 +7,17 @@ out. ``msg_type`` is externally tagged: a message with fields is a one-key objec
 (``{"PEER_REQUEST": {"want": 16}}``), a message without is a bare string (``"HEARTBEAT"``).
 A realm is ``{"name", "code", "version"}``, ``code`` left out when unknown.
 
+Every message type of TheNodes 0.2.0 and 0.4.0 is known here (both define the same set). A
+well-formed envelope whose ``msg_type`` neither defines (a later version's message) decodes as
+:class:`Unknown`: TheNodes' receive loop skips a line it cannot read as a message and keeps the
+connection, so a node ignores such an envelope rather than closing on it. Only malformed input
+(not UTF-8, not JSON, a known type with wrong fields, a bad envelope) is an error.
+
+Liveness is TheNodes 0.4's: a ``HEARTBEAT`` whose payload is the text :data:`LIVENESS_PROBE`
+asks the receiver to answer with a ``HEARTBEAT`` whose payload is :data:`LIVENESS_RESPONSE`
+and whose ``from`` is the receiver's node id. TheNodes writes ``from`` as its app name in a
+HELLO only; every other message it originates carries its node id.
+
 The decoder reads untrusted bytes. Whatever they are, it returns an :class:`Envelope` or
 raises :class:`WireError`, whose :attr:`~WireError.kind` says what was wrong.
 """
@@ -22,7 +33,10 @@ import attrs
 __all__ = [
     "APP_NAME",
     "BARE_TAGS",
+    "LIVENESS_PROBE",
+    "LIVENESS_RESPONSE",
     "MAX_LINE_BYTES",
+    "MESSAGE_TAGS",
     "PROTOCOL_NAME",
     "PROTOCOL_VERSION",
     "Bare",
@@ -34,10 +48,14 @@ __all__ = [
     "PeerRequest",
     "Realm",
     "Text",
+    "Unknown",
     "WireError",
     "WireErrorKind",
     "decode",
     "encode",
+    "liveness",
+    "liveness_payload",
+    "tag_of",
 ]
 
 PROTOCOL_NAME: Final = "TheNodes"
@@ -61,13 +79,23 @@ _OTHER_TAGS: Final = frozenset(
         "RELAY_UNBIND",
         "RELAY_NOTIFY",
         "ACK",
+        "DELIVERY_ACK",
+        "PUNCH_COORDINATE",
+        "PUNCH_INVITE",
+        "PUNCH_READY",
+        "PUNCH_GO",
+        "PUNCH_ABORT",
         "EXTENSION",
     }
 )
 """TheNodes' struct messages that this host reads as well-formed and does not act on."""
+LIVENESS_PROBE: Final = "liveness_probe_v1"
+"""The text payload of TheNodes 0.4's liveness probe (a ``HEARTBEAT``)."""
+LIVENESS_RESPONSE: Final = "liveness_response_v1"
+"""The text payload of the answer to a liveness probe (a ``HEARTBEAT`` from the prober's peer)."""
 _PAYLOAD_TYPES: Final = frozenset({"Text", "Json", "Binary"})
 
-WireErrorKind: TypeAlias = Literal["bad_utf8", "bad_json", "unknown_type", "bad_message"]
+WireErrorKind: TypeAlias = Literal["bad_utf8", "bad_json", "bad_message"]
 
 
 class WireError(ValueError):
@@ -136,7 +164,16 @@ class Other:
     body: Mapping[str, Any] = attrs.field(eq=False, repr=False)
 
 
-Message: TypeAlias = Hello | PeerRequest | PeerList | Text | Bare | Other
+@attrs.frozen
+class Unknown:
+    """A well-formed envelope whose ``msg_type`` TheNodes 0.2.0 and 0.4.0 do not define."""
+
+    tag: str
+    body: Any = attrs.field(eq=False, repr=False)
+    """The message's fields as read, or None for a bare string."""
+
+
+Message: TypeAlias = Hello | PeerRequest | PeerList | Text | Bare | Other | Unknown
 
 HEARTBEAT: Final = Bare("HEARTBEAT")
 
@@ -187,6 +224,23 @@ def _msg_json(msg: Message) -> Any:
             return msg.tag
         case Other():
             return {msg.tag: dict(msg.body)}
+        case Unknown():
+            return msg.tag if msg.body is None else {msg.tag: msg.body}
+
+
+def tag_of(msg: Message) -> str:
+    """The ``msg_type`` tag ``msg`` is written with (an :class:`Unknown` keeps the one read)."""
+    match msg:
+        case Hello():
+            return "HELLO"
+        case PeerRequest():
+            return "PEER_REQUEST"
+        case PeerList():
+            return "PEER_LIST"
+        case Text():
+            return "TEXT"
+        case Bare() | Other() | Unknown():
+            return msg.tag
 
 
 def encode(envelope: Envelope) -> bytes:
@@ -254,7 +308,7 @@ def _decode_msg(value: Any) -> Message:
             return Bare(value)
         if value in _STRUCT_DECODERS or value in _OTHER_TAGS or value == "TEXT":
             raise _bad(f"msg_type {value!r} needs fields")
-        raise WireError("unknown_type", f"msg_type {value[:40]!r}")
+        return Unknown(value, None)
     if not isinstance(value, dict) or len(value) != 1:
         raise _bad("msg_type must be a string or an object with one key")
     ((tag, body),) = value.items()
@@ -269,7 +323,7 @@ def _decode_msg(value: Any) -> Message:
         return Other(tag, _table(body, tag))
     if tag in BARE_TAGS:
         raise _bad(f"msg_type {tag!r} has no fields")
-    raise WireError("unknown_type", f"msg_type {tag[:40]!r}")
+    return Unknown(tag, body)
 
 
 def _decode_hello(body: Mapping[str, Any]) -> Hello:
@@ -300,6 +354,8 @@ _STRUCT_DECODERS: Final[Mapping[str, Callable[[Mapping[str, Any]], Message]]] = 
     "PEER_REQUEST": _decode_peer_request,
     "PEER_LIST": _decode_peer_list,
 }
+MESSAGE_TAGS: Final = frozenset({"TEXT", *_STRUCT_DECODERS, *_OTHER_TAGS, *BARE_TAGS})
+"""Every ``msg_type`` TheNodes 0.2.0 and 0.4.0 define (the same set in both)."""
 
 
 def _decode_realm(value: Any) -> Realm | None:
@@ -325,7 +381,7 @@ def _decode_payload(value: Any) -> Mapping[str, Any] | None:
 def decode(line: bytes) -> Envelope:
     """Read one line (with or without its newline) as an envelope.
 
-    :raises WireError: the line is not UTF-8, not JSON, of an unknown type, or malformed.
+    :raises WireError: the line is not UTF-8, not JSON, or malformed.
     """
     try:
         text = line.decode("utf-8")
@@ -343,3 +399,18 @@ def decode(line: bytes) -> Envelope:
         payload=_decode_payload(top.get("payload")),
         realm=_decode_realm(top.get("realm")),
     )
+
+
+def liveness_payload(text: str) -> Mapping[str, Any]:
+    """A liveness ``HEARTBEAT``'s payload: :data:`LIVENESS_PROBE` or :data:`LIVENESS_RESPONSE`."""
+    return {"type": "Text", "value": text}
+
+
+def liveness(envelope: Envelope) -> str | None:
+    """:data:`LIVENESS_PROBE` or :data:`LIVENESS_RESPONSE` if ``envelope`` is one, else None."""
+    if envelope.msg != HEARTBEAT or envelope.payload is None:
+        return None
+    if envelope.payload.get("type") != "Text":
+        return None
+    value = envelope.payload.get("value")
+    return value if value in (LIVENESS_PROBE, LIVENESS_RESPONSE) else None

@@ -1010,6 +1010,52 @@ def test_import_brings_every_usable_thenodes_record_with_its_tier_and_fields(
     assert plan == ["[2001:db8::7]:7447", "203.0.113.10:7447"]
 
 
+def test_a_seed_thenodes_connected_to_is_imported_proven_and_one_only_heard_of_is_not(
+    node: Node, peerstore: Run, tmp_path: Path, now: int
+) -> None:
+    """TheNodes keeps a seed's Bootstrap record after connecting to it, adding last_success_epoch
+    and node_id; a peer list naming the seed adds last_success_epoch alone."""
+    source = tmp_path / "peers.json"
+    records = [
+        PeerRecord("203.0.113.2:7447", "Bootstrap", 0, now - HOUR, "seed-a"),
+        PeerRecord("203.0.113.3:7447", "Bootstrap", 0, now - HOUR),
+        PeerRecord("203.0.113.4:7447", "Gossip", 0, now - HOUR, "dialled-gossip"),
+    ]
+    source.write_text(thenodes_peers.dumps(records))
+
+    assert peerstore("import", "--thenodes", source, *node.args).status == 0
+
+    entries = entries_of(node.peers)
+    seed = entries["203.0.113.2:7447"]
+    assert (seed.source, seed.last_connected, seed.node_id) == (
+        Source.CONNECTED,
+        now - HOUR,
+        "seed-a",
+    )
+    assert entries["203.0.113.3:7447"].source is Source.BOOTSTRAP
+    assert entries["203.0.113.3:7447"].last_connected is None
+    assert entries["203.0.113.4:7447"].source is Source.GOSSIP  # gossip stays unproven
+    back = {
+        r.addr: r
+        for r in thenodes_peers.loads(peerstore("export", "--format", "thenodes", *node.args).out)
+    }
+    assert back["203.0.113.2:7447"].last_success_epoch == now - HOUR
+    assert back["203.0.113.3:7447"].last_success_epoch is None
+    assert back["203.0.113.4:7447"].last_success_epoch is None
+
+
+def test_export_writes_no_success_for_a_seed_whose_only_dial_failed(
+    node: Node, peerstore: Run, tmp_path: Path, now: int
+) -> None:
+    source = tmp_path / "peers.json"
+    source.write_text(thenodes_peers.dumps([PeerRecord("203.0.113.5:7447", "Bootstrap", 1, None)]))
+    assert peerstore("import", "--thenodes", source, *node.args).status == 0
+
+    (record,) = thenodes_peers.loads(peerstore("export", "--format", "thenodes", *node.args).out)
+
+    assert (record.source, record.failures, record.last_success_epoch) == ("Bootstrap", 1, None)
+
+
 def _index(addr: str) -> int:
     return {"224.0.0.1:7447": 7, "[fe80::1%2]:7447": 8, "0.0.0.0:7447": 9}[addr]
 
@@ -1133,13 +1179,17 @@ def test_export_thenodes_writes_a_file_thenodes_reads_back_with_every_shared_fie
         "192.0.2.44:7447",
         "192.0.2.45:7447",
     }
-    for addr in ("203.0.113.10:7447", "[2001:db8::7]:7447", "198.51.100.20:7447"):
+    for addr in ("203.0.113.10:7447", "[2001:db8::7]:7447"):
         assert back[addr] == given[addr]  # every field, time included
+    # A success is written only where this node connected: gossip's "success" is not one.
+    assert back["198.51.100.20:7447"] == attrs.evolve(
+        given["198.51.100.20:7447"], last_success_epoch=None
+    )
     assert back["192.0.2.44:7447"] == attrs.evolve(
-        given["192.0.2.44:7447"], source="Bootstrap", capabilities=None
+        given["192.0.2.44:7447"], source="Bootstrap", capabilities=None, last_success_epoch=None
     )  # Manual is an operator's entry, kept as Bootstrap; an empty list is no list
     assert back["192.0.2.45:7447"].node_id == "node-mapped"
-    assert back["198.51.100.21:7447"].last_success_epoch is not None  # TheNodes ages it now
+    assert back["198.51.100.21:7447"].last_success_epoch is None
     # And back again: the same entries.
     again = tmp_path / "again.json"
     again.write_text(ran.out)

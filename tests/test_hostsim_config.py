@@ -282,7 +282,8 @@ def test_a_live_node_reads_its_numbers_from_the_config_models(tmp_path: Path) ->
     )
     assert (policy.retry.base_secs, policy.retry.max_attempts) == (0.25, 3)
     assert settings.connect_timeout_secs == settings.handshake_timeout_secs == 1.5
-    assert settings.idle_timeout_secs == 90.0  # 0 is "no limit" in TheNodes: the default stays
+    assert settings.idle_timeout_secs is None  # 0 is "no limit": a quiet peer is never closed
+    assert settings.heartbeat_interval_secs == 30.0
     assert live_settings(load(write(tmp_path, text)), bind="127.0.0.2").bind == "127.0.0.2"
     with pytest.raises(HostConfigError, match="--bind 'localhost': must be an IP address"):
         live_settings(load(write(tmp_path, text)), bind="localhost")

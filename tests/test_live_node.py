@@ -166,10 +166,23 @@ async def _silent(node: LiveNode) -> None:
     await close(writer)
 
 
+def probe_answer(sender: str, to: str) -> bytes:
+    """TheNodes 0.4's answer to a liveness probe, from the prober's peer."""
+    return (
+        f'{{"from":"{sender}","to":"{to}","msg_type":"HEARTBEAT",'
+        f'"payload":{{"type":"Text","value":"liveness_response_v1"}},"realm":null}}\n'
+    ).encode()
+
+
 async def _silent_after_handshake(node: LiveNode) -> None:
+    """A 0.4-style peer: it answers the first probe, then falls silent."""
     reader, writer, _ = await dial_in(node, "quiet-peer")
-    while await asyncio.wait_for(reader.readline(), 10):
-        pass
+    answered = False
+    while line := await asyncio.wait_for(reader.readline(), 10):
+        if not answered and b"liveness_probe_v1" in line:
+            writer.write(probe_answer("quiet-peer", "py-node"))
+            await writer.drain()
+            answered = True
     await close(writer)
 
 
@@ -212,9 +225,9 @@ CASES: dict[str, tuple[Hostile, dict[str, Any]]] = {
     "line_too_long": (lambda n: _send_after_hello(n, b"x" * (1 << 20) + b"yy\n"), {}),
     "bad_utf8": (lambda n: _send_after_hello(n, b"\xff\xfe{}\n"), {}),
     "bad_json": (lambda n: _send_when_connected(n, b"{not json\n"), {}),
-    "unknown_type": (
+    "bad_message": (
         lambda n: _send_when_connected(
-            n, b'{"from":"a","to":"b","msg_type":"GOSSIP","payload":null,"realm":null}\n'
+            n, b'{"from":"a","to":"b","msg_type":{"DELIVERY_ACK":7},"payload":null,"realm":null}\n'
         ),
         {},
     ),
@@ -239,7 +252,11 @@ CASES: dict[str, tuple[Hostile, dict[str, Any]]] = {
     ),
     "silent_peer": (
         _silent_after_handshake,
-        {"network": {"connection_policy": {"heartbeat_timeout_ms": 500}}},
+        {
+            "network": {
+                "connection_policy": {"heartbeat_interval_ms": 100, "heartbeat_timeout_ms": 500}
+            }
+        },
     ),
     "huge_peer_list": (_huge_peer_list, {}),
     "inbound_cap": (_inbound_flood, {"network": {"max_inbound": 3}}),
@@ -316,3 +333,97 @@ def test_a_loopback_node_given_public_addresses_in_its_plan_and_a_peer_list_dial
     run(scenario())
     assert dialled == [f"127.0.0.1:{port}" for port in ports]  # the test's own dial in only
     assert recorder.hooks("on_dial_failed") == []
+
+
+def _line(msg_type: str, sender: str = "rust-node") -> bytes:
+    return (
+        f'{{"from":"{sender}","to":"py-node","msg_type":{msg_type},"payload":null,'
+        f'"realm":null,"delivery":null}}\n'
+    ).encode()
+
+
+WELL_FORMED_NOT_ACTED_ON = {
+    "DELIVERY_ACK": '{"DELIVERY_ACK":{"message_id":"0190","status":"ok"}}',
+    "PUNCH_COORDINATE": '{"PUNCH_COORDINATE":{"attempt_id":"a1","target":"x","timeout_ms":null}}',
+    "PUNCH_INVITE": '{"PUNCH_INVITE":{"attempt_id":"a1","from_node_id":"x","timeout_ms":5}}',
+    "PUNCH_READY": '{"PUNCH_READY":{"attempt_id":"a1","target":"x","ok":true}}',
+    "PUNCH_GO": '{"PUNCH_GO":{"attempt_id":"a1","initiator":"x","responder":"y",'
+    '"initiator_observed_addr":"127.0.0.1:1","responder_observed_addr":"127.0.0.1:2",'
+    '"start_at_ms":1,"timeout_ms":5}}',
+    "PUNCH_ABORT": '{"PUNCH_ABORT":{"attempt_id":"a1","target":"x","reason":"timeout"}}',
+    "RELAY_UNBIND": '{"RELAY_UNBIND":{"binding_id":"b"}}',
+    "DATA_REQUEST": '"DATA_REQUEST"',
+    "unknown": '{"GOSSIP_V9":{"anything":[1,2]}}',
+}
+
+
+def test_every_message_thenodes_defines_and_a_later_versions_type_are_ignored_not_fatal(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with running(config(tmp_path)) as node:
+            _reader, writer, _ = await dial_in(node, "rust-node")
+            await until(lambda: "rust-node" in node.core.by_node)
+            for msg_type in WELL_FORMED_NOT_ACTED_ON.values():
+                writer.write(_line(msg_type))
+            writer.write(_line('"FUTURE_BARE"'))
+            await writer.drain()
+            await until(lambda: sum(node.ignored.values()) == len(WELL_FORMED_NOT_ACTED_ON) + 1)
+            assert "rust-node" in node.core.by_node
+            assert node.incidents.total() == 0
+            assert node.ignored["unknown"] == 2
+            assert node.ignored["PUNCH_GO"] == 1
+            await close(writer)
+
+    run(scenario())
+
+
+def test_a_liveness_probe_is_answered_from_the_nodes_own_id_and_the_node_probes_its_peers(
+    tmp_path: Path,
+) -> None:
+    timers = {"network": {"connection_policy": {"heartbeat_interval_ms": 100}}}
+
+    async def scenario() -> None:
+        async with running(config(tmp_path, extra=timers)) as node:
+            reader, writer, _ = await dial_in(node, "rust-node")
+            await until(lambda: "rust-node" in node.core.by_node)
+            probe = (
+                '{"from":"rust-node","to":"py-node","msg_type":"HEARTBEAT",'
+                '"payload":{"type":"Text","value":"liveness_probe_v1"},"realm":null}\n'
+            )
+            writer.write(probe.encode())
+            await writer.drain()
+            heard: list[dict[str, Any]] = []
+            while not {"liveness_probe_v1", "liveness_response_v1"} <= {
+                (m.get("payload") or {}).get("value") for m in heard
+            }:
+                heard.append(message(await read_line(reader)))
+            await close(writer)
+            for sent in heard:
+                assert sent["from"] == "py-node"
+                assert sent["to"] == "rust-node"
+                assert sent["msg_type"] == "HEARTBEAT"
+
+    run(scenario())
+
+
+def test_a_quiet_peer_that_never_probes_stays_connected_past_the_heartbeat_timeout(
+    tmp_path: Path,
+) -> None:
+    """TheNodes 0.2 sends no HEARTBEAT and answers none: its live TCP connection keeps it."""
+    timers = {
+        "network": {
+            "connection_policy": {"heartbeat_interval_ms": 100, "heartbeat_timeout_ms": 300}
+        }
+    }
+
+    async def scenario() -> None:
+        async with running(config(tmp_path, extra=timers)) as node:
+            _reader, writer, _ = await dial_in(node, "old-node")
+            await until(lambda: "old-node" in node.core.by_node)
+            await asyncio.sleep(1.2)  # four timeouts
+            assert "old-node" in node.core.by_node
+            assert node.incidents.counts["silent_peer"] == 0
+            await close(writer)
+
+    run(scenario())

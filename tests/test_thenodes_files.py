@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 
 from hostsim.addresses import NameTable
+from hostsim.cli import EXIT_ERROR
+from hostsim.cli import main as cli_main
 from hostsim.clock import VirtualClock
 from hostsim.config import ConnectionPolicy, Discovery, HostConfig, RealmInfo
-from hostsim.errors import HostStartupError
+from hostsim.errors import HostConfigError, HostStartupError
 from hostsim.host import Dial, SimHost
+from hostsim.live.settings import live_settings, plaintext_refusal
 
 # TheNodes' config/example.toml (TheNodesDev/TheNodes), every key and value as it has them.
 THENODES_EXAMPLE = """\
@@ -342,3 +345,47 @@ def test_two_nodes_of_one_realm_code_and_different_versions_never_share_a_file_o
         b.shutdown()
     assert PEER not in plan
     assert files(a.config.state_dir).get("example.toml") == before["example.toml"]
+
+
+def test_hostsim_node_refuses_thenodes_example_config_which_makes_0_2_speak_tls(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(in_tmp / "example.toml", THENODES_EXAMPLE)
+
+    status = cli_main(["node", str(path)])
+
+    err = capsys.readouterr().err
+    assert status == EXIT_ERROR
+    assert f"{path}: [encryption] backend = 'tls'" in err
+    assert "TheNodes 0.2.0" in err
+    assert 'backend = "none"' in err  # what to set
+    assert not (in_tmp / "data").exists()  # stopped before anything started
+
+
+@pytest.mark.parametrize(
+    ("table", "speaks"),
+    [
+        ('enabled = false\nbackend = "tls"', "TLS"),  # 0.2.0: the explicit backend wins
+        ('enabled = false\nbackend = "Noise"', "NOISE"),
+        ("enabled = true", "TLS"),  # both: TLS is the default backend when enabled
+        ('enabled = true\nbackend = "tls"', "TLS"),
+        ('enabled = true\nbackend = "quic"', "is not one TheNodes knows"),
+        ('enabled = false\nbackend = "none"', None),
+        ('enabled = true\nbackend = "plaintext"', None),
+        ("enabled = false", None),
+        ("", None),
+    ],
+)
+def test_encryption_is_read_as_the_stricter_of_thenodes_0_2_and_0_4(
+    table: str, speaks: str | None, in_tmp: Path
+) -> None:
+    text = "port = 50010\n" + (f"[encryption]\n{table}\n" if table else "")
+    config = HostConfig.from_file(write(in_tmp / "c.toml", text))
+
+    if speaks is None:
+        assert plaintext_refusal(config.data) is None
+        live_settings(config)
+    else:
+        assert speaks in (plaintext_refusal(config.data) or "")
+        with pytest.raises(HostConfigError, match="hostsim speaks plaintext only"):
+            live_settings(config)

@@ -32,9 +32,13 @@ not find an address, ``add`` found it already there, ``import`` could not use so
 TheNodes' ``peers.json`` (``src/network/peer_store.rs``) is a JSON array of records ``addr``,
 ``source`` (``Bootstrap`` | ``Handshake`` | ``Gossip`` | ``Manual``), ``failures``,
 ``last_success_epoch`` (an integer or null) and optional ``node_id`` and ``capabilities``.
-TheNodes creates a ``Handshake`` record only after a HELLO exchange on a connection it dialled
-itself, and stamps ``last_success_epoch`` on every address a peer list names as well as on real
-connections. So:
+After a HELLO exchange on a connection it dialled itself, TheNodes stamps the record with
+``last_success_epoch`` and the peer's ``node_id`` (``mark_success_with_meta``): a new address
+becomes a ``Handshake`` record, while a seed it connected to stays a ``Bootstrap`` record. It
+also stamps ``last_success_epoch``, without a ``node_id``, on every known address a peer list
+names (``mark_success``), and a gossiped address it dialled keeps ``Gossip``. So an outbound
+proof is a ``Handshake`` record with ``last_success_epoch``, or a ``Bootstrap``/``Manual``
+record with both ``last_success_epoch`` and ``node_id``; a ``Gossip`` record proves nothing:
 
 =============== ========================= ====================================================
 TheNodes        this store                last_success_epoch
@@ -42,18 +46,21 @@ TheNodes        this store                last_success_epoch
 ``Handshake``   ``Connected`` (proven)    ``last_connected`` and ``last_seen``; a Handshake
                                           record without it (TheNodes never writes one) is
                                           imported as ``Gossip``, unproven
-``Bootstrap``   ``Bootstrap``             ``last_seen``, never proof
-``Manual``      ``Bootstrap``             ``last_seen``, never proof
+``Bootstrap``   ``Connected`` with a      ``last_connected`` and ``last_seen`` with a
+                ``node_id``, else         ``node_id``; ``last_seen`` only without
+                ``Bootstrap``
+``Manual``      as ``Bootstrap``          as ``Bootstrap``
 ``Gossip``      ``Gossip``                ``last_seen``, never proof
 =============== ========================= ====================================================
 
 A null ``last_success_epoch`` (TheNodes keeps such records without expiry) becomes a
 ``last_seen`` of the import's time, so the record gets one full TTL. ``failures``, ``node_id``
 and ``capabilities`` are kept (an id or capability this store refuses is left out, and said).
-On export a proven entry is written as ``Handshake`` with its ``last_connected`` (its
-``last_seen`` if it has none), ``Bootstrap`` as ``Bootstrap`` and every other tier as ``Gossip``,
-each with its ``last_seen``; ``first_seen`` and ``last_attempt`` have no place in TheNodes'
-record (``--format json`` keeps every field).
+On export a proven entry is written as ``Handshake``, ``Bootstrap`` as ``Bootstrap`` and every
+other tier as ``Gossip``; ``last_success_epoch`` is the entry's ``last_connected``, the time this
+node last completed a handshake with it, and null for an entry it never connected to (a seed
+whose dial failed, gossip). ``first_seen``, ``last_seen`` and ``last_attempt`` have no place in
+TheNodes' record (``--format json`` keeps every field).
 """
 
 from __future__ import annotations
@@ -1246,7 +1253,10 @@ def entry_from_thenodes(record: TheNodesRecord, now: int) -> Imported:
         source = Source.GOSSIP
         notes.append("a Handshake record without last_success_epoch: imported unproven, as Gossip")
     elif record.source in (TheNodesSource.BOOTSTRAP, TheNodesSource.MANUAL):
-        source = Source.BOOTSTRAP
+        if epoch is not None and record.node_id is not None:  # a seed TheNodes connected to
+            source, last_connected = Source.CONNECTED, epoch
+        else:
+            source = Source.BOOTSTRAP
     else:
         source = Source.GOSSIP
     seen = now if epoch is None else epoch
@@ -1275,16 +1285,16 @@ def thenodes_record(entry: PeerEntry) -> dict[str, Any]:
     """The TheNodes record of an entry, keys in the order TheNodes writes them."""
     if entry.proven:
         source = TheNodesSource.HANDSHAKE
-        epoch = entry.last_connected if entry.last_connected is not None else entry.last_seen
     elif entry.source is Source.BOOTSTRAP:
-        source, epoch = TheNodesSource.BOOTSTRAP, entry.last_seen
+        source = TheNodesSource.BOOTSTRAP
     else:
-        source, epoch = TheNodesSource.GOSSIP, entry.last_seen
+        source = TheNodesSource.GOSSIP
+    epoch = entry.last_connected
     record: dict[str, Any] = {
         "addr": entry.addr,
         "source": source.value,
         "failures": min(entry.failures, U32_MAX),
-        "last_success_epoch": min(epoch, U64_MAX),
+        "last_success_epoch": None if epoch is None else min(epoch, U64_MAX),
     }
     if entry.node_id is not None:
         record["node_id"] = entry.node_id

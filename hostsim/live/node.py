@@ -7,19 +7,30 @@ with its HELLO and its realm, and the listener closes a connection whose realm (
 version) differs. A HELLO with the node's own id, or of a node already connected, ends the
 connection.
 
+Liveness follows the peer's version. Every ``heartbeat_interval_ms`` the node sends each peer
+TheNodes 0.4's liveness probe, and it answers every probe it receives, with its own node id in
+``from`` (as it writes it in every message but HELLO). A peer that has answered a probe is
+judged as TheNodes 0.4 judges it: silent for ``heartbeat_timeout_ms``, it is closed. A peer
+that never answers (TheNodes 0.2 sends no heartbeat and answers none) is judged by its TCP
+connection: keepalive probes, and a write the peer does not acknowledge within the timeout
+(``TCP_USER_TIMEOUT``), end a dead one; a quiet live one stays. A timeout of 0 means never.
+
+A well-formed message the node does not act on (relay, punch, delivery acknowledgements, a
+later version's type) is ignored and counted at debug level, as TheNodes ignores it.
+
 Every byte from the network is hostile. A line over 1 MiB, a line that is not UTF-8 or JSON, a
-message of an unknown type, a bad HELLO, a realm mismatch, a handshake that does not finish in
-time, a connection silent past the heartbeat timeout, a peer that does not read: each closes
-that connection and is counted (:class:`~hostsim.live.incidents.Incidents`); a closed
-connection is aborted, never left flushing to a peer that does not read. A peer list longer
-than :data:`MAX_PEER_LIST` is cut; what remains is validated and canonicalised here, at the
-edge (:func:`canonical_peers`): the core, the plugins and the answers to peer requests only
-ever see canonical ``"ip:port"`` addresses, one per address however it was spelt. An answer
-always fits in one line a peer reads. A new inbound connection beyond ``max_inbound`` evicts
-an inbound peer as Bitcoin Core does (:meth:`LiveNode._eviction_candidate`), or is refused
-when every inbound peer is protected. A dialled peer whose node id an inbound connection
-already holds replaces that connection (only a dial proves who is at an address). Nothing
-one connection does stops the node serving the others.
+malformed message, a bad HELLO, a realm mismatch, a handshake that does not finish in time, a
+probed peer silent past the heartbeat timeout, a peer that does not read: each closes that
+connection and is counted (:class:`~hostsim.live.incidents.Incidents`); a closed connection is
+aborted, never left flushing to a peer that does not read. A peer list longer than
+:data:`MAX_PEER_LIST` is cut; what remains is validated and canonicalised here, at the edge
+(:func:`canonical_peers`): the core, the plugins and the answers to peer requests only ever see
+canonical ``"ip:port"`` addresses, one per address however it was spelt. An answer always fits
+in one line a peer reads. A new inbound connection beyond ``max_inbound`` evicts an inbound
+peer as Bitcoin Core does (:meth:`LiveNode._eviction_candidate`), or is refused when every
+inbound peer is protected. A dialled peer whose node id an inbound connection already holds
+replaces that connection (only a dial proves who is at an address). Nothing one connection
+does stops the node serving the others.
 
 A node bound to a loopback address (IPv4 or IPv6) dials loopback IP literals only: whatever
 else it learns is handed to the plugins as usual and kept in its book, but never dialled.
@@ -29,9 +40,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import random
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -144,6 +157,8 @@ class _Link:
     last_useful: float = 0.0
     """When the peer last sent a peer list with a valid address (0: never)."""
     evicted: bool = False
+    answers_probes: bool = False
+    """The peer has answered a liveness probe: it is judged by silence, as TheNodes 0.4 does."""
 
     def send(self, envelope: wire.Envelope) -> None:
         if self.writer.is_closing():
@@ -172,6 +187,26 @@ class _Link:
         self.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+
+
+def _keep_alive(writer: asyncio.StreamWriter, timeout: float | None) -> None:
+    """Let the kernel judge a quiet connection: keepalive probes, and unacknowledged writes
+    failing after ``timeout`` seconds (Linux ``TCP_USER_TIMEOUT``; elsewhere what exists)."""
+    sock = writer.get_extra_info("socket")
+    if sock is None or timeout is None:
+        return
+    idle = max(1, int(timeout / 3))
+    options = [
+        (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPIDLE", None), idle),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPINTVL", None), idle),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPCNT", None), 3),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_USER_TIMEOUT", None), int(timeout * 1000)),
+    ]
+    for level, option, value in options:
+        if option is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(level, option, value)
 
 
 def _socket_addr(info: Any) -> tuple[str, str]:
@@ -233,6 +268,8 @@ class LiveNode:
         self.dials: list[Dial] = []
         # Network groups are ranked by a salted hash, so a peer cannot pick a protected one.
         self._group_salt = random.getrandbits(64)
+        self.ignored: Counter[str] = Counter()
+        """Well-formed messages received and not acted on, by ``msg_type``."""
 
     # -- running -----------------------------------------------------------------------------
 
@@ -311,11 +348,14 @@ class LiveNode:
 
     async def _heartbeats(self) -> None:
         interval = self.settings.heartbeat_interval_secs
+        if interval is None:
+            return
+        probe = wire.liveness_payload(wire.LIVENESS_PROBE)
         while self.core.up:
             await asyncio.sleep(interval)
             for conn in list(self.core.conns.values()):
                 if isinstance(conn.handle, _Link):
-                    self._send(conn.handle, wire.HEARTBEAT)
+                    self._send(conn.handle, wire.HEARTBEAT, to=conn.peer.node_id, payload=probe)
 
     def _may_dial(self, addr: str) -> bool:
         if is_loopback(addr):
@@ -330,15 +370,22 @@ class LiveNode:
             node_id=self.node_id, listen_addr=self.listen_addr, node_type=self.config.node_type
         )
 
-    def _send(self, link: _Link, msg: wire.Message, to: str | None = None) -> None:
-        envelope = wire.Envelope(wire.APP_NAME, to or link.remote, msg, realm=self.realm)
+    def _send(
+        self,
+        link: _Link,
+        msg: wire.Message,
+        to: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> None:
+        sender = wire.APP_NAME if isinstance(msg, wire.Hello) else self.node_id
+        envelope = wire.Envelope(sender, to or link.remote, msg, payload, realm=self.realm)
         try:
             link.send(envelope)
         except _Closed as closed:
             if closed.kind is not None:
                 self.incidents(closed.kind, link.ip)
 
-    async def _line(self, link: _Link, timeout: float, kind: Kind) -> bytes | None:
+    async def _line(self, link: _Link, timeout: float | None, kind: Kind) -> bytes | None:
         """The next line (newline cut), or None at the end of the stream."""
         try:
             line = await asyncio.wait_for(link.reader.readline(), timeout)
@@ -347,6 +394,8 @@ class LiveNode:
         except ValueError:
             raise _Closed("line too long", "line_too_long") from None
         except OSError as exc:
+            if exc.errno == errno.ETIMEDOUT:  # keepalive or an unacknowledged write gave up
+                raise _Closed("connection dead", "silent_peer", "no TCP acknowledgement") from None
             raise _Closed(f"connection error: {exc.strerror or exc}") from None
         if not line.endswith(b"\n"):
             return None
@@ -399,6 +448,7 @@ class LiveNode:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         remote, ip = _socket_addr(writer.get_extra_info("peername"))
         link = _Link(reader, writer, remote, ip)
+        _keep_alive(writer, self.settings.idle_timeout_secs)
         if self.inbound_open >= self.settings.max_inbound and self.core.up:
             victim = self._eviction_candidate()
             if victim is not None:
@@ -502,6 +552,7 @@ class LiveNode:
             return
         _, ip = _socket_addr(writer.get_extra_info("peername"))
         link = _Link(reader, writer, addr, ip)
+        _keep_alive(writer, self.settings.idle_timeout_secs)
         self._links.add(link)
         connected = False
         try:
@@ -566,7 +617,12 @@ class LiveNode:
         reason = "closed by peer"
         try:
             while True:
-                line = await self._line(link, self.settings.idle_timeout_secs, "silent_peer")
+                try:
+                    line = await self._line(link, self.settings.idle_timeout_secs, "silent_peer")
+                except _Closed as closed:
+                    if closed.kind == "silent_peer" and not link.answers_probes:
+                        continue  # a quiet peer that does not probe: TCP judges it
+                    raise
                 if line is None:
                     break
                 self._handle(link, key, self._decode(line))
@@ -594,7 +650,13 @@ class LiveNode:
         conn = self.core.conns.get(key)
         if conn is None:
             raise _Closed("connection no longer known")
-        if isinstance(msg, wire.PeerRequest):
+        probe = wire.liveness(envelope)
+        if probe == wire.LIVENESS_PROBE:
+            answer = wire.liveness_payload(wire.LIVENESS_RESPONSE)
+            self._send(link, wire.HEARTBEAT, to=conn.peer.node_id, payload=answer)
+        elif probe == wire.LIVENESS_RESPONSE:
+            link.answers_probes = True
+        elif isinstance(msg, wire.PeerRequest):
             want = min(msg.want, MAX_PEER_LIST)
             self._send(link, _fitting(self.core.answer(want, conn.dialable)))
         elif isinstance(msg, wire.PeerList):
@@ -611,7 +673,12 @@ class LiveNode:
                 link.last_useful = time.monotonic()
             self.status(f"peer list from {key}: {len(peers)} addresses")
             self.core.peer_list(key, peers)
-        # HELLO again, HEARTBEAT, TEXT and the rest: nothing to do, as in TheNodes.
+        else:
+            # HELLO again, HEARTBEAT, TEXT, relay, punch, acks, a later version's type: nothing
+            # to do, as in TheNodes.
+            tag = wire.tag_of(msg)
+            self.ignored[tag if tag in wire.MESSAGE_TAGS else "unknown"] += 1
+            logger.debug("node %s: ignored %s from %s", self.node_id, printable(tag, 40), key)
 
 
 def _fitting(addrs: list[str]) -> wire.PeerList:
