@@ -296,7 +296,7 @@ class _Watch:
     name: str
     cut: float
     started: float | None = None
-    plan: int = 0
+    plan: tuple[str, ...] = ()
     plan_attacker: int = 0
     early: tuple[int, int] | None = None
     """(attacker, all) outbound connections 60 s after the start."""
@@ -307,7 +307,7 @@ class _Watch:
         return {
             "victim": self.name,
             "cut": self.cut,
-            "plan": self.plan,
+            "plan": list(self.plan),
             "plan_attacker": self.plan_attacker,
             "outbound_60s": list(self.early) if self.early else None,
             "outbound_1h": list(self.late) if self.late else None,
@@ -411,11 +411,14 @@ class EclipseNetwork(SimNetwork):
         slots = self._slots[node.role]
         free = slots - (len(node.conns) - node.core.outbound)
         mine = sum(1 for c in node.conns.values() if c.handle.__class__ is _Persona)
-        wanted = free if node.name in self.victim_cut else max(0, 1 - mine)
+        # A victim's every free slot, from at most half the addresses: the rest stay free for
+        # the victim to dial (a node never dials a peer it is connected to).
+        spec = self.spec
+        wanted = min(free, spec.addresses // 2) if node.name in self.victim_cut else 1
         attacker = self.attacker
-        tries = min(wanted, self.spec.addresses - mine)
+        tries = wanted - mine
         start = node.index * 131 + mine
-        for k in range(self.spec.addresses):
+        for k in range(spec.addresses):
             if tries <= 0:
                 break
             persona = attacker.persona_at(start + k)
@@ -460,7 +463,7 @@ class EclipseNetwork(SimNetwork):
         watch.started = self.engine.t
         record = node.record
         if record is not None:
-            watch.plan = len(record.plan)
+            watch.plan = record.plan
             watch.plan_attacker = record.plan_attacker + record.plan_fake
         life = node.life
         self.engine.after(EARLY_SECS, self._snapshot, node, life, "early")
@@ -531,7 +534,7 @@ class EclipseResult:
     def summary(self, arm: str, cut: float) -> dict[str, Any]:
         """The measures of one arm and cut-off share, over every run."""
         victims = self.victims(arm, cut)
-        plan = sum(v["plan"] for v in victims)
+        plan = sum(len(v["plan"]) for v in victims)
         plan_attacker = sum(v["plan_attacker"] for v in victims)
         out: dict[str, Any] = {
             "victims": len(victims),
@@ -612,6 +615,7 @@ _COLUMNS = (
     ("@1h", 6),
     ("eclipsed @60s", 13),
     ("@1h", 6),
+    ("isolated @1h", 12),
     ("time to eclipse: first / median", 31),
 )
 
@@ -633,6 +637,7 @@ def format_eclipse(result: EclipseResult) -> list[str]:
                 _pct(s["attacker_outbound_share_1h"]),
                 f"{s['eclipsed_60s']}/{n}",
                 f"{s['eclipsed_1h']}/{n}",
+                f"{s['isolated_1h']}/{n}",
                 f"{_duration(s['first_eclipse_secs'], spec.after_secs)}"
                 f" / {_duration(s['median_eclipse_secs'], spec.after_secs)}",
             )
