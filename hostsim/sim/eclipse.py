@@ -3,7 +3,7 @@
 A network of honest nodes (and seeds) forms; then an attacker who controls ``addresses``
 addresses spread over ``groups`` network groups (/16) attacks for ``attack_secs``: it connects
 in to every honest node (taking every free inbound slot of a victim), pushes lists of its own
-addresses on every one of its connections every ``push_interval_secs``, answers peer requests
+addresses on its connections every ``push_interval_secs``, answers peer requests
 with its own addresses only, and completes the handshake of any dial to any of its addresses.
 Then each victim is cut off from a share of the honest network (``cuts``: 0%, 90%, 100% of
 honest nodes and seeds: every dial between them times out) and restarts gracefully; the
@@ -67,6 +67,13 @@ the restart is at most this."""
 ECLIPSE_TIME_TARGET_SECS = 3 * 3600.0
 """With every honest peer cut off, a victim is not eclipsed before this much running time."""
 RESTART_CAUSE = "eclipse-restart"
+PUSHES_PER_INTERVAL = 4
+"""Attacker connections of one node that push a list each interval. More adds nothing a victim
+keeps: its book takes 16 addresses of a list, and its store takes 128 new gossip entries an
+hour per sender /16; at a node's start every attacker connection pushes at once."""
+SAVE_INTERVAL_SECS = 3600
+"""The victims' ``save_interval_secs``: they stop gracefully (a save) before the restart that
+is measured, so a save a minute would only cost time."""
 EARLY_SECS = 60.0
 LATE_SECS = 3600.0
 
@@ -143,7 +150,7 @@ class EclipseSpec:
             duration_secs=self.restart_at + self.downtime_secs + self.after_secs,
             tick_interval_secs=self.tick_interval_secs,
             sample_interval_secs=max(600.0, self.tick_interval_secs),
-            persistence={"enabled": store},
+            persistence={"enabled": store, "save_interval_secs": SAVE_INTERVAL_SECS},
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -247,6 +254,7 @@ class _Attacker:
         self.rng = stream(seed, "attacker")
         self.active = False
         self.personas: dict[str, _Persona] = {}
+        self.addrs = [attacker_addr(i, spec.groups) for i in range(spec.addresses)]
         self._cursor = 0
 
     def persona(self, addr: str) -> _Persona | None:
@@ -260,19 +268,19 @@ class _Attacker:
         return persona
 
     def persona_at(self, index: int) -> _Persona:
-        persona = self.persona(attacker_addr(index % self.spec.addresses, self.spec.groups))
+        persona = self.persona(self.addrs[index % self.spec.addresses])
         assert persona is not None
         return persona
 
     def gossip(self, count: int) -> list[str]:
         """The next ``count`` of its addresses, round the whole range (so across groups)."""
-        spec = self.spec
+        addrs = self.addrs
         start = self._cursor
-        self._cursor = (start + count) % spec.addresses
-        return [
-            attacker_addr((start + i) % spec.addresses, spec.groups)
-            for i in range(min(count, spec.addresses))
-        ]
+        end = start + min(count, len(addrs))
+        self._cursor = end % len(addrs)
+        if end <= len(addrs):
+            return addrs[start:end]
+        return addrs[start:] + addrs[: end - len(addrs)]
 
 
 class _Directory(dict[str, SimNode]):
@@ -367,7 +375,7 @@ class EclipseNetwork(SimNetwork):
         if node.name in self.watches and cause == RESTART_CAUSE:
             self._watch_start(node)
         if self.attacker.active:
-            self.engine.after(1.0, self._attack_node, node, node.life)
+            self.engine.after(1.0, self._attack_node, node, node.life, True)
         churns = node.role == "node" and node.name not in self.victim_cut
         if churns and spec.session_mean_secs > 0:
             leave = self._churn_session.draw(node.rng.random())
@@ -398,14 +406,16 @@ class EclipseNetwork(SimNetwork):
     # -- the attacker ---------------------------------------------------------------------------
 
     def _push_all(self) -> None:
+        first = self.engine.t <= self.spec.warmup_secs
         for node in self.nodes:
             if node.up:
-                self._attack_node(node, node.life)
+                self._attack_node(node, node.life, first)
         self.engine.after(self.spec.push_interval_secs, self._push_all)
 
-    def _attack_node(self, node: SimNode, life: int) -> None:
+    def _attack_node(self, node: SimNode, life: int, burst: bool = False) -> None:
         """Connect in to ``node`` (every free slot of a victim, one of any other node), then
-        push a list of attacker addresses on each attacker connection."""
+        push a list of attacker addresses: on every attacker connection in a ``burst`` (when
+        the node has just started), else on a few of them (:data:`PUSHES_PER_INTERVAL`)."""
         if node.life != life or not node.up:
             return
         slots = self._slots[node.role]
@@ -427,11 +437,14 @@ class EclipseNetwork(SimNetwork):
             self._handshake(persona, node, "attack")
             tries -= 1
         want = node.core.policy.peer_list_want
-        for key, conn in list(node.conns.items()):
-            if conn.handle.__class__ is _Persona:
+        keys = [key for key, conn in node.conns.items() if conn.handle.__class__ is _Persona]
+        if not burst and len(keys) > PUSHES_PER_INTERVAL:
+            keys = attacker.rng.sample(keys, PUSHES_PER_INTERVAL)
+        for key in keys:
+            if key in node.conns:
                 node.core.peer_list(key, attacker.gossip(want))
-                if not node.up or node.life != life:
-                    return
+            if not node.up or node.life != life:
+                return
 
     # -- the cut-off ----------------------------------------------------------------------------
 
