@@ -2,9 +2,10 @@
 
 A network of honest nodes (and seeds) forms; then an attacker who controls ``addresses``
 addresses spread over ``groups`` network groups (/16) attacks for ``attack_secs``: it connects
-in to every honest node (taking every free inbound slot of a victim), pushes lists of its own
-addresses on its connections every ``push_interval_secs``, answers peer requests
-with its own addresses only, and completes the handshake of any dial to any of its addresses.
+in to every honest node (every free inbound slot of a victim, from up to half its addresses),
+pushes lists of its own addresses on its connections every ``push_interval_secs``, answers
+peer requests with its own addresses only, and completes the handshake of any dial to any of
+its addresses.
 Then each victim is cut off from a share of the honest network (``cuts``: 0%, 90%, 100% of
 honest nodes and seeds: every dial between them times out) and restarts gracefully; the
 attacker goes on. The experiment measures, per victim: the attacker's entries in the restart
