@@ -14,6 +14,9 @@
   until SIGTERM or Ctrl-C (a graceful stop); status lines on stdout. A stdout nobody reads
   never blocks the node (lines beyond a bound are dropped, and counted in a later line); a
   closed one (``| head``) only ends the status lines.
+- ``hostsim eclipse [--addresses N[,N...]] [--groups G] [--attack DURATION] [--cut SHARES]
+  [--honest H] [--victims V] [--seed S] [--runs R] [--json OUT] [--plot FILE.png]``: an attacker
+  with N addresses in G /16s against restarting victims, with the peer store and seeds only.
 """
 
 from __future__ import annotations
@@ -67,6 +70,13 @@ from hostsim.sim.demo import (
     stale_file_scenario,
     uplink_outage_scenario,
 )
+from hostsim.sim.eclipse import (
+    EclipseSpec,
+    check_eclipse_targets,
+    format_eclipse,
+    plot_eclipse,
+    run_eclipse,
+)
 from hostsim.sim.engine import rare_cycle_collection
 from hostsim.sim.metrics import dumps
 from hostsim.sim.network import report, simulate
@@ -98,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _node(args)
             if args.command == "cluster":
                 return _cluster(args, progress)
+            if args.command == "eclipse":
+                return _eclipse(args, progress)
             return _run(Path(args.scenario), args.state_dir)
         except HostsimError as exc:
             progress.clear()
@@ -228,6 +240,7 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "-v", "--verbose", action="store_true", help="show log lines (INFO) on stderr"
         )
+    _add_eclipse(commands)
     return parser
 
 
@@ -343,6 +356,182 @@ def _demo(args: argparse.Namespace, progress: ProgressLine) -> int:
         plot_comparisons(comparisons, args.plot)
         print(f"plot: {args.plot}")
     return EXIT_OK if all(t.holds for t in targets if t.gate) else EXIT_TARGET_MISSED
+
+
+def _add_eclipse(commands: Any) -> None:
+    eclipse = commands.add_parser(
+        "eclipse",
+        help="an attacker with many addresses against restarting nodes",
+        description="A network of honest nodes and an attacker that controls N addresses in G"
+        " network groups (/16): it connects in, gossips its addresses and answers dials to them"
+        " for a while; then victims are cut off from a share of the honest nodes and restart."
+        " Measured for the victims with the peer store and with seeds only, per cut-off share:"
+        " attacker entries in the restart plans, the attacker's share of outbound connections"
+        " 60 s and 1 h after the start, victims fully eclipsed, and the time to eclipse.",
+    )
+    spec = EclipseSpec()
+    eclipse.add_argument(
+        "--addresses",
+        type=_counts,
+        default=(spec.addresses,),
+        metavar="N[,N...]",
+        help="attacker addresses, at most 65,536; several draw the plot"
+        f" (default: {spec.addresses})",
+    )
+    eclipse.add_argument(
+        "--groups",
+        type=_positive_int,
+        default=spec.groups,
+        metavar="G",
+        help=f"/16 groups the addresses are spread over, at most 256 (default: {spec.groups})",
+    )
+    eclipse.add_argument(
+        "--attack",
+        type=_duration,
+        default=spec.attack_secs,
+        metavar="DURATION",
+        help="how long the attacker works before the victims restart: seconds, or with a unit"
+        " (90m, 6h, 1d; default: 1h)",
+    )
+    eclipse.add_argument(
+        "--cut",
+        type=_shares,
+        default=spec.cuts,
+        metavar="SHARES",
+        help="shares of honest peers cut off from a victim before its restart, one set of victims"
+        " each (default: 0,0.9,1)",
+    )
+    eclipse.add_argument(
+        "--honest",
+        type=_positive_int,
+        default=spec.honest,
+        help=f"honest nodes, victims included (default: {spec.honest})",
+    )
+    eclipse.add_argument(
+        "--victims",
+        type=_positive_int,
+        default=spec.victims,
+        help=f"victims per cut-off share (default: {spec.victims})",
+    )
+    eclipse.add_argument(
+        "--after",
+        type=_duration,
+        default=spec.after_secs,
+        metavar="DURATION",
+        help="how long the victims are watched after their restart, at least 1h (default: 4h)",
+    )
+    eclipse.add_argument(
+        "--churn",
+        type=_duration,
+        default=spec.session_mean_secs,
+        metavar="DURATION",
+        help="mean session of the other honest nodes, 0 for none (default: 2h)",
+    )
+    eclipse.add_argument("--seed", type=int, default=1, help="the first seed (default: 1)")
+    eclipse.add_argument(
+        "--runs", type=_positive_int, default=1, help="seeded runs, seed, seed+1, ... (default: 1)"
+    )
+    eclipse.add_argument("--json", type=Path, metavar="OUT", help="write every run as JSON")
+    eclipse.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="draw the attacker's share against N, both arms (needs matplotlib)",
+    )
+    eclipse.add_argument(
+        "-v", "--verbose", action="store_true", help="show log lines (INFO) on stderr"
+    )
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    return tuple(_positive_int(part) for part in text.split(","))
+
+
+def _shares(text: str) -> tuple[float, ...]:
+    shares = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r} is not a number") from None
+        if not 0 <= value <= 1:
+            raise argparse.ArgumentTypeError(f"{part} is not a share between 0 and 1")
+        shares.append(value)
+    return tuple(shares)
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _duration(text: str) -> float:
+    unit = _UNITS.get(text[-1:])
+    number = text[:-1] if unit is not None else text
+    try:
+        value = float(number) * (unit or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (seconds, or a number with s, m, h or d)"
+        ) from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration")
+    return value
+
+
+def _eclipse(args: argparse.Namespace, progress: ProgressLine) -> int:
+    if args.plot is not None:
+        require_matplotlib()
+    seeds = list(range(args.seed, args.seed + args.runs))
+    try:
+        specs = [
+            EclipseSpec(
+                addresses=n,
+                groups=args.groups,
+                attack_secs=args.attack,
+                cuts=args.cut,
+                honest=args.honest,
+                victims=args.victims,
+                after_secs=args.after,
+                session_mean_secs=args.churn,
+            )
+            for n in args.addresses
+        ]
+    except ValueError as exc:
+        raise HostsimError(str(exc)) from None
+    results = []
+    for spec in specs:
+        with rare_cycle_collection():
+            result = run_eclipse(spec, seeds=seeds, progress=progress)
+        progress.clear()
+        results.append(result)
+        print(
+            f"== eclipse: {spec.addresses:,} attacker addresses in {spec.groups} /16s, attack"
+            f" {_span(spec.attack_secs)}; {spec.honest} honest nodes + {spec.seeds} seeds,"
+            f" {spec.victims} victims per cut-off share; seeds {seeds[0]}..{seeds[-1]}"
+        )
+        print("\n".join(format_eclipse(result)))
+        print()
+    targets = check_eclipse_targets(results)
+    print("targets (the peer-store arm):")
+    for target in targets:
+        print(f"  [{'holds' if target.holds else 'FAILS'}] {target.name}: {target.detail}")
+    if args.json is not None:
+        data = {
+            "results": [r.to_json() for r in results],
+            "targets": [attrs.asdict(t) for t in targets],
+        }
+        args.json.write_text(dumps(data), encoding="utf-8")
+        print(f"results: {args.json}")
+    if args.plot is not None:
+        plot_eclipse(results, args.plot)
+        print(f"plot: {args.plot}")
+    return EXIT_OK if all(t.holds for t in targets) else EXIT_TARGET_MISSED
+
+
+def _span(secs: float) -> str:
+    for unit in ("d", "h", "m"):
+        if secs >= _UNITS[unit] and secs % _UNITS[unit] == 0:
+            return f"{secs / _UNITS[unit]:g}{unit}"
+    return f"{secs:g}s"
 
 
 def _cluster(args: argparse.Namespace, progress: ProgressLine) -> int:
