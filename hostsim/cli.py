@@ -337,25 +337,33 @@ def _demo(args: argparse.Namespace, progress: ProgressLine) -> int:
     targets = (
         check_own_failure_targets(*comparisons) if args.own_failures else check_targets(comparisons)
     )
-    print("targets:")
+    held = _print_targets(targets)
+    if args.json is not None:
+        _write_results(args.json, {"comparisons": [c.to_json() for c in comparisons]}, targets)
+    if args.plot is not None:
+        plot_comparisons(comparisons, args.plot)
+        print(f"plot: {args.plot}")
+    return EXIT_OK if held else EXIT_TARGET_MISSED
+
+
+def _print_targets(targets: Sequence[Any], heading: str = "targets:") -> bool:
+    """Print each target with its verdict; return whether every gating target holds (a target
+    with ``gate`` false is reported, and decides nothing)."""
+    print(heading)
     for target in targets:
-        if target.gate:
+        if getattr(target, "gate", True):
             verdict = "holds" if target.holds else "FAILS"
             print(f"  [{verdict}] {target.name}: {target.detail}")
         else:
             verdict = "holds" if target.holds else "does not hold"
             print(f"  [{verdict}] {target.name}: {target.detail} (reported, not a target)")
-    if args.json is not None:
-        data = {
-            "comparisons": [c.to_json() for c in comparisons],
-            "targets": [attrs.asdict(t) for t in targets],
-        }
-        args.json.write_text(dumps(data), encoding="utf-8")
-        print(f"results: {args.json}")
-    if args.plot is not None:
-        plot_comparisons(comparisons, args.plot)
-        print(f"plot: {args.plot}")
-    return EXIT_OK if all(t.holds for t in targets if t.gate) else EXIT_TARGET_MISSED
+    return all(t.holds for t in targets if getattr(t, "gate", True))
+
+
+def _write_results(path: Path, data: dict[str, Any], targets: Sequence[Any]) -> None:
+    """Write a run's results and its targets as JSON to ``path``, and say where."""
+    path.write_text(dumps({**data, "targets": [attrs.asdict(t) for t in targets]}), "utf-8")
+    print(f"results: {path}")
 
 
 def _add_eclipse(commands: Any) -> None:
@@ -511,20 +519,13 @@ def _eclipse(args: argparse.Namespace, progress: ProgressLine) -> int:
         print("\n".join(format_eclipse(result)))
         print()
     targets = check_eclipse_targets(results)
-    print("targets (the peer-store arm):")
-    for target in targets:
-        print(f"  [{'holds' if target.holds else 'FAILS'}] {target.name}: {target.detail}")
+    held = _print_targets(targets, "targets (the peer-store arm):")
     if args.json is not None:
-        data = {
-            "results": [r.to_json() for r in results],
-            "targets": [attrs.asdict(t) for t in targets],
-        }
-        args.json.write_text(dumps(data), encoding="utf-8")
-        print(f"results: {args.json}")
+        _write_results(args.json, {"results": [r.to_json() for r in results]}, targets)
     if args.plot is not None:
         plot_eclipse(results, args.plot)
         print(f"plot: {args.plot}")
-    return EXIT_OK if all(t.holds for t in targets) else EXIT_TARGET_MISSED
+    return EXIT_OK if held else EXIT_TARGET_MISSED
 
 
 def _span(secs: float) -> str:
@@ -563,16 +564,12 @@ def _cluster(args: argparse.Namespace, progress: ProgressLine) -> int:
         print("\n".join(format_cluster(result, phase)))
     targets = check_cluster_targets(result)
     print()
-    print("targets:")
-    for target in targets:
-        print(f"  [{'holds' if target.holds else 'FAILS'}] {target.name}: {target.detail}")
+    held = _print_targets(targets)
     if args.json is not None:
-        data = {**result.to_json(), "targets": [attrs.asdict(t) for t in targets]}
-        args.json.write_text(dumps(data), encoding="utf-8")
-        print(f"results: {args.json}")
+        _write_results(args.json, result.to_json(), targets)
     if not keep:
         shutil.rmtree(workdir, ignore_errors=True)
-    return EXIT_OK if all(t.holds for t in targets) else EXIT_TARGET_MISSED
+    return EXIT_OK if held else EXIT_TARGET_MISSED
 
 
 def _node(args: argparse.Namespace) -> int:
