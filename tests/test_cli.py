@@ -312,7 +312,7 @@ def test_file_reads_the_realm_from_the_file_and_realm_checks_it(
         ("[realm]\ncode = 7\n", "[realm] code: expected a string"),
         ('[realm]\ncode = "../x"\n', "cannot name a file"),
         ("[network.persistence]\nmax_entries = -3\n", "max_entries = -3"),
-        ("[network.persistence]\nmax_entries = 200000\n", "at most 32768"),
+        ("[network.persistence]\nmax_entries = 200000\n", "at most 65536"),
         ('[node]\nstate_dir = ""\n', "[node] state_dir"),
     ],
 )

@@ -659,9 +659,9 @@ def write(peer_file: PeerFile, data: bytes, keys: sealing.Sealing, version: str 
             f"peer file {peer_file.path}: encryption is on and its key cannot be used: "
             f"{keys.problem}; it is unchanged"
         )
-    written: bytes | bytearray = data
+    written: bytes | Iterable[bytes] = data
     if keys.key is not None:
-        written = sealing.seal(data, keys.key, realm=peer_file.realm, version=version)
+        written = sealing.seal_chunks(data, keys.key, realm=peer_file.realm, version=version)
     try:
         peer_file.save(written)
     except OSError as exc:

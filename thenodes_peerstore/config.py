@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 SECTION = "network.persistence"
 """Where the settings live in the host config."""
-MAX_ENTRIES_LIMIT = 32_768
+MAX_ENTRIES_LIMIT = 65_536
 """The highest ``max_entries``: every entry of a store this large, with what its entries may
 hold, fits in a file the loader reads whole (its size and table caps)."""
 

@@ -19,6 +19,7 @@ import re
 import secrets
 import stat
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
@@ -31,8 +32,9 @@ logger = logging.getLogger(__name__)
 
 REALM_CODE_RE = re.compile(REALM_CODE_PATTERN)
 MAX_REALM_CODE = 64
-MAX_FILE_BYTES = 16 * 1024 * 1024
-"""A larger file is not read: far beyond any cap a store may be configured with."""
+MAX_FILE_BYTES = 32 * 1024 * 1024
+"""A larger file is not read. A store at the highest cap (65,536 entries) writes at most half
+of it in addresses, times and counts; node ids and capabilities share the rest."""
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 WRITE_CHUNK = 64 * 1024
@@ -266,8 +268,11 @@ class PeerFile:
 
     # -- saving ------------------------------------------------------------------------------
 
-    def save(self, data: bytes | bytearray) -> None:
+    def save(self, data: bytes | bytearray | Iterable[bytes]) -> None:
         """Replace the file atomically: temp file (0600) -> write -> fsync -> rename -> fsync dir.
+
+        ``data`` is the file's bytes, or its pieces in order (written as they come, so a caller
+        that makes them one at a time never holds the whole file twice).
 
         The temporary file ``.<name>.<random>.tmp`` sits beside the file and is created
         exclusively, never through a symbolic link. On failure the ``OSError`` propagates; up
@@ -282,10 +287,12 @@ class PeerFile:
         fd = os.open(tmp, flags, FILE_MODE)
         try:
             try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view[:WRITE_CHUNK])
-                    view = view[written:]
+                pieces = (data,) if isinstance(data, bytes | bytearray) else data
+                for piece in pieces:
+                    view = memoryview(piece)
+                    while view:
+                        written = os.write(fd, view[:WRITE_CHUNK])
+                        view = view[written:]
                 os.fsync(fd)
             finally:
                 os.close(fd)

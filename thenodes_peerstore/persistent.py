@@ -340,9 +340,11 @@ class PersistentPeerStore:
             version=self.version,
             offline=self.store.offline,
         )
-        written: bytes | bytearray = data
+        written: bytes | Iterable[bytes] = data
         if self.keys.key is not None:
-            written = sealing.seal(data, self.keys.key, realm=self.file.realm, version=self.version)
+            written = sealing.seal_chunks(
+                data, self.keys.key, realm=self.file.realm, version=self.version
+            )
         try:
             self.file.save(written)
         except OSError as exc:
