@@ -503,12 +503,13 @@ def test_stats_counts_tiers_groups_and_ages_and_gives_the_plan_the_node_would_di
     with PersistentPeerStore.open(path=written.peers, realm="example", clock=lambda: now) as book:
         plan = book.store.reconnect_plan()
     assert stats["next_start"]["reconnect_plan"] == plan
-    assert plan == ["[2001:db8::10]:7447", "192.0.2.10:7447", "198.51.100.7:7447"]
+    # Longest standing first: the two proven 3 h ago (ties by address), then the newer one.
+    assert plan == ["192.0.2.10:7447", "198.51.100.7:7447", "[2001:db8::10]:7447"]
 
     text = peerstore("stats", *written.args)
     assert text.status == 0
     assert "reconnect plan (3 of reconnect_limit 5):" in text.out
-    assert "    1. [2001:db8::10]:7447" in text.out
+    assert "    1. 192.0.2.10:7447" in text.out
 
 
 def test_stats_and_prune_use_the_settings_of_the_host_config(
@@ -805,9 +806,9 @@ def test_time_the_node_was_stopped_does_not_age_its_entries(
 
     assert stats["next_start"]["expired"] == 0
     assert stats["next_start"]["reconnect_plan"] == [
-        "[2001:db8::10]:7447",
         "192.0.2.10:7447",
         "198.51.100.7:7447",
+        "[2001:db8::10]:7447",
     ]
 
 
@@ -1007,7 +1008,7 @@ def test_import_brings_every_usable_thenodes_record_with_its_tier_and_fields(
     assert entries["192.0.2.45:7447"].node_id == "node-mapped"
     assert len(entries) == 7
     plan = json.loads(peerstore("stats", "--json", *node.args).out)["next_start"]["reconnect_plan"]
-    assert plan == ["[2001:db8::7]:7447", "203.0.113.10:7447"]
+    assert plan == ["203.0.113.10:7447", "[2001:db8::7]:7447"]  # its last dial failed
 
 
 def test_a_seed_thenodes_connected_to_is_imported_proven_and_one_only_heard_of_is_not(

@@ -122,7 +122,7 @@ def test_on_startup_dials_stored_proven_peers_before_any_seed(make_host: MakeHos
 
     origins = [d.origin for d in dials]
     assert origins == ["peerstore"] * 5 + ["seed"] * 2
-    assert [d.addr for d in dials[:5]] == PEERS[::-1][:5]  # most recently connected first
+    assert [d.addr for d in dials[:5]] == PEERS[:5]  # longest standing first
 
 
 def test_on_startup_skips_own_addresses_and_gives_backing_off_peers_a_dial(
@@ -140,7 +140,8 @@ def test_on_startup_skips_own_addresses_and_gives_backing_off_peers_a_dial(
 
     plan = [d.addr for d in host.start() if d.origin == "peerstore"]
 
-    assert plan == [PEERS[2], PEERS[1], PEERS[0]]  # a new process dials each proven peer
+    # A new process dials each proven peer; the one whose last dial failed comes last.
+    assert plan == [PEERS[1], PEERS[2], PEERS[0]]
     assert OWN not in plan
 
 

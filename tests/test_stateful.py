@@ -3,8 +3,8 @@
 Hypothesis drives a :class:`PersistentPeerStore` through each hook's effect (seeds, peer
 lists, outbound and inbound connects, disconnects, failed dials), the clock, saves, clean
 reloads, crashes and long stops, and after every step checks the store against a simple model
-of what it must hold: entries age only while the node runs, the most recent proven peers are
-kept whatever their age, and only addresses the node dialled itself reach the plan.
+of what it must hold: entries age only while the node runs, the proven peers of longest
+standing are kept whatever their age, and only addresses the node dialled itself reach the plan.
 """
 
 from __future__ import annotations
@@ -127,15 +127,23 @@ class PeerStoreMachine(RuleBasedStateMachine):
         self, entries: dict[str, PeerEntry], among: dict[str, PeerEntry] | None = None
     ) -> dict[str, PeerEntry]:
         """What a load or a save keeps of ``entries``: unseen for at most TTL of running time,
-        or among the LIMIT most recently connected proven peers that are not failing (of
-        ``among``, all the entries held, when given)."""
+        or among the LIMIT proven peers of longest standing that are not failing (of
+        ``among``, all the entries held, when given): those that still answer (no failed
+        last dial, seen within the TTL) by their proof's age, oldest first, then the others
+        most recently connected first."""
+
+        def standing(e: PeerEntry) -> tuple[int, int, str]:
+            if e.failures == 0 and self.running_age(e) <= TTL:
+                return (0, e.first_seen, e.addr)
+            return (1, -(e.last_connected or 0), e.addr)
+
         proven = sorted(
             (
                 e
                 for e in (entries if among is None else among).values()
                 if e.proven and e.failures < TERRIBLE_FAILURES
             ),
-            key=lambda e: (-(e.last_connected or 0), e.addr),
+            key=standing,
         )
         anchors = {e.addr for e in proven[:LIMIT]}
         return {a: e for a, e in entries.items() if self.running_age(e) <= TTL or a in anchors}

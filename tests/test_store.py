@@ -162,7 +162,8 @@ def test_a_connection_upgrades_any_entry_to_connected_and_clears_its_failures(
     assert entry is not None
     assert entry.source is Source.CONNECTED
     assert entry.failures == 0
-    assert entry.first_seen == START - 100
+    # A proven entry's standing counts from its proof: hearing of an address early buys none.
+    assert entry.first_seen == (START - 100 if source is Source.CONNECTED else START + 10)
     assert entry.last_seen == entry.last_connected == START + 10
     assert entry.node_id == "node-b"
     assert entry.capabilities == ("relay",)
@@ -649,23 +650,29 @@ def test_a_store_refuses_settings_it_cannot_honour(clock, kwargs: dict[str, int]
 # -- the reconnect plan ---------------------------------------------------------------------
 
 
-def test_the_plan_is_the_most_recently_connected_peers_first_up_to_the_limit(clock) -> None:
+def test_the_plan_is_the_longest_standing_peers_first_up_to_the_limit(clock) -> None:
     store = make_store(clock, reconnect_limit=5)
     ages = [700, 100, 900, 300, 50, 800, 200, 600]
     store.load([stored(f"10.{i}.0.1:7447", seen=START - age) for i, age in enumerate(ages)])
-    expected = [f"10.{i}.0.1:7447" for i, _ in sorted(enumerate(ages), key=lambda p: p[1])][:5]
+    expected = [f"10.{i}.0.1:7447" for i, _ in sorted(enumerate(ages), key=lambda p: -p[1])][:5]
     assert store.reconnect_plan() == expected
 
 
-def test_the_plan_orders_by_last_connected_not_last_seen(clock) -> None:
+def test_the_plan_orders_by_standing_not_by_the_latest_connection(clock) -> None:
     store = make_store(clock)
     store.load(
         [
-            stored("10.1.0.1:7447", seen=START, connected=START - 500),
             stored("10.2.0.1:7447", seen=START - 100, connected=START - 100),
+            PeerEntry(
+                addr="10.1.0.1:7447",
+                source=Source.CONNECTED,
+                first_seen=START - 500,
+                last_seen=START,
+                last_connected=START,
+            ),
         ]
     )
-    assert store.reconnect_plan() == ["10.2.0.1:7447", "10.1.0.1:7447"]
+    assert store.reconnect_plan() == ["10.1.0.1:7447", "10.2.0.1:7447"]
 
 
 def test_the_plan_holds_only_connected_peers(clock) -> None:
@@ -704,7 +711,7 @@ def test_the_plan_skips_peers_connected_right_now(clock) -> None:
     store.record_disconnected("10.3.0.1:53000", listen_addr="10.3.0.1:7447", direction="inbound")
 
     # The inbound peer's listen address is a claim: never in the plan.
-    assert store.reconnect_plan() == ["10.2.0.1:7447", "10.1.0.1:7447"]
+    assert store.reconnect_plan() == ["10.1.0.1:7447", "10.2.0.1:7447"]
 
 
 def test_a_peer_with_two_connections_is_live_until_both_end(clock) -> None:
@@ -733,7 +740,8 @@ def test_a_failing_peer_is_left_out_of_the_plan_until_its_backoff_passes(
     clock.advance(wait - 1)
     assert store.reconnect_plan() == ["10.2.0.1:7447"]
     clock.advance(1)
-    assert store.reconnect_plan() == ["10.1.0.1:7447", "10.2.0.1:7447"]
+    # Back in the plan, after every peer whose last dial did not fail.
+    assert store.reconnect_plan() == ["10.2.0.1:7447", "10.1.0.1:7447"]
 
 
 def test_the_backoff_restarts_from_the_latest_failure(clock) -> None:
@@ -764,11 +772,11 @@ def test_the_plan_prefers_one_peer_per_ipv4_slash16(clock) -> None:
     store = make_store(clock, reconnect_limit=3)
     store.load(
         [
-            stored("10.1.0.1:7447", seen=START - 1),
-            stored("10.1.200.2:7447", seen=START - 2),
+            stored("10.1.0.1:7447", seen=START - 5),
+            stored("10.1.200.2:7447", seen=START - 4),
             stored("10.1.3.3:7447", seen=START - 3),
-            stored("10.2.0.1:7447", seen=START - 4),
-            stored("10.3.0.1:7447", seen=START - 5),
+            stored("10.2.0.1:7447", seen=START - 2),
+            stored("10.3.0.1:7447", seen=START - 1),
         ]
     )
     assert store.reconnect_plan() == ["10.1.0.1:7447", "10.2.0.1:7447", "10.3.0.1:7447"]
@@ -778,9 +786,9 @@ def test_the_plan_prefers_one_peer_per_ipv6_slash32(clock) -> None:
     store = make_store(clock, reconnect_limit=2)
     store.load(
         [
-            stored("[2001:db8:1::1]:7447", seen=START - 1),
+            stored("[2001:db8:1::1]:7447", seen=START - 3),
             stored("[2001:db8:ffff::1]:7447", seen=START - 2),
-            stored("[2001:db9::1]:7447", seen=START - 3),
+            stored("[2001:db9::1]:7447", seen=START - 1),
         ]
     )
     assert store.reconnect_plan() == ["[2001:db8:1::1]:7447", "[2001:db9::1]:7447"]
@@ -790,11 +798,11 @@ def test_the_plan_fills_up_from_crowded_groups_when_there_are_too_few_groups(clo
     store = make_store(clock, reconnect_limit=4)
     store.load(
         [
-            stored("10.1.0.1:7447", seen=START - 1),
-            stored("10.1.0.2:7447", seen=START - 2),
+            stored("10.1.0.1:7447", seen=START - 5),
+            stored("10.1.0.2:7447", seen=START - 4),
             stored("10.1.0.3:7447", seen=START - 3),
-            stored("10.2.0.1:7447", seen=START - 4),
-            stored("10.1.0.4:7447", seen=START - 5),
+            stored("10.2.0.1:7447", seen=START - 2),
+            stored("10.1.0.4:7447", seen=START - 1),
         ]
     )
     assert store.reconnect_plan() == [
@@ -803,6 +811,72 @@ def test_the_plan_fills_up_from_crowded_groups_when_there_are_too_few_groups(clo
         "10.1.0.3:7447",
         "10.2.0.1:7447",
     ]
+
+
+ESTABLISHED = [f"{first}.20.0.1:7447" for first in (45, 91, 151, 185, 5)]
+"""Five long-standing proven peers, in five network groups."""
+NEWCOMERS = [f"7.{n % 10}.{n // 10}.1:7447" for n in range(50)]
+"""Fifty addresses of one attacker in ten network groups."""
+
+
+def established_then_flooded(clock) -> PeerStore:
+    """A node proves :data:`ESTABLISHED`; the attacker gossips :data:`NEWCOMERS` early, and
+    after the established peers go away (churn) the node refills its slots from them."""
+    store = make_store(clock)
+    store.record_gossip(NEWCOMERS, sender="7.0.0.9:7447")  # heard of before the others' proof
+    clock.advance(60)
+    for addr in ESTABLISHED:
+        store.record_connected(addr)
+        clock.advance(1)
+    clock.advance(3600)
+    for addr in ESTABLISHED:
+        store.record_disconnected(addr)
+    for addr in NEWCOMERS:  # every one of them answers, and is the newest proven entry
+        clock.advance(10)
+        store.record_connected(addr)
+    return store
+
+
+def restart(clock, store: PeerStore) -> PeerStore:
+    """Stop gracefully (every connection ends) and start 30 s later from what was saved."""
+    for addr in [*ESTABLISHED, *NEWCOMERS]:
+        if store.is_connected(addr):
+            store.record_disconnected(addr)
+    saved, stopped = list(store), int(clock())
+    clock.advance(30)
+    restarted = make_store(clock)
+    restarted.load(saved, offline=[(stopped, int(clock()))])
+    return restarted
+
+
+def test_a_burst_of_new_proven_peers_does_not_displace_the_long_standing_ones(clock) -> None:
+    """Bitcoin's anchors and test-before-evict: fifty fresh connections, each the newest proven
+    entry, leave the plan and the anchors to the peers of long standing that still answer."""
+    store = established_then_flooded(clock)
+    assert store.count(Source.CONNECTED) == 55
+
+    restarted = restart(clock, store)
+
+    assert restarted.reconnect_plan() == ESTABLISHED
+    assert restarted.anchors(restarted) == frozenset(ESTABLISHED)
+
+
+def test_a_long_standing_peer_whose_dials_fail_is_replaced_and_not_kept(clock) -> None:
+    store = established_then_flooded(clock)
+    dead = ESTABLISHED[0]
+    assert store.online()  # the newcomers prove the node's own uplink: the failure counts
+    store.record_dial_failed(dead)
+
+    restarted = restart(clock, store)
+
+    plan = restarted.reconnect_plan()
+    assert dead not in plan
+    assert plan[:4] == ESTABLISHED[1:]  # the others still answer: they keep their places
+    assert plan[4] == NEWCOMERS[0]  # the newcomer of longest standing takes the free place
+    assert dead not in restarted.anchors(restarted)
+    clock.advance(restarted.ttl_secs + 1)  # a TTL of running time: no anchor, no longer kept
+    restarted.expire()
+    assert dead not in restarted
 
 
 def test_eviction_passes_over_a_peer_the_node_is_connected_to_now(clock) -> None:
@@ -821,7 +895,7 @@ def test_failed_dials_during_an_outage_of_the_nodes_own_uplink_do_not_count(cloc
     connections in two network groups; else the fault may be the node's own."""
     store = make_store(clock)
     peers = [f"10.{n}.0.1:7447" for n in range(1, 6)]
-    store.load([stored(addr, seen=START - n) for n, addr in enumerate(peers)])
+    store.load([stored(addr, seen=START - 10 + n) for n, addr in enumerate(peers)])
     for _ in range(4 * 3600 // 30):  # four hours offline, every planned peer dialled
         for addr in peers:
             store.record_dial_failed(addr)

@@ -10,8 +10,15 @@ Rules (see DESIGN.md):
   peer's advertised listen address is a claim (Claimed) until a dial to it succeeds; the
   reconnect plan holds proven peers only.
 - Entries age by the node's running time: time the node was stopped (the ``offline``
-  intervals) does not count towards ``ttl_secs``, and the ``reconnect_limit`` most recently
-  connected proven peers that are not failing (anchors) never expire by time alone.
+  intervals) does not count towards ``ttl_secs``, and the ``reconnect_limit`` proven peers of
+  longest standing that are not failing (anchors) never expire by time alone.
+- Standing, not recency, ranks proven peers (Bitcoin's anchors and test-before-evict): a proven
+  entry's ``first_seen`` is when a dial to it first succeeded, and a peer that still answers
+  (its last dial did not fail, and it was seen within ``ttl_secs`` of running time) keeps its
+  rank against any number of newer proven peers; one whose dials fail, or that outlived the
+  TTL as an anchor, ranks after every peer that still answers, most recently connected first.
+  So a burst of new connections (an attacker's addresses the node dialled) cannot take over
+  the reconnect plan or the anchors, and a dead peer is replaced once a dial to it fails.
 - The store holds at most ``max_entries``. A new entry may evict only entries of its own or a
   lower tier, Gossip oldest first, then Claimed, then Bootstrap, then Connected, so gossip can
   never push out anything but gossip; when nothing may be evicted, the new entry is dropped.
@@ -328,6 +335,10 @@ class PeerStore:
             changes.update(
                 source=Source.CONNECTED, last_connected=now, last_attempt=now, failures=0
             )
+            if not entry.proven:
+                # A proven entry's standing counts from its proof, not from when the address
+                # was first heard of: gossiping an address early buys it no standing.
+                changes["first_seen"] = now
         elif entry.source < Source.CLAIMED:  # a claim outranks gossip, and nothing else
             changes["source"] = Source.CLAIMED
         entry = entry.replace(**changes)
@@ -410,7 +421,7 @@ class PeerStore:
         # A full scan, not just each tier's oldest end: a wall clock that steps back can leave
         # a tier slightly out of order. It runs only when an entry may be due, at most once per
         # save, and saves are O(n) anyway.
-        anchors = self.anchors(self._tiers[Source.CONNECTED].values())
+        anchors = self.anchors(self._tiers[Source.CONNECTED].values(), cutoff=cutoff)
         expired = [
             entry.addr
             for tier in self._tiers
@@ -461,15 +472,36 @@ class PeerStore:
             when = stopped
         return when - left
 
-    def anchors(self, entries: Iterable[PeerEntry]) -> frozenset[str]:
-        """The ``reconnect_limit`` most recently connected proven peers that are not failing.
+    def anchors(self, entries: Iterable[PeerEntry], *, cutoff: int | None = None) -> frozenset[str]:
+        """The ``reconnect_limit`` proven peers of longest standing that are not failing
+        (:meth:`standing`; ``cutoff`` is :meth:`cutoff`'s, given when it is known).
 
         They never expire by time alone, so that a node that ran long without any peer still
-        has someone to dial first.
+        has someone to dial first; a newer peer that still answers takes the place of one
+        whose dials fail.
         """
+        key = self.standing(self.cutoff() if cutoff is None else cutoff)
         proven = [e for e in entries if e.proven and e.failures < TERRIBLE_FAILURES]
-        proven.sort(key=_recency)
+        proven.sort(key=key)
         return frozenset(e.addr for e in proven[: self.reconnect_limit])
+
+    @staticmethod
+    def standing(cutoff: int) -> Callable[[PeerEntry], tuple[int, int, str]]:
+        """The sort key of proven peers, longest standing first.
+
+        A peer that still answers (its last dial did not fail, and it was seen at or after
+        ``cutoff``) ranks by how long it has been proven (``first_seen``, the time of its
+        proof), oldest first; after every such peer come the others, most recently connected
+        first. A newer proven peer never outranks an established one that still answers
+        (test-before-evict), and one that stops answering is replaced.
+        """
+
+        def key(entry: PeerEntry) -> tuple[int, int, str]:
+            if entry.failures == 0 and entry.last_seen >= cutoff:
+                return (0, entry.first_seen, entry.addr)
+            return (1, -(entry.last_connected or 0), entry.addr)
+
+        return key
 
     def load(
         self, entries: Iterable[PeerEntry], *, offline: Iterable[tuple[int, int]] = ()
@@ -487,7 +519,7 @@ class PeerStore:
         cutoff = self.cutoff()
         originals = list(entries)
         fixed_entries = [entry.clamped(now) for entry in originals]
-        anchors = self.anchors(fixed_entries)
+        anchors = self.anchors(fixed_entries, cutoff=cutoff)
         best: dict[str, PeerEntry] = {}
         expired = own = duplicates = 0
         clamped = sum(f is not e for f, e in zip(fixed_entries, originals, strict=True))
@@ -520,14 +552,17 @@ class PeerStore:
         )
 
     def reconnect_plan(self) -> list[str]:
-        """Up to ``reconnect_limit`` proven peers to dial first, most recently connected first.
+        """Up to ``reconnect_limit`` proven peers to dial first, longest standing first
+        (:meth:`standing`): a burst of newer proven peers cannot displace the established ones
+        that still answer.
 
         Own addresses, live connections and entries still backing off from a dial that failed
         in this process are skipped: a restart gives each proven peer a dial, whatever its
         backoff was. The plan prefers one peer per network group (/16 IPv4, /32 IPv6), and
-        fills any room left with the next most recent peers.
+        fills any room left with the next peers in standing.
         """
         now = self.now()
+        key = self.standing(self.cutoff())
         candidates = sorted(
             (
                 e
@@ -536,7 +571,7 @@ class PeerStore:
                 and e.addr not in self._connected
                 and ((retry_at(e) or 0) <= now or e.addr not in self._failed_here)
             ),
-            key=_recency,
+            key=key,
         )
         chosen: list[PeerEntry] = []
         groups: set[str] = set()
@@ -551,7 +586,7 @@ class PeerStore:
             picked = set(map(id, chosen))
             rest = [e for e in candidates if id(e) not in picked]
             chosen += rest[: self.reconnect_limit - len(chosen)]
-        return [e.addr for e in sorted(chosen, key=_recency)]
+        return [e.addr for e in sorted(chosen, key=key)]
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -757,10 +792,6 @@ def _intervals(offline: Iterable[tuple[int, int]], now: int) -> tuple[tuple[int,
         else:
             merged.append((stopped, started))
     return tuple(merged[-MAX_OFFLINE_INTERVALS:])
-
-
-def _recency(entry: PeerEntry) -> tuple[int, str]:
-    return (-(entry.last_connected or 0), entry.addr)
 
 
 def _canonical_or_none(addr: object) -> str | None:
