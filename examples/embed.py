@@ -40,7 +40,7 @@ class Host:
     config: Mapping[str, Any] = field(
         default_factory=lambda: {"network": {"persistence": {"enabled": True}}}
     )
-    log: logging.Logger = logging.getLogger("embed")
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("embed"))
     clock: float = 1_800_000_000.0  # a fixed start, so the output is the same every run
 
     def now(self) -> float:
