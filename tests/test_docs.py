@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 import tomllib
@@ -13,12 +14,14 @@ from pathlib import Path
 import pytest
 
 from hostsim.config import HostConfig
+from hostsim.live.processes import NodeProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 BIN = Path(sys.executable).parent
 # Where the operating walkthrough is shown to run; the test's own directory stands in for it.
 SHOWN_DIR = "/srv/node-a"
+WAIT = 20.0  # seconds, at most, for any one status line of a live node
 
 
 def fenced(text: str, lang: str) -> list[str]:
@@ -171,3 +174,54 @@ def test_the_readme_is_short_and_links_every_docs_page_that_exists() -> None:
     nav = (ROOT / "mkdocs.yml").read_text()
     for page in DOCS.glob("*.md"):
         assert f": {page.name}" in nav, f"{page.name} is not in mkdocs.yml's nav"
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.mark.slow
+def test_the_live_walkthrough_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Steps 1 to 5 of docs/live.md, on the configs' own ports (skipped when one is taken)."""
+    configs = load_live(tmp_path, caplog)
+    taken = [config.port for config in configs.values() if not port_is_free(config.port)]
+    if taken:
+        pytest.skip(f"port(s) {taken} in use on 127.0.0.1")
+    monkeypatch.chdir(tmp_path)  # state directories are under the working directory
+    addr = {name: f"127.0.0.1:{config.port}" for name, config in configs.items()}
+    processes: list[NodeProcess] = []
+
+    def start(name: str) -> NodeProcess:
+        process = NodeProcess(LIVE[name], tmp_path / f"{name}.log")
+        processes.append(process)
+        process.wait_for("listening on", WAIT)
+        return process
+
+    try:
+        start("a")
+        b = start("b")
+        b.wait_for(rf"dialling {addr['a']} \(seed\)", WAIT)
+        c = start("c")
+        c.wait_for(rf"connected to {addr['b']} \(node-b, outbound\)", WAIT)
+        c.wait_for(rf"dialling {addr['a']} \(book\)", WAIT)
+        c.wait_for(rf"connected to {addr['a']} \(node-a, outbound\)", WAIT)
+        assert c.terminate() == 0  # Ctrl-C or SIGTERM: a graceful stop, the file is saved
+        c = start("c")
+        c.wait_for(rf"1\. {addr['a']} \(peerstore\)", WAIT)
+        c.wait_for(rf"2\. {addr['b']} \(peerstore\)", WAIT)
+        assert c.terminate() == 0
+        assert b.terminate() == 0  # the seed goes away
+        c = start("c")
+        c.wait_for(rf"connected to {addr['a']} \(node-a, outbound\)", WAIT)
+        assert c.terminate() == 0
+        assert (tmp_path / "live-c").is_dir()
+    finally:
+        for process in processes:
+            process.stop()
