@@ -255,9 +255,9 @@ def test_readme_enable_it_and_the_example_node_follow_the_layout_without_a_warni
         example = HostConfig.from_file(ROOT / "examples" / "node.toml", base_dir=tmp_path)
 
     assert not caplog.records
-    assert enable_it.port == 50000
-    assert enable_it.bootstrap_nodes == ("203.0.113.1:50000", "seed.example.org:50000")
-    assert enable_it.node_id is None
+    assert enable_it.port == example.port == 7447
+    assert enable_it.bootstrap_nodes == ("203.0.113.1:7447", "203.0.113.2:7447")
+    assert enable_it.node_id == "node-a"
     assert example.realm == RealmInfo(name="Example", code="example", version="1.0")
     for config in (enable_it, example):
         assert config.enabled_plugins == ("peerstore",)
