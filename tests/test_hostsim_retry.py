@@ -20,7 +20,10 @@ import pytest
 from hostsim.clock import VirtualClock
 from hostsim.config import ConnectionPolicy, HostConfig
 from hostsim.core import CorePolicy, NodeCore, RetryPolicy
+from hostsim.errors import ScenarioError
 from hostsim.host import SimHost
+from hostsim.sim.network import SimNetwork
+from hostsim.sim.scenario import parse_sim_scenario
 
 START = 1_763_700_000
 PEER = "45.76.12.34:7447"
@@ -166,3 +169,34 @@ def test_a_huge_multiplier_is_capped_not_an_overflow() -> None:
         )
     )
     assert retry.delay(5_000, 0.5) == 60.0
+
+
+def test_a_simulated_network_gives_every_node_the_scenarios_connection_policy(
+    tmp_path: Path,
+) -> None:
+    scenario = parse_sim_scenario(
+        {
+            "nodes": 3,
+            "seeds": 1,
+            "network": {
+                "connection_policy": {
+                    "reconnect_base_delay_ms": 250,
+                    "reconnect_multiplier": 3.0,
+                    "reconnect_max_delay_ms": 2000,
+                    "reconnect_max_attempts": 5,
+                    "reconnect_jitter_ratio": 0.1,
+                }
+            },
+        }
+    )
+    network = SimNetwork(scenario, seed=1, state_dir=tmp_path)
+    try:
+        expected = RetryPolicy(
+            base_secs=0.25, multiplier=3.0, max_secs=2.0, max_attempts=5, jitter=0.1
+        )
+        assert {node.core.policy.retry for node in network.nodes} == {expected}
+    finally:
+        network.close()
+    assert parse_sim_scenario({}).connection_policy == ConnectionPolicy()
+    with pytest.raises(ScenarioError, match="reconnect_max_attempt"):
+        parse_sim_scenario({"network": {"connection_policy": {"reconnect_max_attempt": 3}}})
