@@ -68,7 +68,7 @@ def run(nodes: int, secs: float, tick: float, seed: int, profile: bool) -> None:
         if profiler is not None:
             profiler.disable()
         wall = time.perf_counter() - began
-        files = list(Path(tmp).glob("*/peers/*.toml"))
+        files = list(Path(tmp).glob("*/plugins/peerstore/*.toml"))
     summary = metrics.summary()["restarts"]
     print(f"nodes: {nodes} + 8 seeds, {secs:.0f} simulated seconds, tick every {tick:g} s")
     print(f"setup: {built:.1f} s")

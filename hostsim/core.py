@@ -54,13 +54,21 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+MIN_RETRY_SECS = 0.001
+"""The shortest wait before a retry, as TheNodes rounds it (one millisecond)."""
 BOOK_ORIGIN = "book"
 """The origin of a dial a node makes from its address book, after its start."""
 
 
 @attrs.frozen
 class RetryPolicy:
-    """How a failed dial of a planned address is retried: TheNodes 0.4's connection policy."""
+    """How a failed dial of a planned address is retried: TheNodes 0.4's connection policy.
+
+    The wait after the ``n``-th failure in a row is ``base_secs * multiplier ** (n - 1)``, at
+    most ``max_secs``, then spread by +/- ``jitter`` (so it may exceed ``max_secs`` by that
+    much), and never under a millisecond; after ``max_attempts`` failures in a row (the first
+    dial counts) no retry is made. As TheNodes' ``ConnectionPolicy::reconnect_delay``.
+    """
 
     base_secs: float = 1.0
     multiplier: float = 2.0
@@ -75,16 +83,21 @@ class RetryPolicy:
         """
         if failures >= self.max_attempts:
             return None
-        wait = min(self.base_secs * self.multiplier ** (failures - 1), self.max_secs)
-        return wait * (1.0 + self.jitter * (2.0 * draw - 1.0))
+        try:
+            wait = min(self.base_secs * self.multiplier ** (failures - 1), self.max_secs)
+        except OverflowError:
+            wait = self.max_secs
+        return max(wait * (1.0 + self.jitter * (2.0 * draw - 1.0)), MIN_RETRY_SECS)
 
     @classmethod
     def of(cls, policy: ConnectionPolicy) -> RetryPolicy:
-        """The retry part of a ``[network.connection_policy]`` table."""
+        """The retry part of a ``[network.connection_policy]`` table, with TheNodes' floors: a
+        base of at least 1 ms, a multiplier of at least 1, a cap of at least the base."""
+        base_ms = max(policy.reconnect_base_delay_ms, 1)
         return cls(
-            base_secs=policy.reconnect_base_delay_ms / 1000,
-            multiplier=policy.reconnect_multiplier,
-            max_secs=policy.reconnect_max_delay_ms / 1000,
+            base_secs=base_ms / 1000,
+            multiplier=max(policy.reconnect_multiplier, 1.0),
+            max_secs=max(policy.reconnect_max_delay_ms, base_ms) / 1000,
             max_attempts=policy.reconnect_max_attempts,
             jitter=policy.reconnect_jitter_ratio,
         )

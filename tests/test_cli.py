@@ -88,7 +88,7 @@ def write_node(tmp_path: Path, persistence: str = "", realm: str = 'name = "Exam
         + textwrap.dedent(persistence)
         + '\n[plugins]\nenabled = ["peerstore"]\n'
     )
-    return Node(config, state_dir, state_dir / "peers" / "example.toml")
+    return Node(config, state_dir, state_dir / "plugins" / "peerstore" / "example.toml")
 
 
 @pytest.fixture
@@ -282,7 +282,7 @@ def test_realm_code_in_the_config_wins_and_no_realm_table_is_the_default_realm(
     tmp_path: Path, peerstore: Run, now: int
 ) -> None:
     coded = write_node(tmp_path / "a", realm='name = "Example"\ncode = "custom"')
-    fill(coded.state_dir / "peers" / "custom.toml", now)  # written as realm "example"
+    fill(coded.state_dir / "plugins" / "peerstore" / "custom.toml", now)  # realm "example"
     ran = peerstore("list", *coded.args)
     assert ran.status == 2
     assert "realm 'example', not 'custom'" in ran.err
@@ -292,7 +292,7 @@ def test_realm_code_in_the_config_wins_and_no_realm_table_is_the_default_realm(
     bare.write_text(f'[node]\nstate_dir = "{tmp_path / "b"}"\n')
     ran = peerstore("verify", "--config", bare)
     assert ran.status == 2
-    assert str(tmp_path / "b" / "peers" / "default.toml") in ran.out
+    assert str(tmp_path / "b" / "plugins" / "peerstore" / "default.toml") in ran.out
 
 
 def test_file_reads_the_realm_from_the_file_and_realm_checks_it(

@@ -92,7 +92,7 @@ def key_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def peers(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "peers" / f"{REALM}.toml"
+    return tmp_path / "state" / "plugins" / "peerstore" / f"{REALM}.toml"
 
 
 # -- round trip --------------------------------------------------------------------------------
@@ -370,7 +370,7 @@ def test_a_file_moved_to_another_realm_is_refused(
     tmp_path: Path, key_file: Path, peers: Path
 ) -> None:
     fill(peers, encrypted(key_file), Clock())
-    other = tmp_path / "state" / "peers" / "other.toml"
+    other = tmp_path / "state" / "plugins" / "peerstore" / "other.toml"
     other.write_bytes(peers.read_bytes())
     with pytest.raises(RealmMismatchError, match="other"):
         PersistentPeerStore.open(
@@ -507,7 +507,7 @@ def test_the_command_takes_the_key_from_the_node_config(
     records.write_text('[{"addr": "45.76.12.34:7447", "source": "Bootstrap", "failures": 0}]')
     status, _, err = run(capsys, "import", "-c", config, "--thenodes", records)
     assert status == 0, err
-    peers = tmp_path / "state" / "peers" / f"{REALM}.toml"
+    peers = tmp_path / "state" / "plugins" / "peerstore" / f"{REALM}.toml"
     assert sealing.is_sealed(peers.read_bytes())
     status, out, _ = run(capsys, "list", "-c", config)
     assert status == 0
@@ -682,7 +682,7 @@ def test_a_node_restarts_from_its_encrypted_file_and_from_its_seeds_with_a_wrong
     host.connect(PEERS[0], node_id="node-b")
     host.advance(120)
     host.shutdown()
-    stored = host.config.state_dir / "peers" / "example.toml"
+    stored = host.config.state_dir / "plugins" / "peerstore" / "example.toml"
     before = stored.read_bytes()
     assert sealing.is_sealed(before)
 

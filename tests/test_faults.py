@@ -162,7 +162,7 @@ def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "peers" / "example.toml"
+    return tmp_path / "state" / "plugins" / "peerstore" / "example.toml"
 
 
 # -- PeerFile.save ------------------------------------------------------------------------------
@@ -312,7 +312,7 @@ def host(tmp_path: Path) -> SimHost:
 
 
 def host_file(host: SimHost) -> Path:
-    return host.config.state_dir / "peers" / "example.toml"
+    return host.config.state_dir / "plugins" / "peerstore" / "example.toml"
 
 
 def book_of(host: SimHost) -> PersistentPeerStore:

@@ -16,7 +16,7 @@ WAIT = 20.0
 
 def _peers(state: Path) -> dict[str, str]:
     """Address -> source in a node's peer file (empty while there is none)."""
-    path = state / "peers" / "cluster.toml"
+    path = state / "plugins" / "peerstore" / "cluster.toml"
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError):
@@ -74,7 +74,7 @@ def test_two_nodes_killed_with_the_seed_gone_reconnect_to_each_other_from_stored
         a.wait_for(f"\\d\\. {addr['b']} \\(peerstore\\)", WAIT)  # planned by the store
         a.wait_for(f"connected to {addr['b']} \\(b, outbound\\)", WAIT)
         b.wait_for(r"connected to 127\.0\.0\.1:\d+ \(a, inbound\)", WAIT)
-        assert not list((tmp_path / "a-state" / "peers").glob("*.corrupt-*"))
+        assert not list((tmp_path / "a-state" / "plugins" / "peerstore").glob("*.corrupt-*"))
         assert "damaged" not in (tmp_path / "a.log").read_text(encoding="utf-8")
         assert a.terminate() == 0
         a.wait_for("stopped", WAIT)

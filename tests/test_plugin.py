@@ -68,7 +68,7 @@ def make_host(tmp_path: Path, clock: VirtualClock) -> MakeHost:
 
 
 def peer_file(host: SimHost) -> Path:
-    return host.config.state_dir / "peers" / f"{host.config.realm.code}.toml"
+    return host.config.state_dir / "plugins" / "peerstore" / f"{host.config.realm.code}.toml"
 
 
 def stored(host: SimHost) -> dict[str, dict[str, Any]]:

@@ -112,8 +112,8 @@ def test_sim_ab_runs_both_arms_side_by_side(
     data = json.loads(out.read_text(encoding="utf-8"))
     assert data["store"]["persistence"] is True
     assert data["seeds_only"]["persistence"] is False
-    assert list((state / "store" / "node-0000" / "peers").glob("*.toml"))
-    assert not (state / "seeds-only" / "node-0000" / "peers").exists()
+    assert list((state / "store" / "node-0000" / "plugins" / "peerstore").glob("*.toml"))
+    assert not (state / "seeds-only" / "node-0000" / "plugins" / "peerstore").exists()
 
 
 def test_a_bad_scenario_is_one_line_on_stderr_and_exit_2(

@@ -85,7 +85,10 @@ downtime_secs = 20
             "[discovery]\nwant = 8",
             "unknown key [discovery] want (known: enabled, request_interval_secs, request_want)",
         ),
-        ("[network]\nrelay = 1", "unknown key [network] relay (known: persistence)"),
+        (
+            "[network]\nrelay = 1",
+            "unknown key [network] relay (known: persistence, connection_policy)",
+        ),
         ("nodes = -1", "nodes = -1: must be zero or more"),
         ("duration_secs = 0", "duration_secs = 0.0: must be a positive number"),
         ("latency_min_ms = 50\nlatency_max_ms = 10", "latency_max_ms = 10.0: must not be less"),

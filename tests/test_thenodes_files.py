@@ -181,7 +181,9 @@ def test_a_node_starts_from_thenodes_example_config_and_keeps_its_generated_id(
     assert str(uuid.UUID(host.node_id)) == host.node_id
     assert id_file.read_text(encoding="utf-8").strip() == host.node_id
     assert [d.addr for d in dials] == ["127.0.0.1:50002", "127.0.0.1:50003"]
-    assert (in_tmp / "data" / "example-app" / "peers" / "example-realm.toml").is_file()
+    assert (
+        in_tmp / "data" / "example-app" / "plugins" / "peerstore" / "example-realm.toml"
+    ).is_file()
 
     again = SimHost(HostConfig.from_file(path), clock=clock)
     assert again.node_id == host.node_id
@@ -201,7 +203,7 @@ def test_a_config_that_sets_only_the_port_runs_with_thenodes_defaults(in_tmp: Pa
     assert host.view.listen_addrs == ("127.0.0.1:50010",)
     assert host.view.state_dir == in_tmp / "data"
     assert (in_tmp / "data" / "node_id").read_text(encoding="utf-8").strip() == host.node_id
-    assert not (in_tmp / "data" / "peers").exists()  # persistence is off by default
+    assert not (in_tmp / "data" / "plugins").exists()  # persistence is off by default
 
 
 def test_a_seed_named_by_host_is_dialled_and_stored_by_its_resolved_address(
@@ -220,7 +222,9 @@ def test_a_seed_named_by_host_is_dialled_and_stored_by_its_resolved_address(
     host.shutdown()
 
     assert [d.addr for d in dials] == ["203.0.113.7:50000", "192.0.2.9:50000"]
-    text = (host.config.state_dir / "peers" / "default.toml").read_text(encoding="utf-8")
+    text = (host.config.state_dir / "plugins" / "peerstore" / "default.toml").read_text(
+        encoding="utf-8"
+    )
     assert 'addr = "203.0.113.7:50000"' in text
     assert "seed.example.org" not in text
 
@@ -290,7 +294,7 @@ def run_first_node(tmp_path: Path, realm: str) -> SimHost:
 
 
 def files(state_dir: Path) -> dict[str, bytes]:
-    peers = state_dir / "peers"
+    peers = state_dir / "plugins" / "peerstore"
     return {p.name: p.read_bytes() for p in sorted(peers.iterdir()) if p.suffix == ".toml"}
 
 

@@ -86,7 +86,7 @@ from typing import Any
 import attrs
 
 from thenodes_peerstore import codec, sealing
-from thenodes_peerstore.config import PersistenceConfig
+from thenodes_peerstore.config import LEGACY_DEFAULT_PATH, PersistenceConfig, path_is_set
 from thenodes_peerstore.convert import converter, describe_error, show
 from thenodes_peerstore.errors import (
     AddressError,
@@ -254,6 +254,11 @@ def target_from_host_config(config_path: Path) -> Target:
         state_dir = _state_dir_of(data)
         config = PersistenceConfig.from_host_config(data)
         path = resolve_store_path(state_dir, config.path, code)
+        if not path_is_set(data) and not os.path.lexists(path):
+            legacy = resolve_store_path(state_dir, LEGACY_DEFAULT_PATH, code)
+            if os.path.lexists(legacy):  # the node's next start moves it to `path`
+                logger.info("%s: using %s, not yet moved to %s", where, legacy, path)
+                path = legacy
     except PeerStoreError as exc:
         raise CommandError(f"{where}: {exc}") from None
     if not config.enabled:

@@ -17,6 +17,12 @@ logger = logging.getLogger(__name__)
 
 SECTION = "network.persistence"
 """Where the settings live in the host config."""
+DEFAULT_PATH = "plugins/peerstore/{realm}.toml"
+"""The file when ``path`` is not set: in TheNodes 0.4's data directory of the plugin,
+``{state_dir}/plugins/{plugin_id}``."""
+LEGACY_DEFAULT_PATH = "peers/{realm}.toml"
+"""The default ``path`` before TheNodes 0.4; a file found there is moved to :data:`DEFAULT_PATH`
+at the first start whose ``path`` is not set."""
 MAX_ENTRIES_LIMIT = 65_536
 """The highest ``max_entries``: every entry of a store this large, with what its entries may
 hold, fits in a file the loader reads whole (its size and table caps)."""
@@ -59,7 +65,7 @@ class PersistenceConfig:
     """How the peer store keeps its file. Disabled unless ``enabled = true``."""
 
     enabled: bool = False
-    path: str = attrs.field(default="peers/{realm}.toml", validator=_path)
+    path: str = attrs.field(default=DEFAULT_PATH, validator=_path)
     max_entries: int = attrs.field(default=1024, validator=_max_entries)
     ttl_secs: int = attrs.field(default=604_800, validator=_positive)
     save_interval_secs: int = attrs.field(default=60, validator=_not_negative)
@@ -101,6 +107,14 @@ class PersistenceConfig:
 
 
 _KEYS = tuple(a.name for a in attrs.fields(PersistenceConfig))
+
+
+def path_is_set(config: Mapping[str, Any]) -> bool:
+    """Whether the host config names ``[network.persistence] path`` itself (then no file is
+    ever moved to or from it), rather than leaving it to its default."""
+    network = config.get("network", {})
+    table = network.get("persistence", {}) if isinstance(network, Mapping) else {}
+    return isinstance(table, Mapping) and "path" in table
 
 
 def _tidy(message: str) -> str:

@@ -12,6 +12,7 @@ failing device would make it fail.
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import logging
 import os
@@ -326,6 +327,72 @@ class PeerFile:
             with contextlib.suppress(OSError):
                 stale.unlink()
                 logger.info("removed %s, left by a save that did not finish", stale)
+
+
+class Move(enum.Enum):
+    """What :func:`move_peer_file` did."""
+
+    NOTHING = "no file at the old place"
+    MOVED = "moved"
+    BOTH = "a file at both places; neither touched"
+
+
+def move_peer_file(old: Path, new: Path) -> Move:
+    """Move the peer file ``old`` to ``new`` unless ``new`` exists; never copy, never overwrite.
+
+    The directory of ``new`` is created 0700 and flushed first; then, holding the lock of
+    ``new`` and the lock of ``old`` (so that no store writes either meanwhile), ``old`` is
+    renamed to ``new`` in one ``os.replace`` and both directories are flushed. A crash at any
+    point leaves the file whole at one place or the other. Both locks are released on return;
+    the lock file of ``old`` stays where it is, as a lock file always does.
+
+    Raise :class:`StoreLockedError` when another store holds either file,
+    :class:`StorePathError` when either is a symbolic link, :class:`StoreFileError` when the
+    directory or a lock file cannot be made, and ``OSError`` when the rename fails (``old`` is
+    then where it was; a different file system, for one). A failure to flush a directory after
+    the rename is logged as a warning: the file has moved.
+    """
+    if not os.path.lexists(old):
+        return Move.NOTHING
+    _refuse_symlink(old, "peer file")
+    try:
+        _make_dirs(new.parent)
+        _fsync_dir(new.parent)
+    except OSError as exc:
+        raise StoreFileError(
+            f"cannot create the directory {new.parent} of peer file {new}: {exc.strerror or exc}"
+        ) from exc
+    _refuse_symlink(new, "peer file")
+    new_lock = _take_lock(new)
+    try:
+        old_lock = _take_lock(old)
+        try:
+            if not os.path.lexists(old):
+                return Move.NOTHING  # another start moved it meanwhile
+            if os.path.lexists(new):
+                return Move.BOTH
+            os.replace(old, new)
+            for stale in old.parent.glob(f".{glob_escape(old.name)}.*.tmp"):
+                with contextlib.suppress(OSError):
+                    stale.unlink()  # left by a save that did not finish; we hold its lock
+            for directory in dict.fromkeys((new.parent, old.parent)):
+                try:
+                    _fsync_dir(directory)
+                except OSError as exc:
+                    logger.warning(
+                        "moved peer file %s to %s but could not flush the directory %s: %s",
+                        old,
+                        new,
+                        directory,
+                        exc.strerror or exc,
+                    )
+            return Move.MOVED
+        finally:
+            _clear_holder(Path(old_lock.lock_file))
+            old_lock.release(force=True)
+    finally:
+        _clear_holder(Path(new_lock.lock_file))
+        new_lock.release(force=True)
 
 
 def read_peer_file(path: Path) -> bytes | None:

@@ -3,7 +3,7 @@
 This is the library entry point for a host that does not use the plugin::
 
     book = PersistentPeerStore.open(
-        path=Path("data/peers/example.toml"), realm="example", clock=time.time,
+        path=Path("data/plugins/peerstore/example.toml"), realm="example", clock=time.time,
     )
     for addr in book.store.reconnect_plan():
         dial(addr)
@@ -151,6 +151,45 @@ def load_file(
         logger.error("peer file %s is damaged and %s; leaving it in place", peer_file.path, reason)
         return read(LoadStatus.SALVAGED, problems=(*decoded.problems, reason))
     return read(LoadStatus.SALVAGED, problems=decoded.problems, quarantined=aside)
+
+
+def adopt_legacy_file(legacy: Path, path: Path) -> Path:
+    """Move a realm's file from ``legacy``, where the default ``path`` put it before TheNodes
+    0.4, to ``path``, the default now; return the file the store opens.
+
+    That is ``path``, except when the file could not be renamed (a different file system, for
+    one): then it stays at ``legacy``, which this run uses, with an error naming both, and the
+    next start tries again. When both exist, ``path`` is kept and ``legacy`` is left untouched,
+    with a warning naming both. Nothing is ever copied or overwritten.
+
+    Raise :class:`~thenodes_peerstore.errors.StoreLockedError` when another store holds either
+    file, and :class:`~thenodes_peerstore.errors.StoreFileError` naming what cannot be made.
+    """
+    try:
+        move = files.move_peer_file(legacy, path)
+    except OSError as exc:
+        used = path if path.exists() and not legacy.exists() else legacy
+        logger.error(
+            "cannot move peer file %s to %s (TheNodes 0.4's plugin data directory): %s; "
+            "using %s until it can be moved",
+            legacy,
+            path,
+            exc.strerror or exc,
+            used,
+        )
+        return used
+    if move is files.Move.MOVED:
+        logger.info("moved peer file %s to %s (TheNodes 0.4's plugin data directory)", legacy, path)
+    elif move is files.Move.BOTH:
+        logger.warning(
+            "peer files at both %s and %s: using %s and leaving %s untouched; remove it, or "
+            "`peerstore import` its peers, once you no longer need it",
+            legacy,
+            path,
+            path,
+            legacy,
+        )
+    return path
 
 
 class PersistentPeerStore:

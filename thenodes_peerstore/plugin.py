@@ -15,10 +15,10 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 import pluggy
 
 from thenodes_peerstore import sealing
-from thenodes_peerstore.config import PersistenceConfig
+from thenodes_peerstore.config import LEGACY_DEFAULT_PATH, PersistenceConfig, path_is_set
 from thenodes_peerstore.errors import AddressError, ClockError
 from thenodes_peerstore.files import resolve_store_path
-from thenodes_peerstore.persistent import PersistentPeerStore
+from thenodes_peerstore.persistent import PersistentPeerStore, adopt_legacy_file
 from thenodes_peerstore.store import IngestReport
 
 hookimpl = pluggy.HookimplMarker("thenodes")
@@ -107,6 +107,9 @@ class PeerStorePlugin:
             logger.debug("peerstore: [network.persistence] enabled = false; inert")
             return []
         path = resolve_store_path(host.state_dir, config.path, host.realm.code)
+        if not path_is_set(host.config):
+            legacy = resolve_store_path(host.state_dir, LEGACY_DEFAULT_PATH, host.realm.code)
+            path = adopt_legacy_file(legacy, path)
         self.book = PersistentPeerStore.open(
             path=path,
             realm=host.realm.code,

@@ -323,7 +323,7 @@ class _Cluster:
 
     def peer_file_saved_since(self, member: _Member, since: float) -> bool:
         """Whether ``member``'s peer file was written after ``since`` (wall clock)."""
-        for path in (member.state_dir / "peers").glob("*.toml"):
+        for path in (member.state_dir / "plugins" / "peerstore").glob("*.toml"):
             try:
                 if path.stat().st_mtime > since:
                     return True

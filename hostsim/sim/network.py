@@ -250,7 +250,10 @@ class SimNetwork:
             "realm": {"name": self.scenario.realm},
             "node": {"id": name, "state_dir": name, "listen_addrs": [addr]},
             "discovery": attrs.asdict(self.scenario.discovery),
-            "network": {"persistence": dict(self.scenario.persistence)},
+            "network": {
+                "persistence": dict(self.scenario.persistence),
+                "connection_policy": attrs.asdict(self.scenario.connection_policy),
+            },
             "plugins": {"enabled": ["peerstore"]},
         }
         return HostConfig.from_mapping(data, base_dir=state_dir, source=f"node {name}")

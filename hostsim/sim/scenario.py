@@ -17,6 +17,9 @@ request_want = 16           # asking for 16 addresses
 [network.persistence]       # passed to every node's host config; "enabled" is the A/B switch
 enabled = true
 
+[network.connection_policy] # every node's, as in TheNodes 0.4 (its defaults): how the core
+reconnect_base_delay_ms = 1000  # retries the peers the plugins plan at startup
+
 [churn]                     # optional: nodes leave and come back on their own
 session = { dist = "exponential", mean_secs = 1800 }
 downtime = { dist = "weibull", shape = 0.5, scale_secs = 120 }
@@ -45,9 +48,10 @@ from typing import Any, Literal
 
 import attrs
 
-from hostsim.config import Discovery
+from hostsim.config import ConnectionPolicy, Discovery
 from hostsim.convert import (
     OPAQUE,
+    KeyTree,
     freeze,
     key_tree,
     read_toml,
@@ -226,6 +230,9 @@ class SimScenario:
         metadata={OPAQUE: True},
     )
     """The ``[network.persistence]`` table every node's host config gets."""
+    connection_policy: ConnectionPolicy = attrs.field(factory=ConnectionPolicy)
+    """Every node's ``[network.connection_policy]`` (TheNodes 0.4): how its core retries the
+    peers its plugins plan at startup."""
     churn: Churn | None = None
     events: tuple[SimEvent, ...] = ()
 
@@ -250,13 +257,14 @@ class SimScenario:
         return attrs.evolve(self, persistence=table)
 
 
-_KEYS = {
+_NETWORK: KeyTree = {"persistence": OPAQUE, "connection_policy": key_tree(ConnectionPolicy)}
+_KEYS: KeyTree = {
     **{
         key: sub
         for key, sub in key_tree(SimScenario).items()
-        if key not in ("persistence", "events")
+        if key not in ("persistence", "connection_policy", "events")
     },
-    "network": {"persistence": OPAQUE},
+    "network": _NETWORK,
     "events": "used",
 }
 
@@ -293,6 +301,8 @@ def parse_sim_scenario(data: Mapping[str, Any], *, source: str = "<scenario>") -
             f"{source}: [network.persistence] enabled: expected true or false, got {show(enabled)}"
         )
     values["persistence"] = {**persistence, "enabled": enabled}
+    if isinstance(network, Mapping) and "connection_policy" in network:
+        values["connection_policy"] = network["connection_policy"]
     events = data.get("events", [])
     if not isinstance(events, list) or not all(isinstance(e, Mapping) for e in events):
         raise ScenarioError(
