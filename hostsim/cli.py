@@ -356,7 +356,7 @@ def _play(args: argparse.Namespace, progress: ProgressLine) -> int:
     if args.ab:
         comparison = compare(scenario, seed=args.seed, state_dir=args.state_dir, progress=progress)
         progress.clear()
-        print(f"{scenario.name}: {scenario.nodes} nodes, seed {args.seed}, every restart")
+        print(f"{scenario.name}: {_count(scenario.nodes, 'node')}, seed {args.seed}, every restart")
         print("\n".join(format_comparison(comparison)))
         data = comparison.to_json()
     else:
@@ -373,8 +373,8 @@ def _play(args: argparse.Namespace, progress: ProgressLine) -> int:
 def _print_summary(data: dict[str, Any]) -> None:
     store = "enabled" if data["persistence"] else "disabled"
     print(
-        f"{data['scenario']}: {data['nodes']} nodes, {data['seeds']} seeds,"
-        f" {data['attackers']} attackers, seed {data['seed']}, peer store {store}"
+        f"{data['scenario']}: {_count(data['nodes'], 'node')}, {_count(data['seeds'], 'seed')},"
+        f" {_count(data['attackers'], 'attacker')}, seed {data['seed']}, peer store {store}"
     )
     summary = data["summary"]
     rows = [("every restart", summary["restarts"])]
@@ -383,14 +383,14 @@ def _print_summary(data: dict[str, Any]) -> None:
         first, target = figures["median_first_connection_secs"], figures["median_target_secs"]
         rejoined = figures["rejoined_within_60s"]
         print(
-            f"{label}: {figures['count']} restarts, median first connection"
+            f"{label}: {_count(figures['count'], 'restart')}, median first connection"
             f" {_secs(first)}, median time to target {_secs(target)},"
             f" rejoined within 60 s {'-' if rejoined is None else f'{100 * rejoined:.1f}%'}"
         )
     print(
-        f"reconnect plans: {summary['plan_entries']} entries,"
-        f" {summary['plan_attacker_entries']} attacker nodes,"
-        f" {summary['plan_fake_entries']} fake addresses"
+        f"reconnect plans: {_count(summary['plan_entries'], 'entry', 'entries')},"
+        f" {_count(summary['plan_attacker_entries'], 'attacker node')},"
+        f" {_count(summary['plan_fake_entries'], 'fake address', 'fake addresses')}"
     )
 
 
@@ -410,6 +410,13 @@ def _demo(args: argparse.Namespace, progress: ProgressLine) -> int:
         )
     else:
         scenarios = demo_scenarios(args.nodes, tick_interval_secs=args.tick)
+    first = scenarios[0]
+    print(
+        f"demo: the peer store vs seeds only; {_count(first.nodes, 'node')},"
+        f" {_count(first.seeds, 'seed')}, seed {args.seed};"
+        f" {_count(len(scenarios), 'scenario')}: {', '.join(s.name for s in scenarios)}"
+    )
+    print()
     for scenario in scenarios:
         with rare_cycle_collection():
             if scenario.name == "stale-file":
@@ -421,8 +428,9 @@ def _demo(args: argparse.Namespace, progress: ProgressLine) -> int:
         progress.clear()
         comparisons.append(comparison)
         print(
-            f"== {scenario.name}: {scenario.nodes} nodes + {scenario.seeds} seeds"
-            f" + {scenario.attackers} attackers, seed {args.seed}; restarts of the mass restart"
+            f"== {scenario.name}: {_count(scenario.nodes, 'node')}"
+            f" + {_count(scenario.seeds, 'seed')} + {_count(scenario.attackers, 'attacker')},"
+            f" seed {args.seed}; restarts of the mass restart"
         )
         print("\n".join(format_comparison(comparison)))
         print()
@@ -449,7 +457,20 @@ def _print_targets(targets: Sequence[Any], heading: str = "targets:") -> bool:
         else:
             verdict = "holds" if target.holds else "does not hold"
             print(f"  [{verdict}] {target.name}: {target.detail} (reported, not a target)")
-    return all(t.holds for t in targets if getattr(t, "gate", True))
+    failed = sum(1 for t in targets if getattr(t, "gate", True) and not t.holds)
+    gating = sum(1 for t in targets if getattr(t, "gate", True))
+    if failed:
+        print(
+            f"verdict: {failed} of {_count(gating, 'target')} {'fail' if failed > 1 else 'fails'}"
+        )
+    else:
+        print("verdict: every target holds")
+    return not failed
+
+
+def _count(number: int, noun: str, plural: str | None = None) -> str:
+    """``1 node``, ``2 nodes``: a count and its noun, singular or plural."""
+    return f"{number} {noun}" if number == 1 else f"{number} {plural or noun + 's'}"
 
 
 def _write_results(path: Path, data: dict[str, Any], targets: Sequence[Any]) -> None:
@@ -605,8 +626,9 @@ def _eclipse(args: argparse.Namespace, progress: ProgressLine) -> int:
         results.append(result)
         print(
             f"== eclipse: {spec.addresses:,} attacker addresses in {spec.groups} /16s, attack"
-            f" {_span(spec.attack_secs)}; {spec.honest} honest nodes + {spec.seeds} seeds,"
-            f" {spec.victims} victims per cut-off share; seeds {seeds[0]}..{seeds[-1]}"
+            f" {_span(spec.attack_secs)}; {_count(spec.honest, 'honest node')}"
+            f" + {_count(spec.seeds, 'seed')}, {_count(spec.victims, 'victim')} per cut-off"
+            f" share; seeds {seeds[0]}..{seeds[-1]}"
         )
         print("\n".join(format_eclipse(result)))
         print()
@@ -644,7 +666,8 @@ def _cluster(args: argparse.Namespace, progress: ProgressLine) -> int:
         raise
     progress.clear()
     print(
-        f"cluster: {result.nodes} nodes + {result.seeds} seeds, `hostsim node` processes on"
+        f"cluster: {_count(result.nodes, 'node')} + {_count(result.seeds, 'seed')},"
+        f" `hostsim node` processes on"
         f" 127.0.0.1; {result.wall_secs:.0f} s of wall time"
     )
     for phase, what in (
@@ -720,7 +743,7 @@ class _StatusLines:
             dropped = self.dropped
             if dropped > self._reported:
                 data = (
-                    f"hostsim node: {dropped - self._reported} status lines dropped"
+                    f"hostsim node: {_count(dropped - self._reported, 'status line')} dropped"
                     " (stdout not read)\n".encode()
                     + data
                 )
@@ -799,7 +822,7 @@ def _files(root: Path) -> Iterator[Path]:
 def _show_file(path: Path, root: Path) -> list[str]:
     name = path.relative_to(root).as_posix()
     size = path.stat().st_size
-    header = f"--- {name} ({size} bytes)"
+    header = f"--- {name} ({_count(size, 'byte')})"
     if path.suffix == ".lock":
         return [f"{header}: lock file, contents not shown"]
     try:
