@@ -43,6 +43,7 @@ import contextlib
 import errno
 import ipaddress
 import logging
+import os
 import random
 import socket
 import time
@@ -100,6 +101,13 @@ class ListenError(OSError):
 
     def __str__(self) -> str:
         return str(self.strerror)
+
+
+def _os_reason(exc: OSError) -> str:
+    """``connection refused``: the errno's own words (asyncio's message names only the call)."""
+    if exc.errno is not None:
+        return os.strerror(exc.errno).lower()
+    return (exc.strerror or str(exc)).lower()
 
 
 class RealClock:
@@ -578,7 +586,7 @@ class LiveNode:
             self._dial_failed(addr, origin, "timeout")
             return
         except OSError as exc:
-            self._dial_failed(addr, origin, (exc.strerror or str(exc)).lower())
+            self._dial_failed(addr, origin, _os_reason(exc))
             return
         _, ip = _socket_addr(writer.get_extra_info("peername"))
         link = _Link(reader, writer, addr, ip)
