@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import os
 import queue
@@ -32,9 +33,10 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+import tomllib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -84,6 +86,8 @@ from hostsim.sim.scenario import SimScenario, load_sim_scenario
 
 __all__ = ["format_record", "main"]
 
+_T = TypeVar("_T")
+
 EXIT_OK = 0
 EXIT_TARGET_MISSED = 1
 EXIT_ERROR = 2
@@ -91,15 +95,21 @@ EXIT_INTERRUPTED = 130
 _TIME_WIDTH = 12
 _KIND_WIDTH = 13
 _INDENT = " " * (_TIME_WIDTH + _KIND_WIDTH + 2)
+_PLAIN_PROGRESS_SECS = 10.0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
-    # A progress line on a terminal's stderr, off under -v: log lines would garble it.
-    progress = ProgressLine(enabled=False if args.verbose else None)
+    # A progress line on a terminal's stderr, off under -v: log lines would garble it. The
+    # cluster runs for minutes: to a file or a pipe it says its phase in plain lines instead.
+    progress = ProgressLine(
+        enabled=False if args.verbose else None,
+        plain_interval=_PLAIN_PROGRESS_SECS if args.command == "cluster" else None,
+    )
     with progress, _logging_to_stderr(verbose=args.verbose, progress=progress):
         try:
+            _check_outputs(args)
             if args.command == "sim":
                 return _sim(args, progress)
             if args.command == "demo":
@@ -117,12 +127,17 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:
             progress.clear()
             return _fail(_describe_os_error(exc))
+        except KeyboardInterrupt:
+            progress.clear()
+            print("hostsim: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hostsim", description="Simulate a TheNodes-style node host on a virtual clock."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(
         "run", help="play a scenario file", description="Play a scenario file, print its timeline."
@@ -173,7 +188,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, help="the seed (default: 1)")
     demo.add_argument(
         "--tick",
-        type=float,
+        type=_positive_secs,
         default=1.0,
         metavar="SECS",
         help="seconds between two on_tick calls of a node (default: 1)",
@@ -254,17 +269,94 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_secs(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive, finite number of seconds")
+    return value
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("thenodes-peerstore")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before a run of minutes, a ``--json`` or ``--plot`` path that cannot be written.
+
+    :raises HostsimError: the path names a directory, its directory is missing, or either
+        cannot be written.
+    """
+    for option in ("json", "plot"):
+        path: Path | None = getattr(args, option, None)
+        if path is None:
+            continue
+        problem = _unwritable(path)
+        if problem is not None:
+            raise HostsimError(f"--{option} {path}: {problem}")
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why ``path`` cannot be written, or None when it can (as far as can be told)."""
+    if path.is_dir():
+        return "is a directory"
+    if path.exists():
+        return None if os.access(path, os.W_OK) else "the file is not writable"
+    parent = path.parent
+    if not parent.exists():
+        return f"the directory {parent} does not exist"
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"the directory {parent} is not writable"
+    return None
+
+
+def _load_kind(path: str | os.PathLike[str], loader: Callable[[Path], _T], command: str) -> _T:
+    """Load ``path`` with ``loader``; a file of another kind is refused, saying what it looks
+    like and which command takes it (a host config ignores unknown keys, so a scenario would
+    otherwise pass for one)."""
+    kind = _file_kind(Path(path))
+    if kind is not None and kind[1] != command:
+        looks, takes = kind
+        raise HostsimError(
+            f"{path} looks like {looks}, which `hostsim {takes}` takes, not `hostsim {command}`"
+        )
+    return loader(Path(path))
+
+
+def _file_kind(path: Path) -> tuple[str, str] | None:
+    """What the TOML file at ``path`` looks like and the command that takes it, or None."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    keys = set(data)
+    if "config" in keys or "world" in keys:
+        return "a single-node scenario", "run"
+    if keys & {"nodes", "seeds", "attackers", "duration_secs"}:
+        return "a network scenario", "sim"
+    if keys & {"port", "bootstrap_nodes", "realm", "node", "plugins", "network"}:
+        return "a host config", "node"
+    return None
+
+
 def _sim(args: argparse.Namespace, progress: ProgressLine) -> int:
     with rare_cycle_collection():
         return _play(args, progress)
 
 
 def _play(args: argparse.Namespace, progress: ProgressLine) -> int:
-    scenario = load_sim_scenario(args.scenario)
+    scenario = _load_kind(args.scenario, load_sim_scenario, "sim")
     if args.ab:
         comparison = compare(scenario, seed=args.seed, state_dir=args.state_dir, progress=progress)
         progress.clear()
-        print(f"{scenario.name}: {scenario.nodes} nodes, seed {args.seed}, every restart")
+        print(f"{scenario.name}: {_count(scenario.nodes, 'node')}, seed {args.seed}, every restart")
         print("\n".join(format_comparison(comparison)))
         data = comparison.to_json()
     else:
@@ -281,8 +373,8 @@ def _play(args: argparse.Namespace, progress: ProgressLine) -> int:
 def _print_summary(data: dict[str, Any]) -> None:
     store = "enabled" if data["persistence"] else "disabled"
     print(
-        f"{data['scenario']}: {data['nodes']} nodes, {data['seeds']} seeds,"
-        f" {data['attackers']} attackers, seed {data['seed']}, peer store {store}"
+        f"{data['scenario']}: {_count(data['nodes'], 'node')}, {_count(data['seeds'], 'seed')},"
+        f" {_count(data['attackers'], 'attacker')}, seed {data['seed']}, peer store {store}"
     )
     summary = data["summary"]
     rows = [("every restart", summary["restarts"])]
@@ -291,14 +383,14 @@ def _print_summary(data: dict[str, Any]) -> None:
         first, target = figures["median_first_connection_secs"], figures["median_target_secs"]
         rejoined = figures["rejoined_within_60s"]
         print(
-            f"{label}: {figures['count']} restarts, median first connection"
+            f"{label}: {_count(figures['count'], 'restart')}, median first connection"
             f" {_secs(first)}, median time to target {_secs(target)},"
             f" rejoined within 60 s {'-' if rejoined is None else f'{100 * rejoined:.1f}%'}"
         )
     print(
-        f"reconnect plans: {summary['plan_entries']} entries,"
-        f" {summary['plan_attacker_entries']} attacker nodes,"
-        f" {summary['plan_fake_entries']} fake addresses"
+        f"reconnect plans: {_count(summary['plan_entries'], 'entry', 'entries')},"
+        f" {_count(summary['plan_attacker_entries'], 'attacker node')},"
+        f" {_count(summary['plan_fake_entries'], 'fake address', 'fake addresses')}"
     )
 
 
@@ -318,6 +410,13 @@ def _demo(args: argparse.Namespace, progress: ProgressLine) -> int:
         )
     else:
         scenarios = demo_scenarios(args.nodes, tick_interval_secs=args.tick)
+    first = scenarios[0]
+    print(
+        f"demo: the peer store vs seeds only; {_count(first.nodes, 'node')},"
+        f" {_count(first.seeds, 'seed')}, seed {args.seed};"
+        f" {_count(len(scenarios), 'scenario')}: {', '.join(s.name for s in scenarios)}"
+    )
+    print()
     for scenario in scenarios:
         with rare_cycle_collection():
             if scenario.name == "stale-file":
@@ -329,8 +428,9 @@ def _demo(args: argparse.Namespace, progress: ProgressLine) -> int:
         progress.clear()
         comparisons.append(comparison)
         print(
-            f"== {scenario.name}: {scenario.nodes} nodes + {scenario.seeds} seeds"
-            f" + {scenario.attackers} attackers, seed {args.seed}; restarts of the mass restart"
+            f"== {scenario.name}: {_count(scenario.nodes, 'node')}"
+            f" + {_count(scenario.seeds, 'seed')} + {_count(scenario.attackers, 'attacker')},"
+            f" seed {args.seed}; restarts of the mass restart"
         )
         print("\n".join(format_comparison(comparison)))
         print()
@@ -357,7 +457,20 @@ def _print_targets(targets: Sequence[Any], heading: str = "targets:") -> bool:
         else:
             verdict = "holds" if target.holds else "does not hold"
             print(f"  [{verdict}] {target.name}: {target.detail} (reported, not a target)")
-    return all(t.holds for t in targets if getattr(t, "gate", True))
+    failed = sum(1 for t in targets if getattr(t, "gate", True) and not t.holds)
+    gating = sum(1 for t in targets if getattr(t, "gate", True))
+    if failed:
+        print(
+            f"verdict: {failed} of {_count(gating, 'target')} {'fail' if failed > 1 else 'fails'}"
+        )
+    else:
+        print("verdict: every target holds")
+    return not failed
+
+
+def _count(number: int, noun: str, plural: str | None = None) -> str:
+    """``1 node``, ``2 nodes``: a count and its noun, singular or plural."""
+    return f"{number} {noun}" if number == 1 else f"{number} {plural or noun + 's'}"
 
 
 def _write_results(path: Path, data: dict[str, Any], targets: Sequence[Any]) -> None:
@@ -513,8 +626,9 @@ def _eclipse(args: argparse.Namespace, progress: ProgressLine) -> int:
         results.append(result)
         print(
             f"== eclipse: {spec.addresses:,} attacker addresses in {spec.groups} /16s, attack"
-            f" {_span(spec.attack_secs)}; {spec.honest} honest nodes + {spec.seeds} seeds,"
-            f" {spec.victims} victims per cut-off share; seeds {seeds[0]}..{seeds[-1]}"
+            f" {_span(spec.attack_secs)}; {_count(spec.honest, 'honest node')}"
+            f" + {_count(spec.seeds, 'seed')}, {_count(spec.victims, 'victim')} per cut-off"
+            f" share; seeds {seeds[0]}..{seeds[-1]}"
         )
         print("\n".join(format_eclipse(result)))
         print()
@@ -552,7 +666,8 @@ def _cluster(args: argparse.Namespace, progress: ProgressLine) -> int:
         raise
     progress.clear()
     print(
-        f"cluster: {result.nodes} nodes + {result.seeds} seeds, `hostsim node` processes on"
+        f"cluster: {_count(result.nodes, 'node')} + {_count(result.seeds, 'seed')},"
+        f" `hostsim node` processes on"
         f" 127.0.0.1; {result.wall_secs:.0f} s of wall time"
     )
     for phase, what in (
@@ -573,7 +688,7 @@ def _cluster(args: argparse.Namespace, progress: ProgressLine) -> int:
 
 
 def _node(args: argparse.Namespace) -> int:
-    config = HostConfig.from_file(args.config)
+    config = _load_kind(args.config, HostConfig.from_file, "node")
     if (refusal := plaintext_refusal(config.data)) is not None:
         raise HostConfigError(f"{args.config}: {refusal}")
     if args.state_dir is not None:
@@ -628,7 +743,7 @@ class _StatusLines:
             dropped = self.dropped
             if dropped > self._reported:
                 data = (
-                    f"hostsim node: {dropped - self._reported} status lines dropped"
+                    f"hostsim node: {_count(dropped - self._reported, 'status line')} dropped"
                     " (stdout not read)\n".encode()
                     + data
                 )
@@ -651,7 +766,7 @@ async def _serve_until_signal(node: LiveNode) -> int:
 
 
 def _run(scenario_path: Path, state_dir: Path | None) -> int:
-    scenario = load_scenario(scenario_path)
+    scenario = _load_kind(scenario_path, load_scenario, "run")
     if state_dir is None:
         state_dir = Path(tempfile.mkdtemp(prefix="hostsim-"))
     try:
@@ -707,7 +822,7 @@ def _files(root: Path) -> Iterator[Path]:
 def _show_file(path: Path, root: Path) -> list[str]:
     name = path.relative_to(root).as_posix()
     size = path.stat().st_size
-    header = f"--- {name} ({size} bytes)"
+    header = f"--- {name} ({_count(size, 'byte')})"
     if path.suffix == ".lock":
         return [f"{header}: lock file, contents not shown"]
     try:

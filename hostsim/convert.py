@@ -98,11 +98,15 @@ def freeze(value: Any) -> Any:
 
 
 def read_toml(path: Path, error: Callable[[str], Exception]) -> dict[str, Any]:
-    """Parse the TOML file at ``path``; invalid TOML raises ``error(message)``.
+    """Parse the TOML file at ``path``; text that is not UTF-8 or not valid TOML raises
+    ``error(message)``, naming the file.
 
     :raises OSError: the file cannot be read.
     """
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -69,6 +69,7 @@ import argparse
 import contextlib
 import datetime
 import enum
+import importlib.metadata
 import json
 import logging
 import os
@@ -735,7 +736,7 @@ def _writable_snapshot(target: Target, peer_file: PeerFile, *, must_exist: bool)
     if not snapshot.intact:
         raise CommandError(
             f"peer file {target.path} is damaged ({'; '.join(snapshot.problems[:3])}); it is "
-            f"unchanged. `peerstore seal` keeps the {len(snapshot.entries)} entries that "
+            f"unchanged. `peerstore seal` keeps the {_entries(len(snapshot.entries))} that "
             "validate and sets the previous file beside it"
         )
     return snapshot
@@ -972,7 +973,7 @@ def cmd_stats(args: argparse.Namespace, target: Target, now: int) -> int:
     if args.json:
         _print_json(data)
         return EXIT_OK
-    state = "intact" if snapshot.intact else f"damaged, {len(entries)} entries readable"
+    state = "intact" if snapshot.intact else f"damaged, {_entries(len(entries))} readable"
     saved = "" if snapshot.saved_at is None else f", saved {_ago(snapshot.saved_at, now)}"
     print(f"peer file {snapshot.path}")
     print(f"  realm {snapshot.realm}{saved}, {state}")
@@ -1021,7 +1022,7 @@ def cmd_verify(args: argparse.Namespace, target: Target, now: int) -> int:
         saved = "" if snapshot.saved_at is None else f", saved {_when(snapshot.saved_at, now)}"
         print(
             f"intact: peer file {snapshot.path}, realm {snapshot.realm}, "
-            f"{len(snapshot.entries)} entries{saved}"
+            f"{_entries(len(snapshot.entries))}{saved}"
         )
         schema = snapshot.decoded.schema
         if schema is not None and schema < codec.SCHEMA:
@@ -1034,7 +1035,7 @@ def cmd_verify(args: argparse.Namespace, target: Target, now: int) -> int:
     for problem in snapshot.problems:
         print(f"  - {problem}")
     print(
-        f"{len(snapshot.entries)} entries would be salvaged: at its next start a node moves the "
+        f"{_entries(len(snapshot.entries))} would be salvaged: at its next start a node moves the "
         f"file aside ({snapshot.path.name}.corrupt-<time>) and keeps them; `peerstore seal` "
         "keeps them in place now"
     )
@@ -1093,7 +1094,8 @@ def cmd_add(args: argparse.Namespace, target: Target, now: int) -> int:
     print(f"added {args.addr} as {entry.source.label}{proof} to {target.path}")
     if len(load.dropped) > 0:
         print(
-            f"note: the next start drops {len(load.dropped)} entries; `peerstore prune` lists them"
+            f"note: the next start drops {_entries(len(load.dropped))};"
+            " `peerstore prune` lists them"
         )
     return EXIT_OK
 
@@ -1137,7 +1139,7 @@ def cmd_prune(args: argparse.Namespace, target: Target, now: int) -> int:
         load = next_load(snapshot.entries, target.config, now, snapshot.offline_at(now), own=target)
         _print_drops(load)
         if not load.changes:
-            print(f"nothing to prune: the next start keeps all {len(load.kept)} entries")
+            print(f"nothing to prune: the next start keeps all {_entries(len(load.kept))}")
             return EXIT_OK
         if args.dry_run:
             print(f"dry run: {target.path} unchanged; the next start keeps {len(load.kept)}")
@@ -1177,13 +1179,15 @@ def cmd_seal(args: argparse.Namespace, target: Target, now: int) -> int:
             )
         load = next_load(snapshot.entries, target.config, now, snapshot.offline_at(now), own=target)
         if snapshot.intact and not load.changes:
-            print(f"intact: {target.path} holds {len(load.kept)} entries; nothing to seal")
+            print(f"intact: {target.path} holds {_entries(len(load.kept))}; nothing to seal")
             return EXIT_OK
         for problem in snapshot.problems:
             print(f"found: {problem}")
         _print_drops(load)
         if args.dry_run:
-            print(f"dry run: {target.path} unchanged; sealing would keep {len(load.kept)} entries")
+            print(
+                f"dry run: {target.path} unchanged; sealing would keep {_entries(len(load.kept))}"
+            )
             return EXIT_OK
         backup = keep_backup(target.path, now)
         save(
@@ -1194,7 +1198,7 @@ def cmd_seal(args: argparse.Namespace, target: Target, now: int) -> int:
             version=snapshot.decoded.version,
             keys=target.keys,
         )
-    print(f"sealed {target.path}: {len(load.kept)} entries kept; the previous file is {backup}")
+    print(f"sealed {target.path}: {_entries(len(load.kept))} kept; the previous file is {backup}")
     return EXIT_OK
 
 
@@ -1375,7 +1379,8 @@ def cmd_import(args: argparse.Namespace, target: Target, now: int) -> int:
     counts = Counter(i.entry.source for i in taken)
     tiers = ", ".join(f"{counts[s]} {s.label}" for s in sorted(Source, reverse=True) if counts[s])
     print(
-        f"imported {len(taken)} of {len(raw_records)} records from {source_path} into "
+        f"imported {len(taken)} of {len(raw_records)}"
+        f" record{'' if len(raw_records) == 1 else 's'} from {source_path} into "
         f"{target.path}" + (f" ({tiers})" if tiers else "")
     )
     for item in taken:
@@ -1387,7 +1392,7 @@ def cmd_import(args: argparse.Namespace, target: Target, now: int) -> int:
         print(f"  {where}: {drop.entry.addr} ({drop.entry.source.label}): {drop.reason}")
     for problem in unusable:
         print(f"  not imported: {problem}")
-    print(f"{target.path} holds {len(load.kept)} entries")
+    print(f"{target.path} holds {_entries(len(load.kept))}")
     return EXIT_NOT_ALL if unusable else EXIT_OK
 
 
@@ -1456,7 +1461,7 @@ def cmd_rekey(args: argparse.Namespace, target: Target, now: int) -> int:
         write(peer_file, plain, sealing.Sealing.with_key(new_key), snapshot.decoded.version)
     was = f"encrypted with {target.keys.key.source}" if target.keys.key else "plain"
     print(
-        f"rekeyed {target.path}: {len(snapshot.entries)} entries, {was} before, now encrypted "
+        f"rekeyed {target.path}: {_entries(len(snapshot.entries))}, {was} before, now encrypted "
         f"with {new_key.source}"
     )
     return EXIT_OK
@@ -1476,6 +1481,7 @@ def _parser() -> argparse.ArgumentParser:
         "or already there, or import could not use some records; 2 nothing done (usage error, "
         "or a file that cannot be used: missing, another realm, newer schema, held by a node).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
     naming = common.add_argument_group("which file")
@@ -1565,6 +1571,18 @@ def _parser() -> argparse.ArgumentParser:
     new_key.add_argument("--new-key-file", metavar="PATH", help="the new key, in a file")
     new_key.add_argument("--new-key-env", metavar="NAME", help="the new key, in a variable")
     return parser
+
+
+def _entries(count: int) -> str:
+    """``1 entry``, ``2 entries``."""
+    return "1 entry" if count == 1 else f"{count} entries"
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("thenodes-peerstore")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -43,6 +43,7 @@ import contextlib
 import errno
 import ipaddress
 import logging
+import os
 import random
 import socket
 import time
@@ -63,7 +64,14 @@ from hostsim.live.settings import LiveSettings
 from hostsim.naming import NODE_ID_RE, realm_code
 from hostsim.plugins import EntryPointLike
 
-__all__ = ["MAX_PEER_LIST", "LiveNode", "RealClock", "canonical_peers", "is_loopback"]
+__all__ = [
+    "MAX_PEER_LIST",
+    "ListenError",
+    "LiveNode",
+    "RealClock",
+    "canonical_peers",
+    "is_loopback",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +86,28 @@ MAX_CAPABILITY_CHARS: Final = 64
 EVICTION_PROTECT: Final = 4
 """Inbound peers protected from eviction for each of: a distinct network group, the most
 recent useful peer list."""
+
+
+class ListenError(OSError):
+    """The node's address cannot be bound; the message names the address and port."""
+
+    def __init__(self, host: str, port: int, cause: OSError) -> None:
+        reason = (cause.strerror or str(cause)).lower()
+        if cause.errno == errno.EADDRINUSE:
+            reason = "the port is already in use (another node or program listens on it)"
+        shown = f"[{host}]" if ":" in host else host
+        super().__init__(cause.errno, f"cannot listen on {shown}:{port}: {reason}")
+        self.host, self.port = host, port
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def _os_reason(exc: OSError) -> str:
+    """``connection refused``: the errno's own words (asyncio's message names only the call)."""
+    if exc.errno is not None:
+        return os.strerror(exc.errno).lower()
+    return (exc.strerror or str(exc)).lower()
 
 
 class RealClock:
@@ -276,34 +306,42 @@ class LiveNode:
     async def start(self) -> None:
         """Listen, then start the core: ``on_startup``, ``on_bootstrap``, the first dials.
 
-        :raises OSError: the address cannot be bound.
+        :raises ListenError: the address cannot be bound (an ``OSError``).
         :raises HostsimError: a plugin could not be loaded or refused to start.
         """
-        self._server = await asyncio.start_server(
-            self._accept,
-            host=self.settings.bind,
-            port=self.config.port,
-            limit=wire.MAX_LINE_BYTES + 1,
-        )
+        try:
+            self._server = await asyncio.start_server(
+                self._accept,
+                host=self.settings.bind,
+                port=self.config.port,
+                limit=wire.MAX_LINE_BYTES + 1,
+            )
+        except OSError as exc:
+            raise ListenError(self.settings.bind, self.config.port, exc) from exc
         bound = ", ".join(
             _socket_addr(sock.getsockname())[0] for sock in self._server.sockets or ()
         )
-        self.status(
-            f"listening on {bound} as {self.node_id}"
-            f" (realm {self.config.realm.code} {self.config.realm.version})"
-        )
+
+        def listening(dials: list[Dial]) -> None:
+            # Said once the plugins started (the peer file is locked, the store loaded), so a
+            # node that cannot start never claims to listen.
+            self.status(
+                f"listening on {bound} as {self.node_id}"
+                f" (realm {self.config.realm.code} {self.config.realm.version})"
+            )
+            origins: dict[str, int] = {}
+            for dial in dials:
+                origins[dial.origin] = origins.get(dial.origin, 0) + 1
+            summary = ", ".join(f"{n} from {origin}" for origin, n in origins.items())
+            self.status(f"dial order: {summary or 'nothing'}")
+            for number, dial in enumerate(dials, start=1):
+                self.status(f"  {number}. {dial.addr} ({dial.origin})")
+
         try:
-            self.dials = self.core.start()
+            self.dials = self.core.start(before_dials=listening)
         except BaseException:
             self._server.close()
             raise
-        origins: dict[str, int] = {}
-        for dial in self.dials:
-            origins[dial.origin] = origins.get(dial.origin, 0) + 1
-        summary = ", ".join(f"{n} from {origin}" for origin, n in origins.items()) or "nothing"
-        self.status(f"dial order: {summary}")
-        for number, dial in enumerate(self.dials, start=1):
-            self.status(f"  {number}. {dial.addr} ({dial.origin})")
         self._spawn(self._ticks())
         self._spawn(self._heartbeats())
 
@@ -548,7 +586,7 @@ class LiveNode:
             self._dial_failed(addr, origin, "timeout")
             return
         except OSError as exc:
-            self._dial_failed(addr, origin, (exc.strerror or str(exc)).lower())
+            self._dial_failed(addr, origin, _os_reason(exc))
             return
         _, ip = _socket_addr(writer.get_extra_info("peername"))
         link = _Link(reader, writer, addr, ip)
@@ -595,6 +633,7 @@ class LiveNode:
         self.status(f"disconnected from {key}: {node_id} was proven by a dial")
 
     def _dial_failed(self, addr: str, origin: str, error: str) -> None:
+        self.status(f"dial {addr} failed: {error}")
         if self.core.up:
             self.core.dial_failed(addr, origin, error)
 

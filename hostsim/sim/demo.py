@@ -346,10 +346,11 @@ def check_targets(comparisons: Sequence[Comparison]) -> list[Target]:
     fake, entries = summary["plan_fake_entries"], summary["plan_entries"]
     targets.append(
         Target(
-            "after the flood: no attacker address in any reconnect plan",
+            "after the flood: no fake address in any reconnect plan",
             fake == 0 and entries > 0,
-            f"{fake} fake addresses among {entries} plan entries"
-            f" ({summary['plan_attacker_entries']} entries are attacker nodes)",
+            f"{fake} fake address{'' if fake == 1 else 'es'} among {entries} plan entries"
+            f" (not counted: {summary['plan_attacker_entries']} entries for attacker nodes"
+            " that really connected)",
         )
     )
     if more:
