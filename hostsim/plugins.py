@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import inspect
+import logging
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
@@ -23,6 +24,8 @@ from hostsim import hookspecs
 from hostsim.config import HostConfig
 from hostsim.convert import freeze, show
 from hostsim.errors import PluginError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -231,6 +234,7 @@ def get_plugin_manager(
     available = _index_entry_points(
         installed_entry_points() if entry_points is None else entry_points
     )
+    claimed: set[str | None] = set()
     for name in config.enabled_plugins:
         if name in extras:
             raise PluginError(f"plugin {name!r} is both enabled in the config and given as extra")
@@ -240,7 +244,9 @@ def get_plugin_manager(
                 f"plugin {name!r} is enabled in [plugins] enabled but not installed"
                 f" (installed {ENTRY_POINT_GROUP!r} plugins: {installed})"
             )
-        _instantiate(pm, available[name])
+        claimed.add(_instantiate(pm, available[name]).config_section)
+    if not extras:
+        _warn_of_unread_sections(config, claimed, available)
     for name, plugin in extras.items():
         _register(pm, name, plugin)
         _registered_hooks(pm, name, plugin)
@@ -286,8 +292,59 @@ def _check_manifest(ep: EntryPointLike, manifest: PluginManifest) -> None:
         )
 
 
-def _instantiate(pm: pluggy.PluginManager, ep: EntryPointLike) -> None:
-    """Load, create and register the plugin of ``ep``, checked against its manifest."""
+_warned: set[tuple[str, tuple[str, ...]]] = set()
+"""Sections already warned about in this process (a simulated network starts many nodes)."""
+
+
+_sections: dict[tuple[str, str, str], str | None] = {}
+"""Each installed plugin's config section, read once a process: a simulated network starts
+many nodes from one set of plugins."""
+
+
+def _section_of(ep: EntryPointLike) -> str | None:
+    key = (ep.name, ep.value, "" if ep.dist is None else str(ep.dist.version))
+    if key not in _sections:
+        try:
+            _sections[key] = read_manifest(ep).config_section
+        except PluginError:
+            _sections[key] = None  # a broken manifest of a plugin nobody asked for
+    return _sections[key]
+
+
+def _warn_of_unread_sections(
+    config: HostConfig, claimed: set[str | None], available: Mapping[str, EntryPointLike]
+) -> None:
+    """Warn, once a process, of a table the config turns on (``enabled = true``) that an
+    installed plugin reads but no loaded one does: leaving ``[plugins]`` out would otherwise
+    turn that plugin off without a word."""
+    readers: dict[str, list[str]] = {}
+    for name, ep in available.items():
+        if name in config.enabled_plugins:
+            continue
+        section = _section_of(ep)
+        if section is not None and section not in claimed:
+            readers.setdefault(section, []).append(name)
+    for section, names in sorted(readers.items()):
+        table: Any = config.data
+        for key in section.split("."):
+            table = table.get(key) if isinstance(table, Mapping) else None
+        if not (isinstance(table, Mapping) and table.get("enabled") is True):
+            continue
+        said = (section, tuple(sorted(names)))
+        if said in _warned:
+            continue
+        _warned.add(said)
+        logger.warning(
+            "[%s] enabled = true, but no loaded plugin reads it, so it does nothing: installed"
+            " plugin(s) %s read it; list them in [plugins] enabled",
+            section,
+            ", ".join(repr(n) for n in sorted(names)),
+        )
+
+
+def _instantiate(pm: pluggy.PluginManager, ep: EntryPointLike) -> PluginManifest:
+    """Load, create and register the plugin of ``ep``, checked against its manifest; return
+    the manifest."""
     manifest = read_manifest(ep)
     _check_manifest(ep, manifest)
     try:
@@ -315,6 +372,7 @@ def _instantiate(pm: pluggy.PluginManager, ep: EntryPointLike) -> None:
             f"plugin {ep.name!r}: {MANIFEST_PATH} [plugin] hooks does not match {ep.value}: "
             + "; ".join(_difference(implemented, declared))
         )
+    return manifest
 
 
 def _registered_hooks(pm: pluggy.PluginManager, name: str, plugin: object) -> set[str]:

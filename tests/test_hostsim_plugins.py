@@ -476,3 +476,37 @@ def test_loaded_once_still_checks_every_start_against_the_manifest(tmp_path: Pat
     for _ in range(2):
         with pytest.raises(PluginError, match="implemented but not declared"):
             get_plugin_manager(make_config(tmp_path, "ticker"), entry_points=eps)
+
+
+def test_a_table_turned_on_that_no_loaded_plugin_reads_is_warned_of_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``[network.persistence] enabled = true`` without the plugin in ``[plugins]``: said once
+    a process, naming the installed plugin that reads it; not said when it is loaded."""
+    from hostsim import plugins
+
+    plugins._warned.clear()
+    data = {
+        "realm": {"name": "Example"},
+        "node": {"id": "node-a"},
+        "network": {"persistence": {"enabled": True}},
+    }
+    config = HostConfig.from_mapping(data, base_dir=tmp_path)
+    with caplog.at_level("WARNING", logger="hostsim.plugins"):
+        get_plugin_manager(config)
+        get_plugin_manager(config)
+    said = [r.getMessage() for r in caplog.records if r.name == "hostsim.plugins"]
+    assert said == [
+        "[network.persistence] enabled = true, but no loaded plugin reads it, so it does"
+        " nothing: installed plugin(s) 'peerstore' read it; list them in [plugins] enabled"
+    ]
+
+    caplog.clear()
+    plugins._warned.clear()
+    loaded = HostConfig.from_mapping(
+        {**data, "plugins": {"enabled": ["peerstore"]}}, base_dir=tmp_path
+    )
+    with caplog.at_level("WARNING", logger="hostsim.plugins"):
+        get_plugin_manager(loaded)
+        get_plugin_manager(HostConfig.from_mapping({**data, "network": {}}, base_dir=tmp_path))
+    assert not [r for r in caplog.records if r.name == "hostsim.plugins"]
