@@ -1163,14 +1163,19 @@ def _print_drops(load: NextLoad) -> None:
         print(f"keep {entry.addr} ({entry.source.label}): a time in the future set to now")
 
 
+def _read_existing(target: Target, realm: str, peer_file: PeerFile) -> tuple[bytes, Snapshot]:
+    """The file's bytes, read under its lock, and what they hold; an error when there is none."""
+    data = _read_locked(peer_file)
+    if data is None:
+        raise CommandError(f"no peer file at {target.path} ({target.named_by})")
+    return data, read_snapshot(attrs.evolve(target, realm=realm), data)
+
+
 def cmd_seal(args: argparse.Namespace, target: Target, now: int) -> int:
     """Rewrite a hand-edited file with the entries that pass the store's rules."""
     realm = _realm_for_writing(target)
     with locked(target, realm) as peer_file:
-        data = _read_locked(peer_file)
-        if data is None:
-            raise CommandError(f"no peer file at {target.path} ({target.named_by})")
-        snapshot = read_snapshot(attrs.evolve(target, realm=realm), data)
+        _, snapshot = _read_existing(target, realm, peer_file)
         if not snapshot.realm_readable:
             raise CommandError(
                 f"peer file {target.path} names no readable realm, so no entry can be read from "
@@ -1448,10 +1453,7 @@ def cmd_rekey(args: argparse.Namespace, target: Target, now: int) -> int:
     assert new_key is not None  # argparse requires one of the two
     realm = _realm_for_writing(target)
     with locked(target, realm) as peer_file:
-        data = _read_locked(peer_file)
-        if data is None:
-            raise CommandError(f"no peer file at {target.path} ({target.named_by})")
-        snapshot = read_snapshot(attrs.evolve(target, realm=realm), data)
+        data, snapshot = _read_existing(target, realm, peer_file)
         if not snapshot.intact:
             raise CommandError(
                 f"peer file {target.path} is damaged ({'; '.join(snapshot.problems[:3])}); it "
