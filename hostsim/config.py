@@ -8,7 +8,7 @@ What hostsim reads (every key optional; a bad value is an error naming the key a
   resolved when the node dials; an address listed twice is kept once);
 - ``[realm]`` ``name`` (required in the table; default realm ``"default"``), ``version``
   (default ``"1.0"``), ``code`` (default: derived from the name as TheNodes derives it, see
-  :mod:`hostsim.naming`); two nodes are in one realm when code and version match;
+  :mod:`thenodes_naming`); two nodes are in one realm when code and version match;
 - ``[node]`` ``id``, ``state_dir`` (default ``"data"``, relative to the working directory),
   ``id_file`` (default ``"node_id"``), ``allow_ephemeral`` (default true), ``node_type``
   (default ``"daemon"``): see :mod:`hostsim.identity`;
@@ -63,7 +63,7 @@ from hostsim.convert import (
     structure,
 )
 from hostsim.errors import HostConfigError
-from hostsim.naming import node_id_problem, realm_code, realm_code_problem
+from thenodes_naming import node_id_problem, realm_code, realm_code_problem
 
 __all__ = [
     "DEFAULT_BIND_ADDR",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from hostsim.convert import show
 from hostsim.errors import NodeIdentityError
-from hostsim.naming import node_id_problem
+from thenodes_naming import node_id_problem
 
 __all__ = ["id_file_path", "resolve_node_id"]
 

@@ -1,4 +1,4 @@
-"""Write hostsim/latin_ascii.py: what TheNodes keeps of each Latin-block character.
+"""Write thenodes_naming/latin_ascii.py: what TheNodes keeps of each Latin-block character.
 
 TheNodes (``to_kebab_ascii_strict`` in src/utils/naming.rs) transliterates a character of the
 Latin blocks with the Rust crate deunicode and keeps the ASCII letters and digits of the
@@ -8,7 +8,7 @@ deunicode itself, the version TheNodes' Cargo.lock pins, through the PyPI packag
 polars-deunicode-string, which wraps it:
 
     python -m venv /tmp/deunicode && /tmp/deunicode/bin/pip install polars polars-deunicode-string
-    /tmp/deunicode/bin/python scripts/gen_latin_ascii.py > hostsim/latin_ascii.py
+    /tmp/deunicode/bin/python scripts/gen_latin_ascii.py > thenodes_naming/latin_ascii.py
 
 The script checks that the wrapped crate is the pinned version before writing anything.
 """

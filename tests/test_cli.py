@@ -18,10 +18,10 @@ import pytest
 import thenodes_peers
 from thenodes_peers import PeerRecord
 
+from thenodes_naming import realm_code
 from thenodes_peerstore import PersistenceConfig, PersistentPeerStore
-from thenodes_peerstore.cli import main, thenodes_realm_code
+from thenodes_peerstore.cli import main
 from thenodes_peerstore.codec import decode, encode
-from thenodes_peerstore.errors import ConfigError
 from thenodes_peerstore.files import PeerFile
 from thenodes_peerstore.model import PeerEntry, Source
 from thenodes_peerstore.persistent import LoadStatus, load_file
@@ -197,10 +197,10 @@ def test_the_console_script_and_python_m_are_the_command(written: Node) -> None:
 def run_node_with_a_peer(config: Path, now: int, text: str) -> None:
     """Write a host config and run a hostsim node from it that connects to one peer."""
     from hostsim.clock import VirtualClock
-    from hostsim.host import SimHost
+    from hostsim.host import PluginHost
 
     config.write_text(text)
-    host = SimHost.from_file(config, clock=VirtualClock(now))
+    host = PluginHost.from_file(config, clock=VirtualClock(now))
     host.start()
     host.connect("203.0.113.10:7447", node_id="node-b")
     host.shutdown()
@@ -261,21 +261,21 @@ def test_config_of_another_realm_version_is_refused_as_another_realms_file(
     ],
 )
 def test_a_realm_code_is_derived_from_the_name_as_thenodes_derives_it(name: str, code: str) -> None:
-    assert thenodes_realm_code(name) == code
+    assert realm_code(name) == code
 
 
-def test_a_latin_letter_without_an_ascii_form_is_refused_rather_than_guessed(
+def test_a_realm_named_with_a_latin_letter_without_a_decomposition_names_its_file(
     tmp_path: Path, peerstore: Run
 ) -> None:
-    with pytest.raises(ConfigError, match="set \\[realm\\] code"):
-        thenodes_realm_code("Straße")
     node = write_node(tmp_path, realm='name = "Straße"')
 
+    added = peerstore("add", "192.0.2.50:7447", *node.args)
     ran = peerstore("list", *node.args)
 
-    assert ran.status == 2
-    assert str(node.config) in ran.err
-    assert "set [realm] code" in ran.err
+    assert added.status == 0, added.err
+    assert (node.state_dir / "plugins" / "peerstore" / "strasse.toml").is_file()
+    assert ran.status == 0, ran.err
+    assert "192.0.2.50:7447" in ran.out
 
 
 def test_realm_code_in_the_config_wins_and_no_realm_table_is_the_default_realm(
@@ -1223,9 +1223,9 @@ def test_export_json_and_toml_keep_every_field(written: Node, peerstore: Run) ->
 NODE = """
 import sys, time
 from hostsim.clock import VirtualClock
-from hostsim.host import SimHost
+from hostsim.host import PluginHost
 
-host = SimHost.from_file(sys.argv[1], clock=VirtualClock(int(time.time())))
+host = PluginHost.from_file(sys.argv[1], clock=VirtualClock(int(time.time())))
 host.start()
 host.connect("91.121.5.6:7447", node_id="node-live")
 host.advance(61)  # past save_interval_secs: the node saves
@@ -1400,26 +1400,6 @@ def test_a_file_no_command_can_read_is_one_line_naming_it_never_a_traceback(
 
 
 # -- what the project's other parts decide -----------------------------------------------------
-
-
-def test_the_realm_code_is_hostsims_for_every_latin_letter_it_derives() -> None:
-    from hostsim.latin_ascii import LATIN_BLOCKS
-    from hostsim.naming import realm_code
-
-    derived = refused = 0
-    for low, high in LATIN_BLOCKS:
-        for point in range(low, high + 1):
-            name = f"Realm {chr(point)}x"
-            try:
-                code = thenodes_realm_code(name)
-            except ConfigError:
-                refused += 1
-                continue
-            assert code == realm_code(name), name
-            derived += 1
-    assert derived > 500  # every letter with an ASCII decomposition
-    for name in ("My Cool Realm", "--Hello__World--", "こんにちは", "", "Smörgåsbord", "für"):
-        assert thenodes_realm_code(name) == realm_code(name)
 
 
 def schema_1(data: bytes) -> bytes:

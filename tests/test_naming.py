@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from hostsim.latin_ascii import LATIN_ASCII, LATIN_BLOCKS
-from hostsim.naming import realm_code, realm_code_problem
+from thenodes_naming import realm_code, realm_code_problem
+from thenodes_naming.latin_ascii import LATIN_ASCII, LATIN_BLOCKS
 
 # Every assertion of TheNodes' tests/utils_naming.rs, in its order.
 THENODES_VECTORS = [
@@ -54,6 +55,22 @@ def test_every_vector_of_thenodes_naming_tests(name: str, code: str) -> None:
 )
 def test_latin_letters_follow_deunicode_and_everything_else_separates(name: str, code: str) -> None:
     assert realm_code(name) == code
+
+
+def test_every_latin_character_is_derived_and_agrees_with_its_unicode_decomposition() -> None:
+    decomposed = 0
+    for low, high in LATIN_BLOCKS:
+        for point in range(low, high + 1):
+            ch = chr(point)
+            code = realm_code(f"Realm {ch}x")
+            assert re.fullmatch(r"realm-([a-z0-9]+-?)?x", code), (hex(point), code)
+            base = "".join(
+                c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)
+            )
+            if ch not in "üÜ" and base.isascii() and base.isalnum():
+                assert code == f"realm-{base.lower()}x", hex(point)
+                decomposed += 1
+    assert decomposed > 500
 
 
 def test_the_table_covers_exactly_the_latin_blocks_with_lowercase_letters_and_digits() -> None:

@@ -78,7 +78,6 @@ import stat
 import sys
 import time
 import tomllib
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -86,6 +85,7 @@ from typing import Any
 
 import attrs
 
+from thenodes_naming import DEFAULT_REALM_CODE, realm_code
 from thenodes_peerstore import codec, sealing
 from thenodes_peerstore.config import LEGACY_DEFAULT_PATH, PersistenceConfig, path_is_set
 from thenodes_peerstore.convert import converter, describe_error, show
@@ -112,7 +112,7 @@ from thenodes_peerstore.model import (
 )
 from thenodes_peerstore.store import LoadReport, PeerStore, retry_at
 
-__all__ = ["main", "thenodes_realm_code"]
+__all__ = ["main"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,10 +123,8 @@ EXIT_ERROR = 2
 LOCK_WAIT_SECS = 2.0
 """How long a command that changes the file waits for another command to release it."""
 
-DEFAULT_REALM_CODE = "default"
 DEFAULT_REALM_VERSION = "1.0"
-"""TheNodes' realm when a host config has no ``[realm]``, and the code of a name with no letter
-or digit left."""
+"""TheNodes' realm version when a host config's ``[realm]`` names none."""
 DEFAULT_STATE_DIR = "data"
 DEFAULT_PORT = 50000
 TOP_GROUPS = 10
@@ -143,50 +141,6 @@ class CommandError(Exception):
 
 
 # -- naming the file ---------------------------------------------------------------------------
-
-_LATIN_BLOCKS = (
-    (0x00C0, 0x00FF),  # Latin-1 Supplement
-    (0x0100, 0x017F),  # Latin Extended-A
-    (0x0180, 0x024F),  # Latin Extended-B
-    (0x1E00, 0x1EFF),  # Latin Extended Additional
-    (0x2C60, 0x2C7F),  # Latin Extended-C
-    (0xA720, 0xA7FF),  # Latin Extended-D/E
-)
-_DASHES = re.compile(r"-{2,}")
-
-
-def thenodes_realm_code(name: str) -> str:
-    """The realm code TheNodes derives from ``[realm] name`` (its ``to_kebab_ascii_strict``).
-
-    This must give what hostsim's derivation gives for the same name: the plugin imports
-    nothing from hostsim, so the command derives the code itself. ASCII letters and digits are
-    kept, lowercased; ``ü``/``Ü`` become ``ue``; a letter of the Latin blocks becomes its base
-    letters (``é`` -> ``e``); every other character separates; runs of separators become one
-    ``-``, none at either end; nothing left is ``default``.
-
-    A Latin letter without an ASCII decomposition (``ß``, ``Æ``, ``Ø``...) is refused with
-    :class:`ConfigError` rather than guessed: a wrong code would name another realm's file.
-    """
-    parts: list[str] = []
-    for ch in name:
-        if ch.isascii():
-            parts.append(ch.lower() if ch.isalnum() else "-")
-        elif ch in "üÜ":
-            parts.append("ue")
-        elif any(low <= ord(ch) <= high for low, high in _LATIN_BLOCKS):
-            base = "".join(
-                c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)
-            )
-            if not base.isascii():
-                raise ConfigError(
-                    f"[realm] name = {name!r}: cannot derive its realm code here ({ch!r} has no "
-                    "ASCII form this command knows); set [realm] code, or name the file with "
-                    "--file"
-                )
-            parts.append("".join(c.lower() for c in base if c.isalnum()) or "-")
-        else:
-            parts.append("-")
-    return _DASHES.sub("-", "".join(parts)).strip("-") or DEFAULT_REALM_CODE
 
 
 @attrs.frozen
@@ -326,7 +280,7 @@ def _realm_code_of(data: Mapping[str, Any]) -> str:
     name = realm.get("name")
     if not isinstance(name, str):
         raise ConfigError(f"[realm] name: expected a string, got {show(name)}")
-    return thenodes_realm_code(name)
+    return realm_code(name)
 
 
 def _realm_version_of(data: Mapping[str, Any]) -> str:

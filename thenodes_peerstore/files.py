@@ -26,13 +26,12 @@ from types import TracebackType
 
 import filelock
 
+from thenodes_naming import REALM_CODE_MAX, REALM_CODE_PATTERN, is_windows_device_name
 from thenodes_peerstore.errors import StoreFileError, StoreLockedError, StorePathError
-from thenodes_peerstore.model import REALM_CODE_PATTERN
 
 logger = logging.getLogger(__name__)
 
 REALM_CODE_RE = re.compile(REALM_CODE_PATTERN)
-MAX_REALM_CODE = 64
 MAX_FILE_BYTES = 32 * 1024 * 1024
 """A larger file is not read. A store at the highest cap (65,536 entries) writes at most half
 of it in addresses, times and counts; node ids and capabilities share the rest."""
@@ -40,13 +39,6 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 WRITE_CHUNK = 64 * 1024
 """A save writes the file in chunks of this many bytes."""
-
-WINDOWS_DEVICE_NAMES = frozenset(
-    {"con", "prn", "aux", "nul"}
-    | {f"com{n}" for n in range(1, 10)}
-    | {f"lpt{n}" for n in range(1, 10)}
-)
-"""Names Windows keeps for devices, with or without an extension (``nul``, ``nul.txt``)."""
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -82,7 +74,7 @@ def validate_realm_code(code: object) -> str:
 def _realm_code_problem(code: str) -> str | None:
     if not code:
         return "it is empty"
-    if len(code) > MAX_REALM_CODE:
+    if len(code) > REALM_CODE_MAX:
         return f"it is {len(code)} characters long"
     if code in {".", ".."}:
         return "it names a directory"
@@ -97,13 +89,9 @@ def _realm_code_problem(code: str) -> str | None:
         return f"it contains {', '.join(map(repr, odd))}"
     if not REALM_CODE_RE.fullmatch(code):
         return f"it starts with {code[0]!r}"
-    if _is_windows_device_name(code):
+    if is_windows_device_name(code):
         return "it is a device name on Windows"
     return None
-
-
-def _is_windows_device_name(name: str) -> bool:
-    return name.partition(".")[0].rstrip(" ").lower() in WINDOWS_DEVICE_NAMES
 
 
 def resolve_store_path(state_dir: Path, template: str, realm_code: str) -> Path:
@@ -134,7 +122,7 @@ def resolve_store_path(state_dir: Path, template: str, realm_code: str) -> Path:
     if path.is_absolute():
         return Path(os.path.normpath(path))
     for part in path.parts:
-        if _is_windows_device_name(part):
+        if is_windows_device_name(part):
             raise StorePathError(
                 f"[network.persistence] path = {template!r}: {part!r} is a device name on "
                 "Windows and cannot name a file or directory"

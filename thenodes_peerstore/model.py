@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import attrs
 
+from thenodes_naming import NODE_ID_PATTERN
 from thenodes_peerstore.errors import AddressError, Reason
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -23,17 +24,12 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_ADDR_CHARS = 64
 """Longest address string worth parsing; "[full IPv6]:65535" is 47 characters."""
 
-NODE_ID_PATTERN = r"[A-Za-z0-9._-]{1,128}"
-"""A node id as TheNodes allows it; also the pattern the peer file's reader matches."""
 CAPABILITY_PATTERN = r"[A-Za-z0-9._:/-]{1,64}"
 MAX_CAPABILITIES = 32
 COUNT_PATTERN = r"(?:0|[1-9][0-9]{0,17})"
 """A non-negative integer of at most 18 digits, so always within 64 bits, as written."""
 ADDR_PATTERN = r"(?:[0-9.]{7,15}|\[[0-9a-f:.]{2,45}\]):[1-9][0-9]{0,4}"
 """The shape of a canonical address; :func:`canonical_addr` decides whether it is one."""
-
-REALM_CODE_PATTERN = r"[a-z0-9][a-z0-9._-]{0,63}"
-"""A realm code that can name a file: see :func:`thenodes_peerstore.files.validate_realm_code`."""
 
 _NODE_ID_RE = re.compile(NODE_ID_PATTERN)
 _CAPABILITY_RE = re.compile(CAPABILITY_PATTERN)

@@ -57,12 +57,12 @@ from hostsim import wire
 from hostsim.addresses import canonical_ip_port
 from hostsim.config import HostConfig
 from hostsim.core import Connection, NodeCore, World
-from hostsim.host import Dial, Direction, SimHost
+from hostsim.host import Dial, Direction, PluginHost
 from hostsim.limits import printable
 from hostsim.live.incidents import Incidents, Kind
 from hostsim.live.settings import LiveSettings
-from hostsim.naming import NODE_ID_RE, realm_code
 from hostsim.plugins import EntryPointLike
+from thenodes_naming import NODE_ID_RE, realm_code
 
 __all__ = [
     "MAX_PEER_LIST",
@@ -268,7 +268,7 @@ class LiveNode:
         self.config = config
         self.settings = settings
         self.status = status or (lambda line: None)
-        self.host = SimHost(
+        self.host = PluginHost(
             config,
             clock=RealClock(),
             extra_plugins_factory=extra_plugins_factory,
