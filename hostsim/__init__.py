@@ -10,7 +10,7 @@ from hostsim.errors import (
     PluginError,
     ScenarioError,
 )
-from hostsim.host import Dial, NodeView, Peer, SimHost
+from hostsim.host import Dial, NodeView, Peer, PluginHost
 from hostsim.plugins import PluginManifest, get_plugin_manager, read_manifest
 from hostsim.script import RunResult, Scenario, TimelineRecord, load_scenario, run_scenario
 
@@ -25,12 +25,12 @@ __all__ = [
     "NodeView",
     "Peer",
     "PluginError",
+    "PluginHost",
     "PluginManifest",
     "RealmInfo",
     "RunResult",
     "Scenario",
     "ScenarioError",
-    "SimHost",
     "TimelineRecord",
     "VirtualClock",
     "get_plugin_manager",

@@ -24,7 +24,7 @@ decides. It owns, for one node:
   to ``want`` addresses, half from its connections, the rest from its book, never the asker's
   own. Every PEER_LIST reaches
   ``on_peer_list``, whichever side asked; the first ``want`` addresses go into the book.
-- **Hooks.** Every hook is called with keyword arguments, through :class:`~hostsim.host.SimHost`.
+- **Hooks.** Every hook is called with keyword arguments, through :class:`~hostsim.host.PluginHost`.
 
 The core does no I/O and reads no clock of its own: the world hands it a
 :class:`World` (dial, ask for peers, run later) and the random stream it draws from.
@@ -40,7 +40,7 @@ from typing import Any, Protocol
 import attrs
 
 from hostsim.config import ConnectionPolicy, HostConfig
-from hostsim.host import SEED_ORIGIN, Dial, Direction, Peer, SimHost
+from hostsim.host import SEED_ORIGIN, Dial, Direction, Peer, PluginHost
 from hostsim.limits import TokenBucket
 
 __all__ = [
@@ -185,7 +185,7 @@ class NodeCore:
 
     def __init__(
         self,
-        host: SimHost,
+        host: PluginHost,
         *,
         policy: CorePolicy,
         world: World,

@@ -1,4 +1,4 @@
-"""SimHost: one node's lifecycle on a virtual clock, calling every hook with keyword arguments.
+"""PluginHost: a node's plugins and lifecycle in either world, every hook called by keyword.
 
 Hooks are called plugin by plugin, in pluggy's call order, so the host knows which plugin
 returned which dial list and one misbehaving plugin cannot keep a hook from the others. A
@@ -33,7 +33,7 @@ __all__ = [
     "HostStateError",
     "NodeView",
     "Peer",
-    "SimHost",
+    "PluginHost",
 ]
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def dial_order(
     return list(dials.values())
 
 
-class SimHost:
+class PluginHost:
     """One node's plugins, its connections and its lifecycle, on a clock.
 
     The clock is a :class:`VirtualClock` in simulation (then :meth:`advance` moves it) or the
@@ -170,7 +170,7 @@ class SimHost:
         extra_plugins_factory: Callable[[], Mapping[str, object]] | None = None,
         entry_points: Iterable[EntryPointLike] | None = None,
         resolver: Resolver = system_resolver,
-    ) -> SimHost:
+    ) -> PluginHost:
         """A stopped node from a host config file; ``state_dir`` overrides the config's.
 
         Unlike a real host, which resolves a relative ``[node] state_dir`` against its working
@@ -190,7 +190,7 @@ class SimHost:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<SimHost {self.node_id} {state}, {len(self._connections)} connections>"
+        return f"<PluginHost {self.node_id} {state}, {len(self._connections)} connections>"
 
     @property
     def config(self) -> HostConfig:

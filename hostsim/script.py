@@ -57,7 +57,7 @@ from hostsim.convert import (
     structure,
 )
 from hostsim.errors import HostsimError, ScenarioError
-from hostsim.host import Dial, SimHost
+from hostsim.host import Dial, PluginHost
 from hostsim.plugins import EntryPointLike
 
 __all__ = [
@@ -258,7 +258,7 @@ def run_scenario(
     """
     state_dir = Path(os.path.abspath(state_dir))
     state_dir.mkdir(parents=True, exist_ok=True)
-    host = SimHost(
+    host = PluginHost(
         attrs.evolve(scenario.config, state_dir=state_dir),
         clock=VirtualClock(scenario.start_time),
         extra_plugins_factory=extra_plugins_factory,
@@ -277,7 +277,7 @@ def run_scenario(
 class _Player:
     """Plays a scenario's events on a host and keeps the timeline."""
 
-    def __init__(self, scenario: Scenario, host: SimHost) -> None:
+    def __init__(self, scenario: Scenario, host: PluginHost) -> None:
         self.scenario = scenario
         self.host = host
         self.records: list[TimelineRecord] = []

@@ -650,13 +650,13 @@ def test_a_node_restarts_from_its_encrypted_file_and_from_its_seeds_with_a_wrong
     tmp_path: Path,
 ) -> None:
     from hostsim.clock import VirtualClock
-    from hostsim.host import SimHost
+    from hostsim.host import PluginHost
 
     key = write_key(tmp_path / "realm.key")
     wrong = write_key(tmp_path / "wrong.key", bytes(range(100, 132)))
     clock = VirtualClock(START)
 
-    def node(key_path: Path) -> SimHost:
+    def node(key_path: Path) -> PluginHost:
         config = tmp_path / "host.toml"
         persistence = {"enabled": True, "encryption": "aes-256-gcm", "key_file": str(key_path)}
         config.write_text(
@@ -675,7 +675,7 @@ def test_a_node_restarts_from_its_encrypted_file_and_from_its_seeds_with_a_wrong
                 }
             )
         )
-        return SimHost.from_file(config, clock=clock)
+        return PluginHost.from_file(config, clock=clock)
 
     host = node(key)
     host.start()

@@ -21,7 +21,7 @@ import pytest
 import tomli_w
 
 from hostsim.clock import VirtualClock
-from hostsim.host import HostStartupError, SimHost
+from hostsim.host import HostStartupError, PluginHost
 from thenodes_peerstore import files
 from thenodes_peerstore.codec import decode, encode
 from thenodes_peerstore.config import PersistenceConfig
@@ -305,17 +305,17 @@ def host_config(**persistence: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def host(tmp_path: Path) -> SimHost:
+def host(tmp_path: Path) -> PluginHost:
     config = tmp_path / "host.toml"
     config.write_text(tomli_w.dumps(host_config(save_interval_secs=60)))
-    return SimHost.from_file(config, clock=VirtualClock(START))
+    return PluginHost.from_file(config, clock=VirtualClock(START))
 
 
-def host_file(host: SimHost) -> Path:
+def host_file(host: PluginHost) -> Path:
     return host.config.state_dir / "plugins" / "peerstore" / "example.toml"
 
 
-def book_of(host: SimHost) -> PersistentPeerStore:
+def book_of(host: PluginHost) -> PersistentPeerStore:
     assert host.plugin_manager is not None
     plugin = host.plugin_manager.get_plugin("peerstore")
     assert isinstance(plugin, PeerStorePlugin)
@@ -330,7 +330,10 @@ def raised(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 @pytest.mark.parametrize("fault", SAVE_FAULTS)
 def test_on_tick_a_failing_save_never_reaches_the_host_and_the_next_tick_saves(
-    host: SimHost, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fault: Fault
+    host: PluginHost,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    fault: Fault,
 ) -> None:
     monkeypatch.setattr(files, "WRITE_CHUNK", 64)
     caplog.set_level(logging.INFO)
@@ -361,7 +364,10 @@ def test_on_tick_a_failing_save_never_reaches_the_host_and_the_next_tick_saves(
 
 @pytest.mark.parametrize("fault", SAVE_FAULTS)
 def test_on_shutdown_a_failing_save_never_reaches_the_host_and_the_file_is_released(
-    host: SimHost, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fault: Fault
+    host: PluginHost,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    fault: Fault,
 ) -> None:
     monkeypatch.setattr(files, "WRITE_CHUNK", 64)
     caplog.set_level(logging.INFO)
@@ -441,7 +447,7 @@ def test_a_store_whose_file_cannot_be_read_does_not_open_and_does_not_keep_the_l
 
 @pytest.mark.parametrize("fault", READ_FAULTS)
 def test_on_startup_a_file_that_cannot_be_read_stops_the_node_naming_it(
-    host: SimHost, monkeypatch: pytest.MonkeyPatch, fault: Fault
+    host: PluginHost, monkeypatch: pytest.MonkeyPatch, fault: Fault
 ) -> None:
     host.start()
     host.connect(A, node_id="node-b")

@@ -1,4 +1,4 @@
-"""SimHost: the lifecycle, the hook calls and their arguments, the dial order, bad plugins."""
+"""PluginHost: the lifecycle, the hook calls and their arguments, the dial order, bad plugins."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from hostsim.clock import VirtualClock
 from hostsim.config import HostConfig
 from hostsim.errors import HostStartupError, HostStateError, PluginError
-from hostsim.host import Dial, NodeView, Peer, SimHost
+from hostsim.host import Dial, NodeView, Peer, PluginHost
 from hostsim.testing import HookCall, RecordingPlugin, fake_entry_point, hookimpl
 
 SEED_1 = "203.0.113.1:7447"
@@ -70,20 +70,20 @@ def recorders() -> Recorders:
 
 
 @pytest.fixture
-def host(tmp_path: Path, clock: VirtualClock, recorders: Recorders) -> SimHost:
-    return SimHost(
+def host(tmp_path: Path, clock: VirtualClock, recorders: Recorders) -> PluginHost:
+    return PluginHost(
         make_config(tmp_path), clock=clock, extra_plugins_factory=recorders, entry_points=[]
     )
 
 
 @pytest.fixture
-def started(host: SimHost, recorders: Recorders) -> SimHost:
+def started(host: PluginHost, recorders: Recorders) -> PluginHost:
     host.start()
     recorders.clear()
     return host
 
 
-def test_start_calls_on_startup_then_on_bootstrap(host: SimHost, recorders: Recorders) -> None:
+def test_start_calls_on_startup_then_on_bootstrap(host: PluginHost, recorders: Recorders) -> None:
     dials = host.start()
 
     assert host.running
@@ -93,7 +93,7 @@ def test_start_calls_on_startup_then_on_bootstrap(host: SimHost, recorders: Reco
 
 
 def test_the_host_view(
-    host: SimHost, recorders: Recorders, clock: VirtualClock, tmp_path: Path
+    host: PluginHost, recorders: Recorders, clock: VirtualClock, tmp_path: Path
 ) -> None:
     host.start()
     view = recorders.calls("on_startup")[0].kwargs["host"]
@@ -119,7 +119,7 @@ def test_dial_order_puts_plugin_lists_first_without_repeats(
         quiet={},
         second={"dial_first": ["198.51.100.9:7447", "192.0.2.1:7447"]},
     )
-    host = SimHost(
+    host = PluginHost(
         make_config(tmp_path), clock=clock, extra_plugins_factory=recorders, entry_points=[]
     )
 
@@ -139,7 +139,7 @@ def test_entry_point_plugins_come_before_extras_in_the_dial_order(
             super().__init__("store", dial_first=["192.0.2.1:7447"])
 
     recorders = Recorders(extra={"dial_first": ["198.51.100.9:7447"]})
-    host = SimHost(
+    host = PluginHost(
         make_config(tmp_path, plugins={"enabled": ["store"]}),
         clock=clock,
         extra_plugins_factory=recorders,
@@ -156,13 +156,13 @@ def test_on_startup_returning_none_dials_only_seeds(tmp_path: Path, clock: Virtu
         def on_startup(self, host: Any) -> None:
             return None
 
-    host = SimHost(
+    host = PluginHost(
         make_config(tmp_path), clock=clock, extra_plugins_factory=lambda: {"s": Silent()}
     )
     assert host.start() == [Dial(SEED_1, "seed"), Dial(SEED_2, "seed")]
 
 
-def test_outbound_connect(started: SimHost, recorders: Recorders) -> None:
+def test_outbound_connect(started: PluginHost, recorders: Recorders) -> None:
     peer = started.connect("198.51.100.7:7447", node_id="node-b", capabilities=["relay"])
 
     assert peer == Peer(
@@ -179,7 +179,7 @@ def test_outbound_connect(started: SimHost, recorders: Recorders) -> None:
 
 
 def test_inbound_connect_keeps_the_advertised_listen_addr(
-    started: SimHost, recorders: Recorders
+    started: PluginHost, recorders: Recorders
 ) -> None:
     peer = started.connect(
         "100.64.3.4:51234", node_id="node-h", direction="inbound", listen_addr="100.64.3.4:7447"
@@ -195,13 +195,13 @@ def test_inbound_connect_keeps_the_advertised_listen_addr(
     assert anonymous.listen_addr is None
 
 
-def test_connect_twice_is_an_error(started: SimHost) -> None:
+def test_connect_twice_is_an_error(started: PluginHost) -> None:
     started.connect(SEED_1, node_id="seed-1")
     with pytest.raises(HostStateError, match=f"node 'node-a' is already connected to {SEED_1}"):
         started.connect(SEED_1, node_id="seed-1")
 
 
-def test_connect_checks_the_direction(started: SimHost) -> None:
+def test_connect_checks_the_direction(started: PluginHost) -> None:
     with pytest.raises(
         ValueError, match="direction must be 'outbound' or 'inbound', got 'sideways'"
     ):
@@ -210,7 +210,7 @@ def test_connect_checks_the_direction(started: SimHost) -> None:
 
 
 def test_disconnect_passes_the_same_peer_and_the_reason(
-    started: SimHost, recorders: Recorders
+    started: PluginHost, recorders: Recorders
 ) -> None:
     peer = started.connect(SEED_1, node_id="seed-1")
     started.disconnect(SEED_1, "closed by peer")
@@ -221,20 +221,20 @@ def test_disconnect_passes_the_same_peer_and_the_reason(
     assert started.connections == {}
 
 
-def test_disconnect_default_reason(started: SimHost, recorders: Recorders) -> None:
+def test_disconnect_default_reason(started: PluginHost, recorders: Recorders) -> None:
     started.connect(SEED_1, node_id="seed-1")
     started.disconnect(SEED_1)
     assert recorders.calls("on_disconnect")[0].kwargs["reason"] == "closed"
 
 
-def test_disconnect_when_not_connected(started: SimHost) -> None:
+def test_disconnect_when_not_connected(started: PluginHost) -> None:
     with pytest.raises(
         HostStateError, match=f"node 'node-a' is not connected to {SEED_1}, cannot disconnect"
     ):
         started.disconnect(SEED_1)
 
 
-def test_peer_list(started: SimHost, recorders: Recorders) -> None:
+def test_peer_list(started: PluginHost, recorders: Recorders) -> None:
     sender = started.connect(SEED_1, node_id="seed-1")
     peers = ("198.51.100.7:7447", "not an address")
     started.peer_list(SEED_1, peers)
@@ -244,14 +244,14 @@ def test_peer_list(started: SimHost, recorders: Recorders) -> None:
     assert type(call.kwargs["peers"]) is list
 
 
-def test_peer_list_from_an_unconnected_peer(started: SimHost) -> None:
+def test_peer_list_from_an_unconnected_peer(started: PluginHost) -> None:
     with pytest.raises(
         HostStateError, match=r"not connected to 192\.0\.2\.1:7447, cannot receive a peer list"
     ):
         started.peer_list("192.0.2.1:7447", [])
 
 
-def test_dial_failed(started: SimHost, recorders: Recorders) -> None:
+def test_dial_failed(started: PluginHost, recorders: Recorders) -> None:
     started.dial_failed(SEED_2)
     started.dial_failed(SEED_1, "timeout")
     assert [call.kwargs for call in recorders.calls("on_dial_failed")] == [
@@ -261,7 +261,7 @@ def test_dial_failed(started: SimHost, recorders: Recorders) -> None:
 
 
 def test_advance_ticks_once_per_second(
-    started: SimHost, recorders: Recorders, clock: VirtualClock
+    started: PluginHost, recorders: Recorders, clock: VirtualClock
 ) -> None:
     seen: list[float] = []
 
@@ -283,7 +283,7 @@ def test_advance_ticks_once_per_second(
 
 
 def test_advance_while_stopped_only_moves_the_clock(
-    host: SimHost, recorders: Recorders, clock: VirtualClock
+    host: PluginHost, recorders: Recorders, clock: VirtualClock
 ) -> None:
     host.advance(3600)
     assert recorders.journal == []
@@ -291,12 +291,12 @@ def test_advance_while_stopped_only_moves_the_clock(
 
 
 @pytest.mark.parametrize("secs", [-1, 1.5, True, "3"])
-def test_advance_refuses_bad_seconds(started: SimHost, secs: Any) -> None:
+def test_advance_refuses_bad_seconds(started: PluginHost, secs: Any) -> None:
     with pytest.raises(ValueError, match="secs"):
         started.advance(secs)
 
 
-def test_shutdown(started: SimHost, recorders: Recorders) -> None:
+def test_shutdown(started: PluginHost, recorders: Recorders) -> None:
     started.connect(SEED_1, node_id="seed-1")
     recorders.clear()
     started.shutdown()
@@ -308,7 +308,7 @@ def test_shutdown(started: SimHost, recorders: Recorders) -> None:
     assert started.connections == {}
 
 
-def test_crash_calls_no_hook(started: SimHost, recorders: Recorders) -> None:
+def test_crash_calls_no_hook(started: PluginHost, recorders: Recorders) -> None:
     started.connect(SEED_1, node_id="seed-1")
     recorders.clear()
     started.crash()
@@ -351,7 +351,7 @@ def lock_is_free(path: Path) -> bool:
 def test_crash_releases_what_the_plugins_held(tmp_path: Path, clock: VirtualClock) -> None:
     lock_path = tmp_path / "held.lock"
     instances: list[weakref.ref[Holder]] = []
-    host = SimHost(
+    host = PluginHost(
         make_config(tmp_path),
         clock=clock,
         extra_plugins_factory=lambda: {"holder": Holder(lock_path, instances)},
@@ -370,7 +370,7 @@ def test_crash_releases_what_the_plugins_held(tmp_path: Path, clock: VirtualCloc
         gc.enable()
 
 
-def test_restart_makes_new_plugin_instances(started: SimHost, recorders: Recorders) -> None:
+def test_restart_makes_new_plugin_instances(started: PluginHost, recorders: Recorders) -> None:
     before = started.plugin_manager
     assert before is not None
     old = before.get_plugin("recorder")
@@ -385,7 +385,7 @@ def test_restart_makes_new_plugin_instances(started: SimHost, recorders: Recorde
     assert dials == [Dial(SEED_1, "seed"), Dial(SEED_2, "seed")]
 
 
-def test_start_after_shutdown_and_after_crash(started: SimHost, recorders: Recorders) -> None:
+def test_start_after_shutdown_and_after_crash(started: PluginHost, recorders: Recorders) -> None:
     started.shutdown()
     started.start()
     started.crash()
@@ -412,13 +412,13 @@ def test_start_after_shutdown_and_after_crash(started: SimHost, recorders: Recor
     ],
 )
 def test_lifecycle_methods_need_a_running_node(
-    host: SimHost, action: Callable[[SimHost], object], message: str
+    host: PluginHost, action: Callable[[PluginHost], object], message: str
 ) -> None:
     with pytest.raises(HostStateError, match=message):
         action(host)
 
 
-def test_start_twice(started: SimHost) -> None:
+def test_start_twice(started: PluginHost) -> None:
     with pytest.raises(HostStateError, match="node 'node-a' is already running"):
         started.start()
 
@@ -430,7 +430,7 @@ def test_runtime_hook_errors_are_logged_and_the_node_carries_on(
         broken={"raise_in": ["on_connect", "on_tick", "on_shutdown"]},
         healthy={},
     )
-    host = SimHost(make_config(tmp_path), clock=clock, extra_plugins_factory=recorders)
+    host = PluginHost(make_config(tmp_path), clock=clock, extra_plugins_factory=recorders)
     host.start()
     with caplog.at_level(logging.ERROR, logger="hostsim"):
         host.connect(SEED_1, node_id="seed-1")
@@ -463,7 +463,7 @@ def test_startup_error_stops_the_start(tmp_path: Path, clock: VirtualClock) -> N
 
     recorders = Recorders()
     factory = lambda: {**recorders(), "store": Misconfigured()}  # noqa: E731
-    host = SimHost(make_config(tmp_path), clock=clock, extra_plugins_factory=factory)
+    host = PluginHost(make_config(tmp_path), clock=clock, extra_plugins_factory=factory)
 
     with pytest.raises(HostStartupError) as info:
         host.start()
@@ -485,7 +485,7 @@ def test_on_startup_must_return_a_list_of_strings(tmp_path: Path, clock: Virtual
         def on_startup(self, host: Any) -> object:
             return "192.0.2.1:7447"
 
-    host = SimHost(
+    host = PluginHost(
         make_config(tmp_path), clock=clock, extra_plugins_factory=lambda: {"sloppy": Sloppy()}
     )
     with pytest.raises(
@@ -497,7 +497,7 @@ def test_on_startup_must_return_a_list_of_strings(tmp_path: Path, clock: Virtual
 
 
 def test_plugin_load_errors_leave_the_node_stopped(tmp_path: Path, clock: VirtualClock) -> None:
-    host = SimHost(
+    host = PluginHost(
         make_config(tmp_path, plugins={"enabled": ["peerstore"]}), clock=clock, entry_points=[]
     )
     with pytest.raises(PluginError, match="plugin 'peerstore' is enabled in"):
@@ -505,7 +505,7 @@ def test_plugin_load_errors_leave_the_node_stopped(tmp_path: Path, clock: Virtua
     assert not host.running
 
 
-def test_hooks_receive_keyword_arguments(started: SimHost) -> None:
+def test_hooks_receive_keyword_arguments(started: PluginHost) -> None:
     received: list[tuple[str, str, str]] = []
 
     class Reordered:
@@ -524,13 +524,13 @@ def test_from_file_with_a_state_dir_override(tmp_path: Path, clock: VirtualClock
     path = tmp_path / "node.toml"
     path.write_text('[realm]\nname = "Example"\n[node]\nid = "node-a"\n', encoding="utf-8")
 
-    assert SimHost.from_file(path, clock=clock).view.state_dir == tmp_path / "data"
-    override = SimHost.from_file(path, clock=clock, state_dir=tmp_path / "run")
+    assert PluginHost.from_file(path, clock=clock).view.state_dir == tmp_path / "data"
+    override = PluginHost.from_file(path, clock=clock, state_dir=tmp_path / "run")
     assert override.view.state_dir == tmp_path / "run"
     assert override.config.state_dir == tmp_path / "run"
 
 
-def test_connections_are_read_only(started: SimHost) -> None:
+def test_connections_are_read_only(started: PluginHost) -> None:
     started.connect(SEED_1, node_id="seed-1")
     with pytest.raises(TypeError):
         started.connections[SEED_2] = started.connections[SEED_1]  # type: ignore[index]
@@ -541,7 +541,7 @@ def test_many_nodes_share_a_process(tmp_path: Path) -> None:
     hosts = []
     for name in ("a", "b"):
         config = make_config(tmp_path, node={"id": f"node-{name}", "state_dir": name})
-        host = SimHost(
+        host = PluginHost(
             config,
             clock=VirtualClock(),
             extra_plugins_factory=lambda: {"r": RecordingPlugin(journal=journal)},

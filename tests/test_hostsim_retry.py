@@ -21,7 +21,7 @@ from hostsim.clock import VirtualClock
 from hostsim.config import ConnectionPolicy, HostConfig
 from hostsim.core import CorePolicy, NodeCore, RetryPolicy
 from hostsim.errors import ScenarioError
-from hostsim.host import SimHost
+from hostsim.host import PluginHost
 from hostsim.sim.network import SimNetwork
 from hostsim.sim.scenario import parse_sim_scenario
 
@@ -79,13 +79,13 @@ def planned_retries(tmp_path: Path, policy: str, *, seed: int = 1) -> tuple[list
     many times it dialled the seed, within the first 9 s (before the core looks for more)."""
     path = write_config(tmp_path, policy)
     clock = VirtualClock(START)
-    first = SimHost.from_file(path, clock=clock)
+    first = PluginHost.from_file(path, clock=clock)
     first.start()
     first.connect(PEER, node_id="node-p")
     clock.advance(60)
     first.shutdown()
 
-    host = SimHost.from_file(path, clock=clock)
+    host = PluginHost.from_file(path, clock=clock)
     world = DownWorld()
     core = NodeCore(
         host,

@@ -16,7 +16,7 @@ import tomli_w
 
 from hostsim.clock import VirtualClock
 from hostsim.config import HostConfig
-from hostsim.host import SimHost
+from hostsim.host import PluginHost
 from hostsim.script import load_scenario, run_scenario
 from thenodes_peerstore.model import Source
 from thenodes_peerstore.plugin import PeerStorePlugin
@@ -36,7 +36,7 @@ PEERS = [
     "151.80.2.2:7447",
 ]
 
-MakeHost = Callable[..., SimHost]
+MakeHost = Callable[..., PluginHost]
 
 
 def host_config(realm: str = "Example", **persistence: Any) -> dict[str, Any]:
@@ -59,32 +59,32 @@ def clock() -> VirtualClock:
 def make_host(tmp_path: Path, clock: VirtualClock) -> MakeHost:
     """A node whose config is written to a file, as a user would write it."""
 
-    def make(config: dict[str, Any] | None = None, name: str = "host.toml") -> SimHost:
+    def make(config: dict[str, Any] | None = None, name: str = "host.toml") -> PluginHost:
         path = tmp_path / name
         path.write_text(tomli_w.dumps(config or host_config()))
-        return SimHost.from_file(path, clock=clock)
+        return PluginHost.from_file(path, clock=clock)
 
     return make
 
 
-def peer_file(host: SimHost) -> Path:
+def peer_file(host: PluginHost) -> Path:
     return host.config.state_dir / "plugins" / "peerstore" / f"{host.config.realm.code}.toml"
 
 
-def stored(host: SimHost) -> dict[str, dict[str, Any]]:
+def stored(host: PluginHost) -> dict[str, dict[str, Any]]:
     """The peers in the node's file, by address."""
     document = tomllib.loads(peer_file(host).read_text())
     return {p["addr"]: p for p in document["peers"]}
 
 
-def plugin_of(host: SimHost) -> PeerStorePlugin:
+def plugin_of(host: PluginHost) -> PeerStorePlugin:
     assert host.plugin_manager is not None
     plugin = host.plugin_manager.get_plugin("peerstore")
     assert isinstance(plugin, PeerStorePlugin)
     return plugin
 
 
-def connect_all(host: SimHost, addrs: list[str]) -> None:
+def connect_all(host: PluginHost, addrs: list[str]) -> None:
     for n, addr in enumerate(addrs):
         host.connect(addr, node_id=f"node-{n}")
         host.advance(1)

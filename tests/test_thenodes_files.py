@@ -15,7 +15,7 @@ from hostsim.cli import main as cli_main
 from hostsim.clock import VirtualClock
 from hostsim.config import ConnectionPolicy, Discovery, HostConfig, RealmInfo
 from hostsim.errors import HostConfigError, HostStartupError
-from hostsim.host import Dial, SimHost
+from hostsim.host import Dial, PluginHost
 from hostsim.live.settings import live_settings, plaintext_refusal
 
 # TheNodes' config/example.toml (TheNodesDev/TheNodes), every key and value as it has them.
@@ -171,7 +171,7 @@ def test_a_node_starts_from_thenodes_example_config_and_keeps_its_generated_id(
     path = write(in_tmp / "example.toml", THENODES_EXAMPLE + ENABLE_PEERSTORE)
     clock = VirtualClock(START)
 
-    host = SimHost(HostConfig.from_file(path), clock=clock)
+    host = PluginHost(HostConfig.from_file(path), clock=clock)
     dials = host.start()
     host.connect("127.0.0.1:50002", node_id="seed-b")
     host.advance(61)
@@ -185,7 +185,7 @@ def test_a_node_starts_from_thenodes_example_config_and_keeps_its_generated_id(
         in_tmp / "data" / "example-app" / "plugins" / "peerstore" / "example-realm.toml"
     ).is_file()
 
-    again = SimHost(HostConfig.from_file(path), clock=clock)
+    again = PluginHost(HostConfig.from_file(path), clock=clock)
     assert again.node_id == host.node_id
     assert again.start()[0] == Dial("127.0.0.1:50002", "peerstore")  # the proven peer first
     again.shutdown()
@@ -194,7 +194,7 @@ def test_a_node_starts_from_thenodes_example_config_and_keeps_its_generated_id(
 def test_a_config_that_sets_only_the_port_runs_with_thenodes_defaults(in_tmp: Path) -> None:
     path = write(in_tmp / "config.toml", "port = 50010\n" + ENABLE_PEERSTORE)
 
-    host = SimHost(HostConfig.from_file(path), clock=VirtualClock(START))
+    host = PluginHost(HostConfig.from_file(path), clock=VirtualClock(START))
     assert host.start() == []
     host.advance(120)
     host.shutdown()
@@ -216,7 +216,7 @@ def test_a_seed_named_by_host_is_dialled_and_stored_by_its_resolved_address(
         "[network.persistence]\nenabled = true\n" + ENABLE_PEERSTORE,
     )
     names = NameTable({"seed.example.org": ("203.0.113.7", "192.0.2.9")})
-    host = SimHost.from_file(path, clock=VirtualClock(START), resolver=names)
+    host = PluginHost.from_file(path, clock=VirtualClock(START), resolver=names)
 
     dials = host.start()
     host.shutdown()
@@ -236,7 +236,7 @@ def test_a_seed_that_does_not_resolve_is_skipped_with_a_warning(
         tmp_path / "node.toml",
         'bootstrap_nodes = ["gone.example.org:50000", "192.0.2.9:50000"]\n[node]\nid = "a"\n',
     )
-    host = SimHost.from_file(path, clock=VirtualClock(START), resolver=NameTable())
+    host = PluginHost.from_file(path, clock=VirtualClock(START), resolver=NameTable())
 
     with caplog.at_level(logging.WARNING, logger="hostsim"):
         dials = host.start()
@@ -284,9 +284,9 @@ def node_config(tmp_path: Path, name: str, realm: str, version: str | None = Non
 PEER = "203.0.113.10:50000"
 
 
-def run_first_node(tmp_path: Path, realm: str) -> SimHost:
+def run_first_node(tmp_path: Path, realm: str) -> PluginHost:
     """A node that proves PEER, saves and stops, leaving its realm's file in ``shared``."""
-    host = SimHost.from_file(node_config(tmp_path, "node-a", realm), clock=VirtualClock(START))
+    host = PluginHost.from_file(node_config(tmp_path, "node-a", realm), clock=VirtualClock(START))
     host.start()
     host.connect(PEER, node_id="node-p")
     host.shutdown()
@@ -306,7 +306,7 @@ def test_two_nodes_thenodes_puts_in_one_realm_share_its_file_and_plan(
     tmp_path: Path, first: str, second: str
 ) -> None:
     a = run_first_node(tmp_path, first)
-    b = SimHost.from_file(node_config(tmp_path, "node-b", second), clock=VirtualClock(START))
+    b = PluginHost.from_file(node_config(tmp_path, "node-b", second), clock=VirtualClock(START))
 
     assert a.view.realm.matches(b.view.realm)
     assert [d.addr for d in b.start()] == [PEER]
@@ -317,7 +317,7 @@ def test_two_nodes_thenodes_puts_in_one_realm_share_its_file_and_plan(
 def test_two_nodes_of_different_realm_codes_never_share_a_file_or_a_plan(tmp_path: Path) -> None:
     a = run_first_node(tmp_path, "für")
     before = files(a.config.state_dir)
-    b = SimHost.from_file(node_config(tmp_path, "node-b", "fur"), clock=VirtualClock(START))
+    b = PluginHost.from_file(node_config(tmp_path, "node-b", "fur"), clock=VirtualClock(START))
 
     assert not a.view.realm.matches(b.view.realm)
     assert b.start() == []
@@ -334,7 +334,7 @@ def test_two_nodes_of_one_realm_code_and_different_versions_never_share_a_file_o
 ) -> None:
     a = run_first_node(tmp_path, "example")
     before = files(a.config.state_dir)
-    b = SimHost.from_file(
+    b = PluginHost.from_file(
         node_config(tmp_path, "node-b", "example", version="2.0"), clock=VirtualClock(START)
     )
 

@@ -101,7 +101,7 @@ def rare_cycle_collection() -> Iterator[None]:
     A thousand nodes' stores are millions of long-lived objects in one process, and at the
     default thresholds a full collection walks them all every few simulated minutes: about a
     tenth of a large run. Reference counting frees entries and texts (they hold no cycles), and
-    a crash still collects what it must (:meth:`SimHost.crash`). A real node, with one store,
+    a crash still collects what it must (:meth:`PluginHost.crash`). A real node, with one store,
     keeps the defaults.
     """
     before = gc.get_threshold()

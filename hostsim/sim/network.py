@@ -1,6 +1,6 @@
 """A network of simulated hosts: dials, handshakes, peer lists, lifecycle events and churn.
 
-Every node is a full :class:`~hostsim.host.SimHost` with its own state directory and the
+Every node is a full :class:`~hostsim.host.PluginHost` with its own state directory and the
 plugins its host config enables, loaded through the normal plugin manager. All nodes share
 one :class:`~hostsim.clock.VirtualClock`, moved by the :class:`~hostsim.sim.engine.Engine`.
 
@@ -59,7 +59,7 @@ from hostsim.clock import DEFAULT_START, VirtualClock
 from hostsim.config import HostConfig
 from hostsim.core import Connection, CorePolicy, NodeCore
 from hostsim.errors import HostsimError, ScenarioError
-from hostsim.host import SEED_ORIGIN, Dial, SimHost
+from hostsim.host import SEED_ORIGIN, Dial, PluginHost
 from hostsim.plugins import EntryPointLike, installed_entry_points, loaded_once
 from hostsim.sim.engine import Engine, stream
 from hostsim.sim.metrics import RunMetrics, StartRecord
@@ -166,13 +166,13 @@ class _Flood:
 
 
 class SimNetwork:
-    """A network of :class:`SimHost` nodes playing a :class:`SimScenario` with a seed.
+    """A network of :class:`PluginHost` nodes playing a :class:`SimScenario` with a seed.
 
     :param scenario: What to simulate.
     :param seed: The run's seed; the same seed gives the same run.
     :param state_dir: Where the nodes keep their state, one directory per node.
     :param extra_plugins_factory: Called with a node's name at each of its starts, for more
-        plugins (name -> instance) besides the enabled ones (as :class:`SimHost` takes).
+        plugins (name -> instance) besides the enabled ones (as :class:`PluginHost` takes).
     :param entry_points: Where enabled plugins are looked up (default: the installed ones).
     :param progress: Called every ``sample_interval_secs`` of simulated time with a line
         saying how far the run is (for a progress display; it must be cheap).
@@ -215,7 +215,7 @@ class SimNetwork:
             factory = None
             if extra_plugins_factory is not None:
                 factory = _bind(extra_plugins_factory, name)
-            host = SimHost(
+            host = PluginHost(
                 config,
                 clock=self.clock,
                 extra_plugins_factory=factory,
