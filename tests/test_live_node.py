@@ -370,7 +370,7 @@ def test_every_message_thenodes_defines_and_a_later_versions_type_are_ignored_no
             await writer.drain()
             await until(lambda: sum(node.ignored.values()) == len(WELL_FORMED_NOT_ACTED_ON) + 1)
             assert "rust-node" in node.core.by_node
-            assert node.incidents.total() == 0
+            assert node.incidents.counts.total() == 0
             assert node.ignored["unknown"] == 2
             assert node.ignored["PUNCH_GO"] == 1
             await close(writer)

@@ -118,7 +118,3 @@ class Incidents:
             kinds,
         )
         self.unlogged.clear()
-
-    def total(self) -> int:
-        """Every incident counted."""
-        return sum(self.counts.values())
