@@ -1,7 +1,9 @@
 """PluginHost: a node's plugins and lifecycle in either world, every hook called by keyword.
 
-Hooks are called plugin by plugin, in pluggy's call order, so the host knows which plugin
-returned which dial list and one misbehaving plugin cannot keep a hook from the others. A
+Hooks are called as pluggy's own ``pm.hook.<name>(...)``, through :class:`NodeHooks`
+(``self.hook.on_tick(host=view)``), but plugin by plugin, in pluggy's call order, so the host
+knows which plugin returned which dial list and one misbehaving plugin cannot keep a hook from
+the others. A
 plugin that raises in ``on_startup`` stops the node's start; an exception from any other hook
 is logged and the node carries on, as a host must.
 """
@@ -15,7 +17,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Generic, Literal, NoReturn, TypeVar
 
 import attrs
 import pluggy
@@ -31,13 +33,16 @@ __all__ = [
     "Dial",
     "HostStartupError",
     "HostStateError",
+    "NodeHooks",
     "NodeView",
     "Peer",
+    "PluginCall",
     "PluginHost",
 ]
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Direction = Literal["outbound", "inbound"]
 SEED_ORIGIN = "seed"
 """The origin of a dial that comes from the config's ``bootstrap_nodes``."""
@@ -114,6 +119,82 @@ def dial_order(
     return list(dials.values())
 
 
+HookFailed = Callable[[str, str, Exception], None]
+"""What a host does when a plugin raises in a hook: called with the plugin's name, the hook's
+name and the exception, inside the ``except`` block. It may raise to stop the call."""
+
+
+class PluginCall(Generic[T]):
+    """One hook, called like pluggy's ``pm.hook.<name>(**kwargs)`` but one plugin at a time.
+
+    Each implementation runs in pluggy's call order (LIFO, ``tryfirst``/``trylast`` honoured)
+    with the keyword arguments it declares. An exception from one plugin goes to ``failed``
+    with that plugin's name, and the others are still called unless ``failed`` raises. A
+    ``firstresult`` hook stops at the first result that is not None, as pluggy does.
+
+    :param caller: pluggy's caller of the hook.
+    :param failed: What to do when a plugin raises.
+    :param result: Checks and converts one plugin's return value; raising counts as the
+        plugin's failure.
+    """
+
+    def __init__(
+        self,
+        caller: pluggy.HookCaller,
+        failed: HookFailed,
+        result: Callable[[object], T],
+    ) -> None:
+        self.name = caller.name
+        self._caller = caller
+        self._failed = failed
+        self._result = result
+        self._firstresult = bool(caller.spec and caller.spec.opts.get("firstresult"))
+
+    def __repr__(self) -> str:
+        return f"<PluginCall {self.name}>"
+
+    def __call__(self, **kwargs: object) -> list[tuple[str, T]]:
+        """Call every plugin's implementation; return (plugin name, result) of those that did
+        not fail, in the order they were called."""
+        results: list[tuple[str, T]] = []
+        for impl in reversed(self._caller.get_hookimpls()):
+            try:
+                value = impl.function(**{name: kwargs[name] for name in impl.argnames})
+                results.append((impl.plugin_name, self._result(value)))
+            except Exception as exc:
+                self._failed(impl.plugin_name, self.name, exc)
+                continue
+            if self._firstresult and value is not None:
+                break
+        return results
+
+
+def _ignore(value: object) -> None:
+    return None
+
+
+class NodeHooks:
+    """The hooks of one node's plugin manager, as ``hook.on_tick(host=view)`` calls them.
+
+    Every hook is a :class:`PluginCall`: the host learns which plugin returned what, and which
+    one raised. A plugin that raises in ``on_startup`` goes to ``startup_failed`` (which stops
+    the start by raising); one that raises in any other hook goes to ``failed``.
+    """
+
+    def __init__(
+        self, pm: pluggy.PluginManager, *, startup_failed: HookFailed, failed: HookFailed
+    ) -> None:
+        hook = pm.hook
+        self.on_startup = PluginCall(hook.on_startup, startup_failed, _address_list)
+        self.on_bootstrap = PluginCall(hook.on_bootstrap, failed, _ignore)
+        self.on_connect = PluginCall(hook.on_connect, failed, _ignore)
+        self.on_disconnect = PluginCall(hook.on_disconnect, failed, _ignore)
+        self.on_peer_list = PluginCall(hook.on_peer_list, failed, _ignore)
+        self.on_dial_failed = PluginCall(hook.on_dial_failed, failed, _ignore)
+        self.on_tick = PluginCall(hook.on_tick, failed, _ignore)
+        self.on_shutdown = PluginCall(hook.on_shutdown, failed, _ignore)
+
+
 class PluginHost:
     """One node's plugins, its connections and its lifecycle, on a clock.
 
@@ -157,6 +238,7 @@ class PluginHost:
         )
         self._view = NodeView.of(config, clock, node_id=node_id)
         self._pm: pluggy.PluginManager | None = None
+        self._hook: NodeHooks | None = None
         self._connections: dict[str, Peer] = {}
         self._seeds: tuple[str, ...] = ()
 
@@ -228,6 +310,16 @@ class PluginHost:
         return self._pm
 
     @property
+    def hook(self) -> NodeHooks:
+        """The running node's hooks, each called plugin by plugin (see :class:`NodeHooks`).
+
+        :raises HostStateError: the node is stopped.
+        """
+        if self._hook is None:
+            raise HostStateError(f"node {self.node_id!r} is not running, it has no hooks")
+        return self._hook
+
+    @property
     def connections(self) -> Mapping[str, Peer]:
         """The current connections, by remote address (read-only)."""
         return MappingProxyType(self._connections)
@@ -244,12 +336,12 @@ class PluginHost:
         extras = self._extra_plugins_factory() if self._extra_plugins_factory else None
         pm = get_plugin_manager(self._config, extra_plugins=extras, entry_points=self._entry_points)
         del extras  # only the plugin manager may keep the plugins alive
-        lists = self._startup(pm)
+        self._hook, lists = self._startup(pm)
         self._pm = pm
         logger.debug("node %s: started with plugins %s", self.node_id, [n for n, _ in lists])
         seeds = resolve_seeds(self._config.bootstrap_nodes, self._resolver)
         self._seeds = tuple(seeds)
-        self._notify("on_bootstrap", host=self._view, seeds=list(seeds))
+        self.hook.on_bootstrap(host=self._view, seeds=list(seeds))
         return dial_order(lists, seeds)
 
     def connect(
@@ -281,7 +373,7 @@ class PluginHost:
         )
         self._connections[addr] = peer
         logger.debug("node %s: connected to %s (%s, %s)", self.node_id, addr, node_id, direction)
-        self._notify("on_connect", host=self._view, peer=peer)
+        self.hook.on_connect(host=self._view, peer=peer)
         return peer
 
     def disconnect(self, addr: str, reason: str = "closed") -> None:
@@ -291,7 +383,7 @@ class PluginHost:
         """
         peer = self._connected_peer(addr, "disconnect")
         logger.debug("node %s: disconnected from %s: %s", self.node_id, addr, reason)
-        self._notify("on_disconnect", host=self._view, peer=peer, reason=reason)
+        self.hook.on_disconnect(host=self._view, peer=peer, reason=reason)
         del self._connections[addr]
 
     def peer_list(self, sender_addr: str, peers: Iterable[str]) -> None:
@@ -300,7 +392,7 @@ class PluginHost:
         :raises HostStateError: the node is stopped or not connected to ``sender_addr``.
         """
         sender = self._connected_peer(sender_addr, "receive a peer list")
-        self._notify("on_peer_list", host=self._view, sender=sender, peers=list(peers))
+        self.hook.on_peer_list(host=self._view, sender=sender, peers=list(peers))
 
     def dial_failed(self, addr: str, error: str = "connection refused") -> None:
         """An outbound dial to ``addr`` failed; call ``on_dial_failed``.
@@ -309,7 +401,7 @@ class PluginHost:
         """
         self._require_running("fail a dial")
         logger.debug("node %s: dial to %s failed: %s", self.node_id, addr, error)
-        self._notify("on_dial_failed", host=self._view, addr=addr, error=error)
+        self.hook.on_dial_failed(host=self._view, addr=addr, error=error)
 
     def advance(self, secs: int) -> None:
         """Let ``secs`` whole seconds of host time pass; call ``on_tick`` once a second if running.
@@ -331,7 +423,7 @@ class PluginHost:
             return
         for _ in range(int(secs)):
             clock.advance(1)
-            self._notify("on_tick", host=self._view)
+            self.hook.on_tick(host=self._view)
 
     def tick(self) -> None:
         """Call ``on_tick`` once, without moving the clock (a network moves its shared clock).
@@ -339,7 +431,7 @@ class PluginHost:
         :raises HostStateError: the node is stopped.
         """
         self._require_running("tick")
-        self._notify("on_tick", host=self._view)
+        self.hook.on_tick(host=self._view)
 
     def shutdown(self) -> None:
         """Stop gracefully: call ``on_shutdown``, then drop the plugins and the connections.
@@ -347,7 +439,7 @@ class PluginHost:
         :raises HostStateError: the node is stopped.
         """
         self._require_running("shut down")
-        self._notify("on_shutdown", host=self._view)
+        self.hook.on_shutdown(host=self._view)
         self._drop_plugins()
         logger.debug("node %s: shut down", self.node_id)
 
@@ -379,37 +471,34 @@ class PluginHost:
         self.shutdown()
         return self.start()
 
-    def _startup(self, pm: pluggy.PluginManager) -> list[tuple[str, list[str]]]:
-        """Call ``on_startup`` on every plugin; return each plugin's list in registration order."""
-        results: dict[str, list[str]] = {}
-        for impl in _hookimpls(pm, "on_startup"):
-            try:
-                value = _invoke(impl, {"host": self._view})
-                results[impl.plugin_name] = _address_list(value)
-            except Exception as exc:
-                message = (
-                    f"plugin {impl.plugin_name!r} failed to start node {self.node_id!r}: {exc}"
-                )
-                # The other plugins are dropped without on_shutdown, as a failed process would.
-                _unregister_all(pm)
-                del impl, pm
-                gc.collect()
-                raise HostStartupError(message) from exc
-        return [(name, results[name]) for name, _ in pm.list_name_plugin() if name in results]
+    def _startup(self, pm: pluggy.PluginManager) -> tuple[NodeHooks, list[tuple[str, list[str]]]]:
+        """Call ``on_startup`` on every plugin; return the hooks and each plugin's list, in
+        registration order."""
+        hook = NodeHooks(pm, startup_failed=self._startup_failed, failed=self._hook_failed)
+        try:
+            results = dict(hook.on_startup(host=self._view))
+        except HostStartupError:
+            # The other plugins are dropped without on_shutdown, as a failed process would.
+            _unregister_all(pm)
+            del hook, pm
+            gc.collect()
+            raise
+        lists = [(name, results[name]) for name, _ in pm.list_name_plugin() if name in results]
+        return hook, lists
 
-    def _notify(self, hook_name: str, **kwargs: object) -> None:
-        """Call a runtime hook on every plugin; log and survive a plugin that raises."""
-        assert self._pm is not None
-        for impl in _hookimpls(self._pm, hook_name):
-            try:
-                _invoke(impl, kwargs)
-            except Exception:
-                logger.exception(
-                    "node %s: plugin %r raised in %s; the node carries on",
-                    self.node_id,
-                    impl.plugin_name,
-                    hook_name,
-                )
+    def _startup_failed(self, plugin: str, hook_name: str, exc: Exception) -> NoReturn:
+        raise HostStartupError(
+            f"plugin {plugin!r} failed to start node {self.node_id!r}: {exc}"
+        ) from exc
+
+    def _hook_failed(self, plugin: str, hook_name: str, exc: Exception) -> None:
+        logger.error(
+            "node %s: plugin %r raised in %s; the node carries on",
+            self.node_id,
+            plugin,
+            hook_name,
+            exc_info=exc,
+        )
 
     def _require_running(self, action: str) -> None:
         if not self.running:
@@ -426,20 +515,10 @@ class PluginHost:
 
     def _drop_plugins(self) -> None:
         pm, self._pm = self._pm, None
+        self._hook = None
         if pm is not None:
             _unregister_all(pm)
         self._connections.clear()
-
-
-def _hookimpls(pm: pluggy.PluginManager, hook_name: str) -> list[pluggy.HookImpl]:
-    """The implementations of a hook, in the order pluggy calls them."""
-    caller: pluggy.HookCaller = getattr(pm.hook, hook_name)
-    return list(reversed(caller.get_hookimpls()))
-
-
-def _invoke(impl: pluggy.HookImpl, kwargs: Mapping[str, object]) -> object:
-    """Call one implementation with the keyword arguments it declares, as pluggy would."""
-    return impl.function(**{name: kwargs[name] for name in impl.argnames})
 
 
 def _address_list(value: object) -> list[str]:

@@ -10,12 +10,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import pytest
 
 from hostsim.clock import VirtualClock
 from hostsim.config import HostConfig
 from hostsim.errors import HostStartupError, HostStateError, PluginError
-from hostsim.host import Dial, NodeView, Peer, PluginHost
+from hostsim.host import Dial, NodeView, Peer, PluginCall, PluginHost
 from hostsim.testing import HookCall, RecordingPlugin, fake_entry_point, hookimpl
 
 SEED_1 = "203.0.113.1:7447"
@@ -555,3 +556,38 @@ def test_many_nodes_share_a_process(tmp_path: Path) -> None:
     }
     assert views == {"node-a": tmp_path / "a", "node-b": tmp_path / "b"}
     assert hosts[0].plugin_manager is not hosts[1].plugin_manager
+
+
+class FirstSpecs:
+    @pluggy.HookspecMarker("thenodes")(firstresult=True)
+    def pick(self, n: int) -> int | None:
+        """A firstresult hook."""
+
+
+class Picker:
+    def __init__(self, answer: int | None, *, fails: bool = False) -> None:
+        self.answer = answer
+        self.fails = fails
+
+    @hookimpl
+    def pick(self, n: int) -> int | None:
+        if self.fails:
+            raise RuntimeError("no pick")
+        return self.answer
+
+
+def test_a_plugin_call_keeps_pluggys_order_and_stops_a_firstresult_hook_at_a_result() -> None:
+    pm = pluggy.PluginManager("thenodes")
+    pm.add_hookspecs(FirstSpecs)
+    for name, plugin in [
+        ("late", Picker(3)),
+        ("answers", Picker(2)),
+        ("silent", Picker(None)),
+        ("broken", Picker(1, fails=True)),
+    ]:
+        pm.register(plugin, name=name)
+    failures: list[tuple[str, str]] = []
+    pick = PluginCall(pm.hook.pick, lambda p, h, e: failures.append((p, h)), lambda v: v)
+
+    assert pick(n=1) == [("silent", None), ("answers", 2)]
+    assert failures == [("broken", "pick")]
