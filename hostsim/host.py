@@ -3,9 +3,8 @@
 Hooks are called as pluggy's own ``pm.hook.<name>(...)``, through :class:`NodeHooks`
 (``self.hook.on_tick(host=view)``), but plugin by plugin, in pluggy's call order, so the host
 knows which plugin returned which dial list and one misbehaving plugin cannot keep a hook from
-the others. A
-plugin that raises in ``on_startup`` stops the node's start; an exception from any other hook
-is logged and the node carries on, as a host must.
+the others. A plugin that raises in ``on_startup`` stops the node's start; an exception from
+any other hook is logged and the node carries on, as a host must.
 """
 
 from __future__ import annotations
