@@ -7,9 +7,10 @@ decides. It owns, for one node:
   repeats, then the seeds (:meth:`NodeCore.start`); each is dialled at once, and together they
   become the node's in-memory address book. A restarted process remembers nothing else.
 - **Retrying the plan.** A failed dial of a plugin's address is retried with TheNodes 0.4's
-  ``[network.connection_policy]`` backoff (:class:`RetryPolicy`: 1 s, doubling, at most 60 s,
-  at most 8 attempts, 20% jitter). Other addresses that failed are skipped for 30 s, doubling
-  per failure up to 10 minutes.
+  ``[network.connection_policy]`` backoff (:class:`~hostsim.backoff.RetryPolicy`: 1 s,
+  doubling, at most 60 s, at most 8 attempts, 20% jitter). Other addresses that failed are
+  skipped for 30 s, doubling per failure up to 10 minutes. Both schedules live in
+  :mod:`hostsim.backoff`.
 - **The outbound target.** Every ``maintain_interval_secs``, and when a peer list arrives, a
   node below ``target_outbound`` dials addresses from its book it is not connected to;
   seeds only while it has no connection at all (they are for bootstrapping). Dials of the
@@ -39,7 +40,8 @@ from typing import Any, Protocol
 
 import attrs
 
-from hostsim.config import ConnectionPolicy, HostConfig
+from hostsim.backoff import BOOK_RETRY_BASE_SECS, BOOK_RETRY_MAX_SECS, RetryPolicy, backoff_secs
+from hostsim.config import HostConfig
 from hostsim.host import SEED_ORIGIN, Dial, Direction, Peer, PluginHost
 from hostsim.limits import TokenBucket
 
@@ -48,59 +50,13 @@ __all__ = [
     "Connection",
     "CorePolicy",
     "NodeCore",
-    "RetryPolicy",
     "World",
 ]
 
 logger = logging.getLogger(__name__)
 
-MIN_RETRY_SECS = 0.001
-"""The shortest wait before a retry, as TheNodes rounds it (one millisecond)."""
 BOOK_ORIGIN = "book"
 """The origin of a dial a node makes from its address book, after its start."""
-
-
-@attrs.frozen
-class RetryPolicy:
-    """How a failed dial of a planned address is retried: TheNodes 0.4's connection policy.
-
-    The wait after the ``n``-th failure in a row is ``base_secs * multiplier ** (n - 1)``, at
-    most ``max_secs``, then spread by +/- ``jitter`` (so it may exceed ``max_secs`` by that
-    much), and never under a millisecond; after ``max_attempts`` failures in a row (the first
-    dial counts) no retry is made. As TheNodes' ``ConnectionPolicy::reconnect_delay``.
-    """
-
-    base_secs: float = 1.0
-    multiplier: float = 2.0
-    max_secs: float = 60.0
-    max_attempts: int = 8
-    jitter: float = 0.2
-
-    def delay(self, failures: int, draw: float) -> float | None:
-        """The wait before the next attempt after ``failures`` failed ones, or None: give up.
-
-        :param draw: A uniform number in [0, 1) for the jitter.
-        """
-        if failures >= self.max_attempts:
-            return None
-        try:
-            wait = min(self.base_secs * self.multiplier ** (failures - 1), self.max_secs)
-        except OverflowError:
-            wait = self.max_secs
-        return max(wait * (1.0 + self.jitter * (2.0 * draw - 1.0)), MIN_RETRY_SECS)
-
-    @classmethod
-    def of(cls, policy: ConnectionPolicy) -> RetryPolicy:
-        """The retry part of a ``[network.connection_policy]`` table, with TheNodes' floors: a
-        base of at least 1 ms, a multiplier of at least 1, a cap of at least the base."""
-        base_ms = max(policy.reconnect_base_delay_ms, 1)
-        return cls(
-            base_secs=base_ms / 1000,
-            multiplier=max(policy.reconnect_multiplier, 1.0),
-            max_secs=max(policy.reconnect_max_delay_ms, base_ms) / 1000,
-            max_attempts=policy.reconnect_max_attempts,
-            jitter=policy.reconnect_jitter_ratio,
-        )
 
 
 @attrs.frozen
@@ -118,8 +74,8 @@ class CorePolicy:
     about addresses: their failures, and which ones it may not dial)."""
     book_dials_per_sec: float | None = None
     """Dials from the book a second, after a burst of ``target_outbound``; None: no bound."""
-    book_retry_base_secs: float = 30.0
-    book_retry_max_secs: float = 600.0
+    book_retry_base_secs: float = BOOK_RETRY_BASE_SECS
+    book_retry_max_secs: float = BOOK_RETRY_MAX_SECS
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
 
     @classmethod
@@ -309,7 +265,12 @@ class NodeCore:
             self.failures[addr] = (count, self.now() + retry)
             self.world.call_later(retry, self._retry, self.life, addr, origin)
             return
-        wait = min(policy.book_retry_base_secs * 2 ** (count - 1), policy.book_retry_max_secs)
+        wait = backoff_secs(
+            count,
+            base_secs=policy.book_retry_base_secs,
+            multiplier=2.0,
+            max_secs=policy.book_retry_max_secs,
+        )
         self.failures[addr] = (count, self.now() + wait)
         if len(self.failures) > policy.book_limit:
             del self.failures[next(iter(self.failures))]

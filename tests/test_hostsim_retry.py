@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
+from hostsim.backoff import RetryPolicy
 from hostsim.clock import VirtualClock
 from hostsim.config import ConnectionPolicy, HostConfig
-from hostsim.core import CorePolicy, NodeCore, RetryPolicy
+from hostsim.core import CorePolicy, NodeCore
 from hostsim.errors import ScenarioError
 from hostsim.host import PluginHost
 from hostsim.sim.network import SimNetwork
