@@ -23,9 +23,16 @@ decides. It owns, for one node:
   ``[discovery]``: 90 s, want 16; no request at all when ``[discovery] enabled`` is false;
   TheNodes sends its first request only after a full interval). It answers a request with up
   to ``want`` addresses, half from its connections, the rest from its book, never the asker's
-  own. Every PEER_LIST reaches
-  ``on_peer_list``, whichever side asked; the first ``want`` addresses go into the book.
-- **Hooks.** Every hook is called with keyword arguments, through :class:`~hostsim.host.PluginHost`.
+  own. Every PEER_LIST reaches ``on_peer_list``, whichever side asked; the first ``want``
+  addresses go into the book, which holds at most ``book_limit`` (1,000), oldest out.
+- **Stop.** A graceful stop calls ``on_shutdown``; a crash calls no hook, and the host releases
+  what the process held (:meth:`~hostsim.host.PluginHost.crash`). Either way the world closes
+  the node's connections, and each peer calls ``on_disconnect`` as its connection ends.
+- **Ticks.** The world calls :meth:`NodeCore.tick`, ``on_tick``, about once a second of host
+  time (the simulator's ``tick_interval_secs`` may space them out).
+- **Hooks.** Every hook is called with keyword arguments, plugin by plugin, through
+  :class:`~hostsim.host.PluginHost` (a plugin that raises in ``on_startup`` stops the start;
+  in any other hook it is logged and the node carries on).
 
 The core does no I/O and reads no clock of its own: the world hands it a
 :class:`World` (dial, ask for peers, run later) and the random stream it draws from.

@@ -1,4 +1,8 @@
-"""PluginHost: a node's plugins and lifecycle in either world, every hook called by keyword.
+"""PluginHost: a node's plugins and their hooks in either world, every hook called by keyword.
+
+The host loads a node's plugins at each start and calls the hook of each step of the node's
+lifecycle; which steps come when (the dial order, retries, peer lists) is the host core's,
+described once in :mod:`hostsim.core`.
 
 Hooks are called as pluggy's own ``pm.hook.<name>(...)``, through :class:`NodeHooks`
 (``self.hook.on_tick(host=view)``), but plugin by plugin, in pluggy's call order, so the host
@@ -195,7 +199,7 @@ class NodeHooks:
 
 
 class PluginHost:
-    """One node's plugins, its connections and its lifecycle, on a clock.
+    """One node's plugins and connections on a clock, and the hooks of its lifecycle.
 
     The clock is a :class:`VirtualClock` in simulation (then :meth:`advance` moves it) or the
     real clock in a live node. Each :meth:`start` is a new process: it builds a new plugin

@@ -1,41 +1,26 @@
-"""A network of simulated hosts: dials, handshakes, peer lists, lifecycle events and churn.
+"""A network of simulated hosts: the transport and the clock under every node's core.
 
 Every node is a full :class:`~hostsim.host.PluginHost` with its own state directory and the
 plugins its host config enables, loaded through the normal plugin manager. All nodes share
 one :class:`~hostsim.clock.VirtualClock`, moved by the :class:`~hostsim.sim.engine.Engine`.
 
-The model, per node:
+Each node's lifecycle (what it dials at start and later, how it retries, when it asks for
+peer lists and what it answers, the hooks it calls) is the host core's, shared with the live
+node and described once in :mod:`hostsim.core`. This module moves the bytes and the time, and
+adds per node:
 
-Each node's lifecycle is the host core's (:class:`~hostsim.core.NodeCore`, shared with the
-live node): what it dials at start and later, how it retries, when it asks for peer lists and
-what it answers. This module is the transport and the clock, and the model, per node:
-
-- **Start.** The host's dial order (the plugins' lists, then the seeds) is dialled at once
-  and becomes the node's in-memory address book. A restarted process remembers nothing else.
 - **Dial.** After a latency drawn from ``latency_min_ms .. latency_max_ms``, a dial connects
   when the target is up and has a free inbound slot; else it fails with ``on_dial_failed``
   ("connection refused"). A dial to an address nobody listens on fails with "timeout"
   after ``dial_timeout_secs``. The handshake calls ``on_connect`` on both sides: outbound
   with the dialled address; inbound from an ephemeral port with the dialler's listen address.
-- **Peer lists.** A node asks every peer it dials for a peer list as soon as the handshake
-  completes, then one random connection every ``[discovery] request_interval_secs``
-  (TheNodes' defaults: every 90 s, want 16; no requests at all when ``[discovery] enabled`` is
-  false). The answer (after a round trip) holds up to the request's ``request_want``
-  addresses from the peer's connections and address book. The receiving host calls
-  ``on_peer_list`` with the whole list and keeps the first ``request_want`` addresses in its
-  book (at most 1,000 addresses, oldest out).
+- **Peer lists.** An answer arrives after a round trip (two latencies).
 - **Seeds** are ordinary nodes listed in every node's ``bootstrap_nodes``, with more inbound
   slots (``seed_max_inbound``). A full seed makes room for a new inbound connection by
   dropping its oldest inbound one, if that one is at least two minutes old (time enough to
   have asked for a peer list).
-- **Outbound target.** Every ``maintain_interval_secs`` (and when a peer list arrives) a node
-  below ``target_outbound`` dials addresses from its book it is not connected to, skipping
-  addresses that failed recently (30 s, doubling per failure, at most 10 minutes), and
-  skipping the seeds unless it has no connection at all. A failed dial of an address a
-  plugin planned is retried after 1 s, doubling up to 60 s, at most 8 times, with 20% jitter
-  (TheNodes 0.4's ``[network.connection_policy]``).
-- **Stop.** A graceful stop calls ``on_shutdown``; a crash calls nothing. Either way every
-  peer gets ``on_disconnect`` for its connection to the node.
+- **Stop.** Whether the node stopped gracefully or crashed, every peer gets
+  ``on_disconnect`` for its connection to the node.
 - **Ticks.** Every ``tick_interval_secs`` each running node gets one ``on_tick`` (the real
   host ticks about once a second; a longer interval makes large runs cheaper and delays a
   due save by at most one interval).
