@@ -3,7 +3,9 @@
 Host configs and both scenario formats are structured by :data:`converter`. It is strict where
 TOML is loose for Python: an integer is never a bool, a string is never an array, a table is a
 table. Checked values are spelled as :data:`typing.Annotated` types (:data:`Port`,
-:data:`PositiveInt`...), each with one hook that says what is wrong (:func:`register_rule`).
+:data:`PositiveInt`...), each with one hook that says what is wrong (:func:`register_rule`);
+the rules themselves are :class:`Check` values, which a model's fields use as attrs
+validators too, so a value built in Python is held to the rule a file's value is.
 :func:`structure` turns every failure into one message naming the key and the value, through
 :func:`cattrs.transform_error`.
 
@@ -19,7 +21,7 @@ import math
 import re
 import tomllib
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, TypeVar
@@ -31,8 +33,15 @@ import cattrs.gen
 
 __all__ = [
     "KEY",
+    "NOT_EMPTY",
+    "NOT_NEGATIVE",
     "OPAQUE",
+    "PORT",
+    "POSITIVE",
+    "POSITIVE_INT",
+    "RATIO",
     "BadValue",
+    "Check",
     "NonEmptyStr",
     "NonNegativeFloat",
     "NonNegativeInt",
@@ -45,6 +54,7 @@ __all__ = [
     "find_keys",
     "freeze",
     "key_tree",
+    "one_of",
     "read_toml",
     "refuse_unknown_keys",
     "register_rule",
@@ -161,13 +171,44 @@ def _bool(value: object, _: object = None) -> bool:
     return value
 
 
-def _checked(
-    base: Callable[[object], T], ok: Callable[[T], bool], reason: str
-) -> Callable[[object, object], T]:
+@attrs.frozen
+class Check:
+    """A rule a value keeps, and what a message says when it does not (``reason``).
+
+    One rule serves both sides of a model: the converter checks a TOML value with it
+    (:func:`register_rule`), and a model's field checks a Python value with it, as an attrs
+    validator: ``attrs.field(validator=POSITIVE)`` raises ``ValueError("name = 0: must be a
+    positive number")``.
+    """
+
+    ok: Callable[[Any], bool]
+    reason: str
+
+    def __call__(self, instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        """Check a model's field (the attrs validator protocol)."""
+        if not self.ok(value):
+            raise ValueError(f"{attribute.name} = {show(value)}: {self.reason}")
+
+
+PORT = Check(lambda v: 1 <= v <= 65535, "must be 1..65535")
+POSITIVE_INT = Check(lambda v: v > 0, "must be a positive integer")
+POSITIVE = Check(lambda v: 0 < v < math.inf, "must be a positive number")
+NOT_NEGATIVE = Check(lambda v: 0 <= v < math.inf, "must be zero or more")
+RATIO = Check(lambda v: 0 <= v <= 1, "must be between 0 and 1")
+NOT_EMPTY = Check(lambda v: bool(v.strip()), "must not be empty")
+
+
+def one_of(choices: Iterable[object], reason: str) -> Check:
+    """The check that a value is one of ``choices``."""
+    allowed = tuple(choices)
+    return Check(lambda v: v in allowed, reason)
+
+
+def _checked(base: Callable[[object], T], check: Check) -> Callable[[object, object], T]:
     def hook(value: object, _: object = None) -> T:
         checked = base(value)
-        if not ok(checked):
-            raise BadValue(value, reason)
+        if not check.ok(checked):
+            raise BadValue(value, check.reason)
         return checked
 
     return hook
@@ -186,13 +227,13 @@ for _type, _hook in [
 ]:
     converter.register_structure_hook(_type, _hook)
 
-register_rule(Port, _checked(_int, lambda v: 1 <= v <= 65535, "must be 1..65535"))
-register_rule(PositiveInt, _checked(_int, lambda v: v > 0, "must be a positive integer"))
-register_rule(NonNegativeInt, _checked(_int, lambda v: v >= 0, "must be zero or more"))
-register_rule(PositiveFloat, _checked(_float, lambda v: v > 0, "must be a positive number"))
-register_rule(NonNegativeFloat, _checked(_float, lambda v: v >= 0, "must be zero or more"))
-register_rule(Ratio, _checked(_float, lambda v: 0 <= v <= 1, "must be between 0 and 1"))
-register_rule(NonEmptyStr, _checked(_str, lambda v: bool(v.strip()), "must not be empty"))
+register_rule(Port, _checked(_int, PORT))
+register_rule(PositiveInt, _checked(_int, POSITIVE_INT))
+register_rule(NonNegativeInt, _checked(_int, NOT_NEGATIVE))
+register_rule(PositiveFloat, _checked(_float, POSITIVE))
+register_rule(NonNegativeFloat, _checked(_float, NOT_NEGATIVE))
+register_rule(Ratio, _checked(_float, RATIO))
+register_rule(NonEmptyStr, _checked(_str, NOT_EMPTY))
 
 
 @converter.register_structure_hook_factory(attrs.has)

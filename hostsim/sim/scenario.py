@@ -50,10 +50,14 @@ import attrs
 
 from hostsim.config import ConnectionPolicy, Discovery
 from hostsim.convert import (
+    NOT_NEGATIVE,
     OPAQUE,
+    POSITIVE,
+    RATIO,
     KeyTree,
     freeze,
     key_tree,
+    one_of,
     read_toml,
     refuse_unknown_keys,
     show,
@@ -74,19 +78,10 @@ __all__ = [
 DistKind = Literal["exponential", "weibull"]
 
 
-def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not value > 0 or not math.isfinite(value):
-        raise ValueError(f"{attribute.name} = {show(value)}: must be a positive number")
-
-
-def _not_negative(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not value >= 0 or not math.isfinite(value):
-        raise ValueError(f"{attribute.name} = {show(value)}: must be zero or more")
-
-
-def _fraction(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not 0 <= value <= 1:
-        raise ValueError(f"{attribute.name} = {show(value)}: must be between 0 and 1")
+# The shared checks, as SimScenario's fields name them.
+_positive = POSITIVE
+_not_negative = NOT_NEGATIVE
+_count = NOT_NEGATIVE
 
 
 @attrs.frozen
@@ -94,14 +89,13 @@ class Distribution:
     """A distribution of durations: exponential (``mean_secs``) or Weibull (``shape``,
     ``scale_secs``; a shape below 1 is heavy-tailed: many short stays and a few very long)."""
 
-    dist: DistKind = "exponential"
-    mean_secs: float = attrs.field(default=1800.0, validator=_positive)
-    shape: float = attrs.field(default=0.5, validator=_positive)
-    scale_secs: float = attrs.field(default=600.0, validator=_positive)
-
-    def __attrs_post_init__(self) -> None:
-        if self.dist not in ("exponential", "weibull"):
-            raise ValueError(f'dist = {show(self.dist)}: must be "exponential" or "weibull"')
+    dist: DistKind = attrs.field(
+        default="exponential",
+        validator=one_of(("exponential", "weibull"), 'must be "exponential" or "weibull"'),
+    )
+    mean_secs: float = attrs.field(default=1800.0, validator=POSITIVE)
+    shape: float = attrs.field(default=0.5, validator=POSITIVE)
+    scale_secs: float = attrs.field(default=600.0, validator=POSITIVE)
 
     def draw(self, uniform: float) -> float:
         """A duration, from a uniform draw in [0, 1)."""
@@ -118,8 +112,8 @@ class Churn:
 
     session: Distribution = Distribution("exponential", mean_secs=1800.0)
     downtime: Distribution = Distribution("weibull", shape=0.5, scale_secs=120.0)
-    crash_fraction: float = attrs.field(default=0.5, validator=_fraction)
-    from_secs: float = attrs.field(default=0.0, validator=_not_negative)
+    crash_fraction: float = attrs.field(default=0.5, validator=RATIO)
+    from_secs: float = attrs.field(default=0.0, validator=NOT_NEGATIVE)
     until_secs: float | None = None
 
 
@@ -155,23 +149,21 @@ class SimEvent:
       attacker's listen address (on the IP it connects from).
     """
 
-    at: float = attrs.field(validator=_not_negative)
-    do: str
+    at: float = attrs.field(validator=NOT_NEGATIVE)
+    do: str = attrs.field(
+        validator=one_of(EVENT_KINDS, f"unknown event (known: {', '.join(EVENT_KINDS)})")
+    )
     node: str | None = None
-    downtime_secs: float = attrs.field(default=0.0, validator=_not_negative)
-    fraction: float = attrs.field(default=1.0, validator=_fraction)
-    downtime_min_secs: float = attrs.field(default=5.0, validator=_not_negative)
-    downtime_max_secs: float = attrs.field(default=30.0, validator=_not_negative)
+    downtime_secs: float = attrs.field(default=0.0, validator=NOT_NEGATIVE)
+    fraction: float = attrs.field(default=1.0, validator=RATIO)
+    downtime_min_secs: float = attrs.field(default=5.0, validator=NOT_NEGATIVE)
+    downtime_max_secs: float = attrs.field(default=30.0, validator=NOT_NEGATIVE)
     graceful: bool = True
     until: float | None = None
-    addrs_per_message: int = attrs.field(default=1000, validator=_positive)
-    push_interval_secs: float = attrs.field(default=30.0, validator=_positive)
+    addrs_per_message: int = attrs.field(default=1000, validator=POSITIVE)
+    push_interval_secs: float = attrs.field(default=30.0, validator=POSITIVE)
 
     def __attrs_post_init__(self) -> None:
-        if self.do not in EVENT_KINDS:
-            raise ValueError(
-                f"do = {show(self.do)}: unknown event (known: {', '.join(EVENT_KINDS)})"
-            )
         required, _ = EVENT_KINDS[self.do]
         for key in required:
             if getattr(self, key) is None:
@@ -183,11 +175,6 @@ class SimEvent:
                 f"downtime_max_secs = {show(self.downtime_max_secs)}: must not be less than"
                 f" downtime_min_secs = {show(self.downtime_min_secs)}"
             )
-
-
-def _count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} = {value}: must be zero or more")
 
 
 @attrs.frozen
