@@ -17,6 +17,7 @@ from hostsim.clock import VirtualClock
 from hostsim.config import HostConfig
 from hostsim.errors import HostStartupError, HostStateError, PluginError
 from hostsim.host import Dial, NodeView, Peer, PluginCall, PluginHost
+from hostsim.plugins import spec_hook_names
 from hostsim.testing import HookCall, RecordingPlugin, fake_entry_point, hookimpl
 
 SEED_1 = "203.0.113.1:7447"
@@ -591,3 +592,14 @@ def test_a_plugin_call_keeps_pluggys_order_and_stops_a_firstresult_hook_at_a_res
 
     assert pick(n=1) == [("silent", None), ("answers", 2)]
     assert failures == [("broken", "pick")]
+
+
+def test_the_host_calls_every_hook_of_the_contract(started: PluginHost) -> None:
+    assert {
+        name for name, value in vars(started.hook).items() if isinstance(value, PluginCall)
+    } == set(spec_hook_names())
+
+
+def test_a_stopped_node_has_no_hooks(host: PluginHost) -> None:
+    with pytest.raises(HostStateError, match="node 'node-a' is not running, it has no hooks"):
+        host.hook.on_tick(host=host.view)
