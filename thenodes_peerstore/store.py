@@ -284,10 +284,6 @@ class PeerStore:
         """How many entries have this source."""
         return len(self._tiers[source])
 
-    def is_own(self, addr: str) -> bool:
-        """Whether a canonical address is one of the node's own."""
-        return addr in self._own_addrs
-
     # -- recording ---------------------------------------------------------------------------
 
     def record_bootstrap(self, addrs: Iterable[object]) -> IngestReport:
