@@ -920,7 +920,7 @@ def cmd_stats(args: argparse.Namespace, target: Target, now: int) -> int:
         "next_start": {
             "kept": len(load.kept),
             "dropped": len(load.dropped),
-            **{k: v for k, v in attrs.asdict(load.report).items() if k != "loaded"},
+            **attrs.asdict(load.report, filter=lambda a, _: a.name not in ("loaded", "dropped")),
             "reconnect_plan": list(load.plan),
         },
     }
