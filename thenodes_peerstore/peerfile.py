@@ -49,7 +49,30 @@ from thenodes_peerstore.errors import (
 )
 from thenodes_peerstore.files import MAX_FILE_BYTES, PeerFile, read_peer_file, resolve_store_path
 from thenodes_peerstore.model import PeerEntry, canonical_addr, valid_node_id
+from thenodes_peerstore.persistent import configured_store
 from thenodes_peerstore.store import Dropped, LoadReport, PeerStore
+
+__all__ = [
+    "NextLoad",
+    "Snapshot",
+    "Target",
+    "by_trust",
+    "keep_backup",
+    "key_of",
+    "locked",
+    "next_load",
+    "read_existing",
+    "read_snapshot",
+    "realm_for_writing",
+    "realm_named_in",
+    "save",
+    "store_for",
+    "target_from_host_config",
+    "unseal",
+    "warn_if_damaged",
+    "writable_snapshot",
+    "write",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -352,17 +375,10 @@ def store_for(
     """An empty store with the node's settings, its clock standing at ``now``.
 
     The same settings :meth:`~thenodes_peerstore.persistent.PersistentPeerStore.open` gives
-    the node's store, so what this store decides is what the node will decide.
+    the node's store (:func:`~thenodes_peerstore.persistent.configured_store`), so what this
+    store decides is what the node will decide.
     """
-    return PeerStore(
-        clock=lambda: now,
-        max_entries=config.max_entries,
-        ttl_secs=config.ttl_secs,
-        reconnect_limit=config.reconnect_limit,
-        gossip_per_sender_per_hour=config.gossip_per_sender_per_hour,
-        own_addrs=own_addrs,
-        own_node_id=own_node_id,
-    )
+    return configured_store(config, lambda: now, own_addrs=own_addrs, own_node_id=own_node_id)
 
 
 @attrs.frozen
