@@ -8,7 +8,8 @@ Every command names its file one of two ways:
   working directory, as TheNodes does), the path template (``[network.persistence] path``) and
   the realm code (``[realm] code``, else derived from ``[realm] name``; no ``[realm]`` table is
   TheNodes' realm ``default``). The store's settings (``max_entries``, ``ttl_secs``,
-  ``reconnect_limit``...) come from the same file.
+  ``reconnect_limit``...) come from the same file
+  (:func:`thenodes_peerstore.peerfile.target_from_host_config`).
 - ``--file PATH``: the peer file itself, with the default settings. Its realm is the one the
   file names; ``--realm CODE`` checks it, and names the realm of a file that does not exist yet.
 

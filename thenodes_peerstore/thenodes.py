@@ -11,18 +11,16 @@ names (``mark_success``), and a gossiped address it dialled keeps ``Gossip``. So
 proof is a ``Handshake`` record with ``last_success_epoch``, or a ``Bootstrap``/``Manual``
 record with both ``last_success_epoch`` and ``node_id``; a ``Gossip`` record proves nothing:
 
-=============== ========================= ====================================================
-TheNodes        this store                last_success_epoch
-=============== ========================= ====================================================
-``Handshake``   ``Connected`` (proven)    ``last_connected`` and ``last_seen``; a Handshake
-                                          record without it (TheNodes never writes one) is
-                                          imported as ``Gossip``, unproven
-``Bootstrap``   ``Connected`` with a      ``last_connected`` and ``last_seen`` with a
-                ``node_id``, else         ``node_id``; ``last_seen`` only without
-                ``Bootstrap``
-``Manual``      as ``Bootstrap``          as ``Bootstrap``
-``Gossip``      ``Gossip``                ``last_seen``, never proof
-=============== ========================= ====================================================
+| TheNodes | this store | ``last_success_epoch`` becomes |
+|---|---|---|
+| ``Handshake`` | ``Connected`` (proven) | ``last_connected`` and ``last_seen`` |
+| ``Bootstrap`` with a ``node_id`` | ``Connected`` (proven) | ``last_connected`` and ``last_seen`` |
+| ``Bootstrap`` without one | ``Bootstrap`` | ``last_seen`` only |
+| ``Manual`` | as ``Bootstrap`` | as ``Bootstrap`` |
+| ``Gossip`` | ``Gossip`` | ``last_seen``, never proof |
+
+A ``Handshake`` record without ``last_success_epoch`` (TheNodes never writes one) is imported
+as ``Gossip``, unproven.
 
 A null ``last_success_epoch`` (TheNodes keeps such records without expiry) becomes a
 ``last_seen`` of the import's time, so the record gets one full TTL. ``failures``, ``node_id``
@@ -31,7 +29,7 @@ On export a proven entry is written as ``Handshake``, ``Bootstrap`` as ``Bootstr
 other tier as ``Gossip``; ``last_success_epoch`` is the entry's ``last_connected``, the time this
 node last completed a handshake with it, and null for an entry it never connected to (a seed
 whose dial failed, gossip). ``first_seen``, ``last_seen`` and ``last_attempt`` have no place in
-TheNodes' record (``--format json`` keeps every field).
+TheNodes' record (``peerstore export --format json`` keeps every field).
 
 ``peerstore import --thenodes`` and ``peerstore export --format thenodes`` are this mapping on
 the command line.
