@@ -80,8 +80,6 @@ from thenodes_peerstore.thenodes import entries_from_thenodes, read_thenodes_fil
 
 __all__ = ["main"]
 
-logger = logging.getLogger(__name__)
-
 PROG = "peerstore"
 EXIT_OK = 0
 EXIT_NOT_ALL = 1

@@ -57,6 +57,7 @@ __all__ = [
     "Snapshot",
     "Target",
     "by_trust",
+    "entries_phrase",
     "keep_backup",
     "key_of",
     "locked",
