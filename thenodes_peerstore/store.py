@@ -598,15 +598,17 @@ class PeerStore:
         chosen: Mapping[str, int],
     ) -> Iterator[Dropped]:
         """The entries :meth:`load` did not keep, in the order given (see :class:`LoadReport`)."""
+        if len(self) == len(fixed_entries):
+            return  # every entry kept: nothing to look for
+        over_cap = {addr for addr in best if addr not in self} if len(self) < len(best) else set()
         for index, fixed in enumerate(fixed_entries):
-            at = chosen.get(fixed.addr)
+            addr = fixed.addr
+            at = chosen.get(addr)
+            if at == index and addr not in over_cap:
+                continue  # kept
             if at is None:
                 reason = DropReason.OWN if self._is_itself(fixed) else DropReason.EXPIRED
-            elif self.get(fixed.addr) is not None:
-                if at == index:
-                    continue  # kept
-                reason = DropReason.DUPLICATE
-            elif at == index or fixed == best[fixed.addr]:
+            elif addr in over_cap and (at == index or fixed == best[addr]):
                 reason = DropReason.OVER_CAP
             else:
                 reason = DropReason.DUPLICATE
