@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import linecache
 import re
 import string
 import tomllib
+import traceback
 from unittest import mock
 
 import attrs
@@ -528,3 +530,21 @@ def test_an_optional_field_added_to_the_model_is_salvaged_from_a_torn_or_edited_
     bad = decode(data.replace(b'"hello"', b'"Hello!"'), realm="example", entry_format=NOTED)
     assert [e.addr for e in bad.entries] == ["203.0.113.1:7447", "203.0.113.3:7447"]
     assert any("note" in p for p in bad.problems)
+
+
+def test_a_traceback_through_the_generated_writer_and_reader_shows_their_source() -> None:
+    with pytest.raises(AttributeError) as written:
+        codec.ENTRY.write(object())  # type: ignore[arg-type]
+    frame = traceback.extract_tb(written.tb)[-1]
+    assert frame.filename.startswith("<thenodes_peerstore.codec generated writer for PeerEntry")
+    assert "obj." in (frame.line or "")
+    assert linecache.getline(frame.filename, 1) == "def write(obj):\n"
+
+    groups: list[str | None] = [None] * len(codec.ENTRY.fields)
+    groups[:3] = ["203.0.113.1:7447", "Gossip", "not a time"]
+    with pytest.raises(ValueError, match="not a time") as read:
+        codec.ENTRY._build(tuple(groups))
+    frame = traceback.extract_tb(read.tb)[-1]
+    assert frame.filename.startswith("<thenodes_peerstore.codec generated reader for PeerEntry")
+    assert "int(" in (frame.line or "")
+    assert linecache.getline(frame.filename, 1) == "def build(groups):\n"

@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 import pytest
 
-from thenodes_peerstore import PersistentPeerStore, cli, files
+from thenodes_peerstore import PersistentPeerStore, files, peerfile
 from thenodes_peerstore.config import DEFAULT_PATH, LEGACY_DEFAULT_PATH, PersistenceConfig
 from thenodes_peerstore.errors import StoreLockedError
 from thenodes_peerstore.plugin import PeerStorePlugin
@@ -208,11 +208,11 @@ def test_an_old_file_held_by_a_running_store_stops_the_start_and_nothing_moves(
 def test_the_command_reads_a_file_not_yet_moved_where_it_is(tmp_path: Path) -> None:
     config = tmp_path / "node.toml"
     config.write_text(f'[node]\nstate_dir = "{tmp_path}"\n[realm]\ncode = "{REALM}"\n')
-    assert cli.target_from_host_config(config).path == new_file(tmp_path)
+    assert peerfile.target_from_host_config(config).path == new_file(tmp_path)
     write_peers(old_file(tmp_path), ADDRS[:2])
-    assert cli.target_from_host_config(config).path == old_file(tmp_path)
+    assert peerfile.target_from_host_config(config).path == old_file(tmp_path)
     start(tmp_path)
-    assert cli.target_from_host_config(config).path == new_file(tmp_path)
+    assert peerfile.target_from_host_config(config).path == new_file(tmp_path)
 
 
 # -- a process killed at every step of its first start -------------------------------------------

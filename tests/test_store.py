@@ -14,6 +14,7 @@ from thenodes_peerstore.store import (
     BACKOFF_BASE_SECS,
     BACKOFF_MAX_SECS,
     TERRIBLE_FAILURES,
+    DropReason,
     PeerStore,
 )
 
@@ -595,6 +596,65 @@ def test_loading_drops_own_addresses_and_entries_of_the_node_itself(clock) -> No
     )
     assert addrs_of(store) == {"203.0.113.9:7447"}
     assert report.own == 2
+
+
+def test_loading_reports_each_entry_it_drops_with_its_reason(clock) -> None:
+    store = make_store(
+        clock, max_entries=2, ttl_secs=1000, reconnect_limit=0, own_addrs=["203.0.113.7:7447"]
+    )
+    entries = [
+        stored("203.0.113.7:7447", seen=START),
+        stored("10.0.0.1:7447", Source.GOSSIP, seen=START - 5000),
+        stored("10.0.0.2:7447", Source.CONNECTED, seen=START - 10),
+        stored("10.0.0.2:7447", Source.GOSSIP, seen=START - 1),
+        stored("10.0.0.3:7447", Source.BOOTSTRAP, seen=START - 20),
+        stored("10.0.0.4:7447", Source.GOSSIP, seen=START - 30),
+    ]
+
+    report = store.load(entries)
+
+    assert addrs_of(store) == {"10.0.0.2:7447", "10.0.0.3:7447"}
+    assert [(d.index, d.reason) for d in report.dropped] == [
+        (0, DropReason.OWN),
+        (1, DropReason.EXPIRED),
+        (3, DropReason.DUPLICATE),
+        (5, DropReason.OVER_CAP),
+    ]
+    assert all(d.entry is entries[d.index] for d in report.dropped)
+    assert (report.own, report.expired, report.duplicates, report.evicted) == (1, 1, 1, 1)
+
+
+def test_a_dropped_entry_whose_address_another_entry_keeps_is_reported_a_duplicate(clock) -> None:
+    store = make_store(clock, ttl_secs=1000, reconnect_limit=0, own_addrs=["203.0.113.7:7447"])
+    report = store.load(
+        [
+            stored("10.0.0.1:7447", Source.GOSSIP, seen=START - 5000),
+            stored("10.0.0.1:7447", Source.BOOTSTRAP, seen=START),
+            stored("203.0.113.7:7447", seen=START - 5000),
+        ]
+    )
+    assert [(d.index, d.reason) for d in report.dropped] == [
+        (0, DropReason.DUPLICATE),
+        (2, DropReason.OWN),
+    ]
+    assert report.expired == 2  # the counts tally the passes: expiry comes first
+
+
+def test_an_exact_copy_of_an_entry_over_the_cap_is_over_the_cap_too(clock) -> None:
+    store = make_store(clock, max_entries=1)
+    kept = stored("10.0.0.1:7447", seen=START)
+    pushed_out = stored("10.0.0.2:7447", Source.GOSSIP, seen=START - 1)
+    report = store.load([pushed_out, kept, pushed_out.replace()])
+    assert [(d.index, d.reason) for d in report.dropped] == [
+        (0, DropReason.OVER_CAP),
+        (2, DropReason.OVER_CAP),
+    ]
+
+
+def test_loading_reports_a_kept_entry_clamped_to_now_as_kept(clock) -> None:
+    store = make_store(clock)
+    report = store.load([stored("10.0.0.1:7447", seen=START + 3600)])
+    assert (report.loaded, report.clamped, report.dropped) == (1, 1, ())
 
 
 def test_loading_replaces_what_the_store_held(clock) -> None:

@@ -8,7 +8,8 @@ Every command names its file one of two ways:
   working directory, as TheNodes does), the path template (``[network.persistence] path``) and
   the realm code (``[realm] code``, else derived from ``[realm] name``; no ``[realm]`` table is
   TheNodes' realm ``default``). The store's settings (``max_entries``, ``ttl_secs``,
-  ``reconnect_limit``...) come from the same file.
+  ``reconnect_limit``...) come from the same file
+  (:func:`thenodes_peerstore.peerfile.target_from_host_config`).
 - ``--file PATH``: the peer file itself, with the default settings. Its realm is the one the
   file names; ``--realm CODE`` checks it, and names the realm of a file that does not exist yet.
 
@@ -29,38 +30,7 @@ not find an address, ``add`` found it already there, ``import`` could not use so
 2 nothing done: a usage error (as ``argparse``), or a file that cannot be used for the command
 (missing, not a peer file, another realm, a newer schema, held by a node for a writing command).
 
-TheNodes' ``peers.json`` (``src/network/peer_store.rs``) is a JSON array of records ``addr``,
-``source`` (``Bootstrap`` | ``Handshake`` | ``Gossip`` | ``Manual``), ``failures``,
-``last_success_epoch`` (an integer or null) and optional ``node_id`` and ``capabilities``.
-After a HELLO exchange on a connection it dialled itself, TheNodes stamps the record with
-``last_success_epoch`` and the peer's ``node_id`` (``mark_success_with_meta``): a new address
-becomes a ``Handshake`` record, while a seed it connected to stays a ``Bootstrap`` record. It
-also stamps ``last_success_epoch``, without a ``node_id``, on every known address a peer list
-names (``mark_success``), and a gossiped address it dialled keeps ``Gossip``. So an outbound
-proof is a ``Handshake`` record with ``last_success_epoch``, or a ``Bootstrap``/``Manual``
-record with both ``last_success_epoch`` and ``node_id``; a ``Gossip`` record proves nothing:
-
-=============== ========================= ====================================================
-TheNodes        this store                last_success_epoch
-=============== ========================= ====================================================
-``Handshake``   ``Connected`` (proven)    ``last_connected`` and ``last_seen``; a Handshake
-                                          record without it (TheNodes never writes one) is
-                                          imported as ``Gossip``, unproven
-``Bootstrap``   ``Connected`` with a      ``last_connected`` and ``last_seen`` with a
-                ``node_id``, else         ``node_id``; ``last_seen`` only without
-                ``Bootstrap``
-``Manual``      as ``Bootstrap``          as ``Bootstrap``
-``Gossip``      ``Gossip``                ``last_seen``, never proof
-=============== ========================= ====================================================
-
-A null ``last_success_epoch`` (TheNodes keeps such records without expiry) becomes a
-``last_seen`` of the import's time, so the record gets one full TTL. ``failures``, ``node_id``
-and ``capabilities`` are kept (an id or capability this store refuses is left out, and said).
-On export a proven entry is written as ``Handshake``, ``Bootstrap`` as ``Bootstrap`` and every
-other tier as ``Gossip``; ``last_success_epoch`` is the entry's ``last_connected``, the time this
-node last completed a handshake with it, and null for an entry it never connected to (a seed
-whose dial failed, gossip). ``first_seen``, ``last_seen`` and ``last_attempt`` have no place in
-TheNodes' record (``--format json`` keeps every field).
+How TheNodes' ``peers.json`` records map to entries and back: :mod:`thenodes_peerstore.thenodes`.
 """
 
 from __future__ import annotations
@@ -68,53 +38,47 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import enum
 import importlib.metadata
 import json
 import logging
 import os
-import re
-import stat
 import sys
 import time
-import tomllib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from thenodes_naming import DEFAULT_REALM_CODE, realm_code
 from thenodes_peerstore import codec, sealing
-from thenodes_peerstore.config import LEGACY_DEFAULT_PATH, PersistenceConfig, path_is_set
-from thenodes_peerstore.convert import converter, describe_error, show
-from thenodes_peerstore.errors import (
-    AddressError,
-    ConfigError,
-    KeyRefusedError,
-    KeyUnusableError,
-    NewerSchemaError,
-    PeerStoreError,
-    RealmMismatchError,
-    SealDamagedError,
-    StoreFileError,
-    StoreLockedError,
+from thenodes_peerstore.config import PersistenceConfig
+from thenodes_peerstore.convert import converter
+from thenodes_peerstore.errors import AddressError, PeerStoreError, StoreFileError
+from thenodes_peerstore.model import PeerEntry, Source, canonical_addr, network_group, valid_node_id
+from thenodes_peerstore.peerfile import (
+    NextLoad,
+    Target,
+    by_trust,
+    keep_backup,
+    key_of,
+    locked,
+    next_load,
+    read_existing,
+    read_snapshot,
+    realm_for_writing,
+    save,
+    target_from_host_config,
+    unseal,
+    warn_if_damaged,
+    writable_snapshot,
+    write,
 )
-from thenodes_peerstore.files import MAX_FILE_BYTES, PeerFile, read_peer_file, resolve_store_path
-from thenodes_peerstore.model import (
-    PeerEntry,
-    Source,
-    canonical_addr,
-    network_group,
-    valid_capabilities,
-    valid_node_id,
-)
-from thenodes_peerstore.store import LoadReport, PeerStore, retry_at
+from thenodes_peerstore.peerfile import entries_phrase as _entries
+from thenodes_peerstore.store import Dropped, DropReason, retry_at
+from thenodes_peerstore.thenodes import entries_from_thenodes, read_thenodes_file, thenodes_record
 
 __all__ = ["main"]
-
-logger = logging.getLogger(__name__)
 
 PROG = "peerstore"
 EXIT_OK = 0
@@ -122,15 +86,8 @@ EXIT_NOT_ALL = 1
 EXIT_ERROR = 2
 LOCK_WAIT_SECS = 2.0
 """How long a command that changes the file waits for another command to release it."""
-
-DEFAULT_REALM_VERSION = "1.0"
-"""TheNodes' realm version when a host config's ``[realm]`` names none."""
-DEFAULT_STATE_DIR = "data"
-DEFAULT_PORT = 50000
 TOP_GROUPS = 10
 """Network groups ``stats`` lists."""
-U32_MAX = 2**32 - 1
-U64_MAX = 2**64 - 1
 _MINUTE, _HOUR, _DAY = 60, 3600, 86400
 _AGE_BUCKETS = ((_HOUR, "under 1 h"), (_DAY, "1 h to 1 d"), (7 * _DAY, "1 d to 7 d"))
 _AGE_OLDEST = "7 d or more"
@@ -143,27 +100,6 @@ class CommandError(Exception):
 # -- naming the file ---------------------------------------------------------------------------
 
 
-@attrs.frozen
-class Target:
-    """The peer file a command works on, and the settings of the store that keeps it."""
-
-    path: Path
-    realm: str | None
-    """The realm the file must be of; None to take the one it names."""
-    config: PersistenceConfig
-    named_by: str
-    """How the file was named, for messages."""
-    version: str | None = None
-    """The realm's version the file must be of (from ``--config``); None to take any."""
-    own_addrs: tuple[str, ...] = ()
-    """The node's own listen addresses (from ``--config``): never stored, as by the node."""
-    own_node_id: str | None = None
-    """The node's own id (from ``--config``): never stored, as by the node."""
-    keys: sealing.Sealing = sealing.PLAIN
-    """The key that opens the file and seals what is written (``--key-file``, ``--key-env``,
-    or the config's); with none, what is written is plain."""
-
-
 def target_of(args: argparse.Namespace) -> Target:
     """The file named by ``--file`` or ``--config``, and its key."""
     if args.file is not None:
@@ -172,557 +108,12 @@ def target_of(args: argparse.Namespace) -> Target:
     elif args.realm is not None:
         raise CommandError("--realm goes with --file; with --config the realm is the config's")
     else:
-        target = target_from_host_config(Path(args.config))
+        config_path = Path(args.config)
+        target = target_from_host_config(config_path, f"--config {config_path}")
     key = key_of(args.key_file, args.key_env)
     if key is not None:
         return attrs.evolve(target, keys=sealing.Sealing.with_key(key))
     return target
-
-
-def key_of(key_file: str | None, key_env: str | None) -> sealing.Key | None:
-    """The key named on the command line, or None."""
-    if key_file is None and key_env is None:
-        return None
-    try:
-        sealing.require_backend()
-        if key_file is not None:
-            return sealing.read_key_file(Path(os.path.abspath(key_file)))
-        assert key_env is not None
-        return sealing.read_key_env(key_env)
-    except (KeyUnusableError, ConfigError) as exc:
-        raise CommandError(str(exc)) from None
-
-
-def target_from_host_config(config_path: Path) -> Target:
-    """The peer file a node with this host config keeps, as the plugin resolves it."""
-    where = f"host config {config_path}"
-    try:
-        data = tomllib.loads(config_path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise CommandError(f"{where}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise CommandError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CommandError(f"{where}: not valid TOML ({exc})") from None
-    try:
-        code = _realm_code_of(data)
-        state_dir = _state_dir_of(data)
-        config = PersistenceConfig.from_host_config(data)
-        path = resolve_store_path(state_dir, config.path, code)
-        if not path_is_set(data) and not os.path.lexists(path):
-            legacy = resolve_store_path(state_dir, LEGACY_DEFAULT_PATH, code)
-            if os.path.lexists(legacy):  # the node's next start moves it to `path`
-                logger.info("%s: using %s, not yet moved to %s", where, legacy, path)
-                path = legacy
-    except PeerStoreError as exc:
-        raise CommandError(f"{where}: {exc}") from None
-    if not config.enabled:
-        logger.warning(
-            "%s: [network.persistence] enabled is not true: a node with this config does not "
-            "use %s",
-            where,
-            path,
-        )
-    own_addrs, own_node_id = _own_of(data, state_dir)
-    try:
-        keys = sealing.Sealing.from_config(config)
-    except ConfigError as exc:
-        raise CommandError(f"{where}: {exc}") from None
-    return Target(
-        path,
-        code,
-        config,
-        f"--config {config_path}",
-        _realm_version_of(data),
-        own_addrs,
-        own_node_id,
-        keys,
-    )
-
-
-def _own_of(data: Mapping[str, Any], state_dir: Path) -> tuple[tuple[str, ...], str | None]:
-    """The node's own listen addresses and id, as its host gives them to the plugin: ``[node]
-    listen_addrs`` (else ``127.0.0.1:{port}``), and ``[node] id`` (else its id file)."""
-    node = data.get("node", {})
-    node = node if isinstance(node, Mapping) else {}
-    listen = node.get("listen_addrs")
-    if not isinstance(listen, list):
-        listen = [f"127.0.0.1:{data.get('port', DEFAULT_PORT)}"]
-    own_addrs = tuple(a for a in (_canonical_or_none(x) for x in listen) if a is not None)
-    node_id = node.get("id")
-    if not isinstance(node_id, str):
-        id_file = node.get("id_file", "node_id")
-        try:
-            node_id = (state_dir / str(id_file)).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError, ValueError):
-            node_id = None
-    return own_addrs, valid_node_id(node_id)
-
-
-def _canonical_or_none(addr: object) -> str | None:
-    try:
-        return canonical_addr(addr)
-    except AddressError:
-        return None
-
-
-def _realm_code_of(data: Mapping[str, Any]) -> str:
-    realm = data.get("realm")
-    if realm is None:
-        return DEFAULT_REALM_CODE
-    if not isinstance(realm, Mapping):
-        raise ConfigError(f"[realm]: expected a table, got {show(realm)}")
-    if "code" in realm:
-        code = realm["code"]
-        if not isinstance(code, str):
-            raise ConfigError(f"[realm] code: expected a string, got {show(code)}")
-        return code
-    name = realm.get("name")
-    if not isinstance(name, str):
-        raise ConfigError(f"[realm] name: expected a string, got {show(name)}")
-    return realm_code(name)
-
-
-def _realm_version_of(data: Mapping[str, Any]) -> str:
-    """``[realm] version``, "1.0" when not given, as TheNodes defaults it."""
-    realm = data.get("realm", {})
-    version = realm.get("version", DEFAULT_REALM_VERSION) if isinstance(realm, Mapping) else None
-    if not isinstance(version, str):
-        raise ConfigError(f"[realm] version: expected a string, got {show(version)}")
-    return version
-
-
-def _state_dir_of(data: Mapping[str, Any]) -> Path:
-    node = data.get("node", {})
-    if not isinstance(node, Mapping):
-        raise ConfigError(f"[node]: expected a table, got {show(node)}")
-    state_dir = node.get("state_dir", DEFAULT_STATE_DIR)
-    if not isinstance(state_dir, str) or not state_dir.strip():
-        raise ConfigError(f"[node] state_dir: expected a directory name, got {show(state_dir)}")
-    return Path(os.path.abspath(state_dir))
-
-
-# -- reading the file --------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Snapshot:
-    """What a peer file holds: the entries that validate, and what is wrong with it."""
-
-    path: Path
-    realm: str
-    realm_readable: bool
-    """Whether the file names a realm; without one, no entry can be read from it."""
-    decoded: codec.Decoded
-    sealed: bool = False
-    """Whether the file is encrypted."""
-
-    @property
-    def entries(self) -> tuple[PeerEntry, ...]:
-        """The entries that validate (all of them, when the file is intact)."""
-        return self.decoded.entries
-
-    @property
-    def problems(self) -> tuple[str, ...]:
-        return self.decoded.problems
-
-    @property
-    def saved_at(self) -> int | None:
-        return self.decoded.saved_at
-
-    @property
-    def intact(self) -> bool:
-        """Whether the file is complete and unaltered since the store wrote it."""
-        return self.decoded.intact
-
-    def offline_at(self, now: int) -> list[tuple[int, int]]:
-        """When the node was stopped, as a start at ``now`` counts it: the intervals the file
-        records, and the time since its last save (as
-        :meth:`~thenodes_peerstore.persistent.PersistentPeerStore.open` counts it)."""
-        offline = list(self.decoded.offline)
-        if self.saved_at is not None and self.saved_at < now:
-            offline.append((self.saved_at, now))
-        return offline
-
-
-def read_snapshot(target: Target, data: bytes | None = None) -> Snapshot:
-    """Read the target's file (no lock needed); raise :class:`CommandError` if it is unusable."""
-    if data is None:
-        try:
-            data = read_peer_file(target.path)
-        except StoreFileError as exc:
-            raise CommandError(str(exc)) from None
-    if data is None:
-        raise CommandError(f"no peer file at {target.path} ({target.named_by})")
-    named = realm_named_in(data)
-    realm = target.realm if target.realm is not None else named
-    sealed = sealing.is_sealed(data)
-    if len(data) > MAX_FILE_BYTES:
-        too_large = codec.Decoded(entries=(), problems=(f"larger than {MAX_FILE_BYTES} bytes",))
-        return Snapshot(target.path, realm or "", named is not None, too_large, sealed)
-    try:
-        if sealed:
-            data = _unseal(target, data, realm or "")
-        decoded = codec.decode(data, realm=realm or "", version=target.version)
-    except SealDamagedError as exc:
-        decoded = codec.Decoded(entries=(), problems=(str(exc),))
-    except NewerSchemaError as exc:
-        raise CommandError(
-            f"peer file {target.path}: {exc}; it is left untouched (use that version's peerstore)"
-        ) from None
-    except RealmMismatchError as exc:
-        raise CommandError(
-            f"peer file {target.path}: {exc}; check {target.named_by}; the file is left untouched"
-        ) from None
-    if data.strip() and named is None and not decoded.entries and not _PEER_FILE_RE.search(data):
-        raise CommandError(
-            f"{target.path} is not a peer file (it has no schema, realm or [[peers]] table that"
-            f" can be read); check {target.named_by}. It is left untouched (a node would set it"
-            " aside and start without stored peers)"
-        )
-    return Snapshot(target.path, realm or "", named is not None, decoded, sealed)
-
-
-def _unseal(target: Target, data: bytes, realm: str) -> bytes:
-    if not target.keys.required:
-        raise CommandError(
-            f"peer file {target.path} is encrypted: give its key with --key-file PATH or "
-            "--key-env NAME, or the node's config with -c; it is left untouched"
-        )
-    try:
-        return sealing.unseal(
-            data, target.keys, path=target.path, realm=realm, version=target.version
-        )
-    except KeyRefusedError as exc:
-        raise CommandError(f"{exc}; it is left untouched") from None
-
-
-_PEER_FILE_RE = re.compile(rb"^(?:schema\s*=|realm\s*=|\[\[peers\]\])", re.MULTILINE)
-"""A line only a peer file has: a file without one is not a peer file, damaged or not."""
-
-
-def realm_named_in(data: bytes) -> str | None:
-    """The realm a peer file's header names, or None when it names none readable."""
-    if sealing.is_sealed(data):
-        return sealing.realm_of(data)
-    try:
-        codec.decode(data[: MAX_FILE_BYTES + 1], realm="")  # "" is never a realm code
-    except RealmMismatchError as exc:
-        return exc.found
-    except NewerSchemaError:
-        return None
-    return None
-
-
-def _warn_if_damaged(snapshot: Snapshot) -> None:
-    if not snapshot.intact:
-        logger.warning(
-            "peer file %s is damaged (%s); showing the %d entries a node would salvage. "
-            "`peerstore verify` lists the problems, `peerstore seal` repairs it",
-            snapshot.path,
-            "; ".join(snapshot.problems[:3]) + ("; ..." if len(snapshot.problems) > 3 else ""),
-            len(snapshot.entries),
-        )
-
-
-# -- the store's view --------------------------------------------------------------------------
-
-
-def store_for(
-    config: PersistenceConfig,
-    now: int,
-    own_addrs: Iterable[str] = (),
-    own_node_id: str | None = None,
-) -> PeerStore:
-    """An empty store with the node's settings, its clock standing at ``now``.
-
-    The same settings :meth:`~thenodes_peerstore.persistent.PersistentPeerStore.open` gives
-    the node's store, so what this store decides is what the node will decide.
-    """
-    return PeerStore(
-        clock=lambda: now,
-        max_entries=config.max_entries,
-        ttl_secs=config.ttl_secs,
-        reconnect_limit=config.reconnect_limit,
-        gossip_per_sender_per_hour=config.gossip_per_sender_per_hour,
-        own_addrs=own_addrs,
-        own_node_id=own_node_id,
-    )
-
-
-@attrs.frozen
-class Drop:
-    """An entry the next load does not keep, and why."""
-
-    entry: PeerEntry
-    reason: str
-
-
-@attrs.frozen
-class NextLoad:
-    """What the node's next start makes of a list of entries: the store decides."""
-
-    kept: tuple[PeerEntry, ...]
-    """Most trusted first."""
-    dropped: tuple[Drop, ...]
-    clamped: tuple[PeerEntry, ...]
-    """Entries kept with a time in the future set to now."""
-    report: LoadReport
-    plan: tuple[str, ...]
-    offline: tuple[tuple[int, int], ...]
-    """When the node was stopped, as the store keeps it: what a rewrite of the file records."""
-
-    @property
-    def changes(self) -> bool:
-        """Whether loading changes anything."""
-        return bool(self.dropped or self.clamped)
-
-
-def next_load(
-    entries: Sequence[PeerEntry],
-    config: PersistenceConfig,
-    now: int,
-    offline: Iterable[tuple[int, int]] = (),
-    *,
-    own: Target | None = None,
-) -> NextLoad:
-    """Load ``entries`` into a store with the node's settings, and say what it kept and why not.
-
-    ``offline`` are the intervals the node was stopped (:meth:`Snapshot.offline_at`): entries
-    age by the node's running time.
-
-    Which entries are dropped is the store's decision. The reason given for each is found by
-    loading the entries once more into a store without the cap: an address that store does not
-    keep at all went by its load rules (the TTL), one it keeps as another entry was a
-    duplicate, and one it keeps as given went over the cap.
-    """
-    offline = list(offline)
-    own_addrs, own_id = (own.own_addrs, own.own_node_id) if own is not None else ((), None)
-    store = store_for(config, now, own_addrs, own_id)
-    report = store.load(entries, offline=offline)
-    roomy = store_for(
-        attrs.evolve(config, max_entries=max(1, len(entries))), now, own_addrs, own_id
-    )
-    roomy.load(entries, offline=offline)
-    cutoff = store.cutoff()
-    matched: set[str] = set()
-    dropped: list[Drop] = []
-    clamped: list[PeerEntry] = []
-    for entry in entries:
-        fixed = entry.clamped(now)
-        survivor = store.get(entry.addr)
-        if survivor == fixed and entry.addr not in matched:
-            matched.add(entry.addr)
-            if fixed is not entry:
-                clamped.append(fixed)
-            continue
-        candidate = roomy.get(entry.addr)
-        itself = entry.addr in own_addrs or (own_id is not None and entry.node_id == own_id)
-        if candidate is None and itself:
-            dropped.append(Drop(entry, "the node's own address or id: it never stores itself"))
-        elif candidate is None:
-            dropped.append(Drop(entry, _load_rule_reason(entry, cutoff, config, now)))
-        elif candidate != fixed or entry.addr in matched:
-            dropped.append(
-                Drop(
-                    entry,
-                    "a second entry for this address; the more trusted, more recent one stays",
-                )
-            )
-        else:
-            dropped.append(
-                Drop(
-                    entry,
-                    f"over the cap (max_entries = {config.max_entries}): the most trusted, "
-                    "most recently seen entries stay",
-                )
-            )
-    return NextLoad(
-        kept=tuple(store.entries()),
-        dropped=tuple(dropped),
-        clamped=tuple(clamped),
-        report=report,
-        plan=tuple(store.reconnect_plan()),
-        offline=store.offline,
-    )
-
-
-def _load_rule_reason(entry: PeerEntry, cutoff: int, config: PersistenceConfig, now: int) -> str:
-    if entry.last_seen < cutoff:
-        return (
-            f"past its TTL: last seen {_ago(entry.last_seen, now)}, more than ttl_secs = "
-            f"{config.ttl_secs} ({_span(config.ttl_secs)}) of the node's running time ago"
-        )
-    return "not kept by the store's rules at load"
-
-
-def by_trust(entries: Iterable[PeerEntry]) -> list[PeerEntry]:
-    """Most trusted first, then most recently seen, then by address."""
-    return sorted(entries, key=lambda e: (-e.source.rank, -e.last_seen, e.addr))
-
-
-# -- writing the file --------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def locked(target: Target, realm: str) -> Iterator[PeerFile]:
-    """The target's file, locked; refuse (naming the holder's pid) while a node holds it.
-
-    Another command holds the file for a moment only: wait up to :data:`LOCK_WAIT_SECS` for it.
-    """
-    deadline = time.monotonic() + LOCK_WAIT_SECS
-    while True:
-        try:
-            peer_file = PeerFile.open(target.path, realm)
-            break
-        except StoreLockedError as exc:
-            if time.monotonic() < deadline:
-                time.sleep(0.05)
-                continue
-            holder = f"pid {exc.pid}" if exc.pid is not None else "its holder"
-            raise CommandError(
-                f"{exc}; it was held for more than {LOCK_WAIT_SECS:g} s: stop the node or"
-                f" command holding it ({holder}) first: a command never changes a file a node"
-                " holds"
-            ) from None
-        except StoreFileError as exc:
-            raise CommandError(str(exc)) from None
-    try:
-        yield peer_file
-    finally:
-        peer_file.close()
-
-
-def save(
-    peer_file: PeerFile,
-    entries: Iterable[PeerEntry],
-    now: int,
-    *,
-    offline: Iterable[tuple[int, int]],
-    version: str | None,
-    keys: sealing.Sealing = sealing.PLAIN,
-) -> None:
-    """Write ``entries`` over the file atomically, most trusted first, with a fresh trailer.
-
-    The realm's version and the node's stopped intervals are kept: a command writes only while
-    no node runs, so the time since the last save is time the node was stopped. With a key,
-    the file is written encrypted; with encryption asked for and no usable key, not at all.
-    """
-    data = codec.encode(peer_file.realm, now, by_trust(entries), version=version, offline=offline)
-    write(peer_file, data, keys, version)
-
-
-def write(peer_file: PeerFile, data: bytes, keys: sealing.Sealing, version: str | None) -> None:
-    """Write a plain file's bytes over the file atomically, sealed when ``keys`` has a key."""
-    if keys.required and keys.key is None:
-        raise CommandError(
-            f"peer file {peer_file.path}: encryption is on and its key cannot be used: "
-            f"{keys.problem}; it is unchanged"
-        )
-    written: bytes | Iterable[bytes] = data
-    if keys.key is not None:
-        written = sealing.seal_chunks(data, keys.key, realm=peer_file.realm, version=version)
-    try:
-        peer_file.save(written)
-    except OSError as exc:
-        raise CommandError(
-            f"cannot write peer file {peer_file.path}: {exc.strerror or exc}; it is unchanged"
-        ) from None
-
-
-def keep_backup(path: Path, now: int) -> Path:
-    """Keep the file as it is now beside it, as ``<name>.bak-<now>`` (never over another).
-
-    A hard link where the file system allows one and the file is 0600 (the bytes are not copied
-    and cannot differ), else a copy made 0600, flushed to disk before the file is replaced: a
-    backup is never readable by more than its owner, whatever the old file's mode.
-    """
-    n = 0
-    private = stat.S_IMODE(os.lstat(path).st_mode) & 0o077 == 0
-    while True:
-        suffix = f".bak-{now}" if n == 0 else f".bak-{now}-{n}"
-        backup = path.with_name(path.name + suffix)
-        try:
-            if not private:
-                raise OSError("a copy, not a link: the file is readable by others")
-            os.link(path, backup, follow_symlinks=False)
-        except FileExistsError:
-            n += 1
-            continue
-        except OSError:
-            try:
-                _copy_exclusive(path, backup)
-            except FileExistsError:
-                n += 1
-                continue
-            except OSError as exc:
-                raise CommandError(
-                    f"cannot keep a backup of peer file {path} as {backup}: "
-                    f"{exc.strerror or exc}; nothing was changed"
-                ) from None
-        return backup
-
-
-def _copy_exclusive(source: Path, target: Path) -> None:
-    data = source.read_bytes()
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(target, flags, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _writable_snapshot(target: Target, peer_file: PeerFile, *, must_exist: bool) -> Snapshot | None:
-    """The locked file's contents for a command that rewrites it; None when there is no file.
-
-    A damaged file is refused: only ``seal`` rewrites one, keeping the previous file.
-    """
-    data = _read_locked(peer_file)
-    if data is None:
-        if must_exist:
-            raise CommandError(f"no peer file at {target.path} ({target.named_by})")
-        return None
-    snapshot = read_snapshot(attrs.evolve(target, realm=peer_file.realm), data)
-    if not snapshot.intact:
-        raise CommandError(
-            f"peer file {target.path} is damaged ({'; '.join(snapshot.problems[:3])}); it is "
-            f"unchanged. `peerstore seal` keeps the {_entries(len(snapshot.entries))} that "
-            "validate and sets the previous file beside it"
-        )
-    return snapshot
-
-
-def _read_locked(peer_file: PeerFile) -> bytes | None:
-    try:
-        return peer_file.read()
-    except StoreFileError as exc:
-        raise CommandError(str(exc)) from None
-
-
-def _realm_for_writing(target: Target) -> str:
-    """The realm a writing command locks the file under: the configured one or the file's own."""
-    if target.realm is not None:
-        return target.realm
-    try:
-        data = read_peer_file(target.path)
-    except StoreFileError as exc:
-        raise CommandError(str(exc)) from None
-    if data is None:
-        raise CommandError(
-            f"no peer file at {target.path}: give --realm CODE to create one, or use --config"
-        )
-    realm = realm_named_in(data)
-    if realm is None:
-        read_snapshot(target, data)  # raises for a newer schema
-        raise CommandError(
-            f"peer file {target.path} names no readable realm; give --realm CODE, or fix its "
-            'realm line by hand (realm = "...")'
-        )
-    return realm
 
 
 # -- formatting --------------------------------------------------------------------------------
@@ -832,7 +223,7 @@ def _node_id(text: str) -> str:
 def cmd_list(args: argparse.Namespace, target: Target, now: int) -> int:
     """The peers, most trusted first."""
     snapshot = read_snapshot(target)
-    _warn_if_damaged(snapshot)
+    warn_if_damaged(snapshot)
     entries = by_trust(snapshot.entries)
     if args.source:
         entries = [e for e in entries if e.source in args.source]
@@ -862,7 +253,7 @@ def cmd_list(args: argparse.Namespace, target: Target, now: int) -> int:
 def cmd_show(args: argparse.Namespace, target: Target, now: int) -> int:
     """One entry, every field."""
     snapshot = read_snapshot(target)
-    _warn_if_damaged(snapshot)
+    warn_if_damaged(snapshot)
     found = [e for e in snapshot.entries if e.addr == args.addr]
     if not found:
         print(f"{PROG}: {args.addr} is not in peer file {snapshot.path}", file=sys.stderr)
@@ -898,7 +289,7 @@ def cmd_show(args: argparse.Namespace, target: Target, now: int) -> int:
 def cmd_stats(args: argparse.Namespace, target: Target, now: int) -> int:
     """Counts per tier, network group and age; what the next start would do."""
     snapshot = read_snapshot(target)
-    _warn_if_damaged(snapshot)
+    warn_if_damaged(snapshot)
     entries = snapshot.entries
     load = next_load(entries, target.config, now, snapshot.offline_at(now), own=target)
     tiers = Counter(e.source for e in entries)
@@ -920,7 +311,7 @@ def cmd_stats(args: argparse.Namespace, target: Target, now: int) -> int:
         "next_start": {
             "kept": len(load.kept),
             "dropped": len(load.dropped),
-            **{k: v for k, v in attrs.asdict(load.report).items() if k != "loaded"},
+            **attrs.asdict(load.report, filter=lambda a, _: a.name not in ("loaded", "dropped")),
             "reconnect_plan": list(load.plan),
         },
     }
@@ -969,7 +360,7 @@ def cmd_verify(args: argparse.Namespace, target: Target, now: int) -> int:
     """Schema, realm and integrity: 0 intact, 1 damaged, 2 unusable."""
     try:
         snapshot = read_snapshot(target)
-    except CommandError as exc:
+    except StoreFileError as exc:
         print(f"unusable: {exc}")
         return EXIT_ERROR
     if snapshot.intact:
@@ -998,9 +389,9 @@ def cmd_verify(args: argparse.Namespace, target: Target, now: int) -> int:
 
 def cmd_add(args: argparse.Namespace, target: Target, now: int) -> int:
     """Add one address."""
-    realm = target.realm if target.realm is not None else _realm_for_writing(target)
-    with locked(target, realm) as peer_file:
-        snapshot = _writable_snapshot(target, peer_file, must_exist=False)
+    realm = target.realm if target.realm is not None else realm_for_writing(target)
+    with locked(target, realm, wait_secs=LOCK_WAIT_SECS) as peer_file:
+        snapshot = writable_snapshot(target, peer_file, must_exist=False)
         entries = list(snapshot.entries) if snapshot is not None else []
         offline = snapshot.offline_at(now) if snapshot is not None else []
         version = snapshot.decoded.version if snapshot is not None else None
@@ -1022,7 +413,7 @@ def cmd_add(args: argparse.Namespace, target: Target, now: int) -> int:
             )
         entry = PeerEntry.new(args.addr, args.source, now).replace(node_id=args.node_id)
         load = next_load([*entries, entry], target.config, now, offline, own=target)
-        if any(d.entry is entry for d in load.dropped):
+        if any(d.index == len(entries) for d in load.dropped):
             raise CommandError(
                 f"peer file {target.path} is full of more trusted peers (max_entries = "
                 f"{target.config.max_entries}): the node would drop {args.addr} at its next start; "
@@ -1056,10 +447,10 @@ def cmd_add(args: argparse.Namespace, target: Target, now: int) -> int:
 
 def cmd_remove(args: argparse.Namespace, target: Target, now: int) -> int:
     """Remove addresses."""
-    realm = _realm_for_writing(target)
+    realm = realm_for_writing(target)
     wanted = list(dict.fromkeys(args.addrs))
-    with locked(target, realm) as peer_file:
-        snapshot = _writable_snapshot(target, peer_file, must_exist=True)
+    with locked(target, realm, wait_secs=LOCK_WAIT_SECS) as peer_file:
+        snapshot = writable_snapshot(target, peer_file, must_exist=True)
         assert snapshot is not None
         present = {e.addr for e in snapshot.entries}
         removed = [a for a in wanted if a in present]
@@ -1086,12 +477,12 @@ def cmd_remove(args: argparse.Namespace, target: Target, now: int) -> int:
 
 def cmd_prune(args: argparse.Namespace, target: Target, now: int) -> int:
     """Drop now what the next start would drop."""
-    realm = _realm_for_writing(target)
-    with locked(target, realm) as peer_file:
-        snapshot = _writable_snapshot(target, peer_file, must_exist=True)
+    realm = realm_for_writing(target)
+    with locked(target, realm, wait_secs=LOCK_WAIT_SECS) as peer_file:
+        snapshot = writable_snapshot(target, peer_file, must_exist=True)
         assert snapshot is not None
         load = next_load(snapshot.entries, target.config, now, snapshot.offline_at(now), own=target)
-        _print_drops(load)
+        _print_drops(load, target.config, now)
         if not load.changes:
             print(f"nothing to prune: the next start keeps all {_entries(len(load.kept))}")
             return EXIT_OK
@@ -1110,26 +501,35 @@ def cmd_prune(args: argparse.Namespace, target: Target, now: int) -> int:
     return EXIT_OK
 
 
-def _print_drops(load: NextLoad) -> None:
+def _print_drops(load: NextLoad, config: PersistenceConfig, now: int) -> None:
     for drop in load.dropped:
-        print(f"drop {drop.entry.addr} ({drop.entry.source.label}): {drop.reason}")
+        print(f"drop {drop.entry.addr} ({drop.entry.source.label}): {_why(drop, config, now)}")
     for entry in load.clamped:
         print(f"keep {entry.addr} ({entry.source.label}): a time in the future set to now")
 
 
-def _read_existing(target: Target, realm: str, peer_file: PeerFile) -> tuple[bytes, Snapshot]:
-    """The file's bytes, read under its lock, and what they hold; an error when there is none."""
-    data = _read_locked(peer_file)
-    if data is None:
-        raise CommandError(f"no peer file at {target.path} ({target.named_by})")
-    return data, read_snapshot(attrs.evolve(target, realm=realm), data)
+def _why(drop: Dropped, config: PersistenceConfig, now: int) -> str:
+    """Why the next start drops an entry, as the store reports it."""
+    if drop.reason is DropReason.OWN:
+        return "the node's own address or id: it never stores itself"
+    if drop.reason is DropReason.EXPIRED:
+        return (
+            f"past its TTL: last seen {_ago(drop.entry.last_seen, now)}, more than ttl_secs = "
+            f"{config.ttl_secs} ({_span(config.ttl_secs)}) of the node's running time ago"
+        )
+    if drop.reason is DropReason.DUPLICATE:
+        return "a second entry for this address; the more trusted, more recent one stays"
+    return (
+        f"over the cap (max_entries = {config.max_entries}): the most trusted, "
+        "most recently seen entries stay"
+    )
 
 
 def cmd_seal(args: argparse.Namespace, target: Target, now: int) -> int:
     """Rewrite a hand-edited file with the entries that pass the store's rules."""
-    realm = _realm_for_writing(target)
-    with locked(target, realm) as peer_file:
-        _, snapshot = _read_existing(target, realm, peer_file)
+    realm = realm_for_writing(target)
+    with locked(target, realm, wait_secs=LOCK_WAIT_SECS) as peer_file:
+        _, snapshot = read_existing(target, realm, peer_file)
         if not snapshot.realm_readable:
             raise CommandError(
                 f"peer file {target.path} names no readable realm, so no entry can be read from "
@@ -1142,7 +542,7 @@ def cmd_seal(args: argparse.Namespace, target: Target, now: int) -> int:
             return EXIT_OK
         for problem in snapshot.problems:
             print(f"found: {problem}")
-        _print_drops(load)
+        _print_drops(load, target.config, now)
         if args.dry_run:
             print(
                 f"dry run: {target.path} unchanged; sealing would keep {_entries(len(load.kept))}"
@@ -1161,172 +561,14 @@ def cmd_seal(args: argparse.Namespace, target: Target, now: int) -> int:
     return EXIT_OK
 
 
-# -- TheNodes' peers.json ----------------------------------------------------------------------
-
-
-class TheNodesSource(enum.Enum):
-    """``PeerSource`` of TheNodes' ``src/network/peer_store.rs``."""
-
-    BOOTSTRAP = "Bootstrap"
-    HANDSHAKE = "Handshake"
-    GOSSIP = "Gossip"
-    MANUAL = "Manual"
-
-
-def _in_range(high: int) -> Callable[[object, attrs.Attribute[Any], int | None], None]:
-    def check(instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
-        if value is not None and not 0 <= value <= high:
-            raise ValueError(f"{attribute.name} = {value}: must be 0 to {high}")
-
-    return check
-
-
-@attrs.frozen
-class TheNodesRecord:
-    """One record of TheNodes' ``peers.json`` (``PeerRecord``), as serde reads it.
-
-    ``addr`` is a socket address, ``failures`` a u32, ``last_success_epoch`` a u64 or null
-    (absent reads as null), ``node_id`` and ``capabilities`` optional (absent or null). Keys
-    beyond these are ignored, as serde ignores them.
-    """
-
-    addr: str
-    source: TheNodesSource
-    failures: int = attrs.field(validator=_in_range(U32_MAX))
-    last_success_epoch: int | None = attrs.field(default=None, validator=_in_range(U64_MAX))
-    node_id: str | None = None
-    capabilities: tuple[str, ...] | None = None
-
-
-_RECORD_KEYS = tuple(a.name for a in attrs.fields(TheNodesRecord))
-
-
-@attrs.frozen
-class Imported:
-    """A TheNodes record as an entry, with what was left out of it."""
-
-    entry: PeerEntry
-    notes: tuple[str, ...] = ()
-
-
-def entry_from_thenodes(record: TheNodesRecord, now: int) -> Imported:
-    """The entry for a TheNodes record; raise :class:`AddressError` for an address not stored."""
-    addr = canonical_addr(record.addr)
-    epoch = record.last_success_epoch
-    notes: list[str] = []
-    last_connected = None
-    if record.source is TheNodesSource.HANDSHAKE and epoch is not None:
-        source, last_connected = Source.CONNECTED, epoch
-    elif record.source is TheNodesSource.HANDSHAKE:
-        source = Source.GOSSIP
-        notes.append("a Handshake record without last_success_epoch: imported unproven, as Gossip")
-    elif record.source in (TheNodesSource.BOOTSTRAP, TheNodesSource.MANUAL):
-        if epoch is not None and record.node_id is not None:  # a seed TheNodes connected to
-            source, last_connected = Source.CONNECTED, epoch
-        else:
-            source = Source.BOOTSTRAP
-    else:
-        source = Source.GOSSIP
-    seen = now if epoch is None else epoch
-    node_id = None if record.node_id is None else valid_node_id(record.node_id)
-    if record.node_id is not None and node_id is None:
-        notes.append(f"node_id {show(record.node_id)} left out: not 1 to 128 of [A-Za-z0-9._-]")
-    given = record.capabilities or ()
-    capabilities = valid_capabilities(given)
-    left_out = [c for c in dict.fromkeys(given) if c not in capabilities]
-    if left_out:
-        notes.append(f"capabilities left out: {', '.join(show(c) for c in left_out)}")
-    entry = PeerEntry(
-        addr=addr,
-        source=source,
-        first_seen=seen,
-        last_seen=seen,
-        last_connected=last_connected,
-        failures=record.failures,
-        node_id=node_id,
-        capabilities=capabilities,
-    )
-    return Imported(entry, tuple(notes))
-
-
-def thenodes_record(entry: PeerEntry) -> dict[str, Any]:
-    """The TheNodes record of an entry, keys in the order TheNodes writes them."""
-    if entry.proven:
-        source = TheNodesSource.HANDSHAKE
-    elif entry.source is Source.BOOTSTRAP:
-        source = TheNodesSource.BOOTSTRAP
-    else:
-        source = TheNodesSource.GOSSIP
-    epoch = entry.last_connected
-    record: dict[str, Any] = {
-        "addr": entry.addr,
-        "source": source.value,
-        "failures": min(entry.failures, U32_MAX),
-        "last_success_epoch": None if epoch is None else min(epoch, U64_MAX),
-    }
-    if entry.node_id is not None:
-        record["node_id"] = entry.node_id
-    if entry.capabilities:
-        record["capabilities"] = list(entry.capabilities)
-    return record
-
-
-def read_thenodes_file(path: Path) -> list[object]:
-    """The records of a ``peers.json``; raise :class:`CommandError` if it is not one."""
-    try:
-        with path.open("rb") as file:
-            data = file.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise CommandError(f"TheNodes peer file {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise CommandError(f"TheNodes peer file {path}: larger than {MAX_FILE_BYTES} bytes")
-    try:
-        document = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise CommandError(
-            f"TheNodes peer file {path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from None
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise CommandError(f"TheNodes peer file {path}: not valid JSON ({exc})") from None
-    if not isinstance(document, list):
-        raise CommandError(
-            f"TheNodes peer file {path}: expected a JSON array of peer records, got "
-            f"{type(document).__name__}"
-        )
-    return document
-
-
-def parse_thenodes_record(raw: object, index: int) -> TheNodesRecord:
-    """One record; raise :class:`ValueError` with a message naming where it is wrong."""
-    if not isinstance(raw, dict):
-        raise ValueError(f"records[{index}]: expected an object, got {show(raw)}")
-    known = {key: value for key, value in raw.items() if key in _RECORD_KEYS}
-    for key in ("last_success_epoch", "node_id", "capabilities"):
-        if known.get(key, 0) is None:
-            del known[key]  # serde reads null as None, as it reads an absent key
-    try:
-        return converter.structure(known, TheNodesRecord)
-    except Exception as exc:  # any failure to structure is a record that is not TheNodes'
-        raise ValueError("; ".join(describe_error(exc, f"records[{index}]"))) from None
-
-
 def cmd_import(args: argparse.Namespace, target: Target, now: int) -> int:
     """Bring the peers of a TheNodes ``peers.json`` into the file."""
     source_path = Path(args.thenodes)
     raw_records = read_thenodes_file(source_path)
-    imported: list[Imported] = []
-    unusable: list[str] = []
-    for index, raw in enumerate(raw_records):
-        try:
-            record = parse_thenodes_record(raw, index)
-            imported.append(entry_from_thenodes(record, now))
-        except AddressError as exc:
-            unusable.append(f"records[{index}]: addr {exc}")
-        except ValueError as exc:
-            unusable.append(str(exc))
-    realm = target.realm if target.realm is not None else _realm_for_writing(target)
-    with locked(target, realm) as peer_file:
-        snapshot = _writable_snapshot(target, peer_file, must_exist=False)
+    imported, unusable = entries_from_thenodes(raw_records, now)
+    realm = target.realm if target.realm is not None else realm_for_writing(target)
+    with locked(target, realm, wait_secs=LOCK_WAIT_SECS) as peer_file:
+        snapshot = writable_snapshot(target, peer_file, must_exist=False)
         existing = list(snapshot.entries) if snapshot is not None else []
         offline = snapshot.offline_at(now) if snapshot is not None else []
         version = snapshot.decoded.version if snapshot is not None else None
@@ -1345,10 +587,10 @@ def cmd_import(args: argparse.Namespace, target: Target, now: int) -> int:
     for item in taken:
         for note in item.notes:
             print(f"  {item.entry.addr}: {note}")
-    new_ids = {id(entry) for entry in new}
     for drop in load.dropped:
-        where = "not imported" if id(drop.entry) in new_ids else "dropped from the file"
-        print(f"  {where}: {drop.entry.addr} ({drop.entry.source.label}): {drop.reason}")
+        where = "not imported" if drop.index >= len(existing) else "dropped from the file"
+        why = _why(drop, target.config, now)
+        print(f"  {where}: {drop.entry.addr} ({drop.entry.source.label}): {why}")
     for problem in unusable:
         print(f"  not imported: {problem}")
     print(f"{target.path} holds {_entries(len(load.kept))}")
@@ -1362,7 +604,7 @@ def cmd_export(args: argparse.Namespace, target: Target, now: int) -> int:
     ``--plaintext``; without it, ``--format toml`` writes an encrypted peer file.
     """
     snapshot = read_snapshot(target)
-    _warn_if_damaged(snapshot)
+    warn_if_damaged(snapshot)
     secret = snapshot.sealed or target.keys.key is not None
     if secret and not args.plaintext and args.format != "toml":
         raise CommandError(
@@ -1405,15 +647,15 @@ def cmd_rekey(args: argparse.Namespace, target: Target, now: int) -> int:
     """Seal the file with a new key, in one atomic replace; a plain file is encrypted."""
     new_key = key_of(args.new_key_file, args.new_key_env)
     assert new_key is not None  # argparse requires one of the two
-    realm = _realm_for_writing(target)
-    with locked(target, realm) as peer_file:
-        data, snapshot = _read_existing(target, realm, peer_file)
+    realm = realm_for_writing(target)
+    with locked(target, realm, wait_secs=LOCK_WAIT_SECS) as peer_file:
+        data, snapshot = read_existing(target, realm, peer_file)
         if not snapshot.intact:
             raise CommandError(
                 f"peer file {target.path} is damaged ({'; '.join(snapshot.problems[:3])}); it "
                 "is unchanged. `peerstore seal` repairs it first"
             )
-        plain = _unseal(target, data, realm) if snapshot.sealed else data
+        plain = unseal(target, data, realm) if snapshot.sealed else data
         write(peer_file, plain, sealing.Sealing.with_key(new_key), snapshot.decoded.version)
     was = f"encrypted with {target.keys.key.source}" if target.keys.key else "plain"
     print(
@@ -1527,11 +769,6 @@ def _parser() -> argparse.ArgumentParser:
     new_key.add_argument("--new-key-file", metavar="PATH", help="the new key, in a file")
     new_key.add_argument("--new-key-env", metavar="NAME", help="the new key, in a variable")
     return parser
-
-
-def _entries(count: int) -> str:
-    """``1 entry``, ``2 entries``."""
-    return "1 entry" if count == 1 else f"{count} entries"
 
 
 def _version() -> str:

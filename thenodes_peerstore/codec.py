@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import linecache
 import re
 import tomllib
 import types
@@ -254,7 +255,7 @@ class TableFormat(typing.Generic[M]):
                 namespace[f"_validate{index}"] = attribute.validator
                 lines.append(f"    _validate{index}(obj, _attribute{index}, obj.{field.name})")
         lines.append("    return obj")
-        exec("\n".join(lines), namespace)  # noqa: S102 - source built from the schema above
+        _compile_generated("reader", self.cls, "\n".join(lines) + "\n", namespace)
         return typing.cast(Callable[[tuple[str | None, ...]], M], namespace["build"])
 
     def _compile_writer(self) -> Callable[[M], str]:
@@ -283,8 +284,22 @@ class TableFormat(typing.Generic[M]):
                 namespace[f"_default{index}"] = field.default
                 parts.append(f'("" if {value} == _default{index} else {line})')
         source = "def write(obj):\n    return ''.join((\n        " + ",\n        ".join(parts)
-        exec(source + ",\n    ))", namespace)  # noqa: S102 - source built from the schema above
+        _compile_generated("writer", self.cls, source + ",\n    ))\n", namespace)
         return typing.cast(Callable[[M], str], namespace["write"])
+
+
+_GENERATED = itertools.count()
+"""Numbers the generated functions' file names, so no two share one."""
+
+
+def _compile_generated(what: str, cls: type, source: str, namespace: dict[str, Any]) -> None:
+    """Run the generated ``source`` into ``namespace``, under a file name of its own that
+    :mod:`linecache` holds the source for (as attrs and cattrs do for theirs): a traceback
+    through a generated reader or writer shows its lines."""
+    filename = f"<thenodes_peerstore.codec generated {what} for {cls.__qualname__}"
+    filename += f" #{next(_GENERATED)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - built from the schema
 
 
 def _array(key: str, items: tuple[str | int, ...]) -> str:

@@ -121,6 +121,4 @@ def _tidy(message: str) -> str:
     """Turn ``"... @ $.max_entries"`` into ``"[network.persistence] max_entries: ..."``."""
     text, _, where = message.rpartition(" @ ")
     key = where.removeprefix("$").removeprefix(".")
-    if text.startswith("extra fields found"):
-        return f"[{SECTION}]: unknown key(s) {text.removeprefix('extra fields found ')}"
     return f"[{SECTION}] {key}: {text}" if key else f"[{SECTION}] {text}"

@@ -112,3 +112,26 @@ class KeyRefusedError(StoreFileError):
 class SealDamagedError(StoreFileError):
     """An encrypted peer file that is not whole: unparsable envelope or failed authentication
     under the right key. Nothing of it can be salvaged."""
+
+
+class TheNodesFileError(PeerStoreError):
+    """A file that is not TheNodes' ``peers.json``: unreadable, too large, not UTF-8, not JSON,
+    or not an array of records. The message names the file."""
+
+
+class TheNodesRecordError(PeerStoreError, ValueError):
+    """A record of TheNodes' ``peers.json`` that is not one TheNodes writes; the message names
+    the record (``records[N]``) and what is wrong with it."""
+
+
+class PeerFileMissingError(StoreFileError):
+    """No peer file where one was named; the message names the path and how it was named."""
+
+
+class NotAPeerFileError(StoreFileError):
+    """A file that is not a peer file at all (no schema, realm or ``[[peers]]`` line); it is
+    left untouched."""
+
+
+class PeerFileDamagedError(StoreFileError):
+    """A damaged peer file, refused by a write that would rewrite it; it is left unchanged."""

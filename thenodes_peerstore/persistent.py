@@ -57,6 +57,27 @@ def extras_budget(max_entries: int) -> int:
     return files.MAX_FILE_BYTES - HEADER_BYTES - max_entries * codec.MAX_BARE_ENTRY_BYTES
 
 
+def configured_store(
+    config: PersistenceConfig,
+    clock: Callable[[], float],
+    *,
+    own_addrs: Iterable[str] = (),
+    own_node_id: str | None = None,
+    extras_budget: int | None = None,
+) -> PeerStore:
+    """An empty store with the settings ``config`` gives it: the one place they are applied."""
+    return PeerStore(
+        clock=clock,
+        max_entries=config.max_entries,
+        ttl_secs=config.ttl_secs,
+        reconnect_limit=config.reconnect_limit,
+        gossip_per_sender_per_hour=config.gossip_per_sender_per_hour,
+        own_addrs=own_addrs,
+        own_node_id=own_node_id,
+        extras_budget=extras_budget,
+    )
+
+
 class LoadStatus(enum.Enum):
     """What was found on disk."""
 
@@ -252,12 +273,9 @@ class PersistentPeerStore:
         :class:`~thenodes_peerstore.errors.RealmMismatchError` when it belongs to another realm.
         """
         config = config or PersistenceConfig(enabled=True)
-        store = PeerStore(
-            clock=clock,
-            max_entries=config.max_entries,
-            ttl_secs=config.ttl_secs,
-            reconnect_limit=config.reconnect_limit,
-            gossip_per_sender_per_hour=config.gossip_per_sender_per_hour,
+        store = configured_store(
+            config,
+            clock,
             own_addrs=own_addrs,
             own_node_id=own_node_id,
             extras_budget=extras_budget(config.max_entries),

@@ -37,6 +37,7 @@ Rules (see DESIGN.md):
 from __future__ import annotations
 
 import collections
+import enum
 import itertools
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -115,9 +116,41 @@ class IngestReport:
         return sum(self.counts.values())
 
 
+class DropReason(enum.Enum):
+    """Why loading did not keep an entry."""
+
+    OWN = "own"
+    """The node's own address or id: it never stores itself."""
+    EXPIRED = "expired"
+    """Not seen within ``ttl_secs`` of the node's running time (and not an anchor)."""
+    DUPLICATE = "duplicate"
+    """Another entry for the same address stays: the more trusted, more recently seen one."""
+    OVER_CAP = "over the cap"
+    """Beyond ``max_entries``: the most trusted, most recently seen entries stay."""
+
+
+@attrs.frozen
+class Dropped:
+    """An entry loading did not keep, and why."""
+
+    index: int
+    """Its position among the entries loaded."""
+    entry: PeerEntry
+    """The entry as it was given (its times not yet clamped)."""
+    reason: DropReason
+
+
 @attrs.frozen
 class LoadReport:
-    """What loading entries into the store did."""
+    """What loading entries into the store did.
+
+    The counts tally the load's passes in order (expiry, own addresses, repeated addresses,
+    the cap), each entry counted by the first that removes it. :attr:`dropped` names every
+    entry not kept, in the order given, with the reason that explains it best: an entry whose
+    address another entry keeps is a duplicate whatever else it is; one whose address no entry
+    keeps is the node's own, else past its TTL; an entry kept for its address that the cap
+    pushes out (and any exact copy of it) is over the cap.
+    """
 
     loaded: int = 0
     clamped: int = 0
@@ -125,6 +158,7 @@ class LoadReport:
     evicted: int = 0
     own: int = 0
     duplicates: int = 0
+    dropped: tuple[Dropped, ...] = ()
 
 
 def retry_at(entry: PeerEntry) -> int | None:
@@ -283,10 +317,6 @@ class PeerStore:
     def count(self, source: Source) -> int:
         """How many entries have this source."""
         return len(self._tiers[source])
-
-    def is_own(self, addr: str) -> bool:
-        """Whether a canonical address is one of the node's own."""
-        return addr in self._own_addrs
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -521,21 +551,23 @@ class PeerStore:
         fixed_entries = [entry.clamped(now) for entry in originals]
         anchors = self.anchors(fixed_entries, cutoff=cutoff)
         best: dict[str, PeerEntry] = {}
+        chosen: dict[str, int] = {}
+        """The position of the entry kept for each address in ``best``."""
         expired = own = duplicates = 0
         clamped = sum(f is not e for f, e in zip(fixed_entries, originals, strict=True))
-        for fixed in fixed_entries:
+        for index, fixed in enumerate(fixed_entries):
             if fixed.last_seen < cutoff and fixed.addr not in anchors:
                 expired += 1
-            elif fixed.addr in self._own_addrs or (
-                self._own_node_id is not None and fixed.node_id == self._own_node_id
-            ):
+            elif self._is_itself(fixed):
                 own += 1
             elif (seen := best.get(fixed.addr)) is not None:
                 duplicates += 1
                 if (fixed.source.rank, fixed.last_seen) > (seen.source.rank, seen.last_seen):
                     best[fixed.addr] = fixed
+                    chosen[fixed.addr] = index
             else:
                 best[fixed.addr] = fixed
+                chosen[fixed.addr] = index
         for tier in self._tiers:
             tier.clear()
         self._extras = [0, 0]
@@ -549,7 +581,38 @@ class PeerStore:
             evicted=len(best) - len(self),
             own=own,
             duplicates=duplicates,
+            dropped=tuple(self._dropped(originals, fixed_entries, best, chosen)),
         )
+
+    def _is_itself(self, entry: PeerEntry) -> bool:
+        """Whether an entry is the node itself: one of its addresses, or its id."""
+        return entry.addr in self._own_addrs or (
+            self._own_node_id is not None and entry.node_id == self._own_node_id
+        )
+
+    def _dropped(
+        self,
+        originals: Sequence[PeerEntry],
+        fixed_entries: Sequence[PeerEntry],
+        best: Mapping[str, PeerEntry],
+        chosen: Mapping[str, int],
+    ) -> Iterator[Dropped]:
+        """The entries :meth:`load` did not keep, in the order given (see :class:`LoadReport`)."""
+        if len(self) == len(fixed_entries):
+            return  # every entry kept: nothing to look for
+        over_cap = {addr for addr in best if addr not in self} if len(self) < len(best) else set()
+        for index, fixed in enumerate(fixed_entries):
+            addr = fixed.addr
+            at = chosen.get(addr)
+            if at == index and addr not in over_cap:
+                continue  # kept
+            if at is None:
+                reason = DropReason.OWN if self._is_itself(fixed) else DropReason.EXPIRED
+            elif addr in over_cap and (at == index or fixed == best[addr]):
+                reason = DropReason.OVER_CAP
+            else:
+                reason = DropReason.DUPLICATE
+            yield Dropped(index, originals[index], reason)
 
     def reconnect_plan(self) -> list[str]:
         """Up to ``reconnect_limit`` proven peers to dial first, longest standing first
