@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hostsim.cli import main
-from hostsim.sim.metrics import dumps
+from hostsim.metrics import dumps
 from hostsim.sim.network import report, simulate
 from hostsim.sim.scenario import load_sim_scenario
 
