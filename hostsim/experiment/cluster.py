@@ -404,13 +404,7 @@ def _form(cluster: _Cluster, phase: str) -> None:
     wanted = min(FORMED_PEERS, len(cluster.nodes) - 1)
     deadline = begun + FORM_TIMEOUT_SECS
     formed_at: float | None = None
-    last_said = 0.0
-    while True:
-        cluster.poll()
-        now = time.monotonic()
-        if now - last_said >= 1.0:
-            cluster.say(phase, begun)
-            last_said = now
+    for now in _watching(cluster, phase, begun):
         waiting = [m.name for m in cluster.nodes if not cluster.formed(m, wanted)]
         if not waiting and formed_at is None:
             formed_at = time.time()
@@ -425,6 +419,19 @@ def _form(cluster: _Cluster, phase: str) -> None:
                 f"the network did not form within {FORM_TIMEOUT_SECS:.0f} s"
                 f" ({', '.join(waiting) or 'peer files not saved'}); logs in {cluster.root}"
             )
+
+
+def _watching(cluster: _Cluster, phase: str, begun: float) -> Iterator[float]:
+    """Every 0.1 s, take in the status lines (and say how far ``phase`` is, once a second);
+    yield the time."""
+    last_said = 0.0
+    while True:
+        cluster.poll()
+        now = time.monotonic()
+        if now - last_said >= 1.0:
+            cluster.say(phase, begun)
+            last_said = now
+        yield now
         time.sleep(0.1)
 
 
@@ -439,17 +446,10 @@ def _restart_all(cluster: _Cluster, phase: str, target: int, phase_secs: float) 
     for member in cluster.nodes:
         cluster.start(member)
     cluster.wait_started(cluster.nodes)
-    last_said = 0.0
-    while True:
-        cluster.poll()
-        now = time.monotonic()
-        if now - last_said >= 1.0:
-            cluster.say(phase, begun)
-            last_said = now
+    for now in _watching(cluster, phase, begun):
         done = all(cluster.connections(m) >= target for m in cluster.nodes)
         if done or all(now - m.started >= phase_secs for m in cluster.nodes):
             break
-        time.sleep(0.1)
     result.records = [cluster.record(m, phase, target, begun) for m in cluster.nodes]
     result.wall_secs = time.monotonic() - begun
     return result
