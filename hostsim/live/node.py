@@ -178,7 +178,7 @@ def canonical_peers(peers: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def network_group(ip: str) -> str:
-    """The network group of an IP, as the store groups gossip: IPv4 /16, IPv6 /32."""
+    """The network group of an IP: IPv4 /16, IPv6 /32 (as a plugin that keeps peers groups them)."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
@@ -351,7 +351,7 @@ class LiveNode:
         )
 
         def listening(dials: list[Dial]) -> None:
-            # Said once the plugins started (the peer file is locked, the store loaded), so a
+            # Said once the plugins started (their files locked, their state loaded), so a
             # node that cannot start never claims to listen.
             self.status(
                 f"listening on {bound} as {self.node_id}"
