@@ -74,6 +74,7 @@ from hostsim.experiment.eclipse import (
     plot_eclipse,
     run_eclipse,
 )
+from hostsim.experiment.report import report
 from hostsim.live.node import LiveNode
 from hostsim.live.settings import live_settings, plaintext_refusal
 from hostsim.metrics import dumps
@@ -86,7 +87,7 @@ from hostsim.script import (
     run_scenario,
 )
 from hostsim.sim.engine import rare_cycle_collection
-from hostsim.sim.network import report, simulate
+from hostsim.sim.network import simulate
 from hostsim.sim.scenario import SimScenario, load_sim_scenario
 
 __all__ = ["format_record", "main"]

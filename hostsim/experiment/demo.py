@@ -16,9 +16,9 @@ import attrs
 
 from hostsim.errors import HostsimError
 from hostsim.experiment.arms import ARMS, SEEDS_ONLY, STORE
-from hostsim.experiment.report import Target, pct, rejoin_rows, secs, side_by_side
+from hostsim.experiment.report import Target, pct, rejoin_rows, report, secs, side_by_side
 from hostsim.metrics import RunMetrics, summarise
-from hostsim.sim.network import ATTACK_ORIGIN, SimNetwork, fake_addr, report, simulate
+from hostsim.sim.network import ATTACK_ORIGIN, SimNetwork, fake_addr, simulate
 from hostsim.sim.scenario import SimEvent, SimScenario
 from thenodes_peerstore import codec
 from thenodes_peerstore.model import Source

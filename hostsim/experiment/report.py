@@ -1,5 +1,6 @@
-"""What the two arms of the experiment report side by side: the rejoin table both worlds
-print (the simulator's demo and the live cluster), and the claims each experiment checks."""
+"""What the experiment reports: a simulated run as JSON data, the rejoin table both worlds
+print side by side (the simulator's demo and the live cluster), and the claims each
+experiment checks."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from typing import Any
 
 import attrs
 
-from hostsim.experiment.arms import SEEDS_ONLY, STORE, STORED_ORIGIN
-from hostsim.metrics import REJOIN_SECS
+from hostsim.experiment.arms import SEEDS_ONLY, STORE, STORED_ORIGIN, arm_of
+from hostsim.metrics import REJOIN_SECS, RunMetrics
+from hostsim.sim.scenario import SimScenario
 
-__all__ = ["Row", "Target", "dials", "pct", "rejoin_rows", "secs", "side_by_side"]
+__all__ = ["Row", "Target", "dials", "pct", "rejoin_rows", "report", "secs", "side_by_side"]
 
 
 @attrs.frozen
@@ -86,3 +88,19 @@ def side_by_side(rows: Sequence[Row]) -> list[str]:
     lines = [f"{'':<{width}}  {STORE.label:>{column}}  {SEEDS_ONLY.label:>{column}}"]
     lines += [f"{label:<{width}}  {a:>{column}}  {b:>{column}}" for label, a, b in rows]
     return lines
+
+
+def report(scenario: SimScenario, seed: int, metrics: RunMetrics) -> dict[str, Any]:
+    """A run as JSON data: what was run (``persistence``: whether its arm keeps peers), the
+    summary, the series and every start."""
+    return {
+        "scenario": scenario.name,
+        "seed": seed,
+        "persistence": arm_of(scenario).keeps_peers,
+        "nodes": scenario.nodes,
+        "seeds": scenario.seeds,
+        "attackers": scenario.attackers,
+        "duration_secs": scenario.duration_secs,
+        "events_run": metrics.events_run,
+        **metrics.to_json(),
+    }

@@ -71,7 +71,7 @@ from hostsim.plugins import (
 from hostsim.sim.engine import Engine, stream
 from hostsim.sim.scenario import SimEvent, SimScenario
 
-__all__ = ["SimNetwork", "SimNode", "fake_addr", "node_addr", "report", "simulate"]
+__all__ = ["SimNetwork", "SimNode", "fake_addr", "node_addr", "simulate"]
 
 logger = logging.getLogger(__name__)
 
@@ -609,21 +609,6 @@ def simulate(
             progress=progress,
             label=label,
         )
-
-
-def report(scenario: SimScenario, seed: int, metrics: RunMetrics) -> dict[str, Any]:
-    """A run as JSON data: what was run, the summary, the series and every start."""
-    return {
-        "scenario": scenario.name,
-        "seed": seed,
-        "persistence": scenario.persistence_enabled,
-        "nodes": scenario.nodes,
-        "seeds": scenario.seeds,
-        "attackers": scenario.attackers,
-        "duration_secs": scenario.duration_secs,
-        "events_run": metrics.events_run,
-        **metrics.to_json(),
-    }
 
 
 def _remote(conn: Connection) -> SimNode:
