@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hostsim.experiment.eclipse import EclipseResult, EclipseSpec, format_eclipse, run_once
 from hostsim.sim import rare_cycle_collection
-from hostsim.sim.eclipse import EclipseResult, EclipseSpec, format_eclipse, run_once
 
 
 def main() -> None:

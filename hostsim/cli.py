@@ -10,8 +10,10 @@
 - ``hostsim cluster [--nodes N] [--seeds S] [--json OUT] [--state-dir DIR]``: the rejoin
   experiment with real node processes on loopback, killed and restarted, with and without the
   peer store;
-- ``hostsim node CONFIG [--state-dir DIR] [--bind ADDR] [-v]``: run one live node on real TCP
-  until SIGTERM or Ctrl-C (a graceful stop); status lines on stdout. A stdout nobody reads
+- ``hostsim node CONFIG [--state-dir DIR] [--bind ADDR] [--status text|json] [-v]``: run one
+  live node on real TCP until SIGTERM or Ctrl-C (a graceful stop); status lines on stdout,
+  for people, or with ``--status json`` one JSON object a line for programs (its keys:
+  :data:`hostsim.live.node.STATUS_EVENTS`). A stdout nobody reads
   never blocks the node (lines beyond a bound are dropped, and counted in a later line); a
   closed one (``| head``) only ends the status lines.
 - ``hostsim eclipse [--addresses N[,N...]] [--groups G] [--attack DURATION] [--cut SHARES]
@@ -25,6 +27,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib.metadata
+import json
 import logging
 import os
 import queue
@@ -33,6 +36,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -42,24 +46,15 @@ import attrs
 
 from hostsim.config import HostConfig
 from hostsim.errors import HostConfigError, HostsimError
-from hostsim.live.cluster import (
+from hostsim.experiment.arms import arm_of
+from hostsim.experiment.cluster import (
     CLUSTER_NODES,
     CLUSTER_SEEDS,
     check_cluster_targets,
     format_cluster,
     run_cluster,
 )
-from hostsim.live.node import LiveNode
-from hostsim.live.settings import live_settings, plaintext_refusal
-from hostsim.progress import ProgressLine
-from hostsim.script import (
-    RunResult,
-    ScenarioRunError,
-    TimelineRecord,
-    load_scenario,
-    run_scenario,
-)
-from hostsim.sim.demo import (
+from hostsim.experiment.demo import (
     DEMO_NODES,
     check_own_failure_targets,
     check_targets,
@@ -72,16 +67,27 @@ from hostsim.sim.demo import (
     stale_file_scenario,
     uplink_outage_scenario,
 )
-from hostsim.sim.eclipse import (
+from hostsim.experiment.eclipse import (
     EclipseSpec,
     check_eclipse_targets,
     format_eclipse,
     plot_eclipse,
     run_eclipse,
 )
+from hostsim.experiment.report import report
+from hostsim.live.node import LiveNode
+from hostsim.live.settings import live_settings, plaintext_refusal
+from hostsim.metrics import dumps
+from hostsim.progress import ProgressLine
+from hostsim.script import (
+    RunResult,
+    ScenarioRunError,
+    TimelineRecord,
+    load_scenario,
+    run_scenario,
+)
 from hostsim.sim.engine import rare_cycle_collection
-from hostsim.sim.metrics import dumps
-from hostsim.sim.network import report, simulate
+from hostsim.sim.network import simulate
 from hostsim.sim.scenario import SimScenario, load_sim_scenario
 
 __all__ = ["format_record", "main"]
@@ -224,6 +230,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ADDR",
         help="the address to listen on (default: [network] bind_addr, else 127.0.0.1)",
     )
+    node.add_argument(
+        "--status",
+        choices=("text", "json"),
+        default="text",
+        help="status lines on stdout: text for people (default), or one JSON object a line",
+    )
     cluster = commands.add_parser(
         "cluster",
         help="the rejoin experiment with real node processes on loopback",
@@ -280,10 +292,11 @@ def _positive_secs(text: str) -> float:
 
 
 def _version() -> str:
-    try:
-        return importlib.metadata.version("thenodes-peerstore")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown (not installed)"
+    """The version of the distribution that installed the ``hostsim`` command."""
+    for ep in importlib.metadata.entry_points(group="console_scripts", name="hostsim"):
+        if ep.dist is not None:
+            return ep.dist.version
+    return "unknown (not installed)"
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -360,7 +373,13 @@ def _play(args: argparse.Namespace, progress: ProgressLine) -> int:
         print("\n".join(format_comparison(comparison)))
         data = comparison.to_json()
     else:
-        metrics = simulate(scenario, seed=args.seed, state_dir=args.state_dir, progress=progress)
+        metrics = simulate(
+            scenario,
+            seed=args.seed,
+            state_dir=args.state_dir,
+            progress=progress,
+            label=arm_of(scenario).label,
+        )
         progress.clear()
         data = report(scenario, args.seed, metrics)
         _print_summary(data)
@@ -694,8 +713,11 @@ def _node(args: argparse.Namespace) -> int:
     if args.state_dir is not None:
         config = attrs.evolve(config, state_dir=Path(os.path.abspath(args.state_dir)))
     settings = live_settings(config, bind=args.bind)
-    status = _StatusLines(sys.stdout.fileno())
-    node = LiveNode(config, settings, status=status)
+    status = _StatusLines(sys.stdout.fileno(), as_json=args.status == "json")
+    if status.as_json:
+        node = LiveNode(config, settings, events=status.event)
+    else:
+        node = LiveNode(config, settings, status=status)
     try:
         return asyncio.run(_serve_until_signal(node))
     finally:
@@ -708,11 +730,12 @@ class _StatusLines:
 
     At most ``pending`` lines wait; beyond, lines are dropped and counted, and the count is
     written once the reader catches up. A closed stdout (``EPIPE``) ends the status lines,
-    not the node.
+    not the node. With ``as_json`` every line is one JSON object (:meth:`event`).
     """
 
-    def __init__(self, fd: int, pending: int = 1000) -> None:
+    def __init__(self, fd: int, pending: int = 1000, *, as_json: bool = False) -> None:
         self.fd = fd
+        self.as_json = as_json
         self.dropped = 0
         """Lines dropped because stdout was not read (only the node's thread writes it)."""
         self.closed = False
@@ -723,10 +746,17 @@ class _StatusLines:
         self._thread.start()
 
     def __call__(self, line: str) -> None:
+        self._put(f"hostsim node: {line}\n".encode())
+
+    def event(self, data: dict[str, Any]) -> None:
+        """Write ``data`` as one line of JSON."""
+        self._put(_json_line(data))
+
+    def _put(self, data: bytes) -> None:
         if self.closed:
             return
         try:
-            self._queue.put_nowait(f"hostsim node: {line}\n".encode())
+            self._queue.put_nowait(data)
         except queue.Full:
             self.dropped += 1
 
@@ -742,11 +772,15 @@ class _StatusLines:
         while (data := self._queue.get()) is not None:
             dropped = self.dropped
             if dropped > self._reported:
-                data = (
-                    f"hostsim node: {_count(dropped - self._reported, 'status line')} dropped"
-                    " (stdout not read)\n".encode()
-                    + data
-                )
+                lines = dropped - self._reported
+                if self.as_json:
+                    said = _json_line({"event": "dropped", "t": time.time(), "lines": lines})
+                else:
+                    said = (
+                        f"hostsim node: {_count(lines, 'status line')} dropped"
+                        " (stdout not read)\n".encode()
+                    )
+                data = said + data
                 self._reported = dropped
             try:
                 while data:
@@ -754,6 +788,10 @@ class _StatusLines:
             except OSError:
                 self.closed = True
                 return
+
+
+def _json_line(data: dict[str, Any]) -> bytes:
+    return (json.dumps(data, allow_nan=False) + "\n").encode()
 
 
 async def _serve_until_signal(node: LiveNode) -> int:

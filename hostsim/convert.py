@@ -55,11 +55,13 @@ __all__ = [
     "freeze",
     "key_tree",
     "one_of",
+    "overlaid",
     "read_toml",
     "refuse_unknown_keys",
     "register_rule",
     "show",
     "structure",
+    "thawed",
 ]
 
 T = TypeVar("T")
@@ -104,6 +106,29 @@ def freeze(value: Any) -> Any:
         return MappingProxyType({key: freeze(item) for key, item in value.items()})
     if isinstance(value, list | tuple):
         return tuple(freeze(item) for item in value)
+    return value
+
+
+def overlaid(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overlay`` merged in, table by table (a value in ``overlay`` wins), as
+    plain dicts and lists: a host config built from layers."""
+    result = {key: thawed(value) for key, value in base.items()}
+    for key, value in overlay.items():
+        have = result.get(key)
+        if isinstance(have, Mapping) and isinstance(value, Mapping):
+            result[key] = overlaid(have, value)
+        else:
+            result[key] = thawed(value)
+    return result
+
+
+def thawed(value: Any) -> Any:
+    """``value`` with every table as a dict and every array as a list (what :func:`freeze`
+    undoes), so that a TOML writer takes it."""
+    if isinstance(value, Mapping):
+        return {key: thawed(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [thawed(item) for item in value]
     return value
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "implemented_hooks",
     "installed_entry_points",
     "loaded_once",
+    "plugins_turned_on",
     "read_manifest",
     "spec_hook_names",
 ]
@@ -325,10 +326,7 @@ def _warn_of_unread_sections(
         if section is not None and section not in claimed:
             readers.setdefault(section, []).append(name)
     for section, names in sorted(readers.items()):
-        table: Any = config.data
-        for key in section.split("."):
-            table = table.get(key) if isinstance(table, Mapping) else None
-        if not (isinstance(table, Mapping) and table.get("enabled") is True):
+        if not _turned_on(config.data, section):
             continue
         said = (section, tuple(sorted(names)))
         if said in _warned:
@@ -340,6 +338,31 @@ def _warn_of_unread_sections(
             section,
             ", ".join(repr(n) for n in sorted(names)),
         )
+
+
+def _turned_on(data: Mapping[str, Any], section: str) -> bool:
+    """Whether the table ``section`` (``"network.persistence"``) of ``data`` has
+    ``enabled = true``."""
+    table: Any = data
+    for key in section.split("."):
+        table = table.get(key) if isinstance(table, Mapping) else None
+    return isinstance(table, Mapping) and table.get("enabled") is True
+
+
+def plugins_turned_on(
+    data: Mapping[str, Any], entry_points: Iterable[EntryPointLike] | None = None
+) -> tuple[str, ...]:
+    """The plugins among ``entry_points`` (default: the installed ones) whose config table
+    ``data``, a host config, turns on (``enabled = true``), by name: the ``[plugins] enabled``
+    of a host config that hostsim writes for a node and that leaves it out."""
+    available = _index_entry_points(
+        installed_entry_points() if entry_points is None else entry_points
+    )
+    return tuple(
+        name
+        for name, ep in sorted(available.items())
+        if (section := _section_of(ep)) is not None and _turned_on(data, section)
+    )
 
 
 def _instantiate(pm: pluggy.PluginManager, ep: EntryPointLike) -> PluginManifest:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from hostsim import cli
-from hostsim.live.cluster import ClusterResult, run_cluster
+from hostsim.experiment.cluster import ClusterResult, run_cluster
 from hostsim.live.processes import NodeProcess
 
 pytestmark = pytest.mark.slow

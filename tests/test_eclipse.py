@@ -11,7 +11,7 @@ import attrs
 import pytest
 
 from hostsim.cli import main
-from hostsim.sim.eclipse import (
+from hostsim.experiment.eclipse import (
     RESTART_CAUSE,
     EclipseNetwork,
     EclipseResult,

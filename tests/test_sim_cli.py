@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from hostsim.cli import main
-from hostsim.sim.metrics import dumps
-from hostsim.sim.network import report, simulate
+from hostsim.experiment.report import report
+from hostsim.metrics import dumps
+from hostsim.sim.network import simulate
 from hostsim.sim.scenario import load_sim_scenario
 
 # Every source of randomness at once: start spread, latencies, churn, crashes, a flood.

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hostsim.cli import main
-from hostsim.sim.demo import (
+from hostsim.experiment.demo import (
     ATTACK_AT,
     RESTART_AT,
     check_targets,

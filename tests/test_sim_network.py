@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from hostsim.host import Peer
+from hostsim.metrics import RunMetrics, StartRecord
 from hostsim.sim import Churn, Distribution, SimEvent, SimNetwork, SimScenario
-from hostsim.sim.metrics import RunMetrics, StartRecord
 from hostsim.sim.network import fake_addr, node_addr
 from hostsim.testing import HookCall, RecordingPlugin
 from thenodes_peerstore.model import parse_address

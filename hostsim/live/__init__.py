@@ -1,2 +1,2 @@
-"""hostsim's live world: nodes on real TCP sockets and the real clock, and the cluster
-experiment that kills and restarts them."""
+"""hostsim's live world: nodes on real TCP sockets and the real clock, and node processes on
+loopback to start, watch and stop."""

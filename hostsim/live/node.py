@@ -66,6 +66,7 @@ from thenodes_naming import NODE_ID_RE, realm_code
 
 __all__ = [
     "MAX_PEER_LIST",
+    "STATUS_EVENTS",
     "ListenError",
     "LiveNode",
     "RealClock",
@@ -75,6 +76,29 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+STATUS_EVENTS: Final[Mapping[str, tuple[str, ...]]] = {
+    "listening": ("addrs", "node_id", "realm_code", "realm_version"),
+    "dial_order": ("dials", "origins"),
+    "dialling": ("addr", "origin"),
+    "dial_failed": ("addr", "origin", "error"),
+    "connected": ("addr", "node_id", "direction", "connections", "outbound", "dial_addr"),
+    "disconnected": ("addr", "node_id", "reason", "connections"),
+    "evicted": ("addr", "make_room_for"),
+    "peer_list": ("addr", "addresses"),
+    "stopped": ("incidents",),
+    "dropped": ("lines",),
+}
+"""What a node's status says as data: each event (the ``event`` key) and its keys, besides
+``event`` and ``t`` (Unix time). ``dial_order``: ``dials`` is the dial order, a list of
+``{"addr", "origin"}`` (an origin is the name of the plugin that planned the dial, or
+``"seed"``), ``origins`` the dials per origin. ``connected``: ``addr`` is the connection's key
+(the dialled address, or the remote's address for an inbound one), ``direction``
+``"inbound"`` or ``"outbound"``, ``connections`` and ``outbound`` the counts after it,
+``dial_addr`` the address the peer can be dialled at (or null). ``disconnected``:
+``connections`` is the count after it. ``peer_list``: ``addresses`` is how many usable
+addresses the list from ``addr`` held. ``stopped``: ``incidents`` counts the incidents by
+kind. ``dropped`` (``hostsim node`` only): ``lines`` status lines were dropped because
+stdout was not read."""
 MAX_PEER_LIST: Final = 1000
 """Addresses read from one PEER_LIST (and the most a PEER_REQUEST is answered with)."""
 MAX_WRITE_BUFFER: Final = 256 << 10
@@ -154,7 +178,7 @@ def canonical_peers(peers: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def network_group(ip: str) -> str:
-    """The network group of an IP, as the store groups gossip: IPv4 /16, IPv6 /32."""
+    """The network group of an IP: IPv4 /16, IPv6 /32 (as a plugin that keeps peers groups them)."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
@@ -254,6 +278,8 @@ class LiveNode:
     :param settings: Bind address, timeouts, caps and the core's policy.
     :param status: Called with a one-line status for people and scripts (listening, the dial
         order, each dial, each connection and disconnection, each peer list, stopping).
+    :param events: Called with the same news as data, one mapping per status line, for
+        programs (``hostsim node --status json``); its keys are in :data:`STATUS_EVENTS`.
     """
 
     def __init__(
@@ -262,12 +288,14 @@ class LiveNode:
         settings: LiveSettings,
         *,
         status: Callable[[str], None] | None = None,
+        events: Callable[[dict[str, Any]], None] | None = None,
         extra_plugins_factory: Callable[[], Mapping[str, object]] | None = None,
         entry_points: Iterable[EntryPointLike] | None = None,
     ) -> None:
         self.config = config
         self.settings = settings
         self.status = status or (lambda line: None)
+        self.events = events
         self.host = PluginHost(
             config,
             clock=RealClock(),
@@ -323,11 +351,18 @@ class LiveNode:
         )
 
         def listening(dials: list[Dial]) -> None:
-            # Said once the plugins started (the peer file is locked, the store loaded), so a
+            # Said once the plugins started (their files locked, their state loaded), so a
             # node that cannot start never claims to listen.
             self.status(
                 f"listening on {bound} as {self.node_id}"
                 f" (realm {self.config.realm.code} {self.config.realm.version})"
+            )
+            self._event(
+                "listening",
+                addrs=bound.split(", ") if bound else [],
+                node_id=self.node_id,
+                realm_code=self.config.realm.code,
+                realm_version=self.config.realm.version,
             )
             origins: dict[str, int] = {}
             for dial in dials:
@@ -336,6 +371,11 @@ class LiveNode:
             self.status(f"dial order: {summary or 'nothing'}")
             for number, dial in enumerate(dials, start=1):
                 self.status(f"  {number}. {dial.addr} ({dial.origin})")
+            self._event(
+                "dial_order",
+                dials=[{"addr": d.addr, "origin": d.origin} for d in dials],
+                origins=origins,
+            )
 
         try:
             self.dials = self.core.start(before_dials=listening)
@@ -371,6 +411,12 @@ class LiveNode:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
         self.status(f"stopped; incidents: {dict(self.incidents.counts) or 'none'}")
+        self._event("stopped", incidents=dict(self.incidents.counts))
+
+    def _event(self, event: str, **fields: Any) -> None:
+        """Tell :attr:`events` (if any) of ``event``: one JSON-ready mapping."""
+        if self.events is not None:
+            self.events({"event": event, "t": time.time(), **fields})
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
@@ -493,6 +539,7 @@ class LiveNode:
                 victim.evicted = True
                 victim.abort()
                 self.status(f"evicted {victim.remote} to make room for {remote}")
+                self._event("evicted", addr=victim.remote, make_room_for=remote)
         if self.inbound_open >= self.settings.max_inbound + self._evicting() or not self.core.up:
             if self.core.up:
                 self.incidents("inbound_cap", ip)
@@ -569,6 +616,7 @@ class LiveNode:
     def dial(self, addr: str, origin: str) -> None:
         """Start a dial (the core calls this)."""
         self.status(f"dialling {addr} ({origin})")
+        self._event("dialling", addr=addr, origin=origin)
         self._spawn(self._dial(addr, origin))
 
     async def _dial(self, addr: str, origin: str) -> None:
@@ -631,9 +679,17 @@ class LiveNode:
         if isinstance(conn.handle, _Link):
             conn.handle.abort()
         self.status(f"disconnected from {key}: {node_id} was proven by a dial")
+        self._event(
+            "disconnected",
+            addr=key,
+            node_id=node_id,
+            reason="the node id was proven by a dial",
+            connections=len(self.core.conns),
+        )
 
     def _dial_failed(self, addr: str, origin: str, error: str) -> None:
         self.status(f"dial {addr} failed: {error}")
+        self._event("dial_failed", addr=addr, origin=origin, error=error)
         if self.core.up:
             self.core.dial_failed(addr, origin, error)
 
@@ -650,6 +706,15 @@ class LiveNode:
             f"connected to {link.remote} ({hello.node_id}, {direction});"
             f" {len(self.core.conns)} connections, {self.core.outbound} outbound"
             + ("" if conn.dialable is None else f"; dial address {conn.dialable}")
+        )
+        self._event(
+            "connected",
+            addr=link.remote,
+            node_id=hello.node_id,
+            direction=direction,
+            connections=len(self.core.conns),
+            outbound=self.core.outbound,
+            dial_addr=conn.dialable,
         )
 
     async def _serve(self, link: _Link, key: str) -> None:
@@ -678,10 +743,17 @@ class LiveNode:
             reason = "node stopping"
             raise
         finally:
-            if self.core.up and self.core.conns.get(key) is not None:
+            if self.core.up and (gone := self.core.conns.get(key)) is not None:
                 self.core.disconnected(key, reason)
                 self.status(
                     f"disconnected from {key}: {reason}; {len(self.core.conns)} connections"
+                )
+                self._event(
+                    "disconnected",
+                    addr=key,
+                    node_id=gone.peer.node_id,
+                    reason=reason,
+                    connections=len(self.core.conns),
                 )
 
     def _handle(self, link: _Link, key: str, envelope: wire.Envelope) -> None:
@@ -711,6 +783,7 @@ class LiveNode:
             if peers:
                 link.last_useful = time.monotonic()
             self.status(f"peer list from {key}: {len(peers)} addresses")
+            self._event("peer_list", addr=key, addresses=len(peers))
             self.core.peer_list(key, peers)
         else:
             # HELLO again, HEARTBEAT, TEXT, relay, punch, acks, a later version's type: nothing

@@ -22,6 +22,9 @@ from typing import Any
 
 import tomli_w
 
+from hostsim.convert import overlaid
+from hostsim.plugins import plugins_turned_on
+
 __all__ = ["NodeProcess", "free_port", "write_node_config"]
 
 STATUS_PREFIX = "hostsim node: "
@@ -41,25 +44,26 @@ def write_node_config(
     node_id: str,
     port: int,
     seeds: Iterable[str] = (),
-    persistence: bool = True,
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a host config for a loopback node; its state directory is beside the file, named
-    in the file by its absolute path (a relative one is relative to the working directory)."""
+    in the file by its absolute path (a relative one is relative to the working directory).
+
+    ``extra`` is a host-config overlay, merged in table by table. ``[network.persistence]`` is
+    on and saves every second unless ``extra`` says otherwise; without ``[plugins]`` in
+    ``extra``, the node loads the installed plugins whose config table the result turns on.
+    """
     state_dir = Path(os.path.abspath(path.parent / f"{node_id}-state"))
     data: dict[str, Any] = {
         "port": port,
         "bootstrap_nodes": list(seeds),
         "realm": {"name": "Cluster"},
         "node": {"id": node_id, "state_dir": str(state_dir)},
-        "network": {"persistence": {"enabled": persistence, "save_interval_secs": 1}},
-        "plugins": {"enabled": ["peerstore"] if persistence else []},
+        "network": {"persistence": {"enabled": True, "save_interval_secs": 1}},
     }
-    for key, value in (extra or {}).items():
-        if isinstance(value, Mapping) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
+    data = overlaid(data, extra or {})
+    if "plugins" not in data:
+        data["plugins"] = {"enabled": list(plugins_turned_on(data))}
     path.write_text(tomli_w.dumps(data), encoding="utf-8")
     return path
 
@@ -70,9 +74,13 @@ class NodeProcess:
 
     :param config: The host config file.
     :param log: Where the process's stderr (its log, with ``-v``) goes.
+    :param status: ``"text"``, or ``"json"`` for one JSON object a line
+        (``hostsim node --status json``).
     """
 
-    def __init__(self, config: Path, log: Path, *, verbose: bool = True) -> None:
+    def __init__(
+        self, config: Path, log: Path, *, verbose: bool = True, status: str = "text"
+    ) -> None:
         self.config = config
         self.log = log
         self.lines: list[tuple[float, str]] = []
@@ -80,6 +88,8 @@ class NodeProcess:
         command = [sys.executable, "-m", "hostsim", "node", str(config)]
         if verbose:
             command.append("-v")
+        if status != "text":
+            command += ["--status", status]
         with log.open("ab") as err:
             self.proc = subprocess.Popen(  # noqa: S603 (our own interpreter, our arguments)
                 command,

@@ -1,7 +1,7 @@
 """hostsim's network simulator: many nodes, churn, outages, attackers, and a rejoin report."""
 
+from hostsim.metrics import RunMetrics, StartRecord
 from hostsim.sim.engine import Engine, rare_cycle_collection, stream
-from hostsim.sim.metrics import RunMetrics, StartRecord
 from hostsim.sim.network import SimNetwork, SimNode
 from hostsim.sim.scenario import (
     Churn,

@@ -42,15 +42,21 @@ import attrs
 from hostsim.addresses import NameTable
 from hostsim.clock import DEFAULT_START, VirtualClock
 from hostsim.config import HostConfig
+from hostsim.convert import overlaid
 from hostsim.core import Connection, CorePolicy, NodeCore
 from hostsim.errors import HostsimError, ScenarioError
 from hostsim.host import SEED_ORIGIN, Dial, PluginHost
-from hostsim.plugins import EntryPointLike, installed_entry_points, loaded_once
+from hostsim.metrics import RunMetrics, StartRecord
+from hostsim.plugins import (
+    EntryPointLike,
+    installed_entry_points,
+    loaded_once,
+    plugins_turned_on,
+)
 from hostsim.sim.engine import Engine, stream
-from hostsim.sim.metrics import RunMetrics, StartRecord
 from hostsim.sim.scenario import SimEvent, SimScenario
 
-__all__ = ["SimNetwork", "SimNode", "fake_addr", "node_addr", "report", "simulate"]
+__all__ = ["SimNetwork", "SimNode", "fake_addr", "node_addr", "simulate"]
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +167,7 @@ class SimNetwork:
     :param entry_points: Where enabled plugins are looked up (default: the installed ones).
     :param progress: Called every ``sample_interval_secs`` of simulated time with a line
         saying how far the run is (for a progress display; it must be cheap).
+    :param label: What the progress line calls this run, after the scenario's name.
     """
 
     def __init__(
@@ -173,9 +180,11 @@ class SimNetwork:
         entry_points: Iterable[EntryPointLike] | None = None,
         start_time: float = DEFAULT_START,
         progress: Callable[[str], None] | None = None,
+        label: str | None = None,
     ) -> None:
         self.scenario = scenario
         self.progress = progress
+        self.label = label
         self.seed = seed
         self.clock = VirtualClock(start_time)
         self.engine = Engine(self.clock)
@@ -188,6 +197,7 @@ class SimNetwork:
         self._prepared = False
         # One process, many nodes: read the plugins' metadata and import them once.
         eps = loaded_once(installed_entry_points() if entry_points is None else entry_points)
+        self._eps = eps
         roles = (
             [("seed", f"seed-{i}") for i in range(scenario.seeds)]
             + [("node", f"node-{i:04d}") for i in range(scenario.nodes)]
@@ -235,12 +245,11 @@ class SimNetwork:
             "realm": {"name": self.scenario.realm},
             "node": {"id": name, "state_dir": name, "listen_addrs": [addr]},
             "discovery": attrs.asdict(self.scenario.discovery),
-            "network": {
-                "persistence": dict(self.scenario.persistence),
-                "connection_policy": attrs.asdict(self.scenario.connection_policy),
-            },
-            "plugins": {"enabled": ["peerstore"]},
+            "network": {"connection_policy": attrs.asdict(self.scenario.connection_policy)},
         }
+        data = overlaid(data, self.scenario.host_config)
+        if "plugins" not in data:
+            data["plugins"] = {"enabled": list(plugins_turned_on(data, self._eps))}
         return HostConfig.from_mapping(data, base_dir=state_dir, source=f"node {name}")
 
     # -- running -----------------------------------------------------------------------------
@@ -533,10 +542,12 @@ class SimNetwork:
                 attacker_conns += _remote(conn).role == "attacker"
         metrics = self.metrics
         if self.progress is not None:
-            store = "peer store" if self.scenario.persistence_enabled else "seeds only"
+            run = (
+                self.scenario.name if self.label is None else f"{self.scenario.name}, {self.label}"
+            )
             up = sum(1 for node in self.nodes if node.role == "node" and node.up)
             self.progress(
-                f"{self.scenario.name}, {store}: {self.engine.t:.0f} of"
+                f"{run}: {self.engine.t:.0f} of"
                 f" {self.scenario.duration_secs:.0f} s simulated; {up}/{ordinary} nodes up,"
                 f" {connected} connected"
             )
@@ -557,9 +568,11 @@ def simulate(
     extra_plugins_factory: Callable[[str], Mapping[str, object]] | None = None,
     entry_points: Iterable[EntryPointLike] | None = None,
     progress: Callable[[str], None] | None = None,
+    label: str | None = None,
 ) -> RunMetrics:
     """Run ``scenario`` with ``seed``; without ``state_dir`` the nodes' files go to a temporary
-    directory that is removed afterwards. ``progress`` is as :class:`SimNetwork` takes it."""
+    directory that is removed afterwards. ``progress`` and ``label`` are as :class:`SimNetwork`
+    takes them."""
     if state_dir is not None:
         network = SimNetwork(
             scenario,
@@ -568,6 +581,7 @@ def simulate(
             extra_plugins_factory=extra_plugins_factory,
             entry_points=entry_points,
             progress=progress,
+            label=label,
         )
         return network.run()
     with tempfile.TemporaryDirectory(prefix="hostsim-sim-") as tmp:
@@ -578,22 +592,8 @@ def simulate(
             extra_plugins_factory=extra_plugins_factory,
             entry_points=entry_points,
             progress=progress,
+            label=label,
         )
-
-
-def report(scenario: SimScenario, seed: int, metrics: RunMetrics) -> dict[str, Any]:
-    """A run as JSON data: what was run, the summary, the series and every start."""
-    return {
-        "scenario": scenario.name,
-        "seed": seed,
-        "persistence": scenario.persistence_enabled,
-        "nodes": scenario.nodes,
-        "seeds": scenario.seeds,
-        "attackers": scenario.attackers,
-        "duration_secs": scenario.duration_secs,
-        "events_run": metrics.events_run,
-        **metrics.to_json(),
-    }
 
 
 def _remote(conn: Connection) -> SimNode:

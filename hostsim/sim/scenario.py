@@ -14,7 +14,7 @@ enabled = true
 request_interval_secs = 90  # a peer request every 90 s
 request_want = 16           # asking for 16 addresses
 
-[network.persistence]       # passed to every node's host config; "enabled" is the A/B switch
+[network.persistence]       # merged into every node's host config; "enabled" is the A/B switch
 enabled = true
 
 [network.connection_policy] # every node's, as in TheNodes 0.4 (its defaults): how the core
@@ -58,6 +58,7 @@ from hostsim.convert import (
     freeze,
     key_tree,
     one_of,
+    overlaid,
     read_toml,
     refuse_unknown_keys,
     show,
@@ -210,13 +211,15 @@ class SimScenario:
     )
     """When the attackers first start, all at once; by default as ordinary nodes do. An
     attacker that starts late is one nobody has heard of or dialled before."""
-    persistence: Mapping[str, Any] = attrs.field(
-        factory=lambda: freeze({"enabled": True}),
+    host_config: Mapping[str, Any] = attrs.field(
+        factory=lambda: freeze({"network": {"persistence": {"enabled": True}}}),
         converter=freeze,
         hash=False,
         metadata={OPAQUE: True},
     )
-    """The ``[network.persistence]`` table every node's host config gets."""
+    """A host-config overlay: merged into every node's host config (the scenario file's
+    ``[network.persistence]`` table, and whatever a caller adds). Without a ``[plugins]``
+    table, a node loads the installed plugins whose config table the overlay turns on."""
     connection_policy: ConnectionPolicy = attrs.field(factory=ConnectionPolicy)
     """Every node's ``[network.connection_policy]`` (TheNodes 0.4): how its core retries the
     peers its plugins plan at startup."""
@@ -233,15 +236,24 @@ class SimScenario:
             )
 
     @property
+    def persistence(self) -> Mapping[str, Any]:
+        """The ``[network.persistence]`` table of :attr:`host_config`."""
+        network = self.host_config.get("network", {})
+        table: Mapping[str, Any] = network.get("persistence", {})
+        return table
+
+    @property
     def persistence_enabled(self) -> bool:
-        """Whether the nodes' peer store is enabled."""
+        """Whether :attr:`host_config` sets ``[network.persistence] enabled = true``."""
         return self.persistence.get("enabled") is True
 
     def with_persistence(self, enabled: bool) -> SimScenario:
         """The same scenario with ``[network.persistence] enabled`` set."""
-        table = dict(self.persistence)
-        table["enabled"] = enabled
-        return attrs.evolve(self, persistence=table)
+        return self.with_host_config({"network": {"persistence": {"enabled": enabled}}})
+
+    def with_host_config(self, overlay: Mapping[str, Any]) -> SimScenario:
+        """The same scenario with ``overlay`` merged into :attr:`host_config`."""
+        return attrs.evolve(self, host_config=overlaid(self.host_config, overlay))
 
 
 _NETWORK: KeyTree = {"persistence": OPAQUE, "connection_policy": key_tree(ConnectionPolicy)}
@@ -249,7 +261,7 @@ _KEYS: KeyTree = {
     **{
         key: sub
         for key, sub in key_tree(SimScenario).items()
-        if key not in ("persistence", "connection_policy", "events")
+        if key not in ("host_config", "connection_policy", "events")
     },
     "network": _NETWORK,
     "events": "used",
@@ -270,7 +282,8 @@ def load_sim_scenario(path: str | os.PathLike[str]) -> SimScenario:
 def parse_sim_scenario(data: Mapping[str, Any], *, source: str = "<scenario>") -> SimScenario:
     """Check parsed TOML data and build the scenario; ``source`` names it in errors.
 
-    Without ``[network.persistence]`` the nodes' peer store is enabled.
+    The ``[network.persistence]`` table becomes the scenario's host-config overlay; without
+    it, the overlay has ``[network.persistence] enabled = true``.
 
     :raises ScenarioError: a key or value is wrong.
     """
@@ -287,7 +300,7 @@ def parse_sim_scenario(data: Mapping[str, Any], *, source: str = "<scenario>") -
         raise ScenarioError(
             f"{source}: [network.persistence] enabled: expected true or false, got {show(enabled)}"
         )
-    values["persistence"] = {**persistence, "enabled": enabled}
+    values["host_config"] = {"network": {"persistence": {**persistence, "enabled": enabled}}}
     if isinstance(network, Mapping) and "connection_policy" in network:
         values["connection_policy"] = network["connection_policy"]
     events = data.get("events", [])

@@ -9,12 +9,12 @@ on the wall clock:
 - ``seeds-up``: every node is killed with SIGKILL and started again while the seeds run;
 - ``seeds-down``: the seeds are stopped, then every node is killed and started again.
 
-Every figure comes from the nodes' status lines (stdout) and their logs (stderr, ``-v``):
-when a restarted process was started, its dial order, each dial (``dialling ADDR (origin)``),
-each connection with the count after it. Whether a node's peer file loaded intact after a
-SIGKILL is read from the plugin's log line at startup (``loaded N peers from PATH (intact;
-...``); a warning that the file is damaged, or a missing file, counts as not intact. Nothing
-here imports the plugin.
+Every figure comes from the nodes' status lines, one JSON object a line on stdout
+(``hostsim node --status json``, :data:`hostsim.live.node.STATUS_EVENTS`): when a restarted
+process was started, its dial order, each dial with its origin, each connection with the
+count after it. Whether a node's peer file would load intact after a SIGKILL, and how many
+peers it holds, is read from the file itself between the kill and the restart, with the
+plugin's own codec; a damaged or missing file counts as not intact.
 
 Every process started is stopped by its pid when the experiment ends, fails or is
 interrupted; every wait is bounded.
@@ -22,8 +22,8 @@ interrupted; every wait is bounded.
 
 from __future__ import annotations
 
+import json
 import logging
-import re
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,18 +35,14 @@ import attrs
 
 from hostsim.core import CorePolicy
 from hostsim.errors import HostsimError
+from hostsim.experiment.arms import ARMS, Arm, peer_files
+from hostsim.experiment.report import Target, pct, rejoin_rows, side_by_side
 from hostsim.host import SEED_ORIGIN
 from hostsim.live.processes import NodeProcess, free_port, write_node_config
-from hostsim.sim.metrics import (
-    REJOIN_SECS,
-    SEEDS_ONLY,
-    STORE,
-    StartRecord,
-    pct,
-    rejoin_rows,
-    side_by_side,
-    summarise,
-)
+from hostsim.metrics import REJOIN_SECS, StartRecord, summarise
+from thenodes_naming import realm_code
+from thenodes_peerstore import codec
+from thenodes_peerstore.errors import StoreFileError
 
 __all__ = [
     "CLUSTER_NODES",
@@ -76,13 +72,9 @@ PHASES = ("seeds-up", "seeds-down")
 
 Progress = Callable[[str], None]
 
-_STATUS_CONNECTED = re.compile(r"^connected to (\S+) \(([^,]+), (inbound|outbound)\); (\d+) conn")
-_STATUS_DISCONNECTED = re.compile(r"^disconnected from \S+: .*; (\d+) connections$")
-_STATUS_PEER_LIST = re.compile(r"^peer list from \S+: \d+ addresses$")
-_STATUS_DIALLING = re.compile(r"^dialling (\S+) \((\S+)\)$")
-_STATUS_PLANNED = re.compile(r"^\s+\d+\. (\S+) \((\S+)\)$")
-_LOG_LOADED = re.compile(r"loaded (\d+) peers from (.+) \(([^;]+);")
-_LOG_DAMAGED = re.compile(r"peer file .* is damaged")
+REALM = "Cluster"
+"""The realm every cluster node is in (:func:`~hostsim.live.processes.write_node_config`)."""
+Event = dict[str, Any]
 
 
 class ClusterError(HostsimError):
@@ -96,7 +88,7 @@ class PhaseResult:
     name: str
     records: list[StartRecord] = attrs.field(factory=list)
     loaded: list[int | None] = attrs.field(factory=list)
-    """Per node: the peers its file loaded intact, or None (damaged, missing, not seen)."""
+    """Per node: the peers its file held intact at the restart, or None (damaged, missing)."""
     wall_secs: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -135,15 +127,6 @@ class ClusterResult:
         }
 
 
-@attrs.frozen
-class ClusterTarget:
-    """A claim the cluster checks, whether it holds, and the figures behind the verdict."""
-
-    name: str
-    holds: bool
-    detail: str
-
-
 @attrs.define(eq=False)
 class _Member:
     """One node or seed of a cluster: its config, its log, and the process running it now."""
@@ -155,8 +138,11 @@ class _Member:
     addr: str
     state_dir: Path
     process: NodeProcess | None = None
-    log_offset: int = 0
     started: float = 0.0
+    events: list[tuple[float, Event]] = attrs.field(factory=list)
+    """The status events of the current process read so far, with the time each was read."""
+    read: int = 0
+    """How many of the current process's status lines :attr:`events` took in."""
 
 
 class _Cluster:
@@ -168,20 +154,19 @@ class _Cluster:
         *,
         nodes: int,
         seeds: int,
-        persistence: bool,
+        arm: Arm,
         started: list[NodeProcess],
         progress: Progress | None,
-        label: str,
     ) -> None:
         self.root = root
         self.started = started
         """Every process this experiment started (for stopping them all at the end)."""
         self.progress = progress
-        self.label = label
+        self.arm = arm
+        self.label = arm.label
         root.mkdir(parents=True, exist_ok=True)
         seed_ports = [free_port() for _ in range(seeds)]
         seed_addrs = [f"127.0.0.1:{port}" for port in seed_ports]
-        self.persistence = persistence
         self.seeds = [
             self._member(f"seed-{index}", "seed", port, []) for index, port in enumerate(seed_ports)
         ]
@@ -197,8 +182,11 @@ class _Cluster:
             node_id=name,
             port=port,
             seeds=seeds,
-            persistence=self.persistence,
-            extra={"discovery": {"request_interval_secs": PEER_REQUEST_SECS}},
+            extra={
+                "realm": {"name": REALM},
+                "discovery": {"request_interval_secs": PEER_REQUEST_SECS},
+                **self.arm.overlay,
+            },
         )
         return _Member(
             name,
@@ -212,18 +200,19 @@ class _Cluster:
     # -- processes --------------------------------------------------------------------------
 
     def start(self, member: _Member) -> None:
-        """Start ``member``'s process; its log is appended to, from an offset we note."""
-        member.log_offset = member.log.stat().st_size if member.log.exists() else 0
-        member.process = NodeProcess(member.config, member.log)
+        """Start ``member``'s process; its log is appended to."""
+        member.process = NodeProcess(member.config, member.log, status="json")
         member.started = member.process.started
+        member.events = []
+        member.read = 0
         self.started.append(member.process)
 
     def wait_started(self, members: Sequence[_Member]) -> None:
-        """Wait until every member printed its dial order (its plugins have started)."""
+        """Wait until every member said its dial order (its plugins have started)."""
         for member in members:
             assert member.process is not None
             try:
-                member.process.wait_for(r"^dial order:", START_TIMEOUT_SECS)
+                member.process.wait_for(r'"event": "dial_order"', START_TIMEOUT_SECS)
             except TimeoutError as exc:
                 raise ClusterError(
                     f"{member.name} did not start: {exc}; see {member.log}"
@@ -249,17 +238,26 @@ class _Cluster:
 
     # -- reading the status lines --------------------------------------------------------------
 
-    def lines(self, member: _Member) -> list[tuple[float, str]]:
-        """The status lines of ``member``'s current process, with the time each was read."""
-        return [] if member.process is None else member.process.lines
+    def events(self, member: _Member) -> list[tuple[float, Event]]:
+        """The status events of ``member``'s current process, with the time each was read."""
+        lines = [] if member.process is None else member.process.lines
+        for at, line in lines[member.read :]:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                logger.warning("%s: a status line that is not JSON: %.80r", member.name, line)
+                continue
+            if isinstance(event, dict):
+                member.events.append((at, event))
+        member.read = len(lines)
+        return member.events
 
     def connections(self, member: _Member) -> int:
-        """The connections ``member`` has now, by its latest status line that says."""
+        """The connections ``member`` has now, by its latest status event that says."""
         count = 0
-        for _, line in self.lines(member):
-            match = _STATUS_CONNECTED.match(line) or _STATUS_DISCONNECTED.match(line)
-            if match is not None:
-                count = int(match.groups()[-1])
+        for _, event in self.events(member):
+            if event.get("event") in ("connected", "disconnected"):
+                count = int(event["connections"])
         return count
 
     def formed(self, member: _Member, peers: int) -> bool:
@@ -267,11 +265,11 @@ class _Cluster:
         (not seeds), either way, and has received a peer list."""
         seen = set()
         heard = False
-        for _, line in self.lines(member):
-            match = _STATUS_CONNECTED.match(line)
-            if match and match[2] not in self.seed_ids:
-                seen.add(match[2])
-            heard = heard or _STATUS_PEER_LIST.match(line) is not None
+        for _, event in self.events(member):
+            kind = event.get("event")
+            if kind == "connected" and event["node_id"] not in self.seed_ids:
+                seen.add(event["node_id"])
+            heard = heard or kind == "peer_list"
         return heard and len(seen) >= peers
 
     def record(self, member: _Member, phase: str, target: int, begun: float) -> StartRecord:
@@ -280,50 +278,28 @@ class _Cluster:
         record = StartRecord(member.name, member.role, phase, member.started - begun)
         plan: list[str] = []
         pending: dict[str, str] = {}
-        in_plan = False
-        for at, line in self.lines(member):
-            if line.startswith("dial order:"):
-                in_plan = True
-                continue
-            planned = _STATUS_PLANNED.match(line)
-            if in_plan and planned is not None:
-                if planned[2] != SEED_ORIGIN:
-                    plan.append(planned[1])
-                continue
-            in_plan = False
-            if (dialling := _STATUS_DIALLING.match(line)) is not None:
-                pending[dialling[1]] = dialling[2]
-                record.dials.setdefault(dialling[2], [0, 0])[0] += 1
-            elif (connected := _STATUS_CONNECTED.match(line)) is not None:
-                since = at - member.started
-                if record.first_connection is None:
-                    record.first_connection = since
-                if record.target_reached is None and int(connected[4]) >= target:
-                    record.target_reached = since
-                origin = pending.pop(connected[1], None)
-                if connected[3] == "outbound" and origin is not None:
-                    record.dials[origin][1] += 1
+        for at, event in self.events(member):
+            match event.get("event"):
+                case "dial_order":
+                    plan = [d["addr"] for d in event["dials"] if d["origin"] != SEED_ORIGIN]
+                case "dialling":
+                    pending[event["addr"]] = event["origin"]
+                    record.dials.setdefault(event["origin"], [0, 0])[0] += 1
+                case "connected":
+                    since = at - member.started
+                    if record.first_connection is None:
+                        record.first_connection = since
+                    if record.target_reached is None and event["connections"] >= target:
+                        record.target_reached = since
+                    origin = pending.pop(event["addr"], None)
+                    if event["direction"] == "outbound" and origin is not None:
+                        record.dials[origin][1] += 1
         record.plan = tuple(plan)
         return record
 
-    def loaded_intact(self, member: _Member) -> int | None:
-        """The peers ``member``'s file loaded at its latest start if it was intact, else None."""
-        try:
-            with member.log.open("rb") as log:
-                log.seek(member.log_offset)
-                text = log.read().decode("utf-8", "replace")
-        except OSError:
-            return None
-        if _LOG_DAMAGED.search(text):
-            return None
-        match = _LOG_LOADED.search(text)
-        if match is None or match[3] != "intact":
-            return None
-        return int(match[1])
-
     def peer_file_saved_since(self, member: _Member, since: float) -> bool:
         """Whether ``member``'s peer file was written after ``since`` (wall clock)."""
-        for path in (member.state_dir / "plugins" / "peerstore").glob("*.toml"):
+        for path in peer_files(member.state_dir):
             try:
                 if path.stat().st_mtime > since:
                     return True
@@ -340,6 +316,19 @@ class _Cluster:
             f"cluster {self.label}, {phase}: {time.monotonic() - started:.0f} s,"
             f" {up}/{len(self.nodes)} nodes connected"
         )
+
+
+def stored_peers(state_dir: Path) -> int | None:
+    """The peers a node's peer file holds if it is intact, else None (damaged, missing, or
+    more than one): what the node loads when it starts next."""
+    files = peer_files(state_dir)
+    if len(files) != 1:
+        return None
+    try:
+        decoded = codec.decode(files[0].read_bytes(), realm=realm_code(REALM))
+    except (OSError, StoreFileError):
+        return None
+    return len(decoded.entries) if decoded.intact else None
 
 
 def _target(nodes: int, seeds: int) -> int:
@@ -368,29 +357,23 @@ def run_cluster(
     target = _target(nodes, seeds)
     result = ClusterResult(nodes, seeds, target)
     begun = time.monotonic()
-    for persistence, label, phases in (
-        (True, "store", result.store),
-        (False, "seeds-only", result.seeds_only),
-    ):
+    for arm, phases in zip(ARMS, (result.store, result.seeds_only), strict=True):
         started: list[NodeProcess] = []
         with _stopping(started):
             cluster = _Cluster(
-                workdir / label,
+                workdir / arm.name,
                 nodes=nodes,
                 seeds=seeds,
-                persistence=persistence,
+                arm=arm,
                 started=started,
                 progress=progress,
-                label=STORE if persistence else SEEDS_ONLY,
             )
-            _form(cluster, "forming", persistence)
-            phases["seeds-up"] = _restart_all(cluster, "seeds-up", target, phase_secs, persistence)
-            _form(cluster, "forming again", persistence)
+            _form(cluster, "forming")
+            phases["seeds-up"] = _restart_all(cluster, "seeds-up", target, phase_secs)
+            _form(cluster, "forming again")
             for seed in cluster.seeds:
                 cluster.terminate(seed)
-            phases["seeds-down"] = _restart_all(
-                cluster, "seeds-down", target, phase_secs, persistence
-            )
+            phases["seeds-down"] = _restart_all(cluster, "seeds-down", target, phase_secs)
     result.wall_secs = time.monotonic() - begun
     return result
 
@@ -405,7 +388,7 @@ def _stopping(started: list[NodeProcess]) -> Iterator[None]:
             process.stop()
 
 
-def _form(cluster: _Cluster, phase: str, persistence: bool) -> None:
+def _form(cluster: _Cluster, phase: str) -> None:
     """Start whatever is not running; wait until every node has been connected to other nodes
     and heard a peer list and, with the store, saved its peer file after that."""
     begun = time.monotonic()
@@ -421,18 +404,12 @@ def _form(cluster: _Cluster, phase: str, persistence: bool) -> None:
     wanted = min(FORMED_PEERS, len(cluster.nodes) - 1)
     deadline = begun + FORM_TIMEOUT_SECS
     formed_at: float | None = None
-    last_said = 0.0
-    while True:
-        cluster.poll()
-        now = time.monotonic()
-        if now - last_said >= 1.0:
-            cluster.say(phase, begun)
-            last_said = now
+    for now in _watching(cluster, phase, begun):
         waiting = [m.name for m in cluster.nodes if not cluster.formed(m, wanted)]
         if not waiting and formed_at is None:
             formed_at = time.time()
         if formed_at is not None and (
-            not persistence
+            not cluster.arm.keeps_peers
             or all(cluster.peer_file_saved_since(m, formed_at) for m in cluster.nodes)
         ):
             logger.debug("cluster %s: formed in %.1f s", cluster.label, now - begun)
@@ -442,20 +419,11 @@ def _form(cluster: _Cluster, phase: str, persistence: bool) -> None:
                 f"the network did not form within {FORM_TIMEOUT_SECS:.0f} s"
                 f" ({', '.join(waiting) or 'peer files not saved'}); logs in {cluster.root}"
             )
-        time.sleep(0.1)
 
 
-def _restart_all(
-    cluster: _Cluster, phase: str, target: int, phase_secs: float, persistence: bool
-) -> PhaseResult:
-    """SIGKILL every node, start them all again, and watch them for ``phase_secs``."""
-    result = PhaseResult(phase)
-    begun = time.monotonic()
-    for member in cluster.nodes:
-        cluster.kill(member)
-    for member in cluster.nodes:
-        cluster.start(member)
-    cluster.wait_started(cluster.nodes)
+def _watching(cluster: _Cluster, phase: str, begun: float) -> Iterator[float]:
+    """Every 0.1 s, take in the status lines (and say how far ``phase`` is, once a second);
+    yield the time."""
     last_said = 0.0
     while True:
         cluster.poll()
@@ -463,17 +431,31 @@ def _restart_all(
         if now - last_said >= 1.0:
             cluster.say(phase, begun)
             last_said = now
+        yield now
+        time.sleep(0.1)
+
+
+def _restart_all(cluster: _Cluster, phase: str, target: int, phase_secs: float) -> PhaseResult:
+    """SIGKILL every node, start them all again, and watch them for ``phase_secs``."""
+    result = PhaseResult(phase)
+    begun = time.monotonic()
+    for member in cluster.nodes:
+        cluster.kill(member)
+    keeps = cluster.arm.keeps_peers
+    result.loaded = [stored_peers(m.state_dir) if keeps else None for m in cluster.nodes]
+    for member in cluster.nodes:
+        cluster.start(member)
+    cluster.wait_started(cluster.nodes)
+    for now in _watching(cluster, phase, begun):
         done = all(cluster.connections(m) >= target for m in cluster.nodes)
         if done or all(now - m.started >= phase_secs for m in cluster.nodes):
             break
-        time.sleep(0.1)
     result.records = [cluster.record(m, phase, target, begun) for m in cluster.nodes]
-    result.loaded = [cluster.loaded_intact(m) if persistence else None for m in cluster.nodes]
     result.wall_secs = time.monotonic() - begun
     return result
 
 
-def check_cluster_targets(result: ClusterResult) -> list[ClusterTarget]:
+def check_cluster_targets(result: ClusterResult) -> list[Target]:
     """The cluster's claims: seeds down, >= 95% rejoin within 60 s with the store and none
     without; every peer file loaded intact after every SIGKILL."""
     store = summarise(result.store["seeds-down"].records)
@@ -482,12 +464,12 @@ def check_cluster_targets(result: ClusterResult) -> list[ClusterTarget]:
     loaded = [n for phase in result.store.values() for n in phase.loaded]
     intact = sum(n is not None for n in loaded)
     return [
-        ClusterTarget(
+        Target(
             "seeds down: >= 95% rejoin within 60 s with the store (seeds only: none)",
             rejoined >= 0.95 and not rejoined_seeds,
             f"{pct(rejoined)} vs {pct(rejoined_seeds)}",
         ),
-        ClusterTarget(
+        Target(
             "every node's peer file loaded intact after each SIGKILL",
             intact == len(loaded) and intact > 0,
             f"{intact} of {len(loaded)} starts",

@@ -15,17 +15,10 @@ from typing import Any
 import attrs
 
 from hostsim.errors import HostsimError
-from hostsim.sim.metrics import (
-    SEEDS_ONLY,
-    STORE,
-    RunMetrics,
-    pct,
-    rejoin_rows,
-    secs,
-    side_by_side,
-    summarise,
-)
-from hostsim.sim.network import ATTACK_ORIGIN, SimNetwork, fake_addr, report, simulate
+from hostsim.experiment.arms import ARMS, SEEDS_ONLY, STORE
+from hostsim.experiment.report import Target, pct, rejoin_rows, report, secs, side_by_side
+from hostsim.metrics import RunMetrics, summarise
+from hostsim.sim.network import ATTACK_ORIGIN, SimNetwork, fake_addr, simulate
 from hostsim.sim.scenario import SimEvent, SimScenario
 from thenodes_peerstore import codec
 from thenodes_peerstore.model import Source
@@ -33,7 +26,6 @@ from thenodes_peerstore.model import Source
 __all__ = [
     "DEMO_NODES",
     "Comparison",
-    "Target",
     "check_own_failure_targets",
     "check_targets",
     "compare",
@@ -92,23 +84,9 @@ class Comparison:
         return {
             "scenario": self.scenario.name,
             "seed": self.seed,
-            "store": report(self.scenario.with_persistence(True), self.seed, self.store),
-            "seeds_only": report(self.scenario.with_persistence(False), self.seed, self.seeds_only),
+            "store": report(STORE.on(self.scenario), self.seed, self.store),
+            "seeds_only": report(SEEDS_ONLY.on(self.scenario), self.seed, self.seeds_only),
         }
-
-
-@attrs.frozen
-class Target:
-    """A claim the demo checks, whether it holds, and the figures behind the verdict.
-
-    A target that does not ``gate`` is reported with its verdict but does not decide the
-    demo's exit status.
-    """
-
-    name: str
-    holds: bool
-    detail: str
-    gate: bool = True
 
 
 def compare(
@@ -126,13 +104,14 @@ def compare(
     is as :class:`~hostsim.sim.network.SimNetwork` takes it.
     """
     arms = []
-    for enabled, sub in ((True, "store"), (False, "seeds-only")):
+    for arm in ARMS:
         arms.append(
             simulate(
-                scenario.with_persistence(enabled),
+                arm.on(scenario),
                 seed=seed,
-                state_dir=None if state_dir is None else state_dir / sub,
+                state_dir=None if state_dir is None else state_dir / arm.name,
                 progress=progress,
+                label=arm.label,
             )
         )
     return Comparison(scenario, seed, arms[0], arms[1], cause)
@@ -200,7 +179,7 @@ def long_downtime_scenario(
         seeds=4,
         duration_secs=end,
         tick_interval_secs=tick_interval_secs,
-        persistence={"enabled": True, "ttl_secs": ttl_secs},
+        host_config={"network": {"persistence": {"enabled": True, "ttl_secs": ttl_secs}}},
         events=(
             SimEvent(at=RESTART_AT - 20, do="seed_outage", until=end),
             SimEvent(
@@ -264,13 +243,14 @@ def compare_stale_file(
     stopped node's file has each stored peer but the seeds moved to an address nobody listens
     on: the network moved on while the nodes were down."""
     arms = []
-    for enabled in (True, False):
+    for arm in ARMS:
         with tempfile.TemporaryDirectory(prefix="hostsim-stale-") as tmp:
             network = SimNetwork(
-                scenario.with_persistence(enabled),
+                arm.on(scenario),
                 seed=seed,
                 state_dir=Path(tmp),
                 progress=progress,
+                label=arm.label,
             )
             network.engine.at(RESTART_AT + 1, _move_on, Path(tmp), scenario.realm.lower())
             arms.append(network.run())
@@ -454,7 +434,10 @@ def plot_comparisons(comparisons: Sequence[Comparison], path: Path) -> None:
     plt = importlib.import_module("matplotlib.pyplot")
     figure, axes = plt.subplots(1, len(comparisons), figsize=(5 * len(comparisons), 3.5))
     for axis, comparison in zip(axes if len(comparisons) > 1 else [axes], comparisons, strict=True):
-        for metrics, label in ((comparison.store, STORE), (comparison.seeds_only, SEEDS_ONLY)):
+        for metrics, label in (
+            (comparison.store, STORE.label),
+            (comparison.seeds_only, SEEDS_ONLY.label),
+        ):
             axis.plot(metrics.series_t, metrics.series_connected, label=label)
         axis.set_title(comparison.scenario.name)
         axis.set_xlabel("time (s)")

@@ -1,5 +1,6 @@
-"""What a network run measures: one record per node start, a connected-fraction series, and
-the attacker's share of reconnect plans and connections; summaries and a stable JSON form."""
+"""What a run of many nodes measures, in either world: one record per node start, a
+connected-fraction series, and the attacker's share of reconnect plans and connections;
+summaries and a stable JSON form."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ class StartRecord:
     plan_fake: int = 0
     """Entries of the plan that no node listens on (addresses an attacker made up)."""
     dials: dict[str, list[int]] = attrs.field(factory=dict)
-    """Per origin (``"peerstore"``, ``"seed"``, ``"book"``): [dials, connected]."""
+    """Per origin (a plugin's name, ``"seed"``, ``"book"``): [dials, connected]."""
     first_connection: float | None = None
     """When the node got its first connection, inbound or outbound."""
     target_reached: float | None = None
@@ -176,67 +177,3 @@ def _rounded(value: Any) -> Any:
 def dumps(data: Mapping[str, Any]) -> str:
     """Stable JSON: sorted keys, floats rounded to :data:`DIGITS` decimals, a final newline."""
     return json.dumps(_rounded(data), sort_keys=True, indent=1, allow_nan=False) + "\n"
-
-
-# -- the side-by-side rejoin table, shared by the simulator's demo and the live cluster ---------
-
-STORE = "peer store"
-SEEDS_ONLY = "seeds only"
-Row = tuple[str, str, str]
-
-
-def secs(value: float | None) -> str:
-    """A time in seconds for a table, or "never"."""
-    return "never" if value is None else f"{value:.1f} s"
-
-
-def pct(value: float | None) -> str:
-    """A share for a table, or "-"."""
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
-def dials(summary: Mapping[str, Any], origin: str) -> str:
-    """The dials of one origin as "connected/tried", or "-"."""
-    counts = summary["dials"].get(origin)
-    return "-" if counts is None else f"{counts['connected']}/{counts['tried']}"
-
-
-def rejoin_rows(
-    store: Mapping[str, Any], seeds: Mapping[str, Any], *, target: str = ""
-) -> list[Row]:
-    """The rows both worlds report of their restarts, from two :func:`summarise` results."""
-    rows: list[Row] = [
-        ("restarts measured", str(store["count"]), str(seeds["count"])),
-        (
-            "median time to first connection",
-            secs(store["median_first_connection_secs"]),
-            secs(seeds["median_first_connection_secs"]),
-        ),
-        (
-            f"median time to target connections{target}",
-            secs(store["median_target_secs"]),
-            secs(seeds["median_target_secs"]),
-        ),
-        (
-            f"rejoined within {REJOIN_SECS:.0f} s",
-            pct(store["rejoined_within_60s"]),
-            pct(seeds["rejoined_within_60s"]),
-        ),
-        ("never connected", str(store["never_connected"]), str(seeds["never_connected"])),
-    ]
-    for origin, label in (
-        ("peerstore", "dials to stored peers"),
-        ("seed", "dials to seeds"),
-        ("book", "dials from the address book"),
-    ):
-        rows.append((f"{label}: connected/tried", dials(store, origin), dials(seeds, origin)))
-    return rows
-
-
-def side_by_side(rows: Sequence[Row]) -> list[str]:
-    """``rows`` as a table with a peer-store and a seeds-only column."""
-    width = max(len(label) for label, _, _ in rows)
-    column = max(12, *(len(v) for _, a, b in rows for v in (a, b)))
-    lines = [f"{'':<{width}}  {STORE:>{column}}  {SEEDS_ONLY:>{column}}"]
-    lines += [f"{label:<{width}}  {a:>{column}}  {b:>{column}}" for label, a, b in rows]
-    return lines

@@ -38,10 +38,11 @@ import attrs
 
 from hostsim.config import HostConfig
 from hostsim.core import Connection, NodeCore
+from hostsim.experiment.arms import SEEDS_ONLY, STORE, Arm
+from hostsim.experiment.demo import require_matplotlib
+from hostsim.experiment.report import Target
 from hostsim.host import Peer
-from hostsim.sim.demo import Target, require_matplotlib
 from hostsim.sim.engine import stream
-from hostsim.sim.metrics import SEEDS_ONLY, STORE
 from hostsim.sim.network import _OCTETS, SIM_PORT, SimNetwork, SimNode
 from hostsim.sim.scenario import Distribution, SimScenario
 
@@ -143,7 +144,7 @@ class EclipseSpec:
 
     def scenario(self, store: bool) -> SimScenario:
         """The honest network, with the victims' peer store enabled or not."""
-        return SimScenario(
+        scenario = SimScenario(
             name="eclipse",
             nodes=self.honest,
             seeds=self.seeds,
@@ -151,14 +152,19 @@ class EclipseSpec:
             duration_secs=self.restart_at + self.downtime_secs + self.after_secs,
             tick_interval_secs=self.tick_interval_secs,
             sample_interval_secs=max(600.0, self.tick_interval_secs),
-            persistence={"enabled": store, "save_interval_secs": SAVE_INTERVAL_SECS},
+            host_config={"network": {"persistence": {"save_interval_secs": SAVE_INTERVAL_SECS}}},
         )
+        return _arm(store).on(scenario)
 
     def to_json(self) -> dict[str, Any]:
         """The spec as JSON data."""
         data = attrs.asdict(self)
         data["cuts"] = list(self.cuts)
         return data
+
+
+def _arm(store: bool) -> Arm:
+    return STORE if store else SEEDS_ONLY
 
 
 def attacker_addr(index: int, groups: int) -> str:
@@ -521,6 +527,7 @@ def run_once(
             return run_once(spec, store=store, seed=seed, state_dir=Path(tmp), progress=progress)
     network = EclipseNetwork(spec, store=store, seed=seed, state_dir=state_dir)
     network.progress = progress
+    network.label = _arm(store).label
     metrics = network.run()
     return {
         "seed": seed,
@@ -639,7 +646,7 @@ def format_eclipse(result: EclipseResult) -> list[str]:
     spec = result.spec
     lines = ["  ".join(f"{name:<{width}}" for name, width in _COLUMNS).rstrip()]
     for cut in spec.cuts:
-        for arm, label in (("store", STORE), ("seeds_only", SEEDS_ONLY)):
+        for arm, label in (("store", STORE.label), ("seeds_only", SEEDS_ONLY.label)):
             s = result.summary(arm, cut)
             n = s["victims"]
             cells = (
@@ -726,7 +733,10 @@ def plot_eclipse(results: Sequence[EclipseResult], path: Path) -> None:
     ordered = sorted(results, key=lambda r: r.spec.addresses)
     xs = [r.spec.addresses for r in ordered]
     for cut in ordered[0].spec.cuts:
-        for arm, label, style in (("store", STORE, "-"), ("seeds_only", SEEDS_ONLY, "--")):
+        for arm, label, style in (
+            ("store", STORE.label, "-"),
+            ("seeds_only", SEEDS_ONLY.label, "--"),
+        ):
             outbound = [r.summary(arm, cut)["attacker_outbound_share_60s"] or 0.0 for r in ordered]
             plans = [r.summary(arm, cut)["plan_attacker_share"] for r in ordered]
             name = f"{label}, {100 * cut:.0f}% cut off"
