@@ -12,7 +12,6 @@ import errno
 import logging
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,9 @@ import tomli_w
 
 from hostsim.clock import VirtualClock
 from hostsim.host import HostStartupError, PluginHost
+from tests.support.books import addrs_in, file_names, open_book
 from thenodes_peerstore import files
-from thenodes_peerstore.codec import decode, encode
-from thenodes_peerstore.config import PersistenceConfig
+from thenodes_peerstore.codec import encode
 from thenodes_peerstore.errors import StoreFileError
 from thenodes_peerstore.files import PeerFile
 from thenodes_peerstore.model import PeerEntry, Source
@@ -146,16 +145,6 @@ def inject(monkeypatch: pytest.MonkeyPatch, fault: Fault, peer_path: Path) -> Fa
     return faulty
 
 
-def file_names(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir())
-
-
-def addrs_in(path: Path) -> set[str]:
-    decoded = decode(path.read_bytes(), realm="example")
-    assert decoded.intact, decoded.problems
-    return {e.addr for e in decoded.entries}
-
-
 def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
@@ -199,11 +188,6 @@ def test_a_large_file_is_written_whole_in_chunks(path: Path) -> None:
 
 
 # -- PersistentPeerStore: dirty, quiet, retried ----------------------------------------------------
-
-
-def open_book(path: Path, clock: Callable[[], float]) -> PersistentPeerStore:
-    config = PersistenceConfig(enabled=True, save_interval_secs=60)
-    return PersistentPeerStore.open(path=path, realm="example", clock=clock, config=config)
 
 
 @pytest.mark.parametrize("fault", SAVE_FAULTS)

@@ -13,25 +13,14 @@ from unittest import mock
 
 import pytest
 
-from thenodes_peerstore import PersistenceConfig, PersistentPeerStore, codec, files
-from thenodes_peerstore.codec import MAX_SLOW_TABLES, MAX_TABLES, decode, encode
+from tests.support.books import addrs_in, open_book
+from thenodes_peerstore import codec, files
+from thenodes_peerstore.codec import MAX_SLOW_TABLES, MAX_TABLES, encode
 from thenodes_peerstore.errors import StoreFileError, StoreLockedError
 from thenodes_peerstore.files import PeerFile
 from thenodes_peerstore.persistent import LoadStatus, load_file
 
 TIMEOUT = 20
-
-
-def open_book(path: Path, clock) -> PersistentPeerStore:
-    return PersistentPeerStore.open(
-        path=path, realm="example", clock=clock, config=PersistenceConfig(enabled=True)
-    )
-
-
-def peers_in(path: Path) -> set[str]:
-    decoded = decode(path.read_bytes(), realm="example")
-    assert decoded.intact, decoded.problems
-    return {e.addr for e in decoded.entries}
 
 
 # -- the directory taken away while the node runs ----------------------------------------------
@@ -52,7 +41,7 @@ def test_a_peer_directory_deleted_while_running_is_made_again_and_no_peer_is_los
 
     book.close()
 
-    assert peers_in(path) == {"192.0.2.1:7447", "192.0.2.2:7447", "192.0.2.3:7447"}
+    assert addrs_in(path) == {"192.0.2.1:7447", "192.0.2.2:7447", "192.0.2.3:7447"}
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert (path.parent / "example.toml.lock").exists()
     again = open_book(path, clock)  # the new lock file is free once the node stopped
@@ -76,7 +65,7 @@ def test_a_state_directory_replaced_by_a_file_is_moved_aside_and_no_peer_is_lost
 
     book.close()
 
-    assert peers_in(path) == {"192.0.2.1:7447"}
+    assert addrs_in(path) == {"192.0.2.1:7447"}
     (aside,) = tmp_path.glob("state.displaced-*")
     assert aside.read_text() == "someone's file"
     assert not stat.S_ISLNK(os.lstat(state).st_mode)

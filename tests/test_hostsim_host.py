@@ -60,19 +60,14 @@ class Recorders:
 
 
 @pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock(START)
-
-
-@pytest.fixture
 def recorders() -> Recorders:
     return Recorders()
 
 
 @pytest.fixture
-def host(tmp_path: Path, clock: VirtualClock, recorders: Recorders) -> PluginHost:
+def host(tmp_path: Path, virtual_clock: VirtualClock, recorders: Recorders) -> PluginHost:
     return PluginHost(
-        make_config(tmp_path), clock=clock, extra_plugins_factory=recorders, entry_points=[]
+        make_config(tmp_path), clock=virtual_clock, extra_plugins_factory=recorders, entry_points=[]
     )
 
 
@@ -93,7 +88,7 @@ def test_start_calls_on_startup_then_on_bootstrap(host: PluginHost, recorders: R
 
 
 def test_the_host_view(
-    host: PluginHost, recorders: Recorders, clock: VirtualClock, tmp_path: Path
+    host: PluginHost, recorders: Recorders, virtual_clock: VirtualClock, tmp_path: Path
 ) -> None:
     host.start()
     view = recorders.calls("on_startup")[0].kwargs["host"]
@@ -107,12 +102,12 @@ def test_the_host_view(
     assert view.config["network"]["persistence"]["enabled"] is True
     assert view.log.name == "hostsim.node.node-a"
     assert view.now() == START
-    clock.advance(5)
+    virtual_clock.advance(5)
     assert view.now() == START + 5
 
 
 def test_dial_order_puts_plugin_lists_first_without_repeats(
-    tmp_path: Path, clock: VirtualClock
+    tmp_path: Path, virtual_clock: VirtualClock
 ) -> None:
     recorders = Recorders(
         first={"dial_first": ["192.0.2.1:7447", SEED_2, "192.0.2.1:7447"]},
@@ -120,7 +115,7 @@ def test_dial_order_puts_plugin_lists_first_without_repeats(
         second={"dial_first": ["198.51.100.9:7447", "192.0.2.1:7447"]},
     )
     host = PluginHost(
-        make_config(tmp_path), clock=clock, extra_plugins_factory=recorders, entry_points=[]
+        make_config(tmp_path), clock=virtual_clock, extra_plugins_factory=recorders, entry_points=[]
     )
 
     assert host.start() == [
@@ -132,7 +127,7 @@ def test_dial_order_puts_plugin_lists_first_without_repeats(
 
 
 def test_entry_point_plugins_come_before_extras_in_the_dial_order(
-    tmp_path: Path, clock: VirtualClock
+    tmp_path: Path, virtual_clock: VirtualClock
 ) -> None:
     class Store(RecordingPlugin):
         def __init__(self) -> None:
@@ -141,7 +136,7 @@ def test_entry_point_plugins_come_before_extras_in_the_dial_order(
     recorders = Recorders(extra={"dial_first": ["198.51.100.9:7447"]})
     host = PluginHost(
         make_config(tmp_path, plugins={"enabled": ["store"]}),
-        clock=clock,
+        clock=virtual_clock,
         extra_plugins_factory=recorders,
         entry_points=[fake_entry_point("store", Store)],
     )
@@ -150,14 +145,16 @@ def test_entry_point_plugins_come_before_extras_in_the_dial_order(
     assert [name for name, _ in host.plugin_manager.list_name_plugin()] == ["store", "extra"]
 
 
-def test_on_startup_returning_none_dials_only_seeds(tmp_path: Path, clock: VirtualClock) -> None:
+def test_on_startup_returning_none_dials_only_seeds(
+    tmp_path: Path, virtual_clock: VirtualClock
+) -> None:
     class Silent:
         @hookimpl
         def on_startup(self, host: Any) -> None:
             return None
 
     host = PluginHost(
-        make_config(tmp_path), clock=clock, extra_plugins_factory=lambda: {"s": Silent()}
+        make_config(tmp_path), clock=virtual_clock, extra_plugins_factory=lambda: {"s": Silent()}
     )
     assert host.start() == [Dial(SEED_1, "seed"), Dial(SEED_2, "seed")]
 
@@ -261,7 +258,7 @@ def test_dial_failed(started: PluginHost, recorders: Recorders) -> None:
 
 
 def test_advance_ticks_once_per_second(
-    started: PluginHost, recorders: Recorders, clock: VirtualClock
+    started: PluginHost, recorders: Recorders, virtual_clock: VirtualClock
 ) -> None:
     seen: list[float] = []
 
@@ -276,18 +273,18 @@ def test_advance_ticks_once_per_second(
 
     assert recorders.hooks() == ["on_tick"] * 3
     assert seen == [START + 1, START + 2, START + 3]
-    assert clock.now() == START + 3
+    assert virtual_clock.now() == START + 3
     started.advance(0)
     started.advance(2.0)  # type: ignore[arg-type]
-    assert clock.now() == START + 5
+    assert virtual_clock.now() == START + 5
 
 
 def test_advance_while_stopped_only_moves_the_clock(
-    host: PluginHost, recorders: Recorders, clock: VirtualClock
+    host: PluginHost, recorders: Recorders, virtual_clock: VirtualClock
 ) -> None:
     host.advance(3600)
     assert recorders.journal == []
-    assert clock.now() == START + 3600
+    assert virtual_clock.now() == START + 3600
 
 
 @pytest.mark.parametrize("secs", [-1, 1.5, True, "3"])
@@ -348,12 +345,12 @@ def lock_is_free(path: Path) -> bool:
     return True
 
 
-def test_crash_releases_what_the_plugins_held(tmp_path: Path, clock: VirtualClock) -> None:
+def test_crash_releases_what_the_plugins_held(tmp_path: Path, virtual_clock: VirtualClock) -> None:
     lock_path = tmp_path / "held.lock"
     instances: list[weakref.ref[Holder]] = []
     host = PluginHost(
         make_config(tmp_path),
-        clock=clock,
+        clock=virtual_clock,
         extra_plugins_factory=lambda: {"holder": Holder(lock_path, instances)},
     )
     gc.disable()
@@ -424,13 +421,13 @@ def test_start_twice(started: PluginHost) -> None:
 
 
 def test_runtime_hook_errors_are_logged_and_the_node_carries_on(
-    tmp_path: Path, clock: VirtualClock, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, virtual_clock: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     recorders = Recorders(
         broken={"raise_in": ["on_connect", "on_tick", "on_shutdown"]},
         healthy={},
     )
-    host = PluginHost(make_config(tmp_path), clock=clock, extra_plugins_factory=recorders)
+    host = PluginHost(make_config(tmp_path), clock=virtual_clock, extra_plugins_factory=recorders)
     host.start()
     with caplog.at_level(logging.ERROR, logger="hostsim"):
         host.connect(SEED_1, node_id="seed-1")
@@ -455,7 +452,7 @@ def test_runtime_hook_errors_are_logged_and_the_node_carries_on(
     assert not host.running
 
 
-def test_startup_error_stops_the_start(tmp_path: Path, clock: VirtualClock) -> None:
+def test_startup_error_stops_the_start(tmp_path: Path, virtual_clock: VirtualClock) -> None:
     class Misconfigured:
         @hookimpl
         def on_startup(self, host: Any) -> list[str]:
@@ -463,7 +460,7 @@ def test_startup_error_stops_the_start(tmp_path: Path, clock: VirtualClock) -> N
 
     recorders = Recorders()
     factory = lambda: {**recorders(), "store": Misconfigured()}  # noqa: E731
-    host = PluginHost(make_config(tmp_path), clock=clock, extra_plugins_factory=factory)
+    host = PluginHost(make_config(tmp_path), clock=virtual_clock, extra_plugins_factory=factory)
 
     with pytest.raises(HostStartupError) as info:
         host.start()
@@ -479,14 +476,18 @@ def test_startup_error_stops_the_start(tmp_path: Path, clock: VirtualClock) -> N
     assert "on_bootstrap" not in [call.hook for call in recorders.journal]
 
 
-def test_on_startup_must_return_a_list_of_strings(tmp_path: Path, clock: VirtualClock) -> None:
+def test_on_startup_must_return_a_list_of_strings(
+    tmp_path: Path, virtual_clock: VirtualClock
+) -> None:
     class Sloppy:
         @hookimpl
         def on_startup(self, host: Any) -> object:
             return "192.0.2.1:7447"
 
     host = PluginHost(
-        make_config(tmp_path), clock=clock, extra_plugins_factory=lambda: {"sloppy": Sloppy()}
+        make_config(tmp_path),
+        clock=virtual_clock,
+        extra_plugins_factory=lambda: {"sloppy": Sloppy()},
     )
     with pytest.raises(
         HostStartupError,
@@ -496,9 +497,13 @@ def test_on_startup_must_return_a_list_of_strings(tmp_path: Path, clock: Virtual
         host.start()
 
 
-def test_plugin_load_errors_leave_the_node_stopped(tmp_path: Path, clock: VirtualClock) -> None:
+def test_plugin_load_errors_leave_the_node_stopped(
+    tmp_path: Path, virtual_clock: VirtualClock
+) -> None:
     host = PluginHost(
-        make_config(tmp_path, plugins={"enabled": ["peerstore"]}), clock=clock, entry_points=[]
+        make_config(tmp_path, plugins={"enabled": ["peerstore"]}),
+        clock=virtual_clock,
+        entry_points=[],
     )
     with pytest.raises(PluginError, match="plugin 'peerstore' is enabled in"):
         host.start()
@@ -520,12 +525,12 @@ def test_hooks_receive_keyword_arguments(started: PluginHost) -> None:
     assert received == [("timeout", "seed-1", "node-a")]
 
 
-def test_from_file_with_a_state_dir_override(tmp_path: Path, clock: VirtualClock) -> None:
+def test_from_file_with_a_state_dir_override(tmp_path: Path, virtual_clock: VirtualClock) -> None:
     path = tmp_path / "node.toml"
     path.write_text('[realm]\nname = "Example"\n[node]\nid = "node-a"\n', encoding="utf-8")
 
-    assert PluginHost.from_file(path, clock=clock).view.state_dir == tmp_path / "data"
-    override = PluginHost.from_file(path, clock=clock, state_dir=tmp_path / "run")
+    assert PluginHost.from_file(path, clock=virtual_clock).view.state_dir == tmp_path / "data"
+    override = PluginHost.from_file(path, clock=virtual_clock, state_dir=tmp_path / "run")
     assert override.view.state_dir == tmp_path / "run"
     assert override.config.state_dir == tmp_path / "run"
 

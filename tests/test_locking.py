@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.books import open_book
 from thenodes_peerstore import files
 from thenodes_peerstore.errors import StoreLockedError
 from thenodes_peerstore.files import PeerFile
-from thenodes_peerstore.persistent import PersistentPeerStore
 
 START = 1_763_700_000
 PEER = "203.0.113.10:7447"
@@ -37,17 +37,8 @@ print("closed", flush=True)
 """
 
 
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "peers" / "example.toml"
-
-
 def lock_of(path: Path) -> Path:
     return path.with_name(f"{path.name}.lock")
-
-
-def open_book(path: Path) -> PersistentPeerStore:
-    return PersistentPeerStore.open(path=path, realm="example", clock=lambda: START)
 
 
 def read_line(proc: subprocess.Popen[bytes]) -> str:

@@ -10,9 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.support.books import open_book, read_file
 from thenodes_peerstore import files
-from thenodes_peerstore.codec import decode
-from thenodes_peerstore.config import PersistenceConfig
 from thenodes_peerstore.errors import StorePathError
 from thenodes_peerstore.model import Source
 from thenodes_peerstore.persistent import PersistentPeerStore
@@ -24,11 +23,6 @@ YEAR = 365 * 24 * HOUR
 PROVEN = [f"{45 + n}.76.12.34:7447" for n in range(5)]
 
 
-def open_book(path: Path, clock, **settings: object) -> PersistentPeerStore:
-    config = PersistenceConfig(enabled=True, **settings)  # type: ignore[arg-type]
-    return PersistentPeerStore.open(path=path, realm="example", clock=clock, config=config)
-
-
 def run(book: PersistentPeerStore, clock, secs: int, step: int = 1) -> None:
     """Tick the running node once per ``step`` seconds for ``secs`` seconds."""
     for _ in range(secs // step):
@@ -37,9 +31,7 @@ def run(book: PersistentPeerStore, clock, secs: int, step: int = 1) -> None:
 
 
 def in_file(path: Path) -> dict[str, Source]:
-    decoded = decode(path.read_bytes(), realm="example")
-    assert decoded.intact, decoded.problems
-    return {e.addr: e.source for e in decoded.entries}
+    return {e.addr: e.source for e in read_file(path)}
 
 
 def test_four_hours_without_uplink_then_a_restart_plans_every_proven_peer(

@@ -15,12 +15,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.books import addr_key, addrs_in, file_names, fingerprint, open_book, read_file
 from thenodes_peerstore import files
-from thenodes_peerstore.codec import decode, encode
-from thenodes_peerstore.config import PersistenceConfig
+from thenodes_peerstore.codec import encode
 from thenodes_peerstore.errors import AddressError, RealmMismatchError, StoreLockedError
 from thenodes_peerstore.files import PeerFile, resolve_store_path
-from thenodes_peerstore.model import MAX_CAPABILITIES, PeerEntry, Source, canonical_addr
+from thenodes_peerstore.model import MAX_CAPABILITIES, PeerEntry, Source
 from thenodes_peerstore.persistent import LoadStatus, PersistentPeerStore, load_file
 
 START = 1_763_700_000
@@ -28,34 +28,6 @@ TTL = 604_800
 
 NODE_ID_CHARS = string.ascii_letters + string.digits + "._-"
 CAPABILITY_CHARS = NODE_ID_CHARS + ":/"
-
-
-def open_book(
-    path: Path, clock, *, realm: str = "example", **settings_: int
-) -> PersistentPeerStore:
-    config = PersistenceConfig(enabled=True, **settings_)  # type: ignore[arg-type]
-    return PersistentPeerStore.open(path=path, realm=realm, clock=clock, config=config)
-
-
-def read_file(path: Path, realm: str = "example") -> tuple[PeerEntry, ...]:
-    """The entries of an intact file."""
-    decoded = decode(path.read_bytes(), realm=realm)
-    assert decoded.intact, decoded.problems
-    return decoded.entries
-
-
-def addrs_in(path: Path, realm: str = "example") -> set[str]:
-    return {e.addr for e in read_file(path, realm)}
-
-
-def fingerprint(path: Path) -> tuple[bytes, int, int]:
-    """Bytes, inode and modification time: any rewrite changes at least one of them."""
-    st_ = path.stat()
-    return path.read_bytes(), st_.st_ino, st_.st_mtime_ns
-
-
-def file_names(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir())
 
 
 FULL_ENTRIES = [
@@ -81,11 +53,6 @@ FULL_ENTRIES = [
 ]
 
 
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "peers" / "example.toml"
-
-
 # -- round trip -------------------------------------------------------------------------------
 
 
@@ -106,14 +73,10 @@ def test_every_field_survives_save_close_and_reopen(path: Path, clock) -> None:
 def _storable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     # test_model.py pins down which addresses are storable; here any of them will do.
     try:
-        _key(ip, 1)
+        addr_key(ip, 1)
     except AddressError:
         return False
     return True
-
-
-def _key(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> str:
-    return canonical_addr(f"{ip}:{port}" if ip.version == 4 else f"[{ip}]:{port}")
 
 
 @st.composite
@@ -125,7 +88,7 @@ def live_entries(draw: st.DrawFn, now: int = START) -> PeerEntry:
     last_seen = draw(st.integers(min_value=now - TTL, max_value=now))
     optional_time = st.none() | st.integers(min_value=0, max_value=now)
     return PeerEntry(
-        addr=_key(ip, draw(st.integers(min_value=1, max_value=65535))),
+        addr=addr_key(ip, draw(st.integers(min_value=1, max_value=65535))),
         source=draw(st.sampled_from(Source)),
         first_seen=draw(st.integers(min_value=0, max_value=last_seen)),
         last_seen=last_seen,

@@ -51,18 +51,13 @@ def host_config(realm: str = "Example", **persistence: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock(START)
-
-
-@pytest.fixture
-def make_host(tmp_path: Path, clock: VirtualClock) -> MakeHost:
+def make_host(tmp_path: Path, virtual_clock: VirtualClock) -> MakeHost:
     """A node whose config is written to a file, as a user would write it."""
 
     def make(config: dict[str, Any] | None = None, name: str = "host.toml") -> PluginHost:
         path = tmp_path / name
         path.write_text(tomli_w.dumps(config or host_config()))
-        return PluginHost.from_file(path, clock=clock)
+        return PluginHost.from_file(path, clock=virtual_clock)
 
     return make
 
@@ -200,7 +195,7 @@ def test_on_bootstrap_records_the_seeds_as_bootstrap(make_host: MakeHost) -> Non
 
 
 def test_on_connect_records_the_dialled_address_as_connected(
-    make_host: MakeHost, clock: VirtualClock
+    make_host: MakeHost, virtual_clock: VirtualClock
 ) -> None:
     host = make_host()
     host.start()

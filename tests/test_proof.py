@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thenodes_peerstore import PersistenceConfig, PersistentPeerStore
+from tests.support.books import open_book, read_file
+from thenodes_peerstore import PersistentPeerStore
 from thenodes_peerstore.codec import SCHEMA, decode, encode
 from thenodes_peerstore.errors import ClockError, RealmMismatchError
 from thenodes_peerstore.model import PeerEntry, Source
@@ -26,15 +27,8 @@ DAY = 86_400
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def open_book(path: Path, clock, **settings_: int) -> PersistentPeerStore:
-    config = PersistenceConfig(enabled=True, **settings_)  # type: ignore[arg-type]
-    return PersistentPeerStore.open(path=path, realm="example", clock=clock, config=config)
-
-
 def file_entries(path: Path) -> dict[str, PeerEntry]:
-    decoded = decode(path.read_bytes(), realm="example")
-    assert decoded.intact, decoded.problems
-    return {e.addr: e for e in decoded.entries}
+    return {e.addr: e for e in read_file(path)}
 
 
 # -- outbound proof ---------------------------------------------------------------------------
