@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from hypothesis import settings
 
 from hostsim.clock import VirtualClock
 from tests.support.clocks import START, FakeClock
+from tests.support.command import Node, Run, run_peerstore, write_node
 
 # CI runs every property on the same examples, so a red run is reproducible by anyone:
 # `HYPOTHESIS_PROFILE=ci python -m pytest`. Locally the default profile explores new examples
@@ -36,3 +38,15 @@ def virtual_clock() -> VirtualClock:
 def path(tmp_path: Path) -> Path:
     """Where a store keeps a realm's file, in a state directory of its own."""
     return tmp_path / "state" / "peers" / "example.toml"
+
+
+@pytest.fixture
+def peerstore(capsys: pytest.CaptureFixture[str]) -> Run:
+    """Run the ``peerstore`` command in this process; its exit status and what it printed."""
+    return functools.partial(run_peerstore, capsys)
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Node:
+    """A node's config, its state directory not made yet."""
+    return write_node(tmp_path)

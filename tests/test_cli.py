@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
@@ -18,87 +16,21 @@ import pytest
 import thenodes_peers
 from thenodes_peers import PeerRecord
 
+from tests.support.command import Node, Run, write_node
+from tests.support.processes import TIMEOUT, read_line, ready_child
 from thenodes_naming import realm_code
 from thenodes_peerstore import PersistenceConfig, PersistentPeerStore
-from thenodes_peerstore.cli import main
 from thenodes_peerstore.codec import decode, encode
 from thenodes_peerstore.files import PeerFile
 from thenodes_peerstore.model import PeerEntry, Source
 from thenodes_peerstore.persistent import LoadStatus, load_file
 
-TIMEOUT = 30
 HOUR = 3600
-
-
-@attrs.frozen
-class Ran:
-    status: int
-    out: str
-    err: str
-
-
-Run = Callable[..., Ran]
-
-
-@pytest.fixture
-def peerstore(capsys: pytest.CaptureFixture[str]) -> Run:
-    """Run the command in this process; its exit status and what it printed."""
-
-    def run(*args: str | Path) -> Ran:
-        capsys.readouterr()
-        try:
-            status = main([str(a) for a in args])
-        except SystemExit as exc:  # argparse's usage errors
-            status = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return Ran(status, captured.out, captured.err)
-
-    return run
-
-
-@attrs.frozen
-class Node:
-    config: Path
-    state_dir: Path
-    peers: Path
-
-    @property
-    def args(self) -> tuple[str, str]:
-        return ("--config", str(self.config))
-
-
-def write_node(tmp_path: Path, persistence: str = "", realm: str = 'name = "Example"') -> Node:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    state_dir = tmp_path / "state"
-    config = tmp_path / "node.toml"
-    config.write_text(
-        textwrap.dedent(
-            f"""\
-            bootstrap_nodes = ["203.0.113.1:7447"]
-            [realm]
-            {realm}
-            [node]
-            id = "node-a"
-            state_dir = {json.dumps(str(state_dir))}
-            listen_addrs = ["198.51.100.5:7447"]
-            [network.persistence]
-            enabled = true
-            """
-        )
-        + textwrap.dedent(persistence)
-        + '\n[plugins]\nenabled = ["peerstore"]\n'
-    )
-    return Node(config, state_dir, state_dir / "plugins" / "peerstore" / "example.toml")
 
 
 @pytest.fixture
 def now() -> int:
     return int(time.time())
-
-
-@pytest.fixture
-def node(tmp_path: Path) -> Node:
-    return write_node(tmp_path)
 
 
 def fill(path: Path, now: int, config: PersistenceConfig | None = None) -> None:
@@ -1236,34 +1168,10 @@ print("stopped", flush=True)
 """
 
 
-def read_line(proc: subprocess.Popen[bytes]) -> str:
-    assert proc.stdout is not None
-    readable, _, _ = select.select([proc.stdout], [], [], TIMEOUT)
-    assert readable, "the node said nothing in time"
-    return proc.stdout.readline().decode().strip()
-
-
 @pytest.fixture
 def running_node(written: Node) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", NODE, str(written.config)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    with proc:
-        try:
-            line = read_line(proc)
-            if line != "ready":
-                proc.kill()
-                proc.wait(timeout=TIMEOUT)
-                assert proc.stderr is not None
-                pytest.fail(f"the node did not start: {line!r}\n{proc.stderr.read().decode()}")
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=TIMEOUT)
+    with ready_child(NODE, str(written.config)) as proc:
+        yield proc
 
 
 def test_while_a_hostsim_node_holds_the_file_list_works_and_remove_refuses_naming_its_pid(

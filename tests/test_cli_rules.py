@@ -8,32 +8,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_cli import Node, Ran, Run, write_node
 
+from tests.support.command import Node, Run, write_node
 from thenodes_peerstore import cli
 from thenodes_peerstore.codec import decode
 from thenodes_peerstore.files import PeerFile
-
-__all__ = ["Ran"]
-
-
-@pytest.fixture
-def peerstore(capsys: pytest.CaptureFixture[str]) -> Run:
-    def run(*args: str | Path) -> Ran:
-        capsys.readouterr()
-        try:
-            status = cli.main([str(a) for a in args])
-        except SystemExit as exc:
-            status = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return Ran(status, captured.out, captured.err)
-
-    return run
-
-
-@pytest.fixture
-def node(tmp_path: Path) -> Node:
-    return write_node(tmp_path)
 
 
 def stored(node: Node) -> set[str]:

@@ -17,6 +17,9 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.books import fingerprint, open_book
+from tests.support.clocks import FakeClock as Clock
+from tests.support.command import run_peerstore as run
 from thenodes_peerstore import codec, sealing
 from thenodes_peerstore.cli import main
 from thenodes_peerstore.config import PersistenceConfig
@@ -42,14 +45,6 @@ SECRET_KEY = bytes(range(200, 232))
 """32 bytes that are not text: a raw key."""
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = START
-
-    def __call__(self) -> int:
-        return self.t
-
-
 def write_key(path: Path, secret: bytes = SECRET_KEY, mode: int = 0o600) -> Path:
     path.write_bytes(secret)
     path.chmod(mode)
@@ -62,25 +57,14 @@ def encrypted(key_file: Path, **settings_: Any) -> PersistenceConfig:
     )
 
 
-def open_book(path: Path, config: PersistenceConfig, clock: Clock) -> PersistentPeerStore:
-    return PersistentPeerStore.open(
-        path=path, realm=REALM, clock=clock, config=config, version=VERSION
-    )
-
-
 def fill(path: Path, config: PersistenceConfig, clock: Clock, addrs: list[str] = PEERS) -> None:
-    with open_book(path, config, clock) as book:
+    with open_book(path, clock, config, version=VERSION) as book:
         for n, addr in enumerate(addrs):
             book.store.record_connected(addr, node_id=f"node-{n}")
 
 
 def addrs_of(book: PersistentPeerStore) -> set[str]:
     return {e.addr for e in book.store.entries()}
-
-
-def fingerprint(path: Path) -> tuple[bytes, int, int]:
-    st_ = path.stat()
-    return path.read_bytes(), st_.st_ino, st_.st_mtime_ns
 
 
 @pytest.fixture
@@ -108,7 +92,7 @@ def test_round_trip_keeps_every_peer_and_no_address_is_readable_on_disk(
     assert not any(addr.encode() in data for addr in PEERS)
     assert b"node-0" not in data
     clock.t += 60
-    with open_book(peers, encrypted(key_file), clock) as book:
+    with open_book(peers, clock, encrypted(key_file), version=VERSION) as book:
         assert addrs_of(book) == set(PEERS)
         assert book.writable
         assert set(book.store.reconnect_plan()) == set(PEERS)
@@ -133,7 +117,7 @@ def test_each_kind_of_key_file_round_trips(
     if kdf == "scrypt":
         assert (envelope.kdf.n, envelope.kdf.r, envelope.kdf.p) == sealing.SCRYPT
         assert len(envelope.kdf.salt) == sealing.SALT_BYTES
-    with open_book(peers, encrypted(key), Clock()) as book:
+    with open_book(peers, Clock(), encrypted(key), version=VERSION) as book:
         assert addrs_of(book) == set(PEERS)
 
 
@@ -144,14 +128,16 @@ def test_a_key_in_an_environment_variable_round_trips(
     config = PersistenceConfig(enabled=True, encryption="aes-256-gcm", key_env="PEERSTORE_TEST_KEY")
     fill(peers, config, Clock())
     assert sealing.is_sealed(peers.read_bytes())
-    with open_book(peers, config, Clock()) as book:
+    with open_book(peers, Clock(), config, version=VERSION) as book:
         assert addrs_of(book) == set(PEERS)
 
 
 def test_every_save_has_a_fresh_nonce(key_file: Path, peers: Path) -> None:
     clock = Clock()
     nonces = set()
-    with open_book(peers, encrypted(key_file, save_interval_secs=0), clock) as book:
+    with open_book(
+        peers, clock, encrypted(key_file, save_interval_secs=0), version=VERSION
+    ) as book:
         for n in range(20):
             book.store.record_connected(f"45.76.12.{n + 1}:7447", node_id=f"node-{n}")
             assert book.save()
@@ -183,7 +169,7 @@ def _refused(
     caplog.clear()
     with (
         caplog.at_level(logging.ERROR, "thenodes_peerstore"),
-        open_book(peers, config, Clock()) as book,
+        open_book(peers, Clock(), config, version=VERSION) as book,
     ):
         assert not book.writable
         assert len(book.store) == 0  # the node starts from its seeds
@@ -203,7 +189,7 @@ def test_a_wrong_key_leaves_the_file_untouched_and_says_which_key_and_file(
     fill(peers, encrypted(key_file), Clock())
     wrong = write_key(tmp_path / "wrong.key", bytes(range(100, 132)))
     _refused(peers, encrypted(wrong), caplog, f"key_file {wrong}", "another key")
-    with open_book(peers, encrypted(key_file), Clock()) as book:
+    with open_book(peers, Clock(), encrypted(key_file), version=VERSION) as book:
         assert addrs_of(book) == set(PEERS)
 
 
@@ -246,7 +232,7 @@ def test_with_an_unusable_key_and_no_file_yet_nothing_is_written(
     tmp_path: Path, peers: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = encrypted(tmp_path / "no-such.key")
-    with caplog.at_level(logging.ERROR), open_book(peers, config, Clock()) as book:
+    with caplog.at_level(logging.ERROR), open_book(peers, Clock(), config, version=VERSION) as book:
         book.store.record_connected(PEERS[0], node_id="node-a")
         assert not book.writable
     assert not peers.exists()
@@ -341,7 +327,7 @@ def test_a_node_never_loads_a_peer_from_an_altered_file_and_never_loses_it(
     peers.parent.mkdir()
     peers.write_bytes(altered)
     try:
-        book = open_book(peers, encrypted(key_file), Clock())
+        book = open_book(peers, Clock(), encrypted(key_file), version=VERSION)
     except RealmMismatchError:
         assert peers.read_bytes() == altered  # a startup error; the file is never written
         return
@@ -357,7 +343,10 @@ def test_a_damaged_encrypted_file_is_set_aside_and_salvages_nothing(
     fill(peers, encrypted(key_file), Clock())
     data = peers.read_bytes()
     peers.write_bytes(data[:-40])  # torn
-    with caplog.at_level(logging.WARNING), open_book(peers, encrypted(key_file), Clock()) as book:
+    with (
+        caplog.at_level(logging.WARNING),
+        open_book(peers, Clock(), encrypted(key_file), version=VERSION) as book,
+    ):
         assert len(book.store) == 0
         assert book.writable
     (aside,) = peers.parent.glob(f"{peers.name}.corrupt-*")
@@ -442,27 +431,17 @@ def test_a_plain_file_is_encrypted_at_the_next_save(
     assert peers.read_bytes().startswith(b"schema = ")
     with (
         caplog.at_level(logging.INFO, "thenodes_peerstore"),
-        open_book(peers, encrypted(key_file), clock) as book,
+        open_book(peers, clock, encrypted(key_file), version=VERSION) as book,
     ):
         assert addrs_of(book) == set(PEERS)
         assert book.dirty
     assert "is not encrypted; the next save encrypts it with key_file" in caplog.text
     assert sealing.is_sealed(peers.read_bytes())
-    with open_book(peers, encrypted(key_file), clock) as book:
+    with open_book(peers, clock, encrypted(key_file), version=VERSION) as book:
         assert addrs_of(book) == set(PEERS)
 
 
 # -- the command -------------------------------------------------------------------------------
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        status = main([str(a) for a in args])
-    except SystemExit as exc:
-        status = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def test_the_command_reads_and_writes_with_the_key(
@@ -485,7 +464,7 @@ def test_the_command_reads_and_writes_with_the_key(
     status, _, _ = run(capsys, "seal", "-f", peers, "--key-file", key_file)
     assert status == 0
     assert sealing.is_sealed(peers.read_bytes())
-    with open_book(peers, encrypted(key_file), Clock()) as book:
+    with open_book(peers, Clock(), encrypted(key_file), version=VERSION) as book:
         assert "203.0.113.7:7447" in addrs_of(book)
 
 
@@ -566,7 +545,7 @@ def test_rekey_seals_with_the_new_key_only(
     assert status == 0, err
     assert f"now encrypted with key_file {new_key}" in out
     assert load_file_of(peers, encrypted(key_file)).status is LoadStatus.KEY_REFUSED
-    with open_book(peers, encrypted(new_key), Clock()) as book:
+    with open_book(peers, Clock(), encrypted(new_key), version=VERSION) as book:
         assert addrs_of(book) == set(PEERS)
 
 
@@ -576,7 +555,7 @@ def test_rekey_encrypts_a_plain_file(
     fill(peers, PersistenceConfig(enabled=True), Clock())
     status, _, err = run(capsys, "rekey", "-f", peers, "--new-key-file", key_file)
     assert status == 0, err
-    with open_book(peers, encrypted(key_file), Clock()) as book:
+    with open_book(peers, Clock(), encrypted(key_file), version=VERSION) as book:
         assert addrs_of(book) == set(PEERS)
 
 
@@ -602,7 +581,7 @@ def test_rekey_that_fails_at_the_replace_leaves_the_old_file(
     assert status == 2
     assert "unchanged" in err
     assert peers.read_bytes() == before
-    with open_book(peers, encrypted(key_file), Clock()) as book:
+    with open_book(peers, Clock(), encrypted(key_file), version=VERSION) as book:
         assert addrs_of(book) == set(PEERS)
 
 
@@ -638,7 +617,9 @@ def test_rekey_killed_at_the_replace_leaves_the_old_file_or_the_new_never_neithe
     old_opens = load_file_of(peers, encrypted(key_file)).status is LoadStatus.INTACT
     new_opens = load_file_of(peers, encrypted(new_key)).status is LoadStatus.INTACT
     assert (old_opens, new_opens) == ((True, False) if when == "before" else (False, True))
-    with open_book(peers, encrypted(new_key if new_opens else key_file), Clock()) as book:
+    with open_book(
+        peers, Clock(), encrypted(new_key if new_opens else key_file), version=VERSION
+    ) as book:
         assert addrs_of(book) == set(PEERS)
     assert not list(peers.parent.glob(".*.tmp"))  # the next open clears what the crash left
 

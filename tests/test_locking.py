@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import select
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from tests.support.books import open_book
+from tests.support.processes import TIMEOUT, read_line, ready_child
 from thenodes_peerstore import files
 from thenodes_peerstore.errors import StoreLockedError
 from thenodes_peerstore.files import PeerFile
 
 START = 1_763_700_000
 PEER = "203.0.113.10:7447"
-TIMEOUT = 30
 
 # A second process that opens the store, records a peer, says "ready" and holds the file until
 # its stdin closes; then it closes the store cleanly (which saves) and says "closed".
@@ -41,36 +40,11 @@ def lock_of(path: Path) -> Path:
     return path.with_name(f"{path.name}.lock")
 
 
-def read_line(proc: subprocess.Popen[bytes]) -> str:
-    """The child's next line of output, waiting at most TIMEOUT seconds for it."""
-    assert proc.stdout is not None
-    readable, _, _ = select.select([proc.stdout], [], [], TIMEOUT)
-    assert readable, "the child process said nothing in time"
-    return proc.stdout.readline().decode().strip()
-
-
 @pytest.fixture
 def holder(path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Another process holding the store open, once it has said "ready"."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    with proc:  # closes the pipes at the end
-        try:
-            line = read_line(proc)
-            if line != "ready":
-                proc.kill()
-                proc.wait(timeout=TIMEOUT)
-                assert proc.stderr is not None
-                pytest.fail(f"the child did not start: {line!r}\n{proc.stderr.read().decode()}")
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=TIMEOUT)
+    with ready_child(HOLDER, str(path)) as proc:
+        yield proc
 
 
 # -- one process --------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from tests.support.clocks import FakeClock
 from thenodes_peerstore import PersistenceConfig, PersistentPeerStore
 from thenodes_peerstore.codec import decode
 from thenodes_peerstore.model import PeerEntry, Source, network_group
@@ -45,14 +46,6 @@ addrs = st.sampled_from(POOL)
 batches = st.lists(st.one_of(addrs, st.sampled_from([OWN, "10.0.0.1:7447", "junk"])), max_size=6)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = START
-
-    def __call__(self) -> float:
-        return self.t
-
-
 class PeerStoreMachine(RuleBasedStateMachine):
     """The store under test, and the model it is checked against."""
 
@@ -60,7 +53,7 @@ class PeerStoreMachine(RuleBasedStateMachine):
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="peerstore-stateful-"))
         self.path = self.dir / "peers" / f"{REALM}.toml"
-        self.clock = Clock()
+        self.clock = FakeClock()
         self.config = PersistenceConfig(
             enabled=True,
             max_entries=CAP,
