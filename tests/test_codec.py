@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 import string
 import tomllib
@@ -15,16 +14,16 @@ import tomli_w
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.books import addr_key, storable
 from thenodes_peerstore import codec
 from thenodes_peerstore.codec import SCHEMA, TableFormat, decode, encode, toml_string
 from thenodes_peerstore.convert import converter
-from thenodes_peerstore.errors import AddressError, NewerSchemaError, RealmMismatchError
+from thenodes_peerstore.errors import NewerSchemaError, RealmMismatchError
 from thenodes_peerstore.files import REALM_CODE_RE
 from thenodes_peerstore.model import (
     MAX_CAPABILITIES,
     PeerEntry,
     Source,
-    canonical_addr,
     field_pattern,
 )
 
@@ -35,22 +34,9 @@ CAPABILITY_CHARS = NODE_ID_CHARS + ":/"
 PEERS_LINE = re.compile(rb"^\[\[peers\]\]$", re.MULTILINE)
 
 
-def _dialable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    # test_model.py pins down which addresses are storable; here any of them will do.
-    try:
-        canonical_addr(f"{ip}:1" if ip.version == 4 else f"[{ip}]:1")
-    except AddressError:
-        return False
-    return True
-
-
-def _key(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> str:
-    return canonical_addr(f"{ip}:{port}" if ip.version == 4 else f"[{ip}]:{port}")
-
-
 addrs = st.builds(
-    _key,
-    st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)).filter(_dialable),
+    addr_key,
+    st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)).filter(storable),
     st.integers(min_value=1, max_value=65535),
 )
 times = st.integers(min_value=0, max_value=2**40)

@@ -15,10 +15,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.books import addr_key, addrs_in, file_names, fingerprint, open_book, read_file
+from tests.support.books import (
+    addr_key,
+    addrs_in,
+    file_names,
+    fingerprint,
+    open_book,
+    read_file,
+    storable,
+)
 from thenodes_peerstore import files
 from thenodes_peerstore.codec import encode
-from thenodes_peerstore.errors import AddressError, RealmMismatchError, StoreLockedError
+from thenodes_peerstore.errors import RealmMismatchError, StoreLockedError
 from thenodes_peerstore.files import PeerFile, resolve_store_path
 from thenodes_peerstore.model import MAX_CAPABILITIES, PeerEntry, Source
 from thenodes_peerstore.persistent import LoadStatus, PersistentPeerStore, load_file
@@ -70,21 +78,10 @@ def test_every_field_survives_save_close_and_reopen(path: Path, clock) -> None:
         again.close()
 
 
-def _storable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    # test_model.py pins down which addresses are storable; here any of them will do.
-    try:
-        addr_key(ip, 1)
-    except AddressError:
-        return False
-    return True
-
-
 @st.composite
 def live_entries(draw: st.DrawFn, now: int = START) -> PeerEntry:
     """Any entry a store may hold at ``now``: seen within the TTL, nothing in the future."""
-    ip = draw(
-        st.one_of(st.ip_addresses(v=4), st.ip_addresses(network="2000::/3")).filter(_storable)
-    )
+    ip = draw(st.one_of(st.ip_addresses(v=4), st.ip_addresses(network="2000::/3")).filter(storable))
     last_seen = draw(st.integers(min_value=now - TTL, max_value=now))
     optional_time = st.none() | st.integers(min_value=0, max_value=now)
     return PeerEntry(

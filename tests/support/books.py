@@ -10,6 +10,7 @@ from typing import Any
 from tests.support.clocks import FakeClock
 from thenodes_peerstore import PersistenceConfig, PersistentPeerStore
 from thenodes_peerstore.codec import decode
+from thenodes_peerstore.errors import AddressError
 from thenodes_peerstore.model import PeerEntry, canonical_addr
 
 
@@ -65,3 +66,15 @@ def read_file(path: Path, realm: str = "example") -> tuple[PeerEntry, ...]:
 def addrs_in(path: Path, realm: str = "example") -> set[str]:
     """The addresses of an intact file."""
     return {e.addr for e in read_file(path, realm)}
+
+
+def storable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether a store keeps an address on ``ip``.
+
+    test_model.py pins down which addresses are storable; where any of them will do, this says.
+    """
+    try:
+        addr_key(ip, 1)
+    except AddressError:
+        return False
+    return True
