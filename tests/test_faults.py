@@ -22,6 +22,8 @@ import tomli_w
 from hostsim.clock import VirtualClock
 from hostsim.host import HostStartupError, PluginHost
 from tests.support.books import addrs_in, file_names, open_book
+from tests.support.hosts import host_config
+from tests.support.hosts import peer_file as host_file
 from thenodes_peerstore import files
 from thenodes_peerstore.codec import encode
 from thenodes_peerstore.errors import StoreFileError
@@ -277,26 +279,12 @@ def test_a_store_whose_last_save_fails_closes_without_raising_and_releases_the_f
 # -- the plugin in a simulated host ------------------------------------------------------------
 
 
-def host_config(**persistence: Any) -> dict[str, Any]:
-    return {
-        "port": 7447,
-        "bootstrap_nodes": SEEDS,
-        "realm": {"name": "Example"},
-        "node": {"id": "node-a", "state_dir": "state"},
-        "network": {"persistence": {"enabled": True, **persistence}},
-        "plugins": {"enabled": ["peerstore"]},
-    }
-
-
 @pytest.fixture
 def host(tmp_path: Path) -> PluginHost:
     config = tmp_path / "host.toml"
-    config.write_text(tomli_w.dumps(host_config(save_interval_secs=60)))
+    settings = host_config(seeds=SEEDS, listen_addrs=None, save_interval_secs=60)
+    config.write_text(tomli_w.dumps(settings))
     return PluginHost.from_file(config, clock=VirtualClock(START))
-
-
-def host_file(host: PluginHost) -> Path:
-    return host.config.state_dir / "plugins" / "peerstore" / "example.toml"
 
 
 def book_of(host: PluginHost) -> PersistentPeerStore:

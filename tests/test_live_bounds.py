@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from thenodes_wire_peer import (
     peer_list_line,
     peer_request_line,
     read_line,
+    run,
     running,
     served,
     until,
@@ -44,10 +44,6 @@ from hostsim.testing import RecordingPlugin
 WAIT = 20.0
 JUNK = 60_000
 """Characters in one junk peer-list string."""
-
-
-def run(coro: Awaitable[None]) -> None:
-    asyncio.run(asyncio.wait_for(coro, 30))  # type: ignore[arg-type]
 
 
 def _node_config(tmp_path: Path, port: int) -> Path:

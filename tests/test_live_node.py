@@ -20,6 +20,7 @@ from thenodes_wire_peer import (
     parse,
     peer_list_line,
     read_line,
+    run,
     running,
     served,
     until,
@@ -30,10 +31,6 @@ from hostsim.testing import RecordingPlugin
 
 ENVELOPE_KEYS = ["from", "to", "msg_type", "payload", "realm"]
 HELLO_KEYS = ["node_id", "listen_addr", "protocol", "version", "node_type", "capabilities"]
-
-
-def run(coro: Awaitable[None]) -> None:
-    asyncio.run(asyncio.wait_for(coro, 30))  # type: ignore[arg-type]
 
 
 def test_a_thenodes_dialer_completes_the_handshake_and_its_peer_list_reaches_on_peer_list(

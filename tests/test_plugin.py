@@ -18,12 +18,11 @@ from hostsim.clock import VirtualClock
 from hostsim.config import HostConfig
 from hostsim.host import PluginHost
 from hostsim.script import load_scenario, run_scenario
+from tests.support.hosts import OWN, SEEDS, host_config, peer_file
 from thenodes_peerstore.model import Source
 from thenodes_peerstore.plugin import PeerStorePlugin
 
 START = 1_763_700_000
-SEEDS = ["203.0.113.1:7447", "203.0.113.2:7447"]
-OWN = "198.51.100.5:7447"
 # Eight proven peers in eight network groups, connected one after the other.
 PEERS = [
     "45.76.12.34:7447",
@@ -39,17 +38,6 @@ PEERS = [
 MakeHost = Callable[..., PluginHost]
 
 
-def host_config(realm: str = "Example", **persistence: Any) -> dict[str, Any]:
-    return {
-        "port": 7447,
-        "bootstrap_nodes": SEEDS,
-        "realm": {"name": realm},
-        "node": {"id": "node-a", "state_dir": "state", "listen_addrs": [OWN]},
-        "network": {"persistence": {"enabled": True, **persistence}},
-        "plugins": {"enabled": ["peerstore"]},
-    }
-
-
 @pytest.fixture
 def make_host(tmp_path: Path, virtual_clock: VirtualClock) -> MakeHost:
     """A node whose config is written to a file, as a user would write it."""
@@ -60,10 +48,6 @@ def make_host(tmp_path: Path, virtual_clock: VirtualClock) -> MakeHost:
         return PluginHost.from_file(path, clock=virtual_clock)
 
     return make
-
-
-def peer_file(host: PluginHost) -> Path:
-    return host.config.state_dir / "plugins" / "peerstore" / f"{host.config.realm.code}.toml"
 
 
 def stored(host: PluginHost) -> dict[str, dict[str, Any]]:

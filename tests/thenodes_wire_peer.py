@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +153,8 @@ async def served(node: LiveNode, node_id: str = "good-peer") -> list[str]:
                 return peers
     finally:
         await close(writer)
+
+
+def run(coro: Awaitable[None]) -> None:
+    """Run a test's scenario in a fresh event loop, failing it after 30 seconds."""
+    asyncio.run(asyncio.wait_for(coro, 30))  # type: ignore[arg-type]
