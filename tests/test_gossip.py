@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator
 
 import pytest
 
+from tests.support import books
 from thenodes_peerstore.errors import Reason
 from thenodes_peerstore.model import MAX_CAPABILITIES, Source
-from thenodes_peerstore.store import MAX_ADDRS_PER_MESSAGE, MAX_SAMPLES, PeerStore
+from thenodes_peerstore.store import MAX_ADDRS_PER_MESSAGE, MAX_SAMPLES
 
 OWN = "198.51.100.5:7447"
 PUBLIC_SENDER = "45.76.12.34:7447"
@@ -17,8 +19,8 @@ PRIVATE_SENDER = "192.168.1.20:51234"
 LOOPBACK_SENDER = "127.0.0.1:40000"
 
 
-def make_store(clock, **kwargs: int) -> PeerStore:
-    return PeerStore(clock=clock, own_addrs=[OWN], own_node_id="node-a", **kwargs)
+# A store of node-a, which knows its own address.
+make_store = functools.partial(books.make_store, own_addrs=[OWN], own_node_id="node-a")
 
 
 def public_addrs(n: int, first_octet: int = 11) -> list[str]:

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.books import make_store
 from thenodes_peerstore.errors import AddressError
 from thenodes_peerstore.model import PeerEntry, Source
 from thenodes_peerstore.store import (
@@ -18,10 +19,6 @@ from thenodes_peerstore.store import (
 )
 
 START = 1_763_700_000
-
-
-def make_store(clock, **kwargs) -> PeerStore:
-    return PeerStore(clock=clock, **kwargs)
 
 
 def stored(

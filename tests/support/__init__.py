@@ -1,8 +1,8 @@
 """What the tests share: each tool is written here once and imported where it is used.
 
-- ``clocks``: clocks a test moves by hand.
-- ``books``: opening a store on a file, and looking at the file it keeps.
+- ``clocks``: a clock a test moves by hand.
+- ``books``: a store opened on a file as a node opens it, and what its file holds.
+- ``hosts``: a plugin host's config, and where the plugin keeps its file.
+- ``command``: the ``peerstore`` command run in this process, and a node's config for it.
 - ``processes``: a Python child process that says "ready" before a test goes on.
-- ``command``: the ``peerstore`` command run in this process, and a node's files for it.
-- ``aio``: running a coroutine with a bound on its time.
 """

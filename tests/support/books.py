@@ -12,6 +12,7 @@ from thenodes_peerstore import PersistenceConfig, PersistentPeerStore
 from thenodes_peerstore.codec import decode
 from thenodes_peerstore.errors import AddressError
 from thenodes_peerstore.model import PeerEntry, canonical_addr
+from thenodes_peerstore.store import PeerStore
 
 
 def open_book(
@@ -78,3 +79,8 @@ def storable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     except AddressError:
         return False
     return True
+
+
+def make_store(clock: Callable[[], float], **settings: Any) -> PeerStore:
+    """A store in memory only, reading the time from ``clock``, with ``settings``."""
+    return PeerStore(clock=clock, **settings)
