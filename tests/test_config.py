@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -12,12 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.paths import ROOT
 from thenodes_peerstore import codec
 from thenodes_peerstore.config import MAX_ENTRIES_LIMIT, PersistenceConfig
 from thenodes_peerstore.errors import ConfigError
 from thenodes_peerstore.persistent import extras_budget
 
-MANIFEST = Path(__file__).parent.parent / "plugin.toml"
+MANIFEST = ROOT / "plugin.toml"
 
 FULL_TABLE = {
     "enabled": True,

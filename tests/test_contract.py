@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import ast
 import inspect
-from pathlib import Path
 
 import pytest
 
 from hostsim import hookspecs
 from hostsim.plugins import PluginManifest, spec_hook_names
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 HOOKS = sorted(spec_hook_names())
 PLUGIN_TESTS = {
     node.name

@@ -20,8 +20,7 @@ from hostsim.script import (
     run_scenario,
 )
 from hostsim.testing import HookCall, RecordingPlugin, fake_entry_point, hookimpl
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from tests.support.paths import EXAMPLES
 
 NODE = """
 bootstrap_nodes = ["203.0.113.1:7447", "203.0.113.2:7447"]

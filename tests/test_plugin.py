@@ -19,6 +19,7 @@ from hostsim.config import HostConfig
 from hostsim.host import PluginHost
 from hostsim.script import load_scenario, run_scenario
 from tests.support.hosts import OWN, SEEDS, host_config, peer_file
+from tests.support.paths import EXAMPLES
 from thenodes_peerstore.model import Source
 from thenodes_peerstore.plugin import PeerStorePlugin
 
@@ -402,7 +403,7 @@ def test_the_file_is_readable_toml_in_the_documented_format(make_host: MakeHost)
 
 
 def test_the_restart_example_dials_stored_peers_before_its_seeds(tmp_path: Path) -> None:
-    examples = Path(__file__).resolve().parent.parent / "examples"
+    examples = EXAMPLES
     scenario = load_scenario(examples / "restart.toml")
     seeds = set(HostConfig.from_file(examples / "node.toml").bootstrap_nodes)
 

@@ -17,8 +17,7 @@ from hostsim.sim.scenario import (
     load_sim_scenario,
     parse_sim_scenario,
 )
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from tests.support.paths import EXAMPLES
 
 
 def test_a_minimal_file_gets_the_thenodes_defaults() -> None:

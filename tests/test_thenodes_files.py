@@ -17,6 +17,7 @@ from hostsim.config import ConnectionPolicy, Discovery, HostConfig, RealmInfo
 from hostsim.errors import HostConfigError, HostStartupError
 from hostsim.host import Dial, PluginHost
 from hostsim.live.settings import live_settings, plaintext_refusal
+from tests.support.paths import ROOT
 
 # TheNodes' config/example.toml (TheNodesDev/TheNodes), every key and value as it has them.
 THENODES_EXAMPLE = """\
@@ -243,9 +244,6 @@ def test_a_seed_that_does_not_resolve_is_skipped_with_a_warning(
 
     assert [d.addr for d in dials] == ["192.0.2.9:50000"]
     assert any("gone.example.org:50000 does not resolve" in r.getMessage() for r in caplog.records)
-
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_readme_enable_it_and_the_example_node_follow_the_layout_without_a_warning(

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
+
 DRIVER = Path(__file__).with_name("thenodes_interop_driver.py")
 VERSIONS = {"0.2.0": "THENODES_BIN_0_2", "0.4.0": "THENODES_BIN_0_4"}
 HOLD_SECS = 185.0
