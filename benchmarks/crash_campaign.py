@@ -1,6 +1,6 @@
 """Kill a saving process with SIGKILL a thousand times and count what was lost.
 
-    python benchmarks/crash_campaign.py [--runs 1000] [--seed N]
+    python -m benchmarks.crash_campaign [--runs 1000] [--seed N]
 
 Each run starts a writer (``tests/crash_writer.py``) that saves a peer file in a loop and
 acknowledges every completed save, kills it with SIGKILL, then opens the file again and checks
@@ -30,10 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from crash_writer import REALM, KillResult, check, kill_once
-
+from tests.crash_writer import REALM, KillResult, check, kill_once
 from thenodes_peerstore.persistent import LoadStatus
 
 SERIES_LENGTH = 10
