@@ -14,7 +14,7 @@ from tests.support.paths import ROOT
 HOOKS = sorted(spec_hook_names())
 PLUGIN_TESTS = {
     node.name
-    for node in ast.walk(ast.parse((ROOT / "tests" / "test_plugin.py").read_text()))
+    for node in ast.walk(ast.parse((ROOT / "tests" / "peerstore" / "test_plugin.py").read_text()))
     if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
 }
 
@@ -54,7 +54,7 @@ def test_every_hook_spec_documents_each_parameter(hook: str) -> None:
 @pytest.mark.parametrize("hook", HOOKS)
 def test_every_hook_has_a_plugin_test(hook: str) -> None:
     assert any(name.startswith(f"test_{hook}_") for name in PLUGIN_TESTS), (
-        f"tests/test_plugin.py has no test_{hook}_... test"
+        f"tests/peerstore/test_plugin.py has no test_{hook}_... test"
     )
 
 

@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from thenodes_wire_peer import (
+
+from hostsim.live.node import LiveNode
+from hostsim.testing import RecordingPlugin
+from tests.support.thenodes_wire_peer import (
     REALM_JSON,
     close,
     config,
@@ -25,9 +28,6 @@ from thenodes_wire_peer import (
     served,
     until,
 )
-
-from hostsim.live.node import LiveNode
-from hostsim.testing import RecordingPlugin
 
 ENVELOPE_KEYS = ["from", "to", "msg_type", "payload", "realm"]
 HELLO_KEYS = ["node_id", "listen_addr", "protocol", "version", "node_type", "capabilities"]

@@ -15,7 +15,7 @@ With ``--pause-at G:STEP`` the writer stops in save G just before its STEP-th fi
 returned if it made fewer, prints ``paused G STEP <operation> done=<operations so far>`` and
 blocks until it is killed. That puts a kill exactly between any two steps of a save.
 
-Imported, this module is the killing side, used by ``tests/test_crash.py`` and
+Imported, this module is the killing side, used by ``tests/peerstore/test_crash.py`` and
 ``benchmarks/crash_campaign.py``: :func:`kill_once` starts a writer, kills it, and reports what
 the file looked like; :func:`check` lists every promise the file broke. Synchronisation is by
 reading the writer's pipe; every wait has a timeout and the writer is killed in ``finally``.

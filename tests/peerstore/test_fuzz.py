@@ -1,6 +1,6 @@
 """Damaged, hostile and random peer files: the loader reports problems, it never crashes.
 
-The damage and the properties are in ``tests/peerfile_fuzzing.py``, shared with
+The damage and the properties are in ``tests/support/peerfile_fuzzing.py``, shared with
 ``benchmarks/fuzz_loader.py``, which runs the same properties on a hundred thousand files and
 more. The second half names each way of breaking the decoder that fuzzing found, now a problem
 like any other.
@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from peerfile_fuzzing import (
+
+from tests.support.peerfile_fuzzing import (
     LINES,
     MUTATORS,
     REALM,
@@ -33,7 +34,6 @@ from peerfile_fuzzing import (
     random_case,
     reseal,
 )
-
 from thenodes_peerstore.codec import (
     ENTRY,
     MAX_PROBLEM_CHARS,

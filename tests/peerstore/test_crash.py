@@ -1,6 +1,6 @@
 """A process killed while it saves, and a file cut at any byte: nothing acknowledged is lost.
 
-The writer is a child process (``tests/crash_writer.py``) killed with SIGKILL, so no Python
+The writer is a child process (``tests/support/crash_writer.py``) killed with SIGKILL, so no Python
 cleanup runs: what it leaves is what the kernel has, as after a crash of the process. (A power
 cut also loses what was never flushed; that is what the fsyncs of a save are for, and no test
 here can pull the plug.)
@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 
 import pytest
-from crash_writer import (
+
+from tests.support.crash_writer import (
     BASE,
     REALM,
     KillResult,
@@ -22,7 +23,6 @@ from crash_writer import (
     kill_once,
     temporaries,
 )
-
 from thenodes_peerstore import PersistenceConfig, PersistentPeerStore
 from thenodes_peerstore.codec import decode, encode
 from thenodes_peerstore.files import PeerFile

@@ -284,7 +284,7 @@ def test_a_start_killed_at_any_step_of_the_move_leaves_exactly_one_file_with_eve
             break
         killed_at.append((step, found[0] == new_file(state)))
         if sum(moved for _, moved in killed_at) == AFTER_THE_MOVE:
-            break  # the rest of the start is loading the file: tests/test_crash.py
+            break  # the rest of the start is loading the file: tests/peerstore/test_crash.py
     else:
         pytest.fail("the start never completed")
     # Killed both before and after the rename, at every system call of the start in between.

@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from thenodes_wire_peer import (
+
+from hostsim.live.incidents import LOG_BURST, LOG_PER_SEC, Incidents
+from hostsim.live.node import LiveNode
+from hostsim.live.processes import NodeProcess, free_port, write_node_config
+from hostsim.live.settings import BOOK_DIALS_PER_SEC, live_settings
+from hostsim.testing import RecordingPlugin
+from tests.support.thenodes_wire_peer import (
     TIMEOUT,
     close,
     config,
@@ -34,12 +40,6 @@ from thenodes_wire_peer import (
     served,
     until,
 )
-
-from hostsim.live.incidents import LOG_BURST, LOG_PER_SEC, Incidents
-from hostsim.live.node import LiveNode
-from hostsim.live.processes import NodeProcess, free_port, write_node_config
-from hostsim.live.settings import BOOK_DIALS_PER_SEC, live_settings
-from hostsim.testing import RecordingPlugin
 
 WAIT = 20.0
 JUNK = 60_000

@@ -1,6 +1,6 @@
 """Damaged peer files, and the properties every read of one must keep.
 
-Shared by ``tests/test_fuzz.py`` (through Hypothesis, a few hundred examples) and
+Shared by ``tests/peerstore/test_fuzz.py`` (through Hypothesis, a few hundred examples) and
 ``benchmarks/fuzz_loader.py`` (a seeded loop, a hundred thousand and more). Each mutator takes a
 ``random.Random`` and a file and returns the file with one kind of damage, so the same damage is
 drawn by either driver and a failing example is reproduced from its seed alone.

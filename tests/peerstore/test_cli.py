@@ -13,11 +13,11 @@ from pathlib import Path
 
 import attrs
 import pytest
-import thenodes_peers
-from thenodes_peers import PeerRecord
 
+from tests.support import thenodes_peers
 from tests.support.command import Node, Run, write_node
 from tests.support.processes import TIMEOUT, read_line, ready_child
+from tests.support.thenodes_peers import PeerRecord
 from thenodes_naming import realm_code
 from thenodes_peerstore import PersistenceConfig, PersistentPeerStore
 from thenodes_peerstore.codec import decode, encode
