@@ -1,6 +1,6 @@
 """What a hostile peer can make a live node hold, log and dial: prints figures, asserts nothing.
 
-    python benchmarks/attack_live.py [--lists 500]
+    python -m benchmarks.attack_live [--lists 500]
 
 Starts one `hostsim node` process on 127.0.0.1 (with the peer store), attacks it from this
 process over loopback, one attack after the other, and prints after each the node's RSS, its

@@ -1,10 +1,10 @@
 """Scale of the restart-eclipse experiment (`hostsim eclipse`): one seeded run, both arms.
 
-    python benchmarks/bench_eclipse.py                          # the largest: 65,536 addresses
+    python -m benchmarks.bench_eclipse                          # the largest: 65,536 addresses
                                                                 # in 256 /16s, 1,000 honest nodes,
                                                                 # an attack of one simulated day
-    python benchmarks/bench_eclipse.py --honest 200 --attack 3600   # a quicker look
-    python benchmarks/bench_eclipse.py --arm store --profile        # where the time goes
+    python -m benchmarks.bench_eclipse --honest 200 --attack 3600   # a quicker look
+    python -m benchmarks.bench_eclipse --arm store --profile        # where the time goes
 
 Prints, per arm, the wall time, the events run and the events per second, the attacker's
 personas (addresses somebody connected to), and the process's peak memory; then the table.

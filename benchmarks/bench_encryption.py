@@ -1,6 +1,6 @@
 """What encryption at rest adds to a save and to an open of a full peer file.
 
-    python benchmarks/bench_encryption.py [--entries 65536] [--reps 15]
+    python -m benchmarks.bench_encryption [--entries 65536] [--reps 15]
 
 Two stores of the same 65,536 proven peers, one plain and one encrypted (AES-256-GCM, a raw
 32-byte key), in the same run. Each repetition saves and then opens each file, the order of

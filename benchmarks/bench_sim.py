@@ -1,8 +1,8 @@
 """Scale of the network simulator: N nodes, an hour of churn, every node saving its real file.
 
-    python benchmarks/bench_sim.py                        # 1,000 nodes, one simulated hour
-    python benchmarks/bench_sim.py --nodes 250 --secs 900 # a quicker look
-    python benchmarks/bench_sim.py --profile              # where the time goes
+    python -m benchmarks.bench_sim                        # 1,000 nodes, one simulated hour
+    python -m benchmarks.bench_sim --nodes 250 --secs 900 # a quicker look
+    python -m benchmarks.bench_sim --profile              # where the time goes
 
 Prints the wall time, the events run and the events per second, the nodes' starts and the
 process's peak memory.

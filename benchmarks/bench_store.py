@@ -1,6 +1,6 @@
 """Cost of the peer store's operations: prints per-operation times, asserts nothing.
 
-    python benchmarks/bench_store.py
+    python -m benchmarks.bench_store
 
 Shows that a mutation costs the same whatever the store's size (O(1) amortised), and what a
 save and a load of a full file cost.

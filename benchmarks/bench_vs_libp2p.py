@@ -1,7 +1,7 @@
 """The peer store against py-libp2p's SQLite peerstore and a bare ``tomllib``: prints figures.
 
     pip install '.[bench]'        # py-libp2p, for the libp2p columns
-    python benchmarks/bench_vs_libp2p.py [--reps 5] [--quick] [--only NAME]
+    python -m benchmarks.bench_vs_libp2p [--reps 5] [--quick] [--only NAME]
 
 Every timing runs in a fresh subprocess, so no module-level cache (address caches, lazily built
 tables) survives from one repetition to the next; the two sides of a comparison alternate in

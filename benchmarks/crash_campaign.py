@@ -1,8 +1,8 @@
 """Kill a saving process with SIGKILL a thousand times and count what was lost.
 
-    python benchmarks/crash_campaign.py [--runs 1000] [--seed N]
+    python -m benchmarks.crash_campaign [--runs 1000] [--seed N]
 
-Each run starts a writer (``tests/crash_writer.py``) that saves a peer file in a loop and
+Each run starts a writer (``tests/support/crash_writer.py``) that saves a peer file in a loop and
 acknowledges every completed save, kills it with SIGKILL, then opens the file again and checks
 it. Runs come in series on one file, each writer going on from what the last one left, with a
 peer count per series chosen between 30 and 3,000 (files of about 3 KiB to 300 KiB). A run kills
@@ -30,10 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from crash_writer import REALM, KillResult, check, kill_once
-
+from tests.support.crash_writer import REALM, KillResult, check, kill_once
 from thenodes_peerstore.persistent import LoadStatus
 
 SERIES_LENGTH = 10

@@ -1,9 +1,9 @@
 """Fuzz the peer file loader with a hundred thousand damaged files and count the outcomes.
 
-    python benchmarks/fuzz_loader.py [--examples 100000] [--seed N] [--load-every 10]
+    python -m benchmarks.fuzz_loader [--examples 100000] [--seed N] [--load-every 10]
 
-The damage and the properties are those of ``tests/test_fuzz.py``, from
-``tests/peerfile_fuzzing.py``: valid files with bytes flipped, inserted and deleted, lines
+The damage and the properties are those of ``tests/peerstore/test_fuzz.py``, from
+``tests/support/peerfile_fuzzing.py``: valid files with bytes flipped, inserted and deleted, lines
 repeated and removed, values swapped or of another type, integers beyond 64 bits or negative,
 bytes that are not UTF-8, strings of 300,000 characters, values nested 10,000 deep, ``peers``
 that is not an array of tables, damaged trailers; files built from shuffled lines; and arbitrary
@@ -28,9 +28,13 @@ import time
 import traceback
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from peerfile_fuzzing import SAVED_AT, check_decode, check_load, peer_file_at, random_case
+from tests.support.peerfile_fuzzing import (
+    SAVED_AT,
+    check_decode,
+    check_load,
+    peer_file_at,
+    random_case,
+)
 
 
 def case(seed: int, index: int) -> bytes:

@@ -20,9 +20,9 @@ import pytest
 from hostsim import cli as hostsim_cli
 from hostsim.live.processes import NodeProcess, free_port, write_node_config
 from hostsim.progress import ProgressLine
+from tests.support.paths import EXAMPLES
 from thenodes_peerstore import cli as peerstore_cli
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
 WAIT = 10.0
 
 

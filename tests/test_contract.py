@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import ast
 import inspect
-from pathlib import Path
 
 import pytest
 
 from hostsim import hookspecs
 from hostsim.plugins import PluginManifest, spec_hook_names
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 HOOKS = sorted(spec_hook_names())
 PLUGIN_TESTS = {
     node.name
-    for node in ast.walk(ast.parse((ROOT / "tests" / "test_plugin.py").read_text()))
+    for node in ast.walk(ast.parse((ROOT / "tests" / "peerstore" / "test_plugin.py").read_text()))
     if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
 }
 
@@ -55,7 +54,7 @@ def test_every_hook_spec_documents_each_parameter(hook: str) -> None:
 @pytest.mark.parametrize("hook", HOOKS)
 def test_every_hook_has_a_plugin_test(hook: str) -> None:
     assert any(name.startswith(f"test_{hook}_") for name in PLUGIN_TESTS), (
-        f"tests/test_plugin.py has no test_{hook}_... test"
+        f"tests/peerstore/test_plugin.py has no test_{hook}_... test"
     )
 
 

@@ -15,8 +15,8 @@ import pytest
 
 from hostsim.config import HostConfig
 from hostsim.live.processes import NodeProcess
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 BIN = Path(sys.executable).parent
 # Where the operating walkthrough is shown to run; the test's own directory stands in for it.

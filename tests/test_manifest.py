@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tomllib
 from importlib.metadata import distribution
-from pathlib import Path
 
 import attrs
 import pluggy
@@ -12,10 +11,10 @@ import pluggy
 import thenodes_peerstore
 from hostsim import hookspecs
 from hostsim.plugins import PluginManifest, implemented_hooks, installed_entry_points
+from tests.support.paths import ROOT
 from thenodes_peerstore.config import SECTION, PersistenceConfig
 from thenodes_peerstore.plugin import PeerStorePlugin
 
-ROOT = Path(__file__).resolve().parent.parent
 MANIFEST_TEXT = (ROOT / "plugin.toml").read_text()
 MANIFEST = PluginManifest.from_toml(MANIFEST_TEXT, source="plugin.toml")
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+from tests.support.paths import ROOT
+
+README = (ROOT / "README.md").read_text()
 
 
 def test_the_library_example_runs_and_writes_the_realm_file(

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-DRIVER = Path(__file__).with_name("thenodes_interop_driver.py")
+from tests.support.paths import ROOT
+
+DRIVER = Path(__file__).parent / "support" / "thenodes_interop_driver.py"
 VERSIONS = {"0.2.0": "THENODES_BIN_0_2", "0.4.0": "THENODES_BIN_0_4"}
 HOLD_SECS = 185.0
 """Longer than two of TheNodes 0.4's 90 s liveness timeouts."""

@@ -1,0 +1,1 @@
+"""The project's tests; tests/README.md says where each kind stands."""

@@ -1,0 +1,1 @@
+"""Tests of thenodes_naming: realm codes as TheNodes derives them."""

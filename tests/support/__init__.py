@@ -1,0 +1,8 @@
+"""What the tests share: each tool is written here once and imported where it is used.
+
+- ``clocks``: a clock a test moves by hand.
+- ``books``: a store opened on a file as a node opens it, and what its file holds.
+- ``hosts``: a plugin host's config, and where the plugin keeps its file.
+- ``command``: the ``peerstore`` command run in this process, and a node's config for it.
+- ``processes``: a Python child process that says "ready" before a test goes on.
+"""

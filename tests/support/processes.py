@@ -1,0 +1,49 @@
+"""A Python child process that says "ready" before a test goes on, and what it says next."""
+
+from __future__ import annotations
+
+import select
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+TIMEOUT = 30
+"""Seconds a child has to say its next line, or to end once killed."""
+
+
+def read_line(proc: subprocess.Popen[bytes]) -> str:
+    """The child's next line of output, waiting at most TIMEOUT seconds for it."""
+    assert proc.stdout is not None
+    readable, _, _ = select.select([proc.stdout], [], [], TIMEOUT)
+    assert readable, "the child process said nothing in time"
+    return proc.stdout.readline().decode().strip()
+
+
+@contextmanager
+def ready_child(script: str, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -c script args...``, once it has said "ready"; killed at the end if it still runs.
+
+    The test writes to its stdin and reads its stdout with :func:`read_line`.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    with proc:  # closes the pipes at the end
+        try:
+            line = read_line(proc)
+            if line != "ready":
+                proc.kill()
+                proc.wait(timeout=TIMEOUT)
+                assert proc.stderr is not None
+                pytest.fail(f"the child did not start: {line!r}\n{proc.stderr.read().decode()}")
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=TIMEOUT)
