@@ -16,6 +16,7 @@ import pytest
 from hostsim.config import HostConfig
 from hostsim.live.processes import NodeProcess
 from tests.support.paths import ROOT
+from tests.support.processes import node_processes
 
 DOCS = ROOT / "docs"
 BIN = Path(sys.executable).parent
@@ -214,15 +215,11 @@ def test_the_live_walkthrough_runs_as_written(
         pytest.skip(f"port(s) {taken} in use on 127.0.0.1")
     monkeypatch.chdir(tmp_path)  # state directories are under the working directory
     addr = {name: f"127.0.0.1:{config.port}" for name, config in configs.items()}
-    processes: list[NodeProcess] = []
+    with node_processes(tmp_path, WAIT) as start_node:
 
-    def start(name: str) -> NodeProcess:
-        process = NodeProcess(LIVE[name], tmp_path / f"{name}.log")
-        processes.append(process)
-        process.wait_for("listening on", WAIT)
-        return process
+        def start(name: str) -> NodeProcess:
+            return start_node(LIVE[name], name)
 
-    try:
         start("a")
         b = start("b")
         b.wait_for(rf"dialling {addr['a']} \(seed\)", WAIT)
@@ -240,6 +237,3 @@ def test_the_live_walkthrough_runs_as_written(
         c.wait_for(rf"connected to {addr['a']} \(node-a, outbound\)", WAIT)
         assert c.terminate() == 0
         assert (tmp_path / "live-c").is_dir()
-    finally:
-        for process in processes:
-            process.stop()

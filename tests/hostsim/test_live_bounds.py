@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -35,6 +34,7 @@ from tests.support.thenodes_wire_peer import (
     peer_list_line,
     peer_request_line,
     read_line,
+    record_dials,
     run,
     running,
     served,
@@ -158,18 +158,6 @@ def test_incident_warnings_are_rate_bounded_summed_up_escaped_and_go_on_for_new_
     assert "192.0.2.7" in texts[-1]
 
 
-async def _recording_dials(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    dialled: list[str] = []
-    real_open = asyncio.open_connection
-
-    async def recording_open(host: str, port: int, **kwargs: Any) -> Any:
-        dialled.append(f"{host}:{port}")
-        return await real_open(host, port, **kwargs)
-
-    monkeypatch.setattr(asyncio, "open_connection", recording_open)
-    return dialled
-
-
 def test_sixteen_spellings_of_one_address_are_one_address_with_one_backoff(
     tmp_path: Path,
 ) -> None:
@@ -207,7 +195,7 @@ def test_book_dials_are_bounded_overall_whatever_the_peer_lists(
     seconds = 2.0
 
     async def scenario() -> None:
-        dialled = await _recording_dials(monkeypatch)
+        dialled = record_dials(monkeypatch)
         async with running(config(tmp_path)) as node:
             _reader, writer, _ = await dial_in(node, "amplifier")
             start = time.monotonic()
@@ -232,7 +220,7 @@ def test_a_node_bound_to_loopback_dials_loopback_ip_literals_only(
     listed = ["localhost:7447", "203.0.113.5:7447", "[2001:db8::1]:7447", "127.0.0.1:1"]
 
     async def scenario() -> None:
-        dialled = await _recording_dials(monkeypatch)
+        dialled = record_dials(monkeypatch)
         host_config = config(tmp_path)
         node = LiveNode(host_config, live_settings(host_config, bind=bind))
         await node.start()

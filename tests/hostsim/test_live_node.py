@@ -23,6 +23,7 @@ from tests.support.thenodes_wire_peer import (
     parse,
     peer_list_line,
     read_line,
+    record_dials,
     run,
     running,
     served,
@@ -301,15 +302,8 @@ def test_a_loopback_node_given_public_addresses_in_its_plan_and_a_peer_list_dial
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     public = ["203.0.113.5:7447", "198.51.100.7:7447", "[2001:db8::1]:7447", "8.8.8.8:53"]
-    dialled: list[str] = []
+    dialled = record_dials(monkeypatch)
     ports: list[int] = []
-    real_open = asyncio.open_connection
-
-    async def recording_open(host: str, port: int, **kwargs: Any) -> Any:
-        dialled.append(f"{host}:{port}")
-        return await real_open(host, port, **kwargs)
-
-    monkeypatch.setattr(asyncio, "open_connection", recording_open)
     recorder = RecordingPlugin(dial_first=public[:2])
 
     async def scenario() -> None:

@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 
 from hostsim.live.processes import NodeProcess, free_port, write_node_config
+from tests.support.processes import node_processes
 
 WAIT = 20.0
 
@@ -47,15 +48,11 @@ def test_two_nodes_killed_with_the_seed_gone_reconnect_to_each_other_from_stored
             for name in ("a", "b")
         },
     }
-    processes: list[NodeProcess] = []
+    with node_processes(tmp_path, WAIT) as start_node:
 
-    def start(name: str) -> NodeProcess:
-        process = NodeProcess(configs[name], tmp_path / f"{name}.log")
-        processes.append(process)
-        process.wait_for("listening on", WAIT)
-        return process
+        def start(name: str) -> NodeProcess:
+            return start_node(configs[name], name)
 
-    try:
         seed = start("seed")
         b = start("b")
         b.wait_for(f"connected to {addr['seed']}", WAIT)
@@ -78,6 +75,3 @@ def test_two_nodes_killed_with_the_seed_gone_reconnect_to_each_other_from_stored
         assert "damaged" not in (tmp_path / "a.log").read_text(encoding="utf-8")
         assert a.terminate() == 0
         a.wait_for("stopped", WAIT)
-    finally:
-        for process in processes:
-            process.stop()

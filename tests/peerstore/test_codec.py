@@ -16,7 +16,7 @@ import tomli_w
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.books import addr_key, storable
+from tests.support.books import addr_key, full_entry, storable
 from thenodes_peerstore import codec
 from thenodes_peerstore.codec import SCHEMA, TableFormat, decode, encode, toml_string
 from thenodes_peerstore.convert import converter
@@ -77,20 +77,8 @@ def gossip(n: int) -> list[PeerEntry]:
 
 def full(n: int) -> list[PeerEntry]:
     """Entries with every optional field set, IPv6 included, long capability lists."""
-    return [
-        PeerEntry(
-            addr=f"[2001:db8::{i:x}]:7447",
-            source=Source.CONNECTED,
-            first_seen=SAVED_AT - 1000,
-            last_seen=SAVED_AT - i,
-            last_connected=SAVED_AT - i,
-            last_attempt=SAVED_AT - i,
-            failures=i,
-            node_id=f"node-{i}",
-            capabilities=tuple(f"capability-{c:02d}" for c in range(12)),
-        )
-        for i in range(1, n + 1)
-    ]
+    capabilities = tuple(f"capability-{c:02d}" for c in range(12))
+    return [full_entry(i, SAVED_AT, capabilities) for i in range(1, n + 1)]
 
 
 def seal(body: str) -> bytes:

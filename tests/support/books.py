@@ -11,7 +11,7 @@ from tests.support.clocks import FakeClock
 from thenodes_peerstore import PersistenceConfig, PersistentPeerStore
 from thenodes_peerstore.codec import decode
 from thenodes_peerstore.errors import AddressError
-from thenodes_peerstore.model import PeerEntry, canonical_addr
+from thenodes_peerstore.model import PeerEntry, Source, canonical_addr
 from thenodes_peerstore.store import PeerStore
 
 
@@ -84,3 +84,19 @@ def storable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 def make_store(clock: Callable[[], float], **settings: Any) -> PeerStore:
     """A store in memory only, reading the time from ``clock``, with ``settings``."""
     return PeerStore(clock=clock, **settings)
+
+
+def full_entry(i: int, saved_at: int, capabilities: tuple[str, ...]) -> PeerEntry:
+    """The ``i``-th (from 1) proven IPv6 peer of a file saved at ``saved_at``, with every
+    optional field set."""
+    return PeerEntry(
+        addr=f"[2001:db8::{i:x}]:7447",
+        source=Source.CONNECTED,
+        first_seen=saved_at - 1000,
+        last_seen=saved_at - i,
+        last_connected=saved_at - i,
+        last_attempt=saved_at - i,
+        failures=i,
+        node_id=f"node-{i}",
+        capabilities=capabilities,
+    )

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import attrs
 
+from tests.support.books import full_entry
 from thenodes_peerstore.codec import decode, encode
 from thenodes_peerstore.errors import NewerSchemaError, RealmMismatchError, StoreFileError
 from thenodes_peerstore.files import PeerFile
@@ -41,20 +42,7 @@ def _entries() -> list[list[PeerEntry]]:
         )
         for i in range(1, 4)
     ]
-    full = [
-        PeerEntry(
-            addr=f"[2001:db8::{i:x}]:7447",
-            source=Source.CONNECTED,
-            first_seen=SAVED_AT - 1000,
-            last_seen=SAVED_AT - i,
-            last_connected=SAVED_AT - i,
-            last_attempt=SAVED_AT - i,
-            failures=i,
-            node_id=f"node-{i}",
-            capabilities=("relay", "dht/v2", "c" * 64)[:i],
-        )
-        for i in range(1, 4)
-    ]
+    full = [full_entry(i, SAVED_AT, ("relay", "dht/v2", "c" * 64)[:i]) for i in range(1, 4)]
     bootstrap = PeerEntry(
         addr="203.0.113.10:7447",
         source=Source.BOOTSTRAP,

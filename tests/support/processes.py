@@ -1,14 +1,18 @@
-"""A Python child process that says "ready" before a test goes on, and what it says next."""
+"""Child processes a test starts: a Python child that says "ready" before a test goes on, and
+``hostsim node`` processes; every one stopped when the test ends."""
 
 from __future__ import annotations
 
 import select
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+
+from hostsim.live.processes import NodeProcess
 
 TIMEOUT = 30
 """Seconds a child has to say its next line, or to end once killed."""
@@ -47,3 +51,22 @@ def ready_child(script: str, *args: str) -> Iterator[subprocess.Popen[bytes]]:
             if proc.poll() is None:
                 proc.kill()
             proc.wait(timeout=TIMEOUT)
+
+
+@contextmanager
+def node_processes(log_dir: Path, wait: float) -> Iterator[Callable[[Path, str], NodeProcess]]:
+    """A starter of ``hostsim node`` processes: ``start(config, name)`` returns once the node
+    listens, logging to ``log_dir/name.log``; each one started is stopped at the end."""
+    processes: list[NodeProcess] = []
+
+    def start(config: Path, name: str) -> NodeProcess:
+        process = NodeProcess(config, log_dir / f"{name}.log")
+        processes.append(process)
+        process.wait_for("listening on", wait)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in processes:
+            process.stop()

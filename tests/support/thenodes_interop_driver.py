@@ -101,13 +101,20 @@ def has(log: Path, pattern: str) -> Callable[[], bool]:
     return lambda: log.exists() and regex.search(log.read_text(errors="replace")) is not None
 
 
-def thenodes_config(port: int, node_id: str, seeds: list[int], *, persistence: bool = False) -> str:
+def node_config(
+    port: int, node_id: str, seeds: list[int], *, realm: str = "Example", version: str = "1.0"
+) -> str:
+    """What a TheNodes node and a hostsim node read alike: port, seeds, realm and node."""
     seeds_toml = ", ".join(f'"127.0.0.1:{p}"' for p in seeds)
-    text = (
+    return (
         f"port = {port}\nbootstrap_nodes = [{seeds_toml}]\n"
-        f'[realm]\nname = "Example"\nversion = "1.0"\n'
+        f'[realm]\nname = "{realm}"\nversion = "{version}"\n'
         f'[node]\nid = "{node_id}"\nstate_dir = "state"\n'
     )
+
+
+def thenodes_config(port: int, node_id: str, seeds: list[int], *, persistence: bool = False) -> str:
+    text = node_config(port, node_id, seeds)
     if persistence:
         text += "[network.persistence]\nenabled = true\nsave_interval_secs = 1\n"
     return text
@@ -122,12 +129,7 @@ def hostsim_config(
     version: str = "1.0",
     persistence: bool = False,
 ) -> str:
-    seeds_toml = ", ".join(f'"127.0.0.1:{p}"' for p in seeds)
-    text = (
-        f"port = {port}\nbootstrap_nodes = [{seeds_toml}]\n"
-        f'[realm]\nname = "{realm}"\nversion = "{version}"\n'
-        f'[node]\nid = "{node_id}"\nstate_dir = "state"\n'
-    )
+    text = node_config(port, node_id, seeds, realm=realm, version=version)
     if persistence:
         text += '[network.persistence]\nenabled = true\n[plugins]\nenabled = ["peerstore"]\n'
     return text

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hostsim.config import HostConfig
 from hostsim.live.node import LiveNode
 from hostsim.live.processes import free_port
@@ -158,3 +160,16 @@ async def served(node: LiveNode, node_id: str = "good-peer") -> list[str]:
 def run(coro: Awaitable[None]) -> None:
     """Run a test's scenario in a fresh event loop, failing it after 30 seconds."""
     asyncio.run(asyncio.wait_for(coro, 30))  # type: ignore[arg-type]
+
+
+def record_dials(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every ``host:port`` the process dials from now on, in order (the dials still happen)."""
+    dialled: list[str] = []
+    real_open = asyncio.open_connection
+
+    async def recording_open(host: str, port: int, **kwargs: Any) -> Any:
+        dialled.append(f"{host}:{port}")
+        return await real_open(host, port, **kwargs)
+
+    monkeypatch.setattr(asyncio, "open_connection", recording_open)
+    return dialled
