@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 import pytest
 
+from tests.support.paths import ROOT
 from thenodes_peerstore import PersistentPeerStore, files, peerfile
 from thenodes_peerstore.config import DEFAULT_PATH, LEGACY_DEFAULT_PATH, PersistenceConfig
 from thenodes_peerstore.errors import StoreLockedError
@@ -237,7 +238,7 @@ CHILD = textwrap.dedent(
 
         return call
 
-    import test_data_dir as t
+    import tests.peerstore.test_data_dir as t
     for name in ("open", "close", "write", "fsync", "ftruncate", "replace", "rename",
                  "unlink", "mkdir"):
         setattr(os, name, counted(name))
@@ -254,7 +255,7 @@ AFTER_THE_MOVE = 8
 
 def start_killed_at(state_dir: Path, step: int) -> bool:
     """Start the node in a child process killed at its ``step``-th system call; whether it was."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
     done = subprocess.run(
         [sys.executable, "-c", CHILD, str(state_dir), str(step)],
         env=env,
