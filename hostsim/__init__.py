@@ -1,4 +1,4 @@
-"""hostsim: a TheNodes-style node host, simulated on a virtual clock."""
+"""hostsim: a TheNodes-style node host, on a virtual clock and network or on real TCP."""
 
 from hostsim.clock import Clock, VirtualClock
 from hostsim.config import HostConfig, RealmInfo
