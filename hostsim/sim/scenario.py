@@ -79,12 +79,6 @@ __all__ = [
 DistKind = Literal["exponential", "weibull"]
 
 
-# The shared checks, as SimScenario's fields name them.
-_positive = POSITIVE
-_not_negative = NOT_NEGATIVE
-_count = NOT_NEGATIVE
-
-
 @attrs.frozen
 class Distribution:
     """A distribution of durations: exponential (``mean_secs``) or Weibull (``shape``,
@@ -183,31 +177,31 @@ class SimScenario:
     """A network to simulate: who is in it, how nodes behave, and what happens when."""
 
     name: str = "sim"
-    nodes: int = attrs.field(default=100, validator=_count)
-    seeds: int = attrs.field(default=4, validator=_count)
-    attackers: int = attrs.field(default=0, validator=_count)
-    duration_secs: float = attrs.field(default=3600.0, validator=_positive)
+    nodes: int = attrs.field(default=100, validator=NOT_NEGATIVE)
+    seeds: int = attrs.field(default=4, validator=NOT_NEGATIVE)
+    attackers: int = attrs.field(default=0, validator=NOT_NEGATIVE)
+    duration_secs: float = attrs.field(default=3600.0, validator=POSITIVE)
     realm: str = "Sim"
-    target_outbound: int = attrs.field(default=8, validator=_positive)
+    target_outbound: int = attrs.field(default=8, validator=POSITIVE)
     """Outbound connections each node keeps; it dials known addresses to replace lost ones."""
-    max_inbound: int = attrs.field(default=64, validator=_positive)
+    max_inbound: int = attrs.field(default=64, validator=POSITIVE)
     """Inbound slots; a dial to a node whose slots are all taken is refused."""
-    seed_max_inbound: int = attrs.field(default=1000, validator=_positive)
+    seed_max_inbound: int = attrs.field(default=1000, validator=POSITIVE)
     """A seed's inbound slots: seeds are provisioned to take the whole network's first dials."""
-    latency_min_ms: float = attrs.field(default=20.0, validator=_not_negative)
-    latency_max_ms: float = attrs.field(default=200.0, validator=_not_negative)
-    dial_timeout_secs: float = attrs.field(default=5.0, validator=_positive)
+    latency_min_ms: float = attrs.field(default=20.0, validator=NOT_NEGATIVE)
+    latency_max_ms: float = attrs.field(default=200.0, validator=NOT_NEGATIVE)
+    dial_timeout_secs: float = attrs.field(default=5.0, validator=POSITIVE)
     """How long a dial to an address nobody listens on takes to fail."""
-    maintain_interval_secs: float = attrs.field(default=10.0, validator=_positive)
+    maintain_interval_secs: float = attrs.field(default=10.0, validator=POSITIVE)
     """How often a node below its outbound target dials more."""
     discovery: Discovery = attrs.field(factory=Discovery)
     """Every node's ``[discovery]``: how often it asks a connection for peers, and for how many."""
-    tick_interval_secs: float = attrs.field(default=1.0, validator=_positive)
-    sample_interval_secs: float = attrs.field(default=10.0, validator=_positive)
-    start_spread_secs: float = attrs.field(default=60.0, validator=_not_negative)
+    tick_interval_secs: float = attrs.field(default=1.0, validator=POSITIVE)
+    sample_interval_secs: float = attrs.field(default=10.0, validator=POSITIVE)
+    start_spread_secs: float = attrs.field(default=60.0, validator=NOT_NEGATIVE)
     """Ordinary nodes first start at a time drawn uniformly from 0 .. this; seeds at 0."""
     attackers_start_secs: float | None = attrs.field(
-        default=None, validator=attrs.validators.optional(_not_negative)
+        default=None, validator=attrs.validators.optional(NOT_NEGATIVE)
     )
     """When the attackers first start, all at once; by default as ordinary nodes do. An
     attacker that starts late is one nobody has heard of or dialled before."""
