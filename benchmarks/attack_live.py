@@ -76,13 +76,6 @@ class Peer:
         self.sock.close()
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -152,8 +145,9 @@ class Attacks:
     def report(self, attack: str, result: str = "") -> None:
         self.node.poll_lines()
         size = self.log.stat().st_size if self.log.exists() else 0
+        rss = self.node.rss_mb()
         print(
-            f"{attack:<48} RSS {rss_mb(self.node.pid):6.1f} MB  log {size:7,d} B"
+            f"{attack:<48} RSS {float('nan') if rss is None else rss:6.1f} MB  log {size:7,d} B"
             f"  fds {fds(self.node.pid):3d}  {result}",
             flush=True,
         )

@@ -108,6 +108,18 @@ class NodeProcess:
         """The process id."""
         return self.proc.pid
 
+    def rss_mb(self) -> float | None:
+        """The process's resident memory in MB, from ``/proc``; None where ``/proc`` has no
+        answer (another system, or the process is gone)."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text(encoding="ascii")
+        except OSError:
+            return None
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return None
+
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:

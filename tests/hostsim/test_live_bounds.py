@@ -52,11 +52,10 @@ def _node_config(tmp_path: Path, port: int) -> Path:
     )
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+def _rss_mb(node: NodeProcess) -> float:
+    rss = node.rss_mb()
+    assert rss is not None, "no VmRSS"
+    return rss
 
 
 def _junk_list(i: int) -> bytes:
@@ -112,11 +111,11 @@ def test_a_flood_of_junk_peer_lists_keeps_rss_log_volume_and_the_answer_small(
         node.wait_for("listening on", WAIT)
         sock, buffer = _handshake(port, "flooder")
         _answer(sock, buffer, 16)  # connected and served: the baseline
-        before = _rss_mb(node.pid)
+        before = _rss_mb(node)
         for i in range(120):
             sock.sendall(_junk_list(i))
         answer = _answer(sock, buffer, 1000)  # answered after every list was read
-        after = _rss_mb(node.pid)
+        after = _rss_mb(node)
         sock.close()
         assert after - before < 16, f"RSS {before:.0f} -> {after:.0f} MB"
         assert len(answer) < 4096  # nothing of the junk is kept or handed out

@@ -73,5 +73,7 @@ def test_two_nodes_killed_with_the_seed_gone_reconnect_to_each_other_from_stored
         b.wait_for(r"connected to 127\.0\.0\.1:\d+ \(a, inbound\)", WAIT)
         assert not list((tmp_path / "a-state" / "plugins" / "peerstore").glob("*.corrupt-*"))
         assert "damaged" not in (tmp_path / "a.log").read_text(encoding="utf-8")
+        assert 1 < (a.rss_mb() or 0) < 1024  # a running node's resident memory, in MB
         assert a.terminate() == 0
+        assert a.rss_mb() is None  # reaped: /proc has no answer
         a.wait_for("stopped", WAIT)
