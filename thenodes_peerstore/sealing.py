@@ -571,10 +571,9 @@ class Opened:
 
     plain: bytes
     """The plain peer file inside it."""
-    by: Key
-    """The key, or the earlier reading of it (:attr:`Key.earlier`), that opened it."""
     stale: bool = False
-    """Whether it was opened by an earlier reading: the next write seals it anew."""
+    """Whether an earlier reading of the key (:attr:`Key.earlier`) opened it: the next write
+    seals it anew."""
 
 
 def unseal(
@@ -643,7 +642,7 @@ def open_sealed(
         ) from None
     if reading is key:
         key.opened(envelope.kdf)
-        return Opened(plain, key)
+        return Opened(plain)
     logger.warning(
         "peer file %s was sealed with %s as versions before this one read it (%s); it is "
         "sealed with it as read now (%s) when next written",
@@ -652,7 +651,7 @@ def open_sealed(
         reading.kind,
         key.kind,
     )
-    return Opened(plain, reading, stale=True)
+    return Opened(plain, stale=True)
 
 
 def realm_of(data: bytes) -> str | None:
