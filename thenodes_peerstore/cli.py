@@ -16,7 +16,10 @@ Every command names its file one of two ways:
 An encrypted file is opened with ``--key-file PATH`` or ``--key-env NAME``, else with the key
 the ``--config`` names; with a key, every write is sealed (a plain file is encrypted), and
 ``export`` writes peers in the clear only with ``--plaintext``. ``rekey`` seals the file with
-``--new-key-file`` or ``--new-key-env`` in one atomic replace.
+``--new-key-file`` or ``--new-key-env`` in one atomic replace. ``decrypt`` writes the plain
+bytes inside an encrypted file, as they are, to standard output: how a damaged file that a node
+set aside encrypted is read back. ``verify`` and ``rekey`` say what each key was read as
+(32 raw bytes, 64 hex digits or a passphrase).
 
 Commands that only read (``list``, ``show``, ``stats``, ``verify``, ``export``) take no lock: a
 save is an atomic rename, so they always see a whole file, even while a node runs. Commands that
@@ -38,6 +41,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import importlib.metadata
 import json
 import logging
@@ -54,7 +58,13 @@ import attrs
 from thenodes_peerstore import codec, sealing
 from thenodes_peerstore.config import PersistenceConfig
 from thenodes_peerstore.convert import converter
-from thenodes_peerstore.errors import AddressError, PeerStoreError, StoreFileError
+from thenodes_peerstore.errors import (
+    AddressError,
+    PeerFileMissingError,
+    PeerStoreError,
+    StoreFileError,
+)
+from thenodes_peerstore.files import read_peer_file
 from thenodes_peerstore.model import PeerEntry, Source, canonical_addr, network_group, valid_node_id
 from thenodes_peerstore.peerfile import (
     NextLoad,
@@ -369,6 +379,8 @@ def cmd_verify(args: argparse.Namespace, target: Target, now: int) -> int:
             f"intact: peer file {snapshot.path}, realm {snapshot.realm}, "
             f"{_entries(len(snapshot.entries))}{saved}"
         )
+        if snapshot.sealed and target.keys.key is not None:
+            print(f"  encrypted, opened with {target.keys.key.described}")
         schema = snapshot.decoded.schema
         if schema is not None and schema < codec.SCHEMA:
             print(
@@ -548,7 +560,15 @@ def cmd_seal(args: argparse.Namespace, target: Target, now: int) -> int:
                 f"dry run: {target.path} unchanged; sealing would keep {_entries(len(load.kept))}"
             )
             return EXIT_OK
-        backup = keep_backup(target.path, now)
+        sealed = None
+        if target.keys.key is not None and not snapshot.sealed:  # nothing kept in the clear
+            sealed = functools.partial(
+                sealing.seal_chunks,
+                key=target.keys.key,
+                realm=realm,
+                version=snapshot.decoded.version,
+            )
+        backup = keep_backup(target.path, now, sealed=sealed)
         save(
             peer_file,
             load.kept,
@@ -657,11 +677,29 @@ def cmd_rekey(args: argparse.Namespace, target: Target, now: int) -> int:
             )
         plain = unseal(target, data, realm) if snapshot.sealed else data
         write(peer_file, plain, sealing.Sealing.with_key(new_key), snapshot.decoded.version)
-    was = f"encrypted with {target.keys.key.source}" if target.keys.key else "plain"
+    was = f"encrypted with {target.keys.key.described}" if target.keys.key else "plain"
     print(
         f"rekeyed {target.path}: {_entries(len(snapshot.entries))}, {was} before, now encrypted "
-        f"with {new_key.source}"
+        f"with {new_key.described}"
     )
+    return EXIT_OK
+
+
+def cmd_decrypt(args: argparse.Namespace, target: Target, now: int) -> int:
+    """The plain bytes inside an encrypted peer file, as they are, to standard output.
+
+    A damaged file's too: a plain file that a node with encryption on found damaged is set
+    aside encrypted (``<name>.corrupt-<time>``), and this gives back every byte of it.
+    """
+    data = read_peer_file(target.path)
+    if data is None:
+        raise PeerFileMissingError(f"no peer file at {target.path} ({target.named_by})")
+    if not sealing.is_sealed(data):
+        raise CommandError(f"peer file {target.path} is not encrypted: read it as it is")
+    realm = target.realm if target.realm is not None else sealing.realm_of(data)
+    plain = unseal(target, data, realm or "")
+    sys.stdout.flush()
+    sys.stdout.buffer.write(plain)
     return EXIT_OK
 
 
@@ -703,7 +741,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     key_source = keying.add_mutually_exclusive_group()
     key_source.add_argument(
-        "--key-file", metavar="PATH", help="32 random bytes, or a passphrase (mode 0600)"
+        "--key-file",
+        metavar="PATH",
+        help="32 random bytes, 64 hex digits or a passphrase (a regular file, mode 0600)",
     )
     key_source.add_argument(
         "--key-env", metavar="NAME", help="a variable of 64 hex digits or a passphrase"
@@ -768,6 +808,11 @@ def _parser() -> argparse.ArgumentParser:
     new_key = rekeying.add_mutually_exclusive_group(required=True)
     new_key.add_argument("--new-key-file", metavar="PATH", help="the new key, in a file")
     new_key.add_argument("--new-key-env", metavar="NAME", help="the new key, in a variable")
+    command(
+        "decrypt",
+        cmd_decrypt,
+        "write the plain bytes inside an encrypted file, as they are, to standard output",
+    )
     return parser
 
 

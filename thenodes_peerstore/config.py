@@ -73,9 +73,12 @@ class PersistenceConfig:
     gossip_per_sender_per_hour: int = attrs.field(default=128, validator=_positive)
     encryption: str = attrs.field(default=NONE, validator=_encryption)
     key_file: str = ""
-    """A file of 32 random bytes, or of a passphrase; relative to the working directory."""
+    """A regular file (mode 0600) of 32 random bytes, 64 hex digits or a passphrase; relative
+    to the working directory. Surrounding whitespace is no part of a key
+    (:func:`thenodes_peerstore.sealing.key_from_bytes`)."""
     key_env: str = ""
-    """The environment variable holding 64 hex digits or a passphrase. "" is not set."""
+    """The environment variable holding 64 hex digits or a passphrase, read as the bytes the
+    environment holds, as a key file's are. "" is not set."""
 
     @classmethod
     def from_mapping(cls, table: Mapping[str, Any]) -> PersistenceConfig:

@@ -233,22 +233,68 @@ class PeerFile:
         """:func:`read_peer_file` of this file."""
         return read_peer_file(self.path)
 
-    def quarantine(self, now: int) -> Path:
-        """Rename the file aside to ``<name>.corrupt-<now>`` (never over another); return where.
+    def quarantine(self, now: int, copy: Iterable[bytes] | None = None) -> Path:
+        """Set the file aside as ``<name>.corrupt-<now>`` (never over another); return where.
 
-        Raise ``OSError`` when it cannot be renamed; the file is then where it was.
+        By default the file itself is renamed there. With ``copy`` (the pieces of what is to be
+        kept instead: the file sealed under its key, so that nothing set aside is in the clear),
+        the copy is written there (created exclusively, mode 0600, flushed), then the file is
+        removed: a crash in between leaves both, never neither.
+
+        Raise ``OSError`` when it cannot be done; the file is then where it was, and no copy is
+        left beside it.
         """
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{now}")
-        n = 0
-        while os.path.lexists(aside):
-            n += 1
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{now}-{n}")
+        if copy is not None:
+            return self._set_aside_copy(now, copy)
+        aside = self._aside_name(now)
         os.rename(self.path, aside)
         try:
             _fsync_dir(self.path.parent)
         except OSError as exc:
             logger.warning(
                 "moved damaged peer file %s to %s but could not flush the directory: %s",
+                self.path,
+                aside,
+                exc.strerror or exc,
+            )
+        return aside
+
+    def _aside_name(self, now: int, n: int = 0) -> Path:
+        """The first free ``<name>.corrupt-<now>[-<n>]`` from ``n`` on."""
+        while True:
+            suffix = f".corrupt-{now}" if n == 0 else f".corrupt-{now}-{n}"
+            aside = self.path.with_name(f"{self.path.name}{suffix}")
+            if not os.path.lexists(aside):
+                return aside
+            n += 1
+
+    def _set_aside_copy(self, now: int, copy: Iterable[bytes]) -> Path:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY
+        n = 0
+        while True:
+            aside = self._aside_name(now, n)
+            try:
+                fd = os.open(aside, flags, FILE_MODE)
+                break
+            except FileExistsError:  # taken since it was looked at
+                n += 1
+        try:
+            try:
+                _write_all(fd, copy)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            _fsync_dir(self.path.parent)
+            os.unlink(self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(aside)
+            raise
+        try:
+            _fsync_dir(self.path.parent)
+        except OSError as exc:
+            logger.warning(
+                "set damaged peer file %s aside as %s but could not flush the directory: %s",
                 self.path,
                 aside,
                 exc.strerror or exc,
@@ -276,12 +322,7 @@ class PeerFile:
         fd = os.open(tmp, flags, FILE_MODE)
         try:
             try:
-                pieces = (data,) if isinstance(data, bytes | bytearray) else data
-                for piece in pieces:
-                    view = memoryview(piece)
-                    while view:
-                        written = os.write(fd, view[:WRITE_CHUNK])
-                        view = view[written:]
+                _write_all(fd, (data,) if isinstance(data, bytes | bytearray) else data)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -413,6 +454,15 @@ def read_peer_file(path: Path) -> bytes | None:
         with contextlib.suppress(OSError):
             os.close(fd)
     return b"".join(chunks)
+
+
+def _write_all(fd: int, pieces: Iterable[bytes | bytearray]) -> None:
+    """Write every piece, in order, :data:`WRITE_CHUNK` bytes at a time."""
+    for piece in pieces:
+        view = memoryview(piece)
+        while view:
+            written = os.write(fd, view[:WRITE_CHUNK])
+            view = view[written:]
 
 
 def _read_error(path: Path, exc: OSError) -> StoreFileError:

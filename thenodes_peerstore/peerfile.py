@@ -22,7 +22,7 @@ import re
 import stat
 import time
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -513,12 +513,18 @@ def write(peer_file: PeerFile, data: bytes, keys: sealing.Sealing, version: str 
         ) from None
 
 
-def keep_backup(path: Path, now: int) -> Path:
+def keep_backup(
+    path: Path, now: int, *, sealed: Callable[[bytes], Iterable[bytes]] | None = None
+) -> Path:
     """Keep the file as it is now beside it, as ``<name>.bak-<now>`` (never over another).
 
     A hard link where the file system allows one and the file is 0600 (the bytes are not copied
     and cannot differ), else a copy made 0600, flushed to disk before the file is replaced: a
     backup is never readable by more than its owner, whatever the old file's mode.
+
+    With ``sealed`` (what seals a file's bytes under a key), the backup is a copy sealed under
+    it, every byte of the file inside: a plain file, when encryption is on, is never kept
+    beside in the clear.
     """
     n = 0
     private = stat.S_IMODE(os.lstat(path).st_mode) & 0o077 == 0
@@ -526,15 +532,15 @@ def keep_backup(path: Path, now: int) -> Path:
         suffix = f".bak-{now}" if n == 0 else f".bak-{now}-{n}"
         backup = path.with_name(path.name + suffix)
         try:
-            if not private:
-                raise OSError("a copy, not a link: the file is readable by others")
+            if not private or sealed is not None:
+                raise OSError("a copy, not a link: the file is readable by others, or plain")
             os.link(path, backup, follow_symlinks=False)
         except FileExistsError:
             n += 1
             continue
         except OSError:
             try:
-                _copy_exclusive(path, backup)
+                _copy_exclusive(path, backup, sealed)
             except FileExistsError:
                 n += 1
                 continue
@@ -546,14 +552,17 @@ def keep_backup(path: Path, now: int) -> Path:
         return backup
 
 
-def _copy_exclusive(source: Path, target: Path) -> None:
+def _copy_exclusive(
+    source: Path, target: Path, encode: Callable[[bytes], Iterable[bytes]] | None = None
+) -> None:
     data = source.read_bytes()
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(target, flags, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        for piece in (data,) if encode is None else encode(data):
+            view = memoryview(piece)
+            while view:
+                view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -30,6 +30,7 @@ from thenodes_peerstore.config import PersistenceConfig
 from thenodes_peerstore.errors import (
     ClockError,
     KeyRefusedError,
+    KeyUnusableError,
     NewerSchemaError,
     RealmMismatchError,
     SealDamagedError,
@@ -107,6 +108,9 @@ class LoadOutcome:
     schema: int | None = None
     sealed: bool = False
     """Whether the file on disk is encrypted."""
+    stale_key: bool = False
+    """Whether it was opened by what an earlier version read its key as
+    (:attr:`~thenodes_peerstore.sealing.Key.earlier`): the next save seals it anew."""
 
 
 def load_file(
@@ -128,20 +132,25 @@ def load_file(
 
     An encrypted file is opened with ``keys``; one that they cannot open is left untouched
     (``KEY_REFUSED``), and one that fails authentication is damaged: nothing of it is salvaged.
+    With encryption on, nothing is set aside in the clear: a damaged plain file is set aside
+    sealed under the key, and left in place when it cannot be (no usable key, too large).
     """
     data = peer_file.read()
     if data is None:
         return LoadOutcome(LoadStatus.MISSING)
     sealed = sealing.is_sealed(data)
+    stale_key = False
     if len(data) > files.MAX_FILE_BYTES:
         decoded = codec.Decoded(entries=(), problems=(f"larger than {files.MAX_FILE_BYTES} bytes",))
     else:
         try:
+            plain = data
             if sealed:
-                data = sealing.unseal(
+                opened = sealing.open_sealed(
                     data, keys, path=peer_file.path, realm=peer_file.realm, version=version
                 )
-            decoded = codec.decode(data, realm=peer_file.realm, version=version)
+                plain, stale_key = opened.plain, opened.stale
+            decoded = codec.decode(plain, realm=peer_file.realm, version=version)
         except SealDamagedError as exc:
             decoded = codec.Decoded(entries=(), problems=(str(exc),))
         except KeyRefusedError as exc:
@@ -162,16 +171,55 @@ def load_file(
         offline=decoded.offline,
         schema=decoded.schema,
         sealed=sealed,
+        stale_key=stale_key,
     )
     if decoded.intact:
         return read(LoadStatus.INTACT)
     try:
-        aside = peer_file.quarantine(now)
+        aside = _set_aside(peer_file, now, data, sealed=sealed, keys=keys, version=version)
+    except _KeptInPlace as exc:
+        reason = str(exc)
+        logger.error("peer file %s is damaged and %s; leaving it in place", peer_file.path, reason)
+        return read(LoadStatus.SALVAGED, problems=(*decoded.problems, reason))
     except OSError as exc:
         reason = f"it could not be moved aside: {exc.strerror or exc}"
         logger.error("peer file %s is damaged and %s; leaving it in place", peer_file.path, reason)
         return read(LoadStatus.SALVAGED, problems=(*decoded.problems, reason))
     return read(LoadStatus.SALVAGED, problems=decoded.problems, quarantined=aside)
+
+
+class _KeptInPlace(Exception):
+    """A damaged file that is not set aside; the message says why."""
+
+
+def _set_aside(
+    peer_file: PeerFile,
+    now: int,
+    data: bytes,
+    *,
+    sealed: bool,
+    keys: sealing.Sealing,
+    version: str | None,
+) -> Path:
+    """Set a damaged file aside; with encryption on, a plain one is set aside sealed under the
+    key (every byte of it, for ``peerstore decrypt`` to give back), never in the clear."""
+    if sealed or not keys.required:
+        return peer_file.quarantine(now)
+    if keys.key is None:
+        raise _KeptInPlace(
+            "it is not encrypted, and encryption is on with no usable key: it is not set aside "
+            "in the clear"
+        )
+    if len(data) > files.MAX_FILE_BYTES:
+        raise _KeptInPlace(
+            f"it is not encrypted, and too large to set aside encrypted (more than "
+            f"{files.MAX_FILE_BYTES} bytes): it is not set aside in the clear"
+        )
+    copy = sealing.seal_chunks(data, keys.key, realm=peer_file.realm, version=version)
+    try:
+        return peer_file.quarantine(now, copy)
+    except KeyUnusableError as exc:
+        raise _KeptInPlace(f"it could not be set aside encrypted: {exc}") from None
 
 
 def adopt_legacy_file(legacy: Path, path: Path) -> Path:
@@ -312,7 +360,7 @@ class PersistentPeerStore:
         unchanged = report.loaded == len(outcome.entries) and not report.clamped
         migrated = outcome.schema is not None and outcome.schema < codec.SCHEMA
         to_seal = keys.key is not None and outcome.status is not LoadStatus.MISSING
-        to_seal = to_seal and not outcome.sealed
+        to_seal = to_seal and (not outcome.sealed or outcome.stale_key)
         if outcome.status is LoadStatus.SALVAGED or not unchanged or migrated or to_seal:
             book._saved_changes = -1  # write back what was salvaged, expired, capped or migrated
         _log_load(path, outcome, report)
@@ -466,6 +514,8 @@ def _log_keys(
             path,
             keys.problem,
         )
+    elif to_seal and writable and keys.key is not None and outcome.sealed:
+        logger.info("peer file %s: the next save encrypts it with %s", path, keys.key.described)
     elif to_seal and writable and keys.key is not None:
         logger.info(
             "peer file %s is not encrypted; the next save encrypts it with %s",

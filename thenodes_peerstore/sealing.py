@@ -21,7 +21,9 @@ a file moved to another realm, or edited to claim another schema, fails authenti
 nonce is 96 fresh random bits per save. ``key_id`` (an HMAC of a constant under the key) tells a
 wrong key, which leaves the file untouched, from a damaged file, which is set aside. A
 passphrase goes through scrypt; its salt and parameters are in the header (``kdf = "scrypt"``,
-``salt``, ``scrypt = [n, r, p]``).
+``salt``, ``scrypt = [n, r, p]``). A header is read only if it names what this version writes:
+the parameters :data:`SCRYPT` and a salt of :data:`SALT_BYTES` bytes, so a forged header cannot
+make a start pay for a costly derivation; any other is a damaged file.
 
 One AEAD covers the whole body: a torn or altered sealed file yields nothing, where a plain file
 yields its whole entries. An older sealed file of the same key and realm opens: AEAD cannot tell
@@ -40,7 +42,7 @@ import re
 import secrets
 import stat
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,13 +82,17 @@ SEAL_CHUNK = 64 * 1024
 """Bytes encrypted at a time by a save."""
 KEY_ID_HEX = 16
 SCRYPT = (1 << 15, 8, 1)
-"""n, r, p for a passphrase: about 32 MiB and a tenth of a second, once per process and salt."""
-SCRYPT_LIMITS = (1 << 20, 32, 16)
-"""The most a file's header may ask of scrypt: a forged header cannot exhaust the machine."""
+"""n, r, p for a passphrase: about 32 MiB and a tenth of a second, once per process and salt.
+The only parameters a file's header may name: a header naming others (a forged one asking for
+gigabytes, an edited digit) is a damaged file, refused before anything is derived. A version
+that writes other parameters writes a newer ``envelope``."""
 SALT_BYTES = 16
+"""The salt of a passphrase's file; a header naming a salt of another length is damaged."""
 MAX_KEY_FILE = 4096
 _KEY_ID_LABEL = b"thenodes-peerstore key id"
 _HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_NOCTTY = getattr(os, "O_NOCTTY", 0)
 
 
 def require_backend() -> None:
@@ -196,10 +202,13 @@ def _envelope_of(table: dict[str, Any]) -> Envelope:
         raise ValueError("encryption: not aes-256-gcm")
     kdf_name = get("kdf", str)
     if kdf_name == "scrypt":
-        n, r, p = (int(x) for x in get("scrypt", list))
-        if not all(0 < v <= limit for v, limit in zip((n, r, p), SCRYPT_LIMITS, strict=True)):
-            raise ValueError("scrypt: parameters out of range")
-        kdf = Kdf("scrypt", bytes.fromhex(get("salt", str)), n, r, p)
+        kdf = Kdf(
+            "scrypt", bytes.fromhex(get("salt", str)), *_scrypt_parameters(get("scrypt", list))
+        )
+        if len(kdf.salt) != SALT_BYTES:
+            raise ValueError(
+                f"salt: {len(kdf.salt)} bytes, not the {SALT_BYTES} this version writes"
+            )
     elif kdf_name == NONE:
         kdf = Kdf()
     else:
@@ -218,7 +227,25 @@ def _envelope_of(table: dict[str, Any]) -> Envelope:
     )
 
 
+def _scrypt_parameters(values: list[Any]) -> tuple[int, int, int]:
+    """The header's ``scrypt = [n, r, p]``, if it is :data:`SCRYPT`: no other is ever derived."""
+    if tuple(values) != SCRYPT or not all(type(v) is int for v in values):
+        shown = ", ".join(map(str, values))[:60]
+        n, r, p = SCRYPT
+        raise ValueError(
+            f"scrypt = [{shown}]: not the parameters this version writes and reads "
+            f"([{n}, {r}, {p}])"
+        )
+    return SCRYPT
+
+
 # -- keys --------------------------------------------------------------------------------------
+
+
+RAW = "32 raw bytes"
+HEX = "64 hex digits"
+PASSPHRASE = "a passphrase"  # noqa: S105 (a label, not a secret)
+"""The kinds of key, as messages name them."""
 
 
 class Key:
@@ -226,21 +253,49 @@ class Key:
 
     A passphrase is stretched once per salt: the salt of the file read last is reused for the
     next save, so that a node does not pay for scrypt at each save.
+
+    ``earlier`` holds what the same key file or variable was read as by versions before
+    surrounding whitespace was ignored (and before a variable was taken as bytes), when that
+    differs: a file sealed with it still opens, and is sealed with this key when next written.
     """
 
-    def __init__(self, secret: bytes, *, passphrase: bool, source: str) -> None:
+    def __init__(
+        self,
+        secret: bytes,
+        *,
+        passphrase: bool,
+        source: str,
+        kind: str | None = None,
+        earlier: tuple[Key, ...] = (),
+    ) -> None:
         self._secret = secret
         self.passphrase = passphrase
         self.source = source
         """``key_file PATH`` or ``key_env NAME``: how messages name it."""
+        self.kind = kind or (PASSPHRASE if passphrase else RAW)
+        """What the secret was read as: :data:`RAW`, :data:`HEX` or :data:`PASSPHRASE`."""
+        self.earlier = earlier
         self._derived: dict[Kdf, bytes] = {}
         self._writing: Kdf | None = None
 
     def __repr__(self) -> str:
-        return f"Key({self.source})"
+        return f"Key({self.described})"
+
+    @property
+    def described(self) -> str:
+        """Where the key came from and what it was read as, for messages."""
+        return f"{self.source}, read as {self.kind}"
+
+    def same_as(self, other: Key) -> bool:
+        """Whether the two seal and open the same files."""
+        return (self._secret, self.passphrase) == (other._secret, other.passphrase)
 
     def derive(self, kdf: Kdf) -> bytes:
-        """The AES key for a file written with ``kdf``."""
+        """The AES key for a file written with ``kdf``; b"" when this kind of key never opens
+        such a file (a raw key and a passphrase's file, or the other way round).
+
+        Raise :class:`KeyUnusableError` when scrypt cannot run here (too little memory).
+        """
         if kdf.name == NONE:
             if self.passphrase:
                 return b""  # a passphrase never opens a raw-key file: key_id will not match
@@ -251,8 +306,21 @@ class Key:
             from cryptography.hazmat.primitives.kdf.scrypt import Scrypt  # noqa: PLC0415
 
             stretch = Scrypt(salt=kdf.salt, length=KEY_BYTES, n=kdf.n, r=kdf.r, p=kdf.p)
-            self._derived[kdf] = stretch.derive(self._secret)
+            try:
+                self._derived[kdf] = stretch.derive(self._secret)
+            except (MemoryError, ValueError) as exc:
+                raise KeyUnusableError(
+                    f"{self.source}: scrypt cannot stretch the passphrase here ({exc})"
+                ) from None
         return self._derived[kdf]
+
+    def candidates(self, kdf: Kdf) -> Iterator[tuple[bytes, Key]]:
+        """The AES keys that may open a file written with ``kdf``, and the reading each comes
+        from: this one first, then each earlier one. Each is derived only when asked for."""
+        for key in (self, *self.earlier):
+            aes_key = key.derive(kdf)
+            if aes_key:
+                yield aes_key, key
 
     def writing_kdf(self) -> Kdf:
         """The key derivation of the next file this key seals."""
@@ -275,18 +343,46 @@ def key_id(aes_key: bytes) -> str:
 
 
 def key_from_bytes(raw: bytes, source: str) -> Key:
-    """A key file's or variable's contents as a key.
+    """A key file's or variable's bytes as a key; the same bytes are the same key from either.
 
-    32 bytes that are not all printable text are a raw key; otherwise the text, without its
-    final line break, is 64 hex digits (a raw key) or a passphrase.
+    32 bytes that are not all printable text are a raw key, taken as they are. Otherwise
+    surrounding whitespace (spaces, tabs, line breaks) is no part of the key: what lies between
+    is 64 hex digits (a raw key) or a passphrase, whose bytes scrypt stretches as they are.
     """
+    return _remembering(_key_of(raw, source), raw)
+
+
+def _remembering(key: Key, before: bytes | None) -> Key:
+    """``key``, knowing what versions before this one read instead (from ``before``, the bytes
+    they took), when that is another key: :attr:`Key.earlier`."""
+    if before is not None:
+        earlier = _key_as_before(before, key.source)
+        if earlier is not None and not earlier.same_as(key):
+            key.earlier = (earlier,)
+    return key
+
+
+def _key_of(raw: bytes, source: str) -> Key:
+    if len(raw) == KEY_BYTES and not _is_text(raw):
+        return Key(raw, passphrase=False, source=source)
+    text = raw.strip()
+    if not text:
+        raise KeyUnusableError(f"{source} is empty")
+    if _HEX_KEY.fullmatch(text.decode("latin-1")):
+        return Key(bytes.fromhex(text.decode()), passphrase=False, source=source, kind=HEX)
+    return Key(text, passphrase=True, source=source)
+
+
+def _key_as_before(raw: bytes, source: str) -> Key | None:
+    """What versions before whitespace was ignored read ``raw`` as: only its final line break
+    was no part of it."""
     if len(raw) == KEY_BYTES and not _is_text(raw):
         return Key(raw, passphrase=False, source=source)
     text = raw.removesuffix(b"\n").removesuffix(b"\r")
     if _HEX_KEY.fullmatch(text.decode("latin-1")):
-        return Key(bytes.fromhex(text.decode()), passphrase=False, source=source)
+        return Key(bytes.fromhex(text.decode()), passphrase=False, source=source, kind=HEX)
     if not text.strip():
-        raise KeyUnusableError(f"{source} is empty")
+        return None
     return Key(text, passphrase=True, source=source)
 
 
@@ -294,17 +390,36 @@ def _is_text(raw: bytes) -> bool:
     return all(32 <= b < 127 or b in b"\t\r\n" for b in raw)
 
 
+def _file_type(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
 def read_key_file(path: Path) -> Key:
-    """Read a key file; refuse one that group or others can read, or that is not a file."""
+    """Read a key file; refuse one that group or others can read, or that is not a file.
+
+    The file is opened without blocking and examined before a byte is read: a FIFO with no
+    writer, a device or a directory is refused at once, never waited on.
+    """
     source = f"key_file {path}"
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        fd = os.open(path, os.O_RDONLY | _O_NONBLOCK | _O_NOCTTY | getattr(os, "O_BINARY", 0))
     except OSError as exc:
         raise KeyUnusableError(f"{source} cannot be read: {exc.strerror or exc}") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise KeyUnusableError(f"{source} is not a regular file")
+            raise KeyUnusableError(
+                f"{source} is {_file_type(info.st_mode)}, not a regular file; refusing it"
+            )
         if os.name == "posix" and info.st_mode & (stat.S_IRGRP | stat.S_IROTH):
             raise KeyUnusableError(
                 f"{source} is readable by group or others (mode "
@@ -320,12 +435,21 @@ def read_key_file(path: Path) -> Key:
     return key_from_bytes(raw, source)
 
 
-def read_key_env(name: str, environ: dict[str, str] | None = None) -> Key:
-    """The key in environment variable ``name``: 64 hex digits or a passphrase."""
+def read_key_env(name: str, environ: Mapping[str, str] | None = None) -> Key:
+    """The key in environment variable ``name``, as the bytes the environment holds, whatever
+    the locale: a passphrase that is not UTF-8 is the same key here as in a key file.
+
+    Python decodes the environment with the file system encoding, keeping undecodable bytes as
+    surrogates; :func:`os.fsencode` gives back the bytes it was decoded from.
+    """
     value = (os.environ if environ is None else environ).get(name)
     if value is None:
         raise KeyUnusableError(f"key_env {name}: the variable is not set")
-    return key_from_bytes(value.encode(), f"key_env {name}")
+    try:
+        before: bytes | None = value.encode()  # what versions before this one took
+    except UnicodeEncodeError:
+        before = None  # they stopped on it: no file of theirs to open
+    return _remembering(_key_of(os.fsencode(value), f"key_env {name}"), before)
 
 
 @attrs.frozen
@@ -374,6 +498,9 @@ class Sealing:
                 )
         except KeyUnusableError as exc:
             return cls(required=True, problem=str(exc))
+        logger.info(
+            '[network.persistence] encryption = "%s" with %s', config.encryption, key.described
+        )
         return cls(required=True, key=key)
 
     @classmethod
@@ -438,14 +565,34 @@ def seal_chunks(
     yield encryptor.tag
 
 
+@attrs.frozen
+class Opened:
+    """A sealed file, opened."""
+
+    plain: bytes
+    """The plain peer file inside it."""
+    stale: bool = False
+    """Whether an earlier reading of the key (:attr:`Key.earlier`) opened it: the next write
+    seals it anew."""
+
+
 def unseal(
     data: bytes, sealing: Sealing, *, path: Path, realm: str, version: str | None = None
 ) -> bytes:
-    """The plain file inside a sealed one.
+    """The plain file inside a sealed one: :func:`open_sealed`'s ``plain``."""
+    return open_sealed(data, sealing, path=path, realm=realm, version=version).plain
+
+
+def open_sealed(
+    data: bytes, sealing: Sealing, *, path: Path, realm: str, version: str | None = None
+) -> Opened:
+    """Open a sealed file: everything its header says is checked before any key is derived.
 
     Raise :class:`RealmMismatchError` for another realm's (or version's) file,
     :class:`NewerSchemaError` for a newer one, :class:`KeyRefusedError` when no key at hand
-    opens it (naming the key and the file), and :class:`SealDamagedError` when it is damaged.
+    opens it (naming the key, what it was read as, and the file), and
+    :class:`SealDamagedError` when it is damaged (a header naming anything this version does
+    not write, such as other scrypt parameters, included).
     """
     from cryptography.exceptions import InvalidTag  # noqa: PLC0415
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: PLC0415
@@ -469,12 +616,23 @@ def unseal(
     key = sealing.key
     if key is None:
         raise KeyRefusedError(sealing.refusal(path))
-    aes_key = key.derive(envelope.kdf)
-    if not aes_key or not hmac.compare_digest(key_id(aes_key), envelope.key_id):
+    try:
+        found = next(
+            (
+                (aes_key, reading)
+                for aes_key, reading in key.candidates(envelope.kdf)
+                if hmac.compare_digest(key_id(aes_key), envelope.key_id)
+            ),
+            None,
+        )
+    except KeyUnusableError as exc:
+        raise KeyRefusedError(f"peer file {path} cannot be opened: {exc}") from None
+    if found is None:
         raise KeyRefusedError(
             f"peer file {path} was encrypted with another key (key id {envelope.key_id}); "
-            f"{key.source} does not open it"
+            f"{key.described}, does not open it"
         )
+    aes_key, reading = found
     try:
         plain = AESGCM(aes_key).decrypt(envelope.nonce, ciphertext, header)
     except InvalidTag:
@@ -482,8 +640,18 @@ def unseal(
             f"encrypted peer file {path} fails authentication under {key.source}, its own key: "
             "it was altered or cut short, and nothing of it can be read"
         ) from None
-    key.opened(envelope.kdf)
-    return plain
+    if reading is key:
+        key.opened(envelope.kdf)
+        return Opened(plain)
+    logger.warning(
+        "peer file %s was sealed with %s as versions before this one read it (%s); it is "
+        "sealed with it as read now (%s) when next written",
+        path,
+        key.source,
+        reading.kind,
+        key.kind,
+    )
+    return Opened(plain, stale=True)
 
 
 def realm_of(data: bytes) -> str | None:
@@ -503,9 +671,11 @@ __all__ = [
     "Envelope",
     "Kdf",
     "Key",
+    "Opened",
     "Sealing",
     "is_sealed",
     "key_from_bytes",
+    "open_sealed",
     "parse",
     "read_key_env",
     "read_key_file",

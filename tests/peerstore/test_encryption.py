@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from tests.support.books import fingerprint, open_book
 from tests.support.clocks import FakeClock as Clock
 from tests.support.command import run_peerstore as run
+from tests.support.keys import SECRET_KEY, encrypted, write_key
 from thenodes_peerstore import codec, sealing
 from thenodes_peerstore.cli import main
 from thenodes_peerstore.config import PersistenceConfig
@@ -41,20 +42,6 @@ START = 1_763_700_000
 REALM = "example"
 VERSION = "1.0"
 PEERS = ["45.76.12.34:7447", "91.121.5.6:7447", "[2001:db8::10]:7447"]
-SECRET_KEY = bytes(range(200, 232))
-"""32 bytes that are not text: a raw key."""
-
-
-def write_key(path: Path, secret: bytes = SECRET_KEY, mode: int = 0o600) -> Path:
-    path.write_bytes(secret)
-    path.chmod(mode)
-    return path
-
-
-def encrypted(key_file: Path, **settings_: Any) -> PersistenceConfig:
-    return PersistenceConfig(
-        enabled=True, encryption="aes-256-gcm", key_file=str(key_file), **settings_
-    )
 
 
 def fill(path: Path, config: PersistenceConfig, clock: Clock, addrs: list[str] = PEERS) -> None:
@@ -333,7 +320,19 @@ def test_a_node_never_loads_a_peer_from_an_altered_file_and_never_loses_it(
         return
     with book:
         assert len(book.store) == 0
-    kept = [p for p in peers.parent.iterdir() if p.read_bytes() == altered]
+    keys = Sealing.with_key(sealing.read_key_file(key_file))
+
+    def holds_it(path: Path) -> bool:
+        data = path.read_bytes()
+        if data == altered:
+            return True
+        # An altered first line is no longer an encrypted file's: a damaged plain file, which
+        # is set aside encrypted under the key, every byte of it.
+        return path.name.startswith(f"{peers.name}.corrupt-") and (
+            sealing.unseal(data, keys, path=path, realm=REALM, version=VERSION) == altered
+        )
+
+    kept = [p for p in peers.parent.iterdir() if not p.name.endswith(".lock") and holds_it(p)]
     assert kept, "the altered file is neither in place nor set aside"
 
 

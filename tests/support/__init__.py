@@ -4,5 +4,6 @@
 - ``books``: a store opened on a file as a node opens it, and what its file holds.
 - ``hosts``: a plugin host's config, and where the plugin keeps its file.
 - ``command``: the ``peerstore`` command run in this process, and a node's config for it.
+- ``keys``: a key file for an encrypted peer file, and the settings that name it.
 - ``processes``: a Python child process that says "ready" before a test goes on.
 """
