@@ -20,6 +20,12 @@ What hostsim reads (every key optional; a bad value is an error naming the key a
   live node ``[network] bind_addr`` (the IP address it listens on, default ``127.0.0.1``) and
   ``[network] max_inbound`` (inbound connections it accepts at once, default 64).
 
+Every integer key has bounds, in its type (:class:`~hostsim.convert.IntRange`), so a huge value
+is an error naming the key and the value like any other: ``port`` and ``request_want`` 1..65535
+(``u16`` in TheNodes), a duration at most :data:`MAX_DURATION_MS` milliseconds (about 24.8
+days; ``request_interval_secs`` the same in seconds), ``reconnect_max_attempts`` at most
+:data:`MAX_ATTEMPTS` (a ``u32`` in TheNodes), ``max_inbound`` at most :data:`MAX_INBOUND`.
+
 ``[network.persistence]`` belongs to the plugin that keeps the peers (TheNodes' core keeps them
 itself): hostsim passes it on untouched and the plugin checks it. The keys TheNodes defines that
 hostsim does not use (``app_name``, ``[encryption]``, ``[logging]``, ``[realm_access]``, the
@@ -44,13 +50,14 @@ import attrs
 
 from hostsim.addresses import canonical_ip_port, canonical_seed
 from hostsim.convert import (
+    NOT_NEGATIVE,
     OPAQUE,
+    POSITIVE_INT,
     BadValue,
+    IntRange,
     NonEmptyStr,
-    NonNegativeInt,
     Port,
     PositiveFloat,
-    PositiveInt,
     Ratio,
     converter,
     find_keys,
@@ -63,17 +70,23 @@ from hostsim.convert import (
     structure,
 )
 from hostsim.errors import HostConfigError
+from hostsim.wire import MAX_WANT
 from thenodes_naming import node_id_problem, realm_code, realm_code_problem
 
 __all__ = [
     "DEFAULT_BIND_ADDR",
     "DEFAULT_MAX_INBOUND",
     "DEFAULT_PORT",
+    "MAX_ATTEMPTS",
+    "MAX_DURATION_MS",
+    "MAX_DURATION_SECS",
+    "MAX_INBOUND",
     "THENODES_UNUSED_KEYS",
     "ConnectionPolicy",
     "Discovery",
     "HostConfig",
     "HostConfigError",
+    "HostFile",
     "RealmInfo",
 ]
 
@@ -86,13 +99,35 @@ DEFAULT_BIND_ADDR = "127.0.0.1"
 DEFAULT_MAX_INBOUND = 64
 """Inbound connections a live node accepts at once unless ``[network] max_inbound`` says."""
 
+MAX_DURATION_MS = 2**31 - 1
+"""The longest duration a host config may set, in milliseconds (about 24.8 days): the longest
+``TCP_USER_TIMEOUT`` Linux takes (a C ``int`` of milliseconds), so the most
+``heartbeat_timeout_ms`` can mean, and the bound of every duration, in any unit. TheNodes reads
+these keys as 64-bit; no node needs a timeout or a delay that long."""
+MAX_DURATION_SECS = MAX_DURATION_MS // 1000
+""":data:`MAX_DURATION_MS` in whole seconds: the bound of a duration in seconds."""
+MAX_INBOUND = 65_535
+"""The most ``[network] max_inbound`` may be (hostsim only): far more connections than a process
+may hold open by default."""
+MAX_ATTEMPTS = 2**32 - 1
+"""The most ``reconnect_max_attempts`` may be: TheNodes reads it as a ``u32``. How many a node
+actually makes is bounded lower (:data:`hostsim.backoff.MAX_RETRY_ATTEMPTS`)."""
+
+Millis = Annotated[int, IntRange(0, MAX_DURATION_MS, NOT_NEGATIVE.reason)]
+"""A duration in milliseconds, 0 included."""
+Secs = Annotated[int, IntRange(1, MAX_DURATION_SECS, POSITIVE_INT.reason)]
+"""A duration in seconds, at least one."""
+Attempts = Annotated[int, IntRange(0, MAX_ATTEMPTS, NOT_NEGATIVE.reason)]
+Inbound = Annotated[int, IntRange(1, MAX_INBOUND, POSITIVE_INT.reason)]
+RequestWant = Annotated[int, IntRange(1, MAX_WANT)]
+"""PEER_REQUEST ``want``, a ``u16`` on the wire."""
+
 NodeId = Annotated[str, "node id"]
 RealmCode = Annotated[str, "realm code"]
 SeedAddr = Annotated[str, "seed address"]
 ListenAddr = Annotated[str, "listen address"]
 BindAddr = Annotated[str, "bind address"]
 PluginName = Annotated[str, "plugin name"]
-RequestWant = Annotated[int, "request want"]
 
 
 def _rule(base: type, problem: Any) -> Any:
@@ -119,7 +154,6 @@ def _address_rule(parse: Any) -> Any:
 register_rule(NodeId, _rule(str, node_id_problem))
 register_rule(RealmCode, _rule(str, realm_code_problem))
 register_rule(PluginName, _rule(str, lambda v: None if v.strip() else "must not be empty"))
-register_rule(RequestWant, _rule(int, lambda v: None if 1 <= v <= 65535 else "must be 1..65535"))
 register_rule(SeedAddr, _address_rule(canonical_seed))
 register_rule(ListenAddr, _address_rule(canonical_ip_port))
 
@@ -153,7 +187,7 @@ class Discovery:
     """``[discovery]``: the peer requests (PEER_REQUEST, answered by a PEER_LIST) a node sends."""
 
     enabled: bool = True
-    request_interval_secs: PositiveInt = 90
+    request_interval_secs: Secs = 90
     """Seconds between two peer requests."""
     request_want: RequestWant = 16
     """Addresses asked for in each request."""
@@ -166,19 +200,21 @@ class ConnectionPolicy:
 
     A retry waits ``reconnect_base_delay_ms``, times ``reconnect_multiplier`` after each failure,
     at most ``reconnect_max_delay_ms``, spread by +/- ``reconnect_jitter_ratio``; retries stop after
-    ``reconnect_max_attempts`` failures in a row.
+    ``reconnect_max_attempts`` failures in a row. How a host bounds what this makes it do to one
+    address is :class:`~hostsim.backoff.RetryPolicy`'s. Every duration is at most
+    :data:`MAX_DURATION_MS`.
     """
 
     strategy: NonEmptyStr = "direct_then_relay"
-    direct_tcp_timeout_ms: NonNegativeInt = 3000
-    direct_udp_timeout_ms: NonNegativeInt = 1000
-    punch_timeout_ms: NonNegativeInt = 5000
-    heartbeat_interval_ms: NonNegativeInt = 30_000
-    heartbeat_timeout_ms: NonNegativeInt = 90_000
-    reconnect_base_delay_ms: NonNegativeInt = 1000
+    direct_tcp_timeout_ms: Millis = 3000
+    direct_udp_timeout_ms: Millis = 1000
+    punch_timeout_ms: Millis = 5000
+    heartbeat_interval_ms: Millis = 30_000
+    heartbeat_timeout_ms: Millis = 90_000
+    reconnect_base_delay_ms: Millis = 1000
     reconnect_multiplier: PositiveFloat = 2.0
-    reconnect_max_delay_ms: NonNegativeInt = 60_000
-    reconnect_max_attempts: NonNegativeInt = 8
+    reconnect_max_delay_ms: Millis = 60_000
+    reconnect_max_attempts: Attempts = 8
     reconnect_jitter_ratio: Ratio = 0.2
 
 
@@ -209,7 +245,7 @@ class _NetworkTable:
     )
     connection_policy: ConnectionPolicy = attrs.field(factory=ConnectionPolicy)
     bind_addr: BindAddr = DEFAULT_BIND_ADDR  # hostsim only
-    max_inbound: PositiveInt = DEFAULT_MAX_INBOUND  # hostsim only
+    max_inbound: Inbound = DEFAULT_MAX_INBOUND  # hostsim only
 
 
 @attrs.frozen
@@ -218,7 +254,11 @@ class _PluginsTable:  # hostsim only
 
 
 @attrs.frozen
-class _HostFile:
+class HostFile:
+    """The host config file as TheNodes lays it out: its tables and keys, each typed with its
+    rule (an integer key with its :class:`~hostsim.convert.IntRange`). :class:`HostConfig` is
+    what a node reads from it."""
+
     port: Port = DEFAULT_PORT
     bootstrap_nodes: tuple[SeedAddr, ...] = ()
     realm: _RealmTable = attrs.field(factory=lambda: _RealmTable(name="default"))
@@ -324,7 +364,7 @@ THENODES_UNUSED_KEYS: Mapping[str, Any] = freeze(
 )
 """The keys TheNodes defines that hostsim does not use: accepted, and logged at debug."""
 
-_KEYS = merge_trees(key_tree(_HostFile), THENODES_UNUSED_KEYS)
+_KEYS = merge_trees(key_tree(HostFile), THENODES_UNUSED_KEYS)
 
 
 @attrs.frozen
@@ -379,7 +419,7 @@ class HostConfig:
         if not isinstance(data, Mapping):
             raise HostConfigError(f"{source}: expected a table, got {show(data)}")
         _report_keys(data, source)
-        file = structure(data, _HostFile, where=source, error=HostConfigError)
+        file = structure(data, HostFile, where=source, error=HostConfigError)
         return cls(
             port=file.port,
             bootstrap_nodes=_seeds(file.bootstrap_nodes, source),
@@ -432,7 +472,7 @@ def _realm(table: _RealmTable, source: str) -> RealmInfo:
     return RealmInfo(name=table.name, code=code, version=table.version)
 
 
-def _listen_addrs(file: _HostFile, source: str) -> tuple[str, ...]:
+def _listen_addrs(file: HostFile, source: str) -> tuple[str, ...]:
     if file.node.listen_addrs is None:
         return (f"127.0.0.1:{file.port}",)
     addrs = file.node.listen_addrs

@@ -5,7 +5,11 @@ TOML is loose for Python: an integer is never a bool, a string is never an array
 table. Checked values are spelled as :data:`typing.Annotated` types (:data:`Port`,
 :data:`PositiveInt`...), each with one hook that says what is wrong (:func:`register_rule`);
 the rules themselves are :class:`Check` values, which a model's fields use as attrs
-validators too, so a value built in Python is held to the rule a file's value is.
+validators too, so a value built in Python is held to the rule a file's value is. An integer
+key with bounds is typed ``Annotated[int, IntRange(low, high)]``: the converter checks it, and
+anyone can read the bounds from the model (:func:`int_range`). Every integer is at most 64
+bits, as TOML's are, and a number too large for a float is a bad value, never an
+``OverflowError``.
 :func:`structure` turns every failure into one message naming the key and the value, through
 :func:`cattrs.transform_error`.
 
@@ -42,6 +46,7 @@ __all__ = [
     "RATIO",
     "BadValue",
     "Check",
+    "IntRange",
     "NonEmptyStr",
     "NonNegativeFloat",
     "NonNegativeInt",
@@ -53,6 +58,7 @@ __all__ = [
     "converter",
     "find_keys",
     "freeze",
+    "int_range",
     "key_tree",
     "one_of",
     "overlaid",
@@ -66,8 +72,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-Port = Annotated[int, "port"]
-"""A TCP port, 1..65535."""
 PositiveInt = Annotated[int, "positive"]
 NonNegativeInt = Annotated[int, "not negative"]
 PositiveFloat = Annotated[float, "positive"]
@@ -87,6 +91,8 @@ def show(value: object, *, limit: int = 60) -> str:
     """Render a TOML value for a message: strings quoted, tables named, long values cut."""
     if isinstance(value, bool):
         text = "true" if value else "false"
+    elif isinstance(value, int):
+        text = _int_text(value, limit)
     elif isinstance(value, str):
         text = json.dumps(value, ensure_ascii=False)
     elif isinstance(value, Mapping):
@@ -98,6 +104,19 @@ def show(value: object, *, limit: int = 60) -> str:
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return text
+
+
+_DIGITS_PER_BIT = math.log10(2)
+
+
+def _int_text(value: int, limit: int) -> str:
+    """An integer's decimal digits, or only its first ``limit`` and a few when it has many more
+    (Python writes at most 4,300 digits of an integer, and a message needs far fewer)."""
+    extra = int(value.bit_length() * _DIGITS_PER_BIT) - limit - 5
+    if extra <= 0:
+        return str(value)
+    sign = "-" if value < 0 else ""
+    return sign + str(abs(value) // 10**extra)
 
 
 def freeze(value: Any) -> Any:
@@ -146,6 +165,30 @@ def read_toml(path: Path, error: Callable[[str], Exception]) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{path}: invalid TOML: {exc}") from None
+    except ValueError:  # an integer with more digits than Python reads (sys.int_info)
+        raise error(f"{path}: {_too_long(text)}") from None
+
+
+_LONG_INTEGER = re.compile(r"[0-9][0-9_]*")
+_TABLE_HEADER = re.compile(r"^[ \t]*\[+[ \t]*([^\]\n]+?)[ \t]*\]+", re.MULTILINE)
+
+
+def _too_long(text: str) -> str:
+    """Name the line of the longest decimal integer in ``text`` (the one tomllib could not
+    read), its table and the start of its value: ``line 8: [discovery] request_want =
+    99999...: an integer of 5000 digits, too long to read``."""
+    longest = max(_LONG_INTEGER.finditer(text), key=lambda m: m.end() - m.start(), default=None)
+    if longest is None:
+        return "invalid TOML: a number too long to read"
+    digits = len(longest.group().replace("_", ""))
+    line = text.count("\n", 0, longest.start()) + 1
+    start = text.rfind("\n", 0, longest.start()) + 1
+    where = text[start:].partition("\n")[0].strip()
+    if len(where) > 60:
+        where = where[:57] + "..."
+    tables = [m.group(1) for m in _TABLE_HEADER.finditer(text, 0, start)]
+    table = f"[{tables[-1]}] " if tables else ""
+    return f"line {line}: {table}{where}: an integer of {digits} digits, too long to read"
 
 
 class WrongType(TypeError):
@@ -170,18 +213,34 @@ converter = cattrs.Converter(detailed_validation=True)
 """The converter every hostsim document goes through."""
 
 
-def _int(value: object, _: object = None) -> int:
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+"""TOML's integers are 64-bit: a larger one is a bad value, whatever its key."""
+
+
+def _whole(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise WrongType("an integer", value)
     return value
 
 
+def _int(value: object, _: object = None) -> int:
+    whole = _whole(value)
+    if not INT64_MIN <= whole <= INT64_MAX:
+        raise BadValue(value, "must be a 64-bit integer, as TOML's are")
+    return whole
+
+
 def _float(value: object, _: object = None) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise WrongType("a number", value)
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past the largest float
+        raise BadValue(value, "must be a finite number") from None
+    if not math.isfinite(number):
         raise BadValue(value, "must be a finite number")
-    return float(value)
+    return number
 
 
 def _str(value: object, _: object = None) -> str:
@@ -215,7 +274,45 @@ class Check:
             raise ValueError(f"{attribute.name} = {show(value)}: {self.reason}")
 
 
-PORT = Check(lambda v: 1 <= v <= 65535, "must be 1..65535")
+@attrs.frozen
+class IntRange:
+    """The integers ``low..high``: the rule of an integer key, kept in its type.
+
+    An integer key is typed ``Annotated[int, IntRange(low, high)]``: the converter checks a
+    TOML value with it, and a model's field may use it as an attrs validator, as a
+    :class:`Check`. A value outside says ``must be low..high``, or ``below`` for one under
+    ``low`` when given (``must be a positive integer`` says more than ``must be 1..90``).
+    """
+
+    low: int
+    high: int
+    below: str | None = None
+
+    def problem(self, value: int) -> str | None:
+        """Why ``value`` breaks the rule, or None."""
+        if value < self.low and self.below is not None:
+            return self.below
+        if not self.low <= value <= self.high:
+            return f"must be {self.low}..{self.high}"
+        return None
+
+    def __call__(self, instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+        """Check a model's field (the attrs validator protocol)."""
+        if (reason := self.problem(value)) is not None:
+            raise ValueError(f"{attribute.name} = {show(value)}: {reason}")
+
+
+def int_range(type_: Any) -> IntRange | None:
+    """The :class:`IntRange` of an ``Annotated[int, IntRange(...)]`` type, or None."""
+    if typing.get_origin(type_) is not Annotated:
+        return None
+    found = [m for m in typing.get_args(type_)[1:] if isinstance(m, IntRange)]
+    return found[0] if found else None
+
+
+PORT = IntRange(1, 65535)
+Port = Annotated[int, PORT]
+"""A TCP port, 1..65535."""
 POSITIVE_INT = Check(lambda v: v > 0, "must be a positive integer")
 POSITIVE = Check(lambda v: 0 < v < math.inf, "must be a positive number")
 NOT_NEGATIVE = Check(lambda v: 0 <= v < math.inf, "must be zero or more")
@@ -252,7 +349,21 @@ for _type, _hook in [
 ]:
     converter.register_structure_hook(_type, _hook)
 
-register_rule(Port, _checked(_int, PORT))
+
+def _ranged(type_: Any) -> Callable[[object, object], int]:
+    rule = int_range(type_)
+    assert rule is not None
+
+    def hook(value: object, _: object = None) -> int:
+        checked = _whole(value)  # any size: the range says what is wrong with a huge one
+        if (reason := rule.problem(checked)) is not None:
+            raise BadValue(value, reason)
+        return checked
+
+    return hook
+
+
+converter.register_structure_hook_factory(lambda t: int_range(t) is not None, _ranged)
 register_rule(PositiveInt, _checked(_int, POSITIVE_INT))
 register_rule(NonNegativeInt, _checked(_int, NOT_NEGATIVE))
 register_rule(PositiveFloat, _checked(_float, POSITIVE))
@@ -423,7 +534,8 @@ def key_tree(cls: type[Any], tag: str = "used") -> dict[str, KeyTree | str]:
     attrs.resolve_types(cls)
     tree: dict[str, KeyTree | str] = {}
     for field in attrs.fields(cls):
-        inner = [t for t in (field.type, *typing.get_args(field.type)) if attrs.has(t)]
+        args = (field.type, *typing.get_args(field.type))
+        inner = [t for t in args if isinstance(t, type) and attrs.has(t)]
         key = field.metadata.get(KEY, field.name)
         if field.metadata.get(OPAQUE):
             tree[key] = OPAQUE

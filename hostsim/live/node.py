@@ -55,7 +55,7 @@ import attrs
 
 from hostsim import wire
 from hostsim.addresses import canonical_ip_port
-from hostsim.config import HostConfig
+from hostsim.config import MAX_DURATION_MS, HostConfig
 from hostsim.core import Connection, NodeCore, World
 from hostsim.host import Dial, Direction, PluginHost
 from hostsim.limits import printable
@@ -245,17 +245,27 @@ class _Link:
 
 def _keep_alive(writer: asyncio.StreamWriter, timeout: float | None) -> None:
     """Let the kernel judge a quiet connection: keepalive probes, and unacknowledged writes
-    failing after ``timeout`` seconds (Linux ``TCP_USER_TIMEOUT``; elsewhere what exists)."""
+    failing after ``timeout`` seconds (Linux ``TCP_USER_TIMEOUT``; elsewhere what exists).
+
+    Every value is kept to what Linux takes, so no timeout makes this raise: the user timeout
+    is at most :data:`~hostsim.config.MAX_DURATION_MS` (a C ``int`` of milliseconds), the
+    keepalive idle time and interval at most 32,767 s (``MAX_TCP_KEEPIDLE``)."""
     sock = writer.get_extra_info("socket")
     if sock is None or timeout is None:
         return
-    idle = max(1, int(timeout / 3))
+    longest_keepalive_secs = 32_767
+    secs = min(max(0.001, timeout), MAX_DURATION_MS / 1000)
+    idle = min(max(1, int(secs / 3)), longest_keepalive_secs)
     options = [
         (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
         (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPIDLE", None), idle),
         (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPINTVL", None), idle),
         (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPCNT", None), 3),
-        (socket.IPPROTO_TCP, getattr(socket, "TCP_USER_TIMEOUT", None), int(timeout * 1000)),
+        (
+            socket.IPPROTO_TCP,
+            getattr(socket, "TCP_USER_TIMEOUT", None),
+            min(round(secs * 1000), MAX_DURATION_MS),
+        ),
     ]
     for level, option, value in options:
         if option is not None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from hostsim.backoff import RetryPolicy
+from hostsim.backoff import MAX_RETRY_ATTEMPTS, MIN_REDIAL_SECS, RetryPolicy
 from hostsim.clock import VirtualClock
 from hostsim.config import ConnectionPolicy, HostConfig
 from hostsim.core import CorePolicy, NodeCore
@@ -75,9 +75,12 @@ def write_config(tmp_path: Path, policy: str) -> Path:
     return path
 
 
-def planned_retries(tmp_path: Path, policy: str, *, seed: int = 1) -> tuple[list[float], int]:
+def planned_retries(
+    tmp_path: Path, policy: str, *, seed: int = 1, until: float = 9.0
+) -> tuple[list[float], int]:
     """Start a node whose one stored peer is down; the times it dialled that peer, and how
-    many times it dialled the seed, within the first 9 s (before the core looks for more)."""
+    many times it dialled the seed, within the first ``until`` seconds (by default 9 s, before
+    the core looks for more)."""
     path = write_config(tmp_path, policy)
     clock = VirtualClock(START)
     first = PluginHost.from_file(path, clock=clock)
@@ -98,7 +101,7 @@ def planned_retries(tmp_path: Path, policy: str, *, seed: int = 1) -> tuple[list
     world.core = core
     dials = core.start()
     assert [d.addr for d in dials] == [PEER, SEED]  # the plan first, then the seeds
-    world.run_until(9.0)
+    world.run_until(until)
     host.shutdown()
     peer = [t for t, addr, _ in world.dials if addr == PEER]
     return peer, sum(addr == SEED for _, addr, _ in world.dials)
@@ -149,8 +152,8 @@ def test_a_zero_max_attempts_never_retries(tmp_path: Path) -> None:
     ("keys", "expected"),
     [
         # TheNodes' floors: a base of at least 1 ms, a multiplier of at least 1, a cap of at
-        # least the base, and no wait under 1 ms whatever the jitter.
-        ({"reconnect_base_delay_ms": 0, "reconnect_jitter_ratio": 1.0}, [0.001, 0.001]),
+        # least the base; and hostsim's: no wait under MIN_REDIAL_SECS whatever the jitter.
+        ({"reconnect_base_delay_ms": 0, "reconnect_jitter_ratio": 1.0}, [0.25, 0.25]),
         ({"reconnect_multiplier": 0.5, "reconnect_jitter_ratio": 0.0}, [1.0, 1.0]),
         (
             {"reconnect_base_delay_ms": 5000, "reconnect_max_delay_ms": 10},
@@ -163,13 +166,33 @@ def test_the_policy_keeps_thenodes_floors(keys: dict[str, Any], expected: list[f
     assert [retry.delay(n, 0.0) for n in (1, 2)] == pytest.approx(expected)
 
 
+def test_no_config_makes_a_node_dial_a_dead_planned_peer_more_than_241_times_a_minute(
+    tmp_path: Path,
+) -> None:
+    """Before: these keys (TheNodes takes them, its floor is a millisecond) made a live node
+    dial a dead planned peer 659 times a second, each a status line, a hook call and a store
+    record."""
+    times, _ = planned_retries(
+        tmp_path,
+        "reconnect_base_delay_ms = 0\nreconnect_multiplier = 1\nreconnect_max_attempts = 1000000\n",
+        until=300.0,
+    )
+    waits = [b - a for a, b in itertools.pairwise(times)]
+    assert min(waits) >= MIN_REDIAL_SECS
+    for start in times:  # any minute: at most one dial a quarter second, both ends included
+        assert len([t for t in times if start <= t <= start + 60]) <= 60 / MIN_REDIAL_SECS + 1
+    # Then the plan gives the address up: the book retries it later, as any other address.
+    assert len(times) == MAX_RETRY_ATTEMPTS
+    assert times[-1] < 260.0
+
+
 def test_a_huge_multiplier_is_capped_not_an_overflow() -> None:
     retry = RetryPolicy.of(
         ConnectionPolicy(
             reconnect_multiplier=1e300, reconnect_max_attempts=10_000, reconnect_jitter_ratio=0.0
         )
     )
-    assert retry.delay(5_000, 0.5) == 60.0
+    assert retry.delay(999, 0.5) == 60.0  # 1e300 ** 998 overflows
 
 
 def test_a_simulated_network_gives_every_node_the_scenarios_connection_policy(
