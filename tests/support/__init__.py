@@ -5,4 +5,5 @@
 - ``hosts``: a plugin host's config, and where the plugin keeps its file.
 - ``command``: the ``peerstore`` command run in this process, and a node's config for it.
 - ``processes``: a Python child process that says "ready" before a test goes on.
+- ``embedded``: IPv4 addresses spelt as IPv6 (NAT64, 6to4, Teredo, mapped), from their RFCs.
 """
