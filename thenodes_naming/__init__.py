@@ -1,4 +1,4 @@
-"""Names as TheNodes derives and checks them: realm codes and node ids.
+"""Names as TheNodes derives and checks them: realm codes, realm versions and node ids.
 
 One statement of these rules for the whole distribution: hostsim derives a node's realm code
 with it, and the plugin and its ``peerstore`` command derive and check the same codes with it.
@@ -31,6 +31,7 @@ from thenodes_naming.latin_ascii import LATIN_ASCII, LATIN_BLOCKS
 
 __all__ = [
     "DEFAULT_REALM_CODE",
+    "DEFAULT_REALM_VERSION",
     "LATIN_ASCII",
     "LATIN_BLOCKS",
     "NODE_ID_MAX",
@@ -46,6 +47,9 @@ __all__ = [
 
 DEFAULT_REALM_CODE = "default"
 """TheNodes' code of a name with no letter or digit it keeps (and of the default realm)."""
+DEFAULT_REALM_VERSION = "1.0"
+"""TheNodes' realm version when a config's ``[realm]`` names none; nodes share a realm when its
+code and its version match."""
 REALM_CODE_MAX = 64
 REALM_CODE_PATTERN = r"[a-z0-9][a-z0-9._-]{0,63}"
 """A realm code that can name a file, but for the names Windows keeps for devices."""

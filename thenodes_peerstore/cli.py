@@ -12,6 +12,12 @@ Every command names its file one of two ways:
   (:func:`thenodes_peerstore.peerfile.target_from_host_config`).
 - ``--file PATH``: the peer file itself, with the default settings. Its realm is the one the
   file names; ``--realm CODE`` checks it, and names the realm of a file that does not exist yet.
+  Its realm version likewise: ``--realm-version VERSION`` checks it and names the version of a
+  new file, which is otherwise TheNodes' default, ``1.0``.
+
+Every write records the realm's version in the file (``add`` and ``import`` creating one
+included), so that a node of another version never takes its peers; a file that names none is
+read as of version ``1.0``.
 
 An encrypted file is opened with ``--key-file PATH`` or ``--key-env NAME``, else with the key
 the ``--config`` names; with a key, every write is sealed (a plain file is encrypted), and
@@ -55,6 +61,7 @@ from typing import Any
 
 import attrs
 
+from thenodes_naming import DEFAULT_REALM_VERSION
 from thenodes_peerstore import codec, sealing
 from thenodes_peerstore.config import PersistenceConfig
 from thenodes_peerstore.convert import converter
@@ -80,6 +87,7 @@ from thenodes_peerstore.peerfile import (
     save,
     target_from_host_config,
     unseal,
+    version_for_writing,
     warn_if_damaged,
     writable_snapshot,
     write,
@@ -114,9 +122,19 @@ def target_of(args: argparse.Namespace) -> Target:
     """The file named by ``--file`` or ``--config``, and its key."""
     if args.file is not None:
         path = Path(os.path.abspath(args.file))
-        target = Target(path, args.realm, PersistenceConfig(enabled=True), f"--file {args.file}")
+        target = Target(
+            path,
+            args.realm,
+            PersistenceConfig(enabled=True),
+            f"--file {args.file}",
+            version=args.realm_version,
+        )
     elif args.realm is not None:
         raise CommandError("--realm goes with --file; with --config the realm is the config's")
+    elif args.realm_version is not None:
+        raise CommandError(
+            "--realm-version goes with --file; with --config the version is the config's"
+        )
     else:
         config_path = Path(args.config)
         target = target_from_host_config(config_path, f"--config {config_path}")
@@ -216,6 +234,12 @@ def _address(text: str) -> str:
         return canonical_addr(text)
     except AddressError as exc:
         raise argparse.ArgumentTypeError(f"bad address {exc}") from None
+
+
+def _realm_version(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"bad realm version {text!r}: it must not be empty")
+    return text
 
 
 def _node_id(text: str) -> str:
@@ -406,7 +430,7 @@ def cmd_add(args: argparse.Namespace, target: Target, now: int) -> int:
         snapshot = writable_snapshot(target, peer_file, must_exist=False)
         entries = list(snapshot.entries) if snapshot is not None else []
         offline = snapshot.offline_at(now) if snapshot is not None else []
-        version = snapshot.decoded.version if snapshot is not None else None
+        version = version_for_writing(target, snapshot)
         present = next((e for e in entries if e.addr == args.addr), None)
         if present is not None:
             print(
@@ -444,8 +468,8 @@ def cmd_add(args: argparse.Namespace, target: Target, now: int) -> int:
         proof = " (proven: the next start dials it before the seeds)"
     elif entry.proven:
         proof = (
-            f" (proven, but not in the next start's plan: it dials the {len(load.plan)} most"
-            " recently connected proven peers, one per network group first; `peerstore stats`"
+            f" (proven, but not in the next start's plan: it dials the {len(load.plan)} proven"
+            " peers of longest standing, one per network group first; `peerstore stats`"
             " shows the plan)"
         )
     print(f"added {args.addr} as {entry.source.label}{proof} to {target.path}")
@@ -591,7 +615,7 @@ def cmd_import(args: argparse.Namespace, target: Target, now: int) -> int:
         snapshot = writable_snapshot(target, peer_file, must_exist=False)
         existing = list(snapshot.entries) if snapshot is not None else []
         offline = snapshot.offline_at(now) if snapshot is not None else []
-        version = snapshot.decoded.version if snapshot is not None else None
+        version = version_for_writing(target, snapshot)
         new = [i.entry for i in imported]
         load = next_load([*existing, *new], target.config, now, offline)
         save(peer_file, load.kept, now, offline=load.offline, version=version, keys=target.keys)
@@ -735,6 +759,13 @@ def _parser() -> argparse.ArgumentParser:
         "--realm",
         metavar="CODE",
         help="with --file: the realm the file must be of (needed to create one)",
+    )
+    naming.add_argument(
+        "--realm-version",
+        type=_realm_version,
+        metavar="VERSION",
+        help="with --file: the realm's version the file must be of (a new file's; default "
+        f"{DEFAULT_REALM_VERSION}, TheNodes' default)",
     )
     keying = common.add_argument_group(
         "encryption", "the key of an encrypted peer file (else the config's); writes are sealed"

@@ -50,6 +50,7 @@ from typing import Any
 import attrs
 import tomli_w
 
+from thenodes_naming import DEFAULT_REALM_VERSION
 from thenodes_peerstore.convert import INT_MAX, converter, describe_error, show
 from thenodes_peerstore.errors import NewerSchemaError, RealmMismatchError
 from thenodes_peerstore.model import (
@@ -402,7 +403,8 @@ class Decoded:
     offline: tuple[tuple[int, int], ...] = ()
     """When the node was stopped, as recorded by the file."""
     version: str | None = None
-    """The realm's version the file names, if it names one: a rewrite keeps it."""
+    """The realm's version of the file, which a rewrite keeps: the one it names, else TheNodes'
+    default, ``"1.0"`` (:func:`file_version`); None when its header cannot be read."""
 
     @property
     def intact(self) -> bool:
@@ -465,8 +467,17 @@ def decode(
         saved_at=saved_at,
         schema=schema if type(schema) is int else None,
         offline=_pairs(header.get("offline", ()), problems),
-        version=header.get("version"),  # a string or None: checked by _check_header
+        version=file_version(header),  # a string: checked by _check_header
     )
+
+
+def file_version(header: Mapping[str, Any]) -> Any:
+    """The realm version a file's header gives: the ``version`` it names, else TheNodes'
+    default (:data:`~thenodes_naming.DEFAULT_REALM_VERSION`). A file that names none, as
+    schema 1 and a ``peerstore`` before it wrote the version did, is of that version: a node of
+    another version takes it for another version's file."""
+    named = header.get("version")
+    return DEFAULT_REALM_VERSION if named is None else named
 
 
 def migrate_v1(entry: PeerEntry) -> PeerEntry:
@@ -690,16 +701,19 @@ def _check_header(
             "no entry is salvaged from a file of unknown realm"
         )
         return False, None
-    found_version = header.get("version")
-    if found_version is not None and not isinstance(found_version, str):
+    found_version = file_version(header)
+    if not isinstance(found_version, str):
         problems.add(
             f"version: expected a string, got {show(found_version)}; "
             "no entry is salvaged from a file of unknown realm version"
         )
         return False, None
-    if version is not None and found_version is not None and found_version != version:
+    if version is not None and found_version != version:
+        named = header.get("version") is not None
         raise RealmMismatchError(
-            f"the file holds version {show(found_version)} of realm {realm!r}, not {version!r}",
+            f"the file holds version {show(found_version)}"
+            + ("" if named else " (it names none: TheNodes' default)")
+            + f" of realm {realm!r}, not {version!r}",
             found=f"{found} {found_version}",
             expected=f"{realm} {version}",
         )

@@ -168,22 +168,15 @@ class Address(NamedTuple):
 
     @property
     def scope(self) -> Scope:
-        """Loopback, link-local, private (RFC 1918, CGNAT, ULA) or global."""
+        """Loopback, link-local, private (RFC 1918, CGNAT, ULA) or global.
+
+        An IPv6 address that embeds an IPv4 address (:func:`embedded_ipv4`) reaches no wider
+        than what it embeds: its scope is the narrowest of the IPv4 addresses it may stand for,
+        and a local-use translation address (RFC 8215) is private at the widest.
+        """
         packed = self.packed
         if len(packed) == 4:
-            a, b = packed[0], packed[1]
-            if a == 127:
-                return Scope.LOOPBACK
-            if a == 169 and b == 254:
-                return Scope.LINK
-            if (
-                a == 10
-                or (a == 172 and 16 <= b < 32)
-                or (a == 192 and b == 168)
-                or (a == 100 and 64 <= b < 128)
-            ):
-                return Scope.PRIVATE
-            return Scope.GLOBAL
+            return _v4_scope(packed)
         ip = self.ip
         if ip.is_loopback:
             return Scope.LOOPBACK
@@ -191,10 +184,73 @@ class Address(NamedTuple):
             return Scope.LINK
         if _within(ip, _PRIVATE):
             return Scope.PRIVATE
+        embedded = embedded_ipv4(packed)
+        if embedded:
+            scope = min(map(_v4_scope, embedded))
+            return min(scope, Scope.PRIVATE) if packed[:6] == _LOCAL_USE_NAT64 else scope
         return Scope.GLOBAL
 
     def __str__(self) -> str:
         return self.text
+
+
+def _v4_scope(packed: bytes) -> Scope:
+    """The scope of an IPv4 address, as four bytes."""
+    a, b = packed[0], packed[1]
+    if a == 127:
+        return Scope.LOOPBACK
+    if a == 169 and b == 254:
+        return Scope.LINK
+    if (
+        a == 10
+        or (a == 172 and 16 <= b < 32)
+        or (a == 192 and b == 168)
+        or (a == 100 and 64 <= b < 128)
+    ):
+        return Scope.PRIVATE
+    return Scope.GLOBAL
+
+
+_WELL_KNOWN_NAT64 = bytes.fromhex("0064ff9b") + bytes(8)
+"""64:ff9b::/96, the first 12 bytes."""
+_LOCAL_USE_NAT64 = bytes.fromhex("0064ff9b0001")
+"""64:ff9b:1::/48, the first 6 bytes."""
+_LOCAL_USE_READINGS = ((6, 7, 9, 10), (7, 9, 10, 11), (9, 10, 11, 12))
+"""Where RFC 6052 puts the IPv4 bytes behind a /48, /56 or /64 prefix (byte 8, bits 64 to 71,
+is always zero there); behind a /96 they are the last four."""
+_SIX_TO_FOUR = bytes.fromhex("2002")
+_TEREDO = bytes.fromhex("20010000")
+
+
+def embedded_ipv4(packed: bytes) -> tuple[bytes, ...]:
+    """The IPv4 addresses (four bytes each) an IPv6 address (16 bytes) stands for, as the
+    standard translation and tunnelling prefixes embed them; none for any other address.
+
+    - ``64:ff9b::/96``, NAT64's well-known prefix (RFC 6052, section 2.1): the last 32 bits.
+    - ``64:ff9b:1::/48``, the local-use translation prefix (RFC 8215): a domain may carve out of
+      it a prefix of any length RFC 6052 allows (/48, /56, /64, /96), which places the IPv4
+      bits differently (RFC 6052, section 2.2), and the address does not say which: every
+      reading counts.
+    - ``2002::/16``, 6to4 (RFC 3056, section 2): bits 16 to 47, the 6to4 router's IPv4.
+    - ``2001::/32``, Teredo (RFC 4380, section 4): the server's IPv4 (bits 32 to 63), and the
+      client's mapped IPv4 (the last 32 bits, every bit inverted): a Teredo node reaches the
+      peer through both.
+
+    IPv4-mapped addresses (``::ffff:0:0/96``) are IPv4 once parsed (:meth:`Address.parse`), and
+    IPv4-compatible ones (``::/96``, deprecated by RFC 4291) are refused as reserved.
+    """
+    if packed[:12] == _WELL_KNOWN_NAT64:
+        return (packed[12:],)
+    if packed[:6] == _LOCAL_USE_NAT64:
+        readings = [packed[12:]]
+        if packed[8] == 0:
+            readings += [bytes(packed[i] for i in at) for at in _LOCAL_USE_READINGS]
+        return tuple(readings)
+    if packed[:2] == _SIX_TO_FOUR:
+        return (packed[2:6],)
+    if packed[:4] == _TEREDO:
+        return (packed[4:8], bytes(b ^ 0xFF for b in packed[12:]))
+    return ()
 
 
 def _packed_v4(host: str) -> bytes | None:

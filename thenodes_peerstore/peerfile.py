@@ -28,7 +28,7 @@ from typing import Any
 
 import attrs
 
-from thenodes_naming import DEFAULT_REALM_CODE, realm_code
+from thenodes_naming import DEFAULT_REALM_CODE, DEFAULT_REALM_VERSION, realm_code
 from thenodes_peerstore import codec, sealing
 from thenodes_peerstore.config import LEGACY_DEFAULT_PATH, PersistenceConfig, path_is_set
 from thenodes_peerstore.convert import show
@@ -70,6 +70,7 @@ __all__ = [
     "store_for",
     "target_from_host_config",
     "unseal",
+    "version_for_writing",
     "warn_if_damaged",
     "writable_snapshot",
     "write",
@@ -77,8 +78,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_REALM_VERSION = "1.0"
-"""TheNodes' realm version when a host config's ``[realm]`` names none."""
 DEFAULT_STATE_DIR = "data"
 DEFAULT_PORT = 50000
 
@@ -97,7 +96,8 @@ class Target:
     named_by: str
     """How the file was named (``--file PATH``, ``--config HOSTCONFIG``), for messages."""
     version: str | None = None
-    """The realm's version the file must be of (from ``--config``); None to take any."""
+    """The realm's version the file must be of (from ``--config``, or ``--realm-version``);
+    None to take any."""
     own_addrs: tuple[str, ...] = ()
     """The node's own listen addresses (from ``--config``): never stored, as by the node."""
     own_node_id: str | None = None
@@ -607,6 +607,17 @@ def realm_for_writing(target: Target) -> str:
             'realm line by hand (realm = "...")'
         )
     return realm
+
+
+def version_for_writing(target: Target, snapshot: Snapshot | None) -> str:
+    """The realm version a writing command records: the configured one (``--config``, or
+    ``--file`` with ``--realm-version``), else the file's own, else, for a new file, TheNodes'
+    default. A file without its version would be taken by a node of any version."""
+    if target.version is not None:
+        return target.version
+    if snapshot is not None and snapshot.decoded.version is not None:
+        return snapshot.decoded.version
+    return DEFAULT_REALM_VERSION
 
 
 def read_existing(target: Target, realm: str, peer_file: PeerFile) -> tuple[bytes, Snapshot]:

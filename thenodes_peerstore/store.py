@@ -14,11 +14,21 @@ Rules (see DESIGN.md):
   longest standing that are not failing (anchors) never expire by time alone.
 - Standing, not recency, ranks proven peers (Bitcoin's anchors and test-before-evict): a proven
   entry's ``first_seen`` is when a dial to it first succeeded, and a peer that still answers
-  (its last dial did not fail, and it was seen within ``ttl_secs`` of running time) keeps its
-  rank against any number of newer proven peers; one whose dials fail, or that outlived the
-  TTL as an anchor, ranks after every peer that still answers, most recently connected first.
-  So a burst of new connections (an attacker's addresses the node dialled) cannot take over
-  the reconnect plan or the anchors, and a dead peer is replaced once a dial to it fails.
+  keeps its rank against any number of newer proven peers; one that does not ranks after
+  every peer that still answers, most recently connected first. So a burst of new connections
+  (an attacker's addresses the node dialled) cannot take over the reconnect plan or the
+  anchors, and a dead peer is replaced once a dial to it fails.
+- Standing is earned by answering the node's own dials, never by connecting in: a peer still
+  answers when its last judged dial did not fail and it answered a dial (``last_connected``;
+  a connection the node dialled counts until it ends) within ``ttl_secs`` of running time. An
+  inbound connection refreshes ``last_seen``, which keeps the entry from expiring, and nothing
+  else.
+- A failed dial is judged the peer's own, and costs it its standing (``last_attempt`` after
+  ``last_connected``), when the node's uplink demonstrably worked at the time: the failure
+  counts (below), or the node completed an outbound handshake with any peer within
+  :data:`UPLINK_PROOF_SECS` of it, before or after. A failure with no such handshake near it
+  (an outage: nothing the node dials answers) changes nothing, so an outage neither reorders
+  nor strips the peers; a peer judged failing regains its place by answering a dial.
 - The store holds at most ``max_entries``. A new entry may evict only entries of its own or a
   lower tier, Gossip oldest first, then Claimed, then Bootstrap, then Connected, so gossip can
   never push out anything but gossip; when nothing may be evicted, the new entry is dropped.
@@ -80,6 +90,12 @@ MAX_OFFLINE_INTERVALS = 32
 ONLINE_GROUPS = 2
 """Network groups the node's live outbound connections must span before a failed dial counts
 against the address dialled: below that, the failure may well be the node's own."""
+UPLINK_PROOF_SECS = 60
+"""How near in time to a failed dial the node must complete an outbound handshake with some
+peer, before or after it, for the failure to cost the peer its standing: the node's uplink
+worked then, so the fault is the peer's. A minute covers the dials a start makes at once
+(a refused dial fails at once, a silent one after its connect timeout, while the others
+complete their handshakes); an outage that outlasts it judges nothing."""
 
 Direction = Literal["outbound", "inbound"]
 _TIERS = tuple(Source)  # least trusted first
@@ -159,6 +175,23 @@ class LoadReport:
     own: int = 0
     duplicates: int = 0
     dropped: tuple[Dropped, ...] = ()
+
+
+def last_proof(entry: PeerEntry) -> int:
+    """When a proven peer last answered one of the node's dials, as far as its entry tells:
+    ``last_connected``, or, for an entry vouched for without one (``peerstore add --source
+    Connected``), the time it was proven, ``first_seen``."""
+    if entry.last_connected is None:
+        return entry.first_seen
+    return max(entry.last_connected, entry.first_seen)
+
+
+def last_dial_failed(entry: PeerEntry) -> bool:
+    """Whether the last dial of a peer that the node could judge failed: a failure counts
+    against it, or its last recorded attempt came after its last answer."""
+    if entry.failures > 0:
+        return True
+    return entry.last_attempt is not None and entry.last_attempt > last_proof(entry)
 
 
 def retry_at(entry: PeerEntry) -> int | None:
@@ -251,6 +284,12 @@ class PeerStore:
         self._failed_here: set[str] = set()
         """Addresses whose dial failed in this process: only their backoff holds back the plan,
         so a restart gives every other proven peer a dial."""
+        self._last_handshake: int | None = None
+        """When this process last completed an outbound handshake: its uplink worked then."""
+        self._unjudged: collections.OrderedDict[str, int] = collections.OrderedDict()
+        """Failed dials not judged yet (no outbound handshake near them so far), by address,
+        with when they failed, oldest first: an outbound handshake within
+        :data:`UPLINK_PROOF_SECS` judges them. At most one per stored address."""
         self._extras_cap = None if extras_budget is None else max(0, extras_budget) // 2
         """What the proven entries, and the unproven ones, may each hold in node ids and
         capabilities (:func:`extras_size`), or None for no bound."""
@@ -379,6 +418,7 @@ class PeerStore:
         self._connected[key] += 1
         if outbound:
             self._outbound[key] += 1
+            self._uplink_proven(now)
         return key
 
     def record_disconnected(
@@ -402,17 +442,51 @@ class PeerStore:
         return key
 
     def record_dial_failed(self, addr: str) -> PeerEntry | None:
-        """Count a failed dial of a stored address and back it off; return the entry.
+        """Record a failed dial of a stored address; return the entry.
 
-        The failure counts only while the node is :meth:`online`; otherwise the entry is
-        returned unchanged (the fault may be the node's own uplink).
+        While the node is :meth:`online` the failure counts: ``failures`` goes up and the
+        address backs off. Otherwise it only costs the peer its standing, and only once judged
+        (see the module's rules): at once when the node completed an outbound handshake within
+        :data:`UPLINK_PROOF_SECS`, else when it completes one within that time after. Until
+        then, and for good in an outage, the entry is unchanged (the fault may be the node's
+        own uplink).
         """
         key = _canonical_or_none(addr)
         entry = None if key is None else self.get(key)
-        if entry is None or not self.online():
+        if entry is None:
             return entry
-        entry = entry.replace(failures=entry.failures + 1, last_attempt=self.now())
-        self._failed_here.add(entry.addr)
+        now = self.now()
+        if self.online():
+            entry = entry.replace(failures=entry.failures + 1, last_attempt=now)
+            self._failed_here.add(entry.addr)
+            self._put(entry, refresh=False)
+            return entry
+        last = self._last_handshake
+        if last is not None and abs(now - last) <= UPLINK_PROOF_SECS:
+            return self._judge_failed(entry, now)
+        unjudged = self._unjudged
+        unjudged.pop(entry.addr, None)
+        unjudged[entry.addr] = now  # the newest last
+        while unjudged and now - next(iter(unjudged.values())) > UPLINK_PROOF_SECS:
+            unjudged.popitem(last=False)  # too old for any later handshake to judge
+        return entry
+
+    def _uplink_proven(self, now: int) -> None:
+        """An outbound handshake completed at ``now``: judge the failed dials near it."""
+        self._last_handshake = now
+        while self._unjudged:
+            addr, failed = self._unjudged.popitem(last=False)
+            entry = self.get(addr)
+            if entry is not None and abs(now - failed) <= UPLINK_PROOF_SECS:
+                self._judge_failed(entry, failed)
+
+    def _judge_failed(self, entry: PeerEntry, when: int) -> PeerEntry:
+        """Record that a dial of ``entry`` failed at ``when`` by the peer's fault, unless the
+        entry records a later answer or attempt already."""
+        later = (entry.last_attempt, entry.last_connected)
+        if any(t is not None and t >= when for t in later):
+            return entry
+        entry = entry.replace(last_attempt=when)
         self._put(entry, refresh=False)
         return entry
 
@@ -431,12 +505,21 @@ class PeerStore:
     # -- maintenance -------------------------------------------------------------------------
 
     def touch_connected(self) -> None:
-        """Mark every peer the node is connected to right now as seen now."""
+        """Mark every peer the node is connected to right now as seen now, and every one it
+        dialled and is still connected to as having answered now (``last_connected``): a
+        connection the node dialled proves the peer for as long as it lasts."""
         now = self.now()
         for key in self._connected:
             entry = self.get(key)
-            if entry is not None and entry.last_seen < now:
-                self._put(entry.replace(last_seen=now))
+            if entry is None:
+                continue
+            changes: dict[str, int] = {}
+            if entry.last_seen < now:
+                changes["last_seen"] = now
+            if key in self._outbound and entry.proven and (entry.last_connected or 0) < now:
+                changes["last_connected"] = now
+            if changes:
+                self._put(entry.replace(**changes))
 
     def expire(self) -> int:
         """Drop entries not seen for longer than ``ttl_secs`` of running time; return how many.
@@ -519,15 +602,17 @@ class PeerStore:
     def standing(cutoff: int) -> Callable[[PeerEntry], tuple[int, int, str]]:
         """The sort key of proven peers, longest standing first.
 
-        A peer that still answers (its last dial did not fail, and it was seen at or after
-        ``cutoff``) ranks by how long it has been proven (``first_seen``, the time of its
-        proof), oldest first; after every such peer come the others, most recently connected
-        first. A newer proven peer never outranks an established one that still answers
-        (test-before-evict), and one that stops answering is replaced.
+        A peer that still answers (its last judged dial did not fail, :func:`last_dial_failed`,
+        and it last answered a dial, :func:`last_proof`, at or after ``cutoff``) ranks by how
+        long it has been proven (``first_seen``, the time of its proof), oldest first; after
+        every such peer come the others, most recently connected first. A newer proven peer
+        never outranks an established one that still answers (test-before-evict), and one that
+        stops answering is replaced. Only the node's own dials count: a peer that connects in
+        is seen, not proven.
         """
 
         def key(entry: PeerEntry) -> tuple[int, int, str]:
-            if entry.failures == 0 and entry.last_seen >= cutoff:
+            if not last_dial_failed(entry) and last_proof(entry) >= cutoff:
                 return (0, entry.first_seen, entry.addr)
             return (1, -(entry.last_connected or 0), entry.addr)
 
@@ -545,6 +630,8 @@ class PeerStore:
         """
         now = self.now()
         self._failed_here.clear()
+        self._unjudged.clear()
+        self._last_handshake = None
         self.offline = _intervals(offline, now)
         cutoff = self.cutoff()
         originals = list(entries)
@@ -791,6 +878,7 @@ class PeerStore:
 
     def _remove(self, addr: str) -> None:
         self._failed_here.discard(addr)
+        self._unjudged.pop(addr, None)
         for tier in self._tiers:
             old = tier.pop(addr, None)
             if old is not None:

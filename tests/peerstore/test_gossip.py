@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import itertools
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tests.support import books
+from tests.support import books, embedded
+from tests.support.clocks import FakeClock
 from thenodes_peerstore.errors import Reason
-from thenodes_peerstore.model import MAX_CAPABILITIES, Source
+from thenodes_peerstore.model import MAX_CAPABILITIES, Source, canonical_addr
 from thenodes_peerstore.store import MAX_ADDRS_PER_MESSAGE, MAX_SAMPLES
 
 OWN = "198.51.100.5:7447"
@@ -117,6 +121,70 @@ def test_a_sender_cannot_hand_out_addresses_of_a_narrower_scope_than_its_own(
     report = store.record_gossip(list(SCOPED.values()), sender=sender)
     assert {e.addr for e in store} == {SCOPED[name] for name in kept}
     assert report.counts.get(Reason.SCOPE, 0) == len(SCOPED) - len(kept)
+
+
+def spellings(v4: ipaddress.IPv4Address, other: ipaddress.IPv4Address, n: int) -> list[str]:
+    """``v4`` spelt as IPv6 every standard way: NAT64 (well-known and local-use, at every prefix
+    length), 6to4, Teredo (as client and as server, ``other`` the other end) and IPv4-mapped."""
+    return [
+        embedded.nat64(v4),
+        *(
+            embedded.nat64(v4, embedded.LOCAL_USE_NAT64, length, n)
+            for length in embedded.LOCAL_USE_LENGTHS
+        ),
+        embedded.six_to_four(v4, n),
+        embedded.teredo(other, v4, port=n % 65535 + 1),
+        embedded.teredo(v4, other, port=n % 65535 + 1),
+        embedded.mapped(v4),
+    ]
+
+
+public_v4 = st.ip_addresses(v=4).filter(lambda ip: ip.is_global and books.storable(ip))
+
+
+@settings(max_examples=100)
+@given(v4=embedded.narrow_v4, other=public_v4, n=st.integers(min_value=0, max_value=(1 << 48) - 1))
+def test_a_public_sender_cannot_hand_out_a_narrow_ipv4_address_spelt_as_ipv6(
+    v4: ipaddress.IPv4Address, other: ipaddress.IPv4Address, n: int
+) -> None:
+    """Private, shared (CGNAT), link-local and loopback addresses are refused from a public
+    sender however they are spelt: behind NAT64's prefixes, in 6to4, in Teredo, IPv4-mapped."""
+    store = make_store(FakeClock())
+    addrs = spellings(v4, other, n)
+    report = store.record_gossip(addrs, sender=PUBLIC_SENDER)
+    assert report.counts == {Reason.SCOPE: len(addrs)}
+    assert len(store) == 0
+
+
+@settings(max_examples=100)
+@given(v4=public_v4, other=public_v4, n=st.integers(min_value=0, max_value=(1 << 48) - 1))
+def test_a_public_ipv4_address_spelt_as_ipv6_is_public_but_behind_the_local_use_prefix(
+    v4: ipaddress.IPv4Address, other: ipaddress.IPv4Address, n: int
+) -> None:
+    """RFC 8215's prefix is for use within one domain: a public sender cannot vouch for it."""
+    store = make_store(FakeClock())
+    addrs = spellings(v4, other, n)
+    local_use = [a for a in addrs if a.startswith("[64:ff9b:1:")]
+    report = store.record_gossip(addrs, sender=PUBLIC_SENDER)
+    assert report.counts == {Reason.SCOPE: len(local_use)}
+    assert {e.addr for e in store} == {canonical_addr(a) for a in addrs if a not in local_use}
+
+
+@pytest.mark.parametrize(
+    ("sender", "kept"),
+    [
+        (embedded.six_to_four(ipaddress.IPv4Address("192.168.1.20")), {"private", "public"}),
+        (embedded.nat64(ipaddress.IPv4Address("127.0.0.1")), {"loopback", "private", "public"}),
+        (embedded.nat64(ipaddress.IPv4Address("45.76.12.34")), {"public"}),
+    ],
+)
+def test_a_sender_spelt_as_an_embedded_ipv4_address_is_judged_by_that_address(
+    clock, sender: str, kept: set[str]
+) -> None:
+    addrs = {"loopback": "127.0.0.1:7447", "private": "10.1.2.3:7447", "public": "8.8.8.8:7447"}
+    store = make_store(clock)
+    store.record_gossip(list(addrs.values()), sender=sender)
+    assert {e.addr for e in store} == {addrs[name] for name in kept}
 
 
 def test_a_sender_whose_address_cannot_be_read_is_held_to_the_public_rules(clock) -> None:

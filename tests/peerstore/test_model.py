@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support import embedded
+from tests.support.books import storable
 from thenodes_peerstore.errors import AddressError, Reason
 from thenodes_peerstore.model import (
     MAX_ADDR_CHARS,
@@ -140,6 +142,83 @@ def test_each_rejected_address_says_which_rule_it_broke(text: str, kind: Reason)
 )
 def test_every_address_has_the_scope_a_sender_is_judged_by(text: str, scope: Scope) -> None:
     assert Address.parse(text).scope is scope
+
+
+@pytest.mark.parametrize(
+    ("text", "scope"),
+    [
+        # NAT64's well-known prefix, RFC 6052: the IPv4 address is the last 32 bits.
+        ("[64:ff9b::7f00:1]:7447", Scope.LOOPBACK),
+        ("[64:ff9b::a9fe:101]:7447", Scope.LINK),
+        ("[64:ff9b::c0a8:107]:7447", Scope.PRIVATE),
+        ("[64:ff9b::808:808]:7447", Scope.GLOBAL),
+        # The local-use translation prefix, RFC 8215: not routed beyond its domain.
+        ("[64:ff9b:1::808:808]:7447", Scope.PRIVATE),
+        ("[64:ff9b:1::7f00:1]:7447", Scope.LOOPBACK),
+        ("[64:ff9b:1:7f00:0:100::]:7447", Scope.LOOPBACK),  # 127.0.0.1 behind a /48
+        # 6to4, RFC 3056: 2002:V4ADDR::/48.
+        ("[2002:7f00:1::1]:7447", Scope.LOOPBACK),
+        ("[2002:a9fe:909::1]:7447", Scope.LINK),
+        ("[2002:a01:203:5::1]:7447", Scope.PRIVATE),
+        ("[2002:808:808::1]:7447", Scope.GLOBAL),
+        # Teredo, RFC 4380: the server's IPv4, then the client's, each bit inverted.
+        ("[2001:0:808:808:0:e2e8:80ff:fffe]:7447", Scope.LOOPBACK),
+        ("[2001:0:808:808:0:e2e8:f5fe:fdfc]:7447", Scope.PRIVATE),
+        ("[2001:0:a00:1:0:e2e8:f7f7:f7f7]:7447", Scope.PRIVATE),
+        ("[2001:0:808:808:0:e2e8:f7f7:f7f7]:7447", Scope.GLOBAL),
+        # IPv4-mapped, RFC 4291: stored as the IPv4 address itself.
+        ("[::ffff:127.0.0.1]:7447", Scope.LOOPBACK),
+    ],
+)
+def test_an_ipv6_address_that_embeds_an_ipv4_one_reaches_no_wider_than_it(
+    text: str, scope: Scope
+) -> None:
+    assert Address.parse(text).scope is scope
+
+
+@pytest.mark.parametrize("text", ["[::127.0.0.1]:7447", "[::10.0.0.1]:7447", "[::8.8.8.8]:7447"])
+def test_an_ipv4_compatible_address_is_refused_as_reserved(text: str) -> None:
+    """``::a.b.c.d`` (RFC 4291, deprecated) names no address anyone can dial."""
+    with pytest.raises(AddressError) as caught:
+        canonical_addr(text)
+    assert caught.value.kind is Reason.RESERVED
+
+
+storable_v4 = embedded.v4_addresses.filter(storable)
+
+
+@settings(max_examples=200)
+@given(
+    v4=storable_v4,
+    public=st.ip_addresses(v=4).filter(lambda ip: ip.is_global and storable(ip)),
+    spelling=st.sampled_from(["nat64", "6to4", "teredo client", "teredo server", "mapped"]),
+    subnet=st.integers(min_value=0, max_value=0xFFFF),
+)
+def test_an_embedded_ipv4_address_has_the_scope_of_the_ipv4_address_itself(
+    v4: ipaddress.IPv4Address, public: ipaddress.IPv4Address, spelling: str, subnet: int
+) -> None:
+    spelt = {
+        "nat64": lambda: embedded.nat64(v4),
+        "6to4": lambda: embedded.six_to_four(v4, subnet),
+        "teredo client": lambda: embedded.teredo(public, v4, port=subnet or 1),
+        "teredo server": lambda: embedded.teredo(v4, public, port=subnet or 1),
+        "mapped": lambda: embedded.mapped(v4),
+    }[spelling]()
+    assert Address.parse(spelt).scope is Address.parse(f"{v4}:7447").scope
+
+
+@settings(max_examples=200)
+@given(
+    v4=storable_v4,
+    length=st.sampled_from(embedded.LOCAL_USE_LENGTHS),
+    rest=st.integers(min_value=0, max_value=(1 << 48) - 1),
+)
+def test_a_local_use_translation_address_is_private_at_widest_and_never_wider_than_its_ipv4(
+    v4: ipaddress.IPv4Address, length: int, rest: int
+) -> None:
+    """Whatever prefix length the domain carved from 64:ff9b:1::/48 (the address does not say)."""
+    spelt = embedded.nat64(v4, embedded.LOCAL_USE_NAT64, length, rest)
+    assert Address.parse(spelt).scope <= min(Scope.PRIVATE, Address.parse(f"{v4}:7447").scope)
 
 
 def test_scopes_are_ordered_narrowest_first() -> None:

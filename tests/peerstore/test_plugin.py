@@ -315,6 +315,75 @@ def test_on_dial_failed_counts_the_failure_and_backs_the_peer_off(
     assert "192.0.2.200:7447" not in peers
 
 
+def restarted_plan(host: PluginHost) -> list[str]:
+    """Stop, stay stopped an hour, start: the stored peers the new process dials first."""
+    host.shutdown()
+    host.advance(3600)
+    return [d.addr for d in host.start() if d.origin == "peerstore"]
+
+
+@pytest.mark.parametrize("fails", ["refused before the others answer", "silent after one answers"])
+def test_on_dial_failed_a_peer_that_refuses_the_restart_dial_but_connects_in_loses_first_place(
+    make_host: MakeHost, fails: str
+) -> None:
+    """Standing is earned by answering the node's own dials. The first planned peer's dial
+    fails while the node has no outbound connection yet (so the failure cannot count), the
+    other planned peers answer, and the peer connects in, which ends the host's retries: the
+    next start does not put it first."""
+    host = make_host()
+    host.start()
+    connect_all(host, PEERS)
+    assert restarted_plan(host)[0] == PEERS[0]  # the longest standing
+
+    if fails == "refused before the others answer":
+        host.dial_failed(PEERS[0], error="connection refused")
+        host.advance(1)
+        connect_all(host, PEERS[1:5])
+    else:  # one peer, one network group, answers; the dial times out three seconds later
+        connect_all(host, PEERS[1:2])
+        host.advance(2)
+        host.dial_failed(PEERS[0], error="timeout")
+    host.connect("45.76.12.34:51234", node_id="node-0", direction="inbound", listen_addr=PEERS[0])
+    host.advance(600)
+    plan = restarted_plan(host)
+
+    assert PEERS[0] not in plan
+    assert plan[0] == PEERS[1]
+    assert stored(host)[PEERS[0]]["source"] == "Connected"  # demoted, not forgotten
+
+
+def test_on_dial_failed_during_an_outage_neither_reorders_nor_strips_the_plan(
+    make_host: MakeHost,
+) -> None:
+    """Nothing the node dials answers for four hours, and its uplink comes back long after
+    the plan's last retry: every planned peer keeps its place, and no peer is lost."""
+    host = make_host()
+    host.start()
+    connect_all(host, PEERS)
+    before = restarted_plan(host)
+    assert before == PEERS[:5]
+    kept = set(stored(host))
+
+    for wait in (1, 2, 4, 8, 16, 32, 60, 60):  # the host's retries of the plan, then it stops
+        for addr in before:
+            host.dial_failed(addr, error="network unreachable")
+        host.advance(wait)
+    for _ in range(4 * 6):  # the seeds, every ten minutes, for four hours
+        for seed in SEEDS:
+            host.dial_failed(seed, error="network unreachable")
+        host.advance(600)
+    assert restarted_plan(host) == before
+    assert set(stored(host)) == kept
+
+    for addr in before:  # a restart during the outage: the plan fails again
+        host.dial_failed(addr, error="network unreachable")
+    host.advance(3600)
+    host.connect(SEEDS[0], node_id="seed-1")  # the uplink is back, an hour later
+
+    assert restarted_plan(host) == before
+    assert set(stored(host)) == kept
+
+
 def test_on_tick_saves_at_most_once_per_interval(make_host: MakeHost) -> None:
     host = make_host(
         host_config(save_interval_secs=60, max_entries=8000, gossip_per_sender_per_hour=1000)

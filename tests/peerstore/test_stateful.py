@@ -101,7 +101,11 @@ class PeerStoreMachine(RuleBasedStateMachine):
 
     def running_age(self, entry: PeerEntry) -> int:
         """How long the node has run since it last saw ``entry``."""
-        return self.now - entry.last_seen - self.stopped_since(entry.last_seen)
+        return self.age_at(entry.last_seen)
+
+    def age_at(self, when: int) -> int:
+        """How long the node has run since ``when``."""
+        return self.now - when - self.stopped_since(when)
 
     def stopped_since(self, since: int) -> int:
         """Seconds the node was stopped between ``since`` and now. Stopped intervals overlap
@@ -122,11 +126,13 @@ class PeerStoreMachine(RuleBasedStateMachine):
         """What a load or a save keeps of ``entries``: unseen for at most TTL of running time,
         or among the LIMIT proven peers of longest standing that are not failing (of
         ``among``, all the entries held, when given): those that still answer (no failed
-        last dial, seen within the TTL) by their proof's age, oldest first, then the others
-        most recently connected first."""
+        last dial, a dial answered within the TTL) by their proof's age, oldest first, then
+        the others most recently connected first."""
 
         def standing(e: PeerEntry) -> tuple[int, int, str]:
-            if e.failures == 0 and self.running_age(e) <= TTL:
+            answered = max(e.first_seen, e.last_connected or 0)
+            failed = e.failures > 0 or (e.last_attempt or 0) > answered
+            if not failed and self.age_at(answered) <= TTL:
                 return (0, e.first_seen, e.addr)
             return (1, -(e.last_connected or 0), e.addr)
 

@@ -15,6 +15,7 @@ from thenodes_peerstore.store import (
     BACKOFF_BASE_SECS,
     BACKOFF_MAX_SECS,
     TERRIBLE_FAILURES,
+    UPLINK_PROOF_SECS,
     DropReason,
     PeerStore,
 )
@@ -970,6 +971,126 @@ def test_failed_dials_during_an_outage_of_the_nodes_own_uplink_do_not_count(cloc
     store.record_disconnected("198.51.100.1:7447")
     store.record_dial_failed(peers[0])
     assert store.get(peers[0]).failures == 1  # type: ignore[union-attr]
+
+
+STANDING = [f"{first}.30.0.1:7447" for first in (45, 91, 151)]
+"""Three proven peers in three network groups, longest standing first."""
+ELSEWHERE = "5.9.20.30:7447"
+"""A peer in a fourth group whose handshake shows the node's uplink works."""
+
+
+def standing_store(clock) -> PeerStore:
+    """A store loaded with :data:`STANDING`, proven a day ago and an hour apart."""
+    store = make_store(clock)
+    store.load(
+        [
+            PeerEntry(
+                addr=addr,
+                source=Source.CONNECTED,
+                first_seen=START - 86_400 + n * 3600,
+                last_seen=START - 60,
+                last_connected=START - 60,
+                last_attempt=START - 60,
+            )
+            for n, addr in enumerate(STANDING)
+        ]
+    )
+    assert store.reconnect_plan() == STANDING
+    return store
+
+
+@pytest.mark.parametrize("handshake", [-UPLINK_PROOF_SECS, 0, UPLINK_PROOF_SECS])
+def test_a_failed_dial_near_another_handshake_costs_the_peer_its_standing_not_its_dials(
+    clock, handshake: int
+) -> None:
+    """The node completed an outbound handshake within a minute of the failure, before or
+    after it: its uplink worked, so the fault is the peer's. One group is not enough for the
+    failure to count (no backoff: it is still dialled), but the peer ranks last."""
+    store = standing_store(clock)
+    failed = START + 2 * UPLINK_PROOF_SECS
+    events = [(failed, store.record_dial_failed, STANDING[0])]
+    events.append((failed + handshake, store.record_connected, ELSEWHERE))
+    for when, event, addr in sorted(events, key=lambda e: e[0]):
+        clock.t = when
+        event(addr)
+    entry = store.get(STANDING[0])
+    assert entry is not None
+    assert entry.failures == 0
+    assert store.reconnect_plan() == [*STANDING[1:], STANDING[0]]
+
+
+@pytest.mark.parametrize("handshake", [-UPLINK_PROOF_SECS - 1, UPLINK_PROOF_SECS + 1])
+def test_a_failed_dial_with_no_handshake_within_a_minute_changes_nothing(
+    clock, handshake: int
+) -> None:
+    """An outage: nothing the node dialled answered near the failure. The peer keeps its place
+    and its entry, whenever the uplink comes back."""
+    store = standing_store(clock)
+    before = list(store)
+    clock.advance(UPLINK_PROOF_SECS + 10)
+    if handshake < 0:
+        store.record_connected(ELSEWHERE)
+        store.record_disconnected(ELSEWHERE)
+        clock.advance(-handshake)
+    for _ in range(3):
+        for addr in STANDING:
+            store.record_dial_failed(addr)
+    if handshake > 0:
+        clock.advance(handshake)
+        store.record_connected(ELSEWHERE)
+        store.record_disconnected(ELSEWHERE)
+
+    assert [e for e in store if e.addr in STANDING] == [e for e in before]
+    assert store.reconnect_plan()[:3] == STANDING
+
+
+def test_connecting_in_never_restores_standing_and_answering_a_dial_does(clock) -> None:
+    store = standing_store(clock)
+    store.record_connected(ELSEWHERE)
+    store.record_dial_failed(STANDING[0])
+    clock.advance(10)
+    inbound = STANDING[0].replace(":7447", ":51234")
+    store.record_connected(inbound, listen_addr=STANDING[0], direction="inbound")
+    clock.advance(600)
+    store.record_disconnected(inbound, listen_addr=STANDING[0], direction="inbound")
+    entry = store.get(STANDING[0])
+    assert entry is not None
+    assert entry.last_seen == START + 610  # seen, and so kept
+    assert store.reconnect_plan()[-1] == STANDING[0]  # but not proven again
+
+    store.record_connected(STANDING[0])  # it answers a dial: its place comes back
+    store.record_disconnected(STANDING[0])
+    assert store.reconnect_plan()[:3] == STANDING
+
+
+def test_standing_lapses_without_an_answered_dial_within_the_ttl_not_with_a_long_connection(
+    clock,
+) -> None:
+    """One peer only ever connects in for a TTL and more; another holds the connection the
+    node dialled all that time: the first falls behind a newer peer that answers, the second
+    keeps its place."""
+    ttl = 7200
+    store = make_store(clock, ttl_secs=ttl)
+    claimer, holder, newer = STANDING
+    store.record_connected(claimer)
+    store.record_disconnected(claimer)
+    clock.advance(1)
+    store.record_connected(holder)  # and stays connected
+    clock.advance(1)
+    store.record_connected(newer)
+    store.record_disconnected(newer)
+    inbound = claimer.replace(":7447", ":51234")
+    for _ in range(3):
+        clock.advance(ttl // 2)
+        store.record_connected(inbound, listen_addr=claimer, direction="inbound")
+        store.record_disconnected(inbound, listen_addr=claimer, direction="inbound")
+        store.record_connected(newer)
+        store.record_disconnected(newer)
+        store.expire()  # as each save does
+    store.record_disconnected(holder)
+
+    assert store.reconnect_plan() == [holder, newer, claimer]
+    assert claimer in store
 
 
 def test_a_new_process_dials_each_proven_peer_whatever_its_backoff(clock) -> None:

@@ -6,4 +6,5 @@
 - ``command``: the ``peerstore`` command run in this process, and a node's config for it.
 - ``keys``: a key file for an encrypted peer file, and the settings that name it.
 - ``processes``: a Python child process that says "ready" before a test goes on.
+- ``embedded``: IPv4 addresses spelt as IPv6 (NAT64, 6to4, Teredo, mapped), from their RFCs.
 """
