@@ -177,6 +177,7 @@ class _TlsBridge(asyncio.Protocol):
         self.transport = _TlsTransport(self)
         self._eof = False
         self._lost: tuple[Exception | None] | None = None
+        self.plain_writer: asyncio.StreamWriter | None = None
 
     def attach(self, app: asyncio.Protocol) -> None:
         """Hand the plaintext to ``app`` from now on, with what came before (an end too)."""
@@ -473,6 +474,9 @@ class TlsEndpoint:
         assert isinstance(raw, asyncio.Transport)
         conn = SSL.Connection(self._server if server else self._client, None)
         bridge = _TlsBridge(conn, raw)
+        # The plaintext stream's writer would close the socket when collected: it lives as
+        # long as the TLS connection does.
+        bridge.plain_writer = writer
         early: bytes = bytes(getattr(reader, "_buffer", b""))  # sent before the swap
         raw.set_protocol(bridge)
         bridge.start(server=server)
