@@ -5,12 +5,15 @@ while the node serves everyone else; plaintext against TLS fails cleanly on both
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hostsim.live.certs import spki_fingerprint
+from hostsim.live.tls import TlsEndpoint
+from hostsim.live.tlsconfig import TlsSettings
 from hostsim.testing import RecordingPlugin
 from tests.support.thenodes_wire_peer import close, config, hello_line, run, running, until
 from tests.support.tls import certificate, encryption
@@ -111,3 +114,21 @@ def test_plaintext_and_tls_nodes_fail_cleanly_whoever_dials(tmp_path: Path) -> N
     assert not tls_seen.hooks("on_connect")
     (failure, *_) = [c.kwargs["error"] for c in tls_seen.hooks("on_dial_failed")]
     assert failure.startswith("handshake failed: TLS: ")
+
+
+def test_a_dialler_keeping_only_the_tls_streams_stays_connected_through_a_collection(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with running(tls_config(tmp_path, "listener")) as node:
+            settings = TlsSettings(tmp_path / "c.pem", tmp_path / "k.pem")
+            client = TlsEndpoint.open(settings, node_id="c", realm="Example", ips=[])
+            plain = await asyncio.open_connection("127.0.0.1", node.config.port)
+            secured = await client.dial(*plain, 5.0)
+            del plain  # only the TLS streams are kept
+            gc.collect()
+            hello = await asyncio.wait_for(secured.reader.readline(), 5.0)
+            assert b'"HELLO"' in hello
+            secured.writer.close()
+
+    run(scenario())
