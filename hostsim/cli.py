@@ -79,7 +79,7 @@ from hostsim.experiment.report import report
 from hostsim.identity import resolve_node_id
 from hostsim.live.node import LiveNode
 from hostsim.live.settings import live_settings
-from hostsim.live.tlsconfig import tls_settings
+from hostsim.live.tlsconfig import require_tls_extra, tls_settings
 from hostsim.metrics import dumps
 from hostsim.progress import ProgressLine
 from hostsim.script import (
@@ -769,6 +769,7 @@ def _node(args: argparse.Namespace) -> int:
 
 
 def _cert(args: argparse.Namespace) -> int:
+    require_tls_extra("hostsim cert")
     from hostsim.live import certs  # noqa: PLC0415 (the tls extra)
 
     cert_path, key_path = args.cert, args.key

@@ -168,16 +168,16 @@ def transport(data: Mapping[str, Any]) -> Literal["plaintext", "tls"]:
     return "tls" if "tls" in (old, new) else "plaintext"
 
 
-def require_tls_extra() -> None:
-    """:raises HostConfigError: the ``tls`` extra (cryptography, pyOpenSSL) is not installed."""
+def require_tls_extra(what: str = "[encryption] asks for TLS, which") -> None:
+    """:raises HostConfigError: the ``tls`` extra (cryptography, pyOpenSSL) is not installed;
+    the message starts with ``what`` (what needs it)."""
     missing = [
         name for name in ("cryptography", "OpenSSL") if importlib.util.find_spec(name) is None
     ]
     if missing:
-        package = {"OpenSSL": "pyOpenSSL"}
+        names = ", ".join({"OpenSSL": "pyOpenSSL"}.get(m, m) for m in missing)
         raise HostConfigError(
-            "[encryption] asks for TLS, which needs the "
-            f"'{TLS_EXTRA}' extra ({', '.join(package.get(m, m) for m in missing)} missing):"
+            f"{what} needs the '{TLS_EXTRA}' extra ({names} missing):"
             f" pip install 'thenodes-peerstore[{TLS_EXTRA}]'"
         )
 

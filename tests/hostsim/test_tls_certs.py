@@ -4,6 +4,7 @@ its first start and by ``hostsim cert``."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import ipaddress
 import re
 import stat
@@ -170,3 +171,17 @@ def test_two_certificates_made_for_two_nodes_have_distinct_subjects_and_keys() -
     b, _ = make_certificate("node-b", realm="R")
     assert a.subject != b.subject
     assert spki_fingerprint(a) != spki_fingerprint(b)
+
+
+def test_hostsim_cert_without_the_tls_extra_says_which_extra_and_makes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "OpenSSL" else real(name)
+    )
+    monkeypatch.chdir(tmp_path)
+
+    assert cli_main(["cert", "--name", "n"]) == EXIT_ERROR
+    assert "hostsim cert needs the 'tls' extra" in capsys.readouterr().err
+    assert not (tmp_path / "pki").exists()

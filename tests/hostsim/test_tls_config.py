@@ -88,5 +88,7 @@ def test_a_tls_config_without_the_tls_extra_is_a_startup_error_naming_the_extra(
         live_settings(config)
     with pytest.raises(HostConfigError, match="'tls' extra"):
         require_tls_extra()
+    with pytest.raises(HostConfigError, match="hostsim cert needs the 'tls' extra"):
+        require_tls_extra("hostsim cert")
     plain = HostConfig.from_mapping({"port": 50011}, base_dir=tmp_path)
     assert live_settings(plain).tls is None  # plaintext needs no extra
