@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 import tomllib
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -75,8 +76,10 @@ from hostsim.experiment.eclipse import (
     run_eclipse,
 )
 from hostsim.experiment.report import report
+from hostsim.identity import resolve_node_id
 from hostsim.live.node import LiveNode
-from hostsim.live.settings import live_settings, plaintext_refusal
+from hostsim.live.settings import live_settings
+from hostsim.live.tlsconfig import require_tls_extra, tls_settings
 from hostsim.metrics import dumps
 from hostsim.progress import ProgressLine
 from hostsim.script import (
@@ -122,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _demo(args, progress)
             if args.command == "node":
                 return _node(args)
+            if args.command == "cert":
+                return _cert(args)
             if args.command == "cluster":
                 return _cluster(args, progress)
             if args.command == "eclipse":
@@ -236,6 +241,43 @@ def _parser() -> argparse.ArgumentParser:
         default="text",
         help="status lines on stdout: text for people (default), or one JSON object a line",
     )
+    cert = commands.add_parser(
+        "cert",
+        help="make a node's TLS certificate and key, as TheNodes reads them",
+        description="Make a P-256 key and a self-signed certificate for one node (a subject of"
+        " its own, its IP addresses), where its config's [encryption.paths] name them, never"
+        " replacing a file; print the SPKI SHA-256 fingerprint TheNodes pins. A `hostsim node`"
+        " with TLS on makes its own at its first start; this is for a TheNodes node, or to"
+        " copy a certificate into trusted folders.",
+    )
+    cert.add_argument(
+        "config",
+        nargs="?",
+        metavar="CONFIG",
+        help="the node's config (TheNodes' or hostsim's): paths, node id, realm, addresses",
+    )
+    cert.add_argument("--cert", type=Path, metavar="FILE", help="default: own_certificate")
+    cert.add_argument("--key", type=Path, metavar="FILE", help="default: own_private_key")
+    cert.add_argument("--name", metavar="NODE_ID", help="the subject's CN (default: node id)")
+    cert.add_argument("--realm", metavar="NAME", help="the subject's O (default: [realm] name)")
+    cert.add_argument(
+        "--ip",
+        action="append",
+        metavar="IP",
+        help="an IP address for the certificate (repeatable; default: the node's listen"
+        " addresses, else 127.0.0.1)",
+    )
+    cert.add_argument(
+        "--days", type=int, default=None, metavar="N", help="validity (default: 3650)"
+    )
+    cert.add_argument(
+        "--copy-to",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="also put the certificate in DIR as <fingerprint>.pem (a trusted_cert_dir)",
+    )
     cluster = commands.add_parser(
         "cluster",
         help="the rejoin experiment with real node processes on loopback",
@@ -263,7 +305,7 @@ def _parser() -> argparse.ArgumentParser:
         help="where the processes keep their configs, logs and state (default: a temporary"
         " directory, removed after a run that completes)",
     )
-    for command in (sim, demo, node, cluster):
+    for command in (sim, demo, node, cert, cluster):
         command.add_argument(
             "-v", "--verbose", action="store_true", help="show log lines (INFO) on stderr"
         )
@@ -708,8 +750,10 @@ def _cluster(args: argparse.Namespace, progress: ProgressLine) -> int:
 
 def _node(args: argparse.Namespace) -> int:
     config = _load_kind(args.config, HostConfig.from_file, "node")
-    if (refusal := plaintext_refusal(config.data)) is not None:
-        raise HostConfigError(f"{args.config}: {refusal}")
+    try:
+        tls_settings(config.data)  # a bad [encryption] key, named with the file
+    except HostConfigError as exc:
+        raise HostConfigError(f"{args.config}: {exc}") from None
     if args.state_dir is not None:
         config = attrs.evolve(config, state_dir=Path(os.path.abspath(args.state_dir)))
     settings = live_settings(config, bind=args.bind)
@@ -722,6 +766,48 @@ def _node(args: argparse.Namespace) -> int:
         return asyncio.run(_serve_until_signal(node))
     finally:
         status.close(timeout=1.0)
+
+
+def _cert(args: argparse.Namespace) -> int:
+    require_tls_extra("hostsim cert")
+    from hostsim.live import certs  # noqa: PLC0415 (the tls extra)
+
+    cert_path, key_path = args.cert, args.key
+    name, realm, ips = args.name, args.realm, args.ip
+    if args.config is not None:
+        config = _load_kind(args.config, HostConfig.from_file, "node")
+        tls_settings(config.data)  # a bad [encryption] key is named before anything is made
+        paths = config.data.get("encryption", {}).get("paths", {})
+        if cert_path is None and isinstance(paths.get("own_certificate"), str):
+            cert_path = Path(paths["own_certificate"])
+        if key_path is None and isinstance(paths.get("own_private_key"), str):
+            key_path = Path(paths["own_private_key"])
+        if name is None:
+            name = resolve_node_id(
+                config.node_id,
+                config.state_dir,
+                config.id_file,
+                allow_ephemeral=config.allow_ephemeral,
+            )
+        realm = realm if realm is not None else config.realm.name
+        if ips is None:
+            ips = [addr.rpartition(":")[0].strip("[]") for addr in config.listen_addrs]
+    if args.days is not None and args.days < 1:
+        raise HostsimError(f"--days {args.days}: must be at least 1")
+    own = certs.ensure_certificate(
+        Path(os.path.abspath(cert_path or certs.DEFAULT_CERT)),
+        Path(os.path.abspath(key_path or certs.DEFAULT_KEY)),
+        node_id=name or f"node-{uuid.uuid4()}",
+        realm=realm,
+        ips=ips or ["127.0.0.1"],
+        days=args.days or certs.DEFAULT_DAYS,
+    )
+    for line in certs.describe(own):
+        print(line)
+    for folder in args.copy_to:
+        target, written = certs.copy_certificate(own, Path(os.path.abspath(folder)))
+        print(f"  {'copied to' if written else 'already in'} {target}")
+    return EXIT_OK
 
 
 class _StatusLines:

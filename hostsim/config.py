@@ -28,10 +28,11 @@ days; ``request_interval_secs`` the same in seconds), ``reconnect_max_attempts``
 
 ``[network.persistence]`` belongs to the plugin that keeps the peers (TheNodes' core keeps them
 itself): hostsim passes it on untouched and the plugin checks it. The keys TheNodes defines that
-hostsim does not use (``app_name``, ``[encryption]``, ``[logging]``, ``[realm_access]``, the
-other ``[network.*]`` tables...) are accepted and logged at debug. A key nobody defines is a
-warning naming it and the closest known key: TheNodes ignores it silently, and a typo should
-neither pass unnoticed nor stop a node.
+hostsim does not use (``app_name``, Noise and the CRL folders of ``[encryption]``,
+``[logging]``, ``[realm_access]``, the other ``[network.*]`` tables...) are accepted and logged
+at debug; ``[encryption]``'s TLS keys are read by a live node (:mod:`hostsim.live.tlsconfig`).
+A key nobody defines is a warning naming it and the closest known key: TheNodes ignores it
+silently, and a typo should neither pass unnoticed nor stop a node.
 
 The whole document is also kept, read-only, in :attr:`HostConfig.data`: plugins receive it as
 ``host.config``.
@@ -271,20 +272,16 @@ class HostFile:
 THENODES_UNUSED_KEYS: Mapping[str, Any] = freeze(
     {
         "app_name": "unused",
+        # hostsim.live.tlsconfig reads the TLS keys ("tls"), for a live node.
         "encryption": {
-            **dict.fromkeys(("enabled", "backend", "mtls", "accept_self_signed"), "unused"),
-            "paths": dict.fromkeys(
-                (
-                    "own_certificate",
-                    "own_private_key",
-                    "trusted_cert_dir",
-                    "trusted_crl_dir",
-                    "rejected_dir",
-                    "issuer_cert_dir",
-                    "issuer_crl_dir",
+            **dict.fromkeys(("enabled", "backend", "mtls", "accept_self_signed"), "tls"),
+            "paths": {
+                **dict.fromkeys(("own_certificate", "own_private_key", "trusted_cert_dir"), "tls"),
+                **dict.fromkeys(
+                    ("trusted_crl_dir", "rejected_dir", "issuer_cert_dir", "issuer_crl_dir"),
+                    "unused",
                 ),
-                "unused",
-            ),
+            },
             "noise": {
                 **dict.fromkeys(
                     ("pattern", "curve", "cipher", "hash", "static_key_path"), "unused"
@@ -311,9 +308,9 @@ THENODES_UNUSED_KEYS: Mapping[str, Any] = freeze(
                         "pin_fp_algo",
                         "realm_subject_binding",
                     ),
-                    "unused",
+                    "tls",
                 ),
-                "paths": {"observed_dir": "unused"},
+                "paths": {"observed_dir": "tls"},
             },
         },
         "logging": dict.fromkeys(

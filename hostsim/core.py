@@ -309,11 +309,12 @@ class NodeCore:
         listen_addr: str | None = None,
         capabilities: Iterable[str] = (),
         handle: object = None,
+        cert_fingerprint: str | None = None,
     ) -> Connection:
         """A handshake completed: ``on_connect``; ask a peer we dialled for peers at once.
 
         For an outbound connection ``key`` is the dialled address. The world checks
-        :meth:`refusal` first.
+        :meth:`refusal` first. ``cert_fingerprint``: the peer's TLS certificate's, if any.
         """
         peer = self.host.connect(
             key,
@@ -321,6 +322,7 @@ class NodeCore:
             direction=direction,
             listen_addr=listen_addr,
             capabilities=capabilities,
+            cert_fingerprint=cert_fingerprint,
         )
         dialable = key if direction == "outbound" else listen_addr
         conn = Connection(peer, dialable, self.now(), handle)

@@ -94,6 +94,17 @@ class PeerView(Protocol):
     def capabilities(self) -> tuple[str, ...]:
         """The capabilities the peer announced."""
 
+    @property
+    def cert_fingerprint(self) -> str | None:
+        """The SPKI SHA-256, hex lowercase, of the TLS certificate the peer proved it holds
+        (the form of TheNodes' ``pin_fingerprints``), or None: the connection is plaintext, or
+        the peer dialled in and this node asks no certificate of diallers (no mTLS).
+
+        A host that predates it passes no such attribute: read it with
+        ``getattr(peer, "cert_fingerprint", None)``. The HELLO's node id is not bound to the
+        certificate (neither TheNodes 0.2.0 nor 0.4.0 binds them).
+        """
+
 
 @hookspec
 def on_startup(host: HostView) -> list[str]:  # type: ignore[empty-body]

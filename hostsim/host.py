@@ -99,6 +99,9 @@ class Peer:
     direction: Direction = attrs.field(validator=_check_direction)
     listen_addr: str | None = None
     capabilities: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    cert_fingerprint: str | None = None
+    """The SPKI SHA-256 (hex lowercase) of the TLS certificate the peer proved it holds, or
+    None: no TLS, or a peer that dialled in to a listener without mTLS."""
 
 
 @attrs.frozen
@@ -355,10 +358,12 @@ class PluginHost:
         direction: Direction = "outbound",
         listen_addr: str | None = None,
         capabilities: Iterable[str] = (),
+        cert_fingerprint: str | None = None,
     ) -> Peer:
         """A handshake with the peer at ``addr`` completed; call ``on_connect``.
 
-        For an outbound connection ``listen_addr`` defaults to ``addr``.
+        For an outbound connection ``listen_addr`` defaults to ``addr``. ``cert_fingerprint``
+        is the peer's TLS certificate's SPKI SHA-256, when it showed one.
 
         :raises HostStateError: the node is stopped or already connected to ``addr``.
         """
@@ -373,6 +378,7 @@ class PluginHost:
             direction=direction,
             listen_addr=listen_addr,
             capabilities=capabilities,
+            cert_fingerprint=cert_fingerprint,
         )
         self._connections[addr] = peer
         logger.debug("node %s: connected to %s (%s, %s)", self.node_id, addr, node_id, direction)

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from hostsim.live.certs import spki_fingerprint
 from tests.support.paths import ROOT
+from tests.support.tls import certificate
 
 DRIVER = Path(__file__).parent / "support" / "thenodes_interop_driver.py"
 VERSIONS = {"0.2.0": "THENODES_BIN_0_2", "0.4.0": "THENODES_BIN_0_4"}
@@ -194,3 +196,81 @@ def test_an_exported_peers_json_is_loaded_by_thenodes_which_hands_its_peer_out(
     p = _log(where, "p")
     assert f"peer list from 127.0.0.1:{ports['tq']}: 1 addresses" in p, p
     assert f"connected to 127.0.0.1:{ports['s']} (s-{version.replace('.', '')}, outbound)" in p, p
+
+
+def _fingerprint(home: Path) -> str:
+    return spki_fingerprint(certificate(home / "pki/own/cert.pem"))
+
+
+@pytest.mark.parametrize("version", ALL_VERSIONS)
+def test_hostsim_and_thenodes_connect_over_tls_both_ways_with_mtls_and_trusted_certificates(
+    links: Path, version: str
+) -> None:
+    where = links / version
+    ts, tag = _ports(where)["ts"], version.replace(".", "")
+    e, f, thenodes = _log(where, "e"), _log(where, "f"), _log(where, "ts")
+    # hostsim dials TheNodes (mTLS), asks for peers and is answered inside TLS.
+    assert f"connected to 127.0.0.1:{ts} (ts-{tag}, outbound)" in e, e
+    assert re.search(rf"peer list from 127\.0\.0\.1:{ts}: [1-9]\d* addresses", e), e
+    # TheNodes dials hostsim with its certificate, which hostsim's allowlist trusts.
+    assert f"(ts-{tag}, inbound)" in f, f
+    assert "incidents: none" in f
+    # TheNodes judged each hostsim certificate, with mTLS, by the fingerprint hostsim has.
+    assert f'decision=Accept mode=Open fp=Some("{_fingerprint(where / "e")}")' in thenodes
+    assert f'decision=Accept mode=Open fp=Some("{_fingerprint(where / "f")}")' in thenodes
+    # hostsim's TOFU remembered TheNodes' certificate as TheNodes 0.4.0 remembers one.
+    (binding,) = (where / "e" / "pki/observed/bindings").glob("*.txt")
+    assert binding.read_text() == (
+        f"fingerprint={_fingerprint(where / 'ts')}\nidentity=CN=ts-{tag}, O=Example\n"
+    )
+
+
+@pytest.mark.parametrize("version", ALL_VERSIONS)
+def test_plaintext_against_tls_fails_cleanly_on_both_sides(links: Path, version: str) -> None:
+    where = links / version
+    ports, tag = _ports(where), version.replace(".", "")
+    e, g = _log(where, "e"), _log(where, "g")
+    # hostsim over TLS dials plaintext TheNodes: refused at the first record, counted.
+    assert f"dial 127.0.0.1:{ports['tn']} failed: handshake failed: TLS: " in e, e
+    assert "'tls_handshake'" in e
+    assert f"connected to 127.0.0.1:{ports['tn']}" not in e
+    # Plaintext hostsim dials TheNodes over TLS: each waits for the other; a timeout, counted.
+    assert f"dial 127.0.0.1:{ports['ts']} failed: handshake failed: timeout" in g, g
+    assert "connected to" not in g
+    # Both TheNodes nodes go on serving their other peers.
+    assert f"connected to 127.0.0.1:{ports['tn']} (tn-{tag}, outbound)" in _log(where, "a")
+    assert f"connected to 127.0.0.1:{ports['ts']} (ts-{tag}, outbound)" in e
+    assert "panicked" not in _log(where, "tn") + _log(where, "ts")
+
+
+@pytest.mark.parametrize("version", ALL_VERSIONS)
+def test_thenodes_example_config_runs_as_it_is_where_thenodes_itself_reads_it_as_tls(
+    links: Path, version: str
+) -> None:
+    where = links / version
+    x = _log(where, "x")
+    # 0.2.0 speaks TLS with the example as shipped; hostsim runs that very file (port 50001).
+    # 0.4.0 reads enabled = false as plaintext: there every node has enabled = true.
+    y_port = 50002 if version == "0.2.0" else _ports(where)["y"]
+    assert re.search(rf"connected to 127\.0\.0\.1:{y_port} \(\S+, outbound\)", x), x
+    assert re.search(r"\([0-9a-f-]{36}, inbound\)", x), x  # w dialled in: its id is a UUID
+    assert "made a TLS certificate" not in x  # hostsim cert made it, where the file says
+    assert (where / "x" / "pki/own/example-app.crt").exists()
+    if version == "0.2.0":
+        assert "TheNodes 0.4.0 plaintext" in x  # the one reading that differs is named
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", ALL_VERSIONS)
+def test_a_tls_link_with_mtls_stays_up_past_three_minutes_on_default_timers(
+    held: Path, version: str
+) -> None:
+    where = held / version
+    ts, tag = _ports(where)["ts"], version.replace(".", "")
+    e, f = _log(where, "e", ".held"), _log(where, "f", ".held")
+    assert f"connected to 127.0.0.1:{ts} (ts-{tag}, outbound)" in e, e
+    assert f"disconnected from 127.0.0.1:{ts}" not in e, e
+    assert f"(ts-{tag}, inbound)" in f, f
+    assert "disconnected" not in f, f
+    assert "peer_unresponsive" not in _log(where, "ts", ".held")
+    assert "silent_peer" not in e + f

@@ -213,8 +213,9 @@ class _PersonaCore(NodeCore):
         listen_addr: str | None = None,
         capabilities: Any = (),
         handle: object = None,
+        cert_fingerprint: str | None = None,
     ) -> Connection:
-        peer = Peer(node_id, key, direction, listen_addr)
+        peer = Peer(node_id, key, direction, listen_addr, cert_fingerprint=cert_fingerprint)
         conn = Connection(peer, listen_addr if direction == "inbound" else key, 0.0, handle)
         self.conns[key] = conn
         self.by_node[node_id] = key

@@ -31,6 +31,8 @@ Kind: TypeAlias = Literal[
     "realm_mismatch",
     "own_node_id",
     "handshake_timeout",
+    "tls_handshake",
+    "tls_untrusted",
     "silent_peer",
     "huge_peer_list",
     "bad_address",
@@ -47,6 +49,8 @@ KINDS: Final[dict[Kind, str]] = {
     "realm_mismatch": "is of another realm or realm version; connection closed",
     "own_node_id": "has this node's own node id; connection closed",
     "handshake_timeout": "did not complete the handshake in time; connection closed",
+    "tls_handshake": "failed the TLS handshake (or did not finish it in time); connection closed",
+    "tls_untrusted": "showed a certificate the trust policy refuses; connection closed",
     "silent_peer": "answered probes, then was silent for the heartbeat timeout, or its TCP"
     " connection died; connection closed",
     "huge_peer_list": "sent a peer list longer than the bound; the rest was dropped unread",

@@ -34,6 +34,10 @@ does stops the node serving the others.
 
 A node bound to a loopback address (IPv4 or IPv6) dials loopback IP literals only: whatever
 else it learns is handed to the plugins as usual and kept in its book, but never dialled.
+
+With TLS on (``[encryption]``, :mod:`hostsim.live.tls`) every connection runs the TLS
+handshake and the trust policy before TheNodes' handshake, in both directions; the peer's
+certificate fingerprint reaches the plugins as ``peer.cert_fingerprint``.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -61,8 +65,12 @@ from hostsim.host import Dial, Direction, PluginHost
 from hostsim.limits import printable
 from hostsim.live.incidents import Incidents, Kind
 from hostsim.live.settings import LiveSettings
+from hostsim.live.tlsconfig import Refused, TlsFailed, TlsSettings
 from hostsim.plugins import EntryPointLike
 from thenodes_naming import NODE_ID_RE, realm_code
+
+if TYPE_CHECKING:
+    from hostsim.live.tls import TlsEndpoint
 
 __all__ = [
     "MAX_PEER_LIST",
@@ -85,6 +93,7 @@ STATUS_EVENTS: Final[Mapping[str, tuple[str, ...]]] = {
     "disconnected": ("addr", "node_id", "reason", "connections"),
     "evicted": ("addr", "make_room_for"),
     "peer_list": ("addr", "addresses"),
+    "tls": ("certificate", "fingerprint", "made", "mtls", "mode"),
     "stopped": ("incidents",),
     "dropped": ("lines",),
 }
@@ -96,9 +105,11 @@ STATUS_EVENTS: Final[Mapping[str, tuple[str, ...]]] = {
 ``"inbound"`` or ``"outbound"``, ``connections`` and ``outbound`` the counts after it,
 ``dial_addr`` the address the peer can be dialled at (or null). ``disconnected``:
 ``connections`` is the count after it. ``peer_list``: ``addresses`` is how many usable
-addresses the list from ``addr`` held. ``stopped``: ``incidents`` counts the incidents by
-kind. ``dropped`` (``hostsim node`` only): ``lines`` status lines were dropped because
-stdout was not read."""
+addresses the list from ``addr`` held. ``tls`` (TLS on, before ``listening``): the node's
+``certificate`` file, its SPKI SHA-256 ``fingerprint``, whether it was ``made`` now, ``mtls``
+and the trust policy's ``mode``. ``stopped``: ``incidents`` counts the incidents by kind.
+``dropped`` (``hostsim node`` only): ``lines`` status lines were dropped because stdout was
+not read."""
 MAX_PEER_LIST: Final = 1000
 """Addresses read from one PEER_LIST (and the most a PEER_REQUEST is answered with)."""
 MAX_WRITE_BUFFER: Final = 256 << 10
@@ -213,6 +224,8 @@ class _Link:
     evicted: bool = False
     answers_probes: bool = False
     """The peer has answered a liveness probe: it is judged by silence, as TheNodes 0.4 does."""
+    fingerprint: str | None = None
+    """The SPKI SHA-256 of the peer's TLS certificate; None without TLS or without one."""
 
     def send(self, envelope: wire.Envelope) -> None:
         if self.writer.is_closing():
@@ -333,6 +346,8 @@ class LiveNode:
         """The listener's tasks, one per inbound connection (they end when it is closed)."""
         self._links: set[_Link] = set()
         self._server: asyncio.Server | None = None
+        self.tls: TlsEndpoint | None = None
+        """The node's TLS once started with TLS on (``settings.tls``)."""
         self.dials: list[Dial] = []
         # Network groups are ranked by a salted hash, so a peer cannot pick a protected one.
         self._group_salt = random.getrandbits(64)
@@ -345,8 +360,11 @@ class LiveNode:
         """Listen, then start the core: ``on_startup``, ``on_bootstrap``, the first dials.
 
         :raises ListenError: the address cannot be bound (an ``OSError``).
-        :raises HostsimError: a plugin could not be loaded or refused to start.
+        :raises HostsimError: a plugin could not be loaded or refused to start, or the TLS
+            certificate cannot be read or made.
         """
+        if self.settings.tls is not None:
+            self._start_tls(self.settings.tls)
         try:
             self._server = await asyncio.start_server(
                 self._accept,
@@ -394,6 +412,35 @@ class LiveNode:
             raise
         self._spawn(self._ticks())
         self._spawn(self._heartbeats())
+
+    def _start_tls(self, settings: TlsSettings) -> None:
+        """Load the node's certificate, or make it (said in one line), and say what TLS is."""
+        from hostsim.live.tls import TlsEndpoint  # noqa: PLC0415 (the tls extra, when TLS is on)
+
+        self.tls = TlsEndpoint.for_node(settings, self.config, self.node_id, self.settings.bind)
+        for line in self.tls.status_lines():
+            self.status(line)
+        self._event("tls", **self.tls.event())
+        if settings.versions_differ is not None:
+            logger.warning("node %s: %s", self.node_id, settings.versions_differ)
+
+    async def _secure(self, link: _Link, *, server: bool) -> None:
+        """The TLS handshake and the trust policy on a new connection; from then on ``link``
+        reads and writes through TLS.
+
+        :raises _Closed: the handshake failed or timed out, or the certificate was refused.
+        """
+        assert self.tls is not None
+        upgrade = self.tls.accept if server else self.tls.dial
+        try:
+            secured = await upgrade(link.reader, link.writer, self.settings.handshake_timeout_secs)
+        except TlsFailed as exc:
+            raise _Closed(f"TLS: {exc}", "tls_handshake", str(exc)) from None
+        except Refused as exc:
+            detail = f"{exc} (trust policy {self.tls.policy.mode}, fingerprint {exc.fingerprint})"
+            raise _Closed(f"TLS: certificate refused: {exc}", "tls_untrusted", detail) from None
+        link.reader, link.writer = secured.reader, secured.writer
+        link.fingerprint = secured.fingerprint
 
     async def run(self, stop: asyncio.Event) -> None:
         """Start, serve until ``stop`` is set, then stop gracefully."""
@@ -561,6 +608,8 @@ class LiveNode:
             self._handlers.add(task)
         self._links.add(link)
         try:
+            if self.tls is not None:
+                await self._secure(link, server=True)
             self._send(link, self._hello())
             line = await self._line(link, self.settings.handshake_timeout_secs, "handshake_timeout")
             if line is None:
@@ -652,6 +701,8 @@ class LiveNode:
         self._links.add(link)
         connected = False
         try:
+            if self.tls is not None:
+                await self._secure(link, server=False)
             line = await self._line(link, self.settings.handshake_timeout_secs, "handshake_timeout")
             if line is None:
                 raise _Closed("closed before its HELLO")
@@ -711,6 +762,7 @@ class LiveNode:
             listen_addr=self._listen_addr(hello),
             capabilities=self._capabilities(hello),
             handle=link,
+            cert_fingerprint=link.fingerprint,
         )
         self.status(
             f"connected to {link.remote} ({hello.node_id}, {direction});"

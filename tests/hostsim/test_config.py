@@ -204,7 +204,7 @@ def test_keys_thenodes_defines_and_hostsim_does_not_use_are_logged_once_at_debug
 ) -> None:
     text = (
         MINIMAL
-        + 'node_type = "admin"\n[encryption]\nenabled = "anything"\n'
+        + 'node_type = "admin"\n[encryption.paths]\ntrusted_crl_dir = "anything"\n'
         + "[network.relay]\nstore_forward = 3\n"
     )
     with caplog.at_level(logging.DEBUG, logger="hostsim.config"):
@@ -213,7 +213,7 @@ def test_keys_thenodes_defines_and_hostsim_does_not_use_are_logged_once_at_debug
     lines = [r for r in caplog.records if r.name == "hostsim.config"]
     [line] = lines
     assert line.levelno == logging.DEBUG
-    assert "[encryption] enabled" in line.getMessage()
+    assert "[encryption.paths] trusted_crl_dir" in line.getMessage()
     assert "[network.relay] store_forward" in line.getMessage()
     assert "node_type" not in line.getMessage()  # hostsim uses it
 

@@ -10,120 +10,14 @@ from pathlib import Path
 import pytest
 
 from hostsim.addresses import NameTable
-from hostsim.cli import EXIT_ERROR
-from hostsim.cli import main as cli_main
 from hostsim.clock import VirtualClock
 from hostsim.config import ConnectionPolicy, Discovery, HostConfig, RealmInfo
 from hostsim.errors import HostConfigError, HostStartupError
 from hostsim.host import Dial, PluginHost
-from hostsim.live.settings import live_settings, plaintext_refusal
+from hostsim.live.settings import live_settings
+from hostsim.live.tlsconfig import encryption_refusal, tls_settings, transport
 from tests.support.paths import ROOT
-
-# TheNodes' config/example.toml (TheNodesDev/TheNodes), every key and value as it has them.
-THENODES_EXAMPLE = """\
-# Example configuration for TheNodes
-
-# Network settings
-port = 50001  # Listening port for incoming connections
-bootstrap_nodes = ["127.0.0.1:50002", "127.0.0.1:50003"]  # Initial peers to dial
-
-# Application settings
-app_name = "example-app"  # Optional application name used in HELLO
-
-# Realm information (network segmentation)
-[realm]
-name = "example-realm"     # Realm name
-version = "1.0"           # Realm protocol version
-
-# Node identity and state
-[node]
-state_dir = "data/example-app"  # Directory for node state (node_id, peer store etc.)
-id_file = "node_id"              # Filename within state_dir to persist node id
-allow_ephemeral = true            # Allow ephemeral UUID when persistence fails
-node_type = "daemon"             # Optional node type label advertised in HELLO
-
-# Encryption settings (TLS) — optional
-[encryption]
-enabled = false                   # Set to true to enable encryption on network transport
-mtls = false                      # TLS-only: enable mutual TLS (client auth)
-backend = "tls"
-
-[encryption.paths]
-own_certificate = "pki/own/example-app.crt"   # Client cert for mTLS (optional)
-own_private_key = "pki/own/example-app.key"   # Client key for mTLS (optional)
-trusted_cert_dir = "pki/trusted/certs"        # Directory of trusted peer certs (PEM)
-trusted_crl_dir = "pki/trusted/crl"           # Directory of CRLs for trusted peers (optional)
-rejected_dir = "pki/rejected"                 # Directory to store rejected certs (optional)
-issuer_cert_dir = "pki/issuers/certs"         # Directory of issuer/CA certs (optional)
-issuer_crl_dir = "pki/issuers/crl"            # Directory of issuer CRLs (optional)
-
-[encryption.noise]
-pattern = "XX"
-curve = "25519"
-cipher = "ChaChaPoly"
-hash = "BLAKE2s"
-# static_key_path = "pki/own/noise_static.key"
-
-[encryption.noise.trust_policy]
-mode = "open"                       # open | allowlist | tofu | observe
-store_new = "none"                  # none | observed
-allowlist_fingerprints = []
-pin_fingerprints = []
-
-[encryption.noise.trust_policy.paths]
-allowlist_dir = "pki/noise/trusted"
-observed_dir = "pki/noise/observed"
-
-[encryption.trust_policy]
-mode = "open"
-accept_self_signed = false
-store_new_certs = "none"
-reject_expired = false
-reject_before_valid = false
-enforce_ca_chain = false
-pin_subjects = []
-pin_fingerprints = []
-pin_fp_algo = "sha256"
-realm_subject_binding = false
-
-[encryption.trust_policy.paths]
-observed_dir = "pki/observed/certs"  # Directory to write newly observed leaf certs
-
-# Logging / events configuration
-[logging]
-json_path = "logs/example_app_audit.jsonl"  # Path for structured audit logs (JSONL)
-json_max_bytes = 5242880                     # Rotate after 5MB
-json_rotate = 5                              # Keep up to 5 rotated files
-disable_console = false                      # Suppress console output when true
-
-# Peer discovery (gossip) configuration
-[discovery]
-enabled = true               # Enable PeerRequest/PeerList gossip
-request_interval_secs = 90   # Interval between automatic PeerRequest messages
-request_want = 16            # Peers requested per interval
-
-# Optional realm access policy to constrain allowed remote node types
-[realm_access]
-allowed_node_types = ["daemon", "admin"]  # Only allow peers that advertise one of these types
-
-# Persistent known peer store (ADR-0002)
-[network.persistence]
-enabled = true                    # Enable persistence across runs
-# path = "data/example-app/peers.json"
-max_entries = 1024                # Hard cap on stored peers
-ttl_secs = 604800                 # Expire entries older than 7 days (in seconds)
-save_interval_secs = 60           # Periodic flush interval in seconds
-
-[network.relay]
-enabled = false                   # Enable this node to act as a relay
-store_forward = false             # Allow bounded buffering for temporarily absent peers
-# queue_max_per_target = 1024     # Optional override per-target cap
-# queue_max_global = 8192         # Optional override global cap across targets
-
-[network.nat]
-enabled = false
-lease_duration_secs = 3600
-"""
+from tests.support.thenodes_example import THENODES_EXAMPLE
 
 ENABLE_PEERSTORE = '\n[plugins]\nenabled = ["peerstore"]\n'
 START = 1_763_700_000.0
@@ -349,45 +243,54 @@ def test_two_nodes_of_one_realm_code_and_different_versions_never_share_a_file_o
     assert files(a.config.state_dir).get("example.toml") == before["example.toml"]
 
 
-def test_hostsim_node_refuses_thenodes_example_config_which_makes_0_2_speak_tls(
-    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+def test_thenodes_example_config_is_read_as_0_2_reads_it_tls_and_0_4s_reading_is_named(
+    in_tmp: Path,
 ) -> None:
-    path = write(in_tmp / "example.toml", THENODES_EXAMPLE)
+    config = HostConfig.from_file(write(in_tmp / "example.toml", THENODES_EXAMPLE))
 
-    status = cli_main(["node", str(path)])
+    tls = tls_settings(config.data)
 
-    err = capsys.readouterr().err
-    assert status == EXIT_ERROR
-    assert f"{path}: [encryption] backend = 'tls'" in err
-    assert "TheNodes 0.2.0" in err
-    assert 'backend = "none"' in err  # what to set
-    assert not (in_tmp / "data").exists()  # stopped before anything started
+    assert tls is not None  # backend = "tls" wins over enabled = false, as in TheNodes 0.2.0
+    assert tls.cert_path == in_tmp / "pki/own/example-app.crt"  # the working directory's
+    assert tls.key_path == in_tmp / "pki/own/example-app.key"
+    assert (tls.mtls, tls.policy.mode, tls.policy.trusted_dir) == (
+        False,
+        "open",
+        in_tmp / "pki/trusted/certs",
+    )
+    assert tls.policy.observed_dir == in_tmp / "pki/observed/certs"
+    assert tls.versions_differ is not None
+    assert "TheNodes 0.4.0 plaintext" in tls.versions_differ
+    assert "enabled = true" in tls.versions_differ  # what makes both speak TLS
 
 
 @pytest.mark.parametrize(
     ("table", "speaks"),
     [
-        ('enabled = false\nbackend = "tls"', "TLS"),  # 0.2.0: the explicit backend wins
-        ('enabled = false\nbackend = "Noise"', "NOISE"),
-        ("enabled = true", "TLS"),  # both: TLS is the default backend when enabled
-        ('enabled = true\nbackend = "tls"', "TLS"),
+        ('enabled = false\nbackend = "tls"', "tls"),  # 0.2.0: the explicit backend wins
+        ('enabled = false\nbackend = "Noise"', "Noise"),
+        ('enabled = true\nbackend = "noise"', "Noise"),
+        ("enabled = true", "tls"),  # both: TLS is the default backend when enabled
+        ('enabled = true\nbackend = "TLS"', "tls"),
         ('enabled = true\nbackend = "quic"', "is not one TheNodes knows"),
-        ('enabled = false\nbackend = "none"', None),
-        ('enabled = true\nbackend = "plaintext"', None),
-        ("enabled = false", None),
-        ("", None),
+        ('enabled = false\nbackend = "none"', "plaintext"),
+        ('enabled = true\nbackend = "plaintext"', "plaintext"),
+        ("enabled = false", "plaintext"),
+        ("", "plaintext"),
     ],
 )
-def test_encryption_is_read_as_the_stricter_of_thenodes_0_2_and_0_4(
-    table: str, speaks: str | None, in_tmp: Path
+def test_encryption_is_tls_when_either_thenodes_0_2_or_0_4_would_speak_it_noise_is_refused(
+    table: str, speaks: str, in_tmp: Path
 ) -> None:
     text = "port = 50010\n" + (f"[encryption]\n{table}\n" if table else "")
     config = HostConfig.from_file(write(in_tmp / "c.toml", text))
 
-    if speaks is None:
-        assert plaintext_refusal(config.data) is None
-        live_settings(config)
+    if speaks in ("tls", "plaintext"):
+        assert encryption_refusal(config.data) is None
+        assert transport(config.data) == speaks
     else:
-        assert speaks in (plaintext_refusal(config.data) or "")
-        with pytest.raises(HostConfigError, match="hostsim speaks plaintext only"):
+        assert speaks in (encryption_refusal(config.data) or "")
+        with pytest.raises(HostConfigError, match=speaks):
             live_settings(config)
+    if speaks == "plaintext":
+        assert live_settings(config).tls is None

@@ -11,8 +11,14 @@ wait is bounded. ``OUTDIR/<version>/ports.json`` names the ports. The test reads
 Scenarios:
 
 ``links``: per version, TheNodes ``tn`` and four hostsim nodes: ``a`` dials ``tn``; ``tn`` dials
-``b``; ``c`` (another realm) and ``d`` (another realm version) and ``tn`` dial each other. Once
-every first contact happened, it holds ``--hold`` seconds with default timers, then stops all.
+``b``; ``c`` (another realm) and ``d`` (another realm version) and ``tn`` dial each other. Over
+TLS, with ``hostsim cert`` making TheNodes' certificate and each side's certificate in the
+other's trusted folder: TheNodes ``ts`` (``mtls = true``) dials hostsim ``f`` (mTLS,
+``allowlist``) and is dialled by hostsim ``e`` (mTLS, ``tofu``), which also dials the plaintext
+``tn``; the plaintext hostsim ``g`` dials ``ts``. TheNodes' example config: hostsim ``x`` runs
+it and dials TheNodes ``y``, TheNodes ``w`` dials it; ``y`` and ``w`` run it with other ports
+(0.2.0: as shipped, TLS; 0.4.0, which reads it as plaintext: all with ``enabled = true``).
+Once every first contact happened, it holds ``--hold`` seconds with default timers, then stops all.
 
 ``peers``: per version, TheNodes ``tn`` (persistence on) dials hostsim seed ``s`` and saves its
 ``peers.json``; ``peerstore import --thenodes`` reads it into a hostsim store and ``peerstore
@@ -37,9 +43,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: find tests.
+from tests.support.thenodes_example import THENODES_EXAMPLE
+
 WAIT = 30.0
 """The longest any one condition is waited for."""
-BUDGET = 120.0
+BUDGET = 150.0
 """The longest all the conditions of one run are waited for, together."""
 _deadline = time.monotonic() + BUDGET
 
@@ -153,6 +162,119 @@ def start_hostsim(procs: Procs, where: Path, name: str, text: str) -> None:
     )
 
 
+def tls_table(*, mtls: bool, trust: str = "") -> str:
+    """``[encryption]`` with TLS on, the files in TheNodes' ``pki/`` layout."""
+    return (
+        f"[encryption]\nenabled = true\nmtls = {str(mtls).lower()}\n[encryption.paths]\n"
+        'own_certificate = "pki/own/cert.pem"\nown_private_key = "pki/own/key.pem"\n'
+        f'trusted_cert_dir = "pki/trusted/certs"\n{trust}'
+    )
+
+
+def make_certificate(home: Path, *trusting: Path) -> None:
+    """``hostsim cert`` in ``home`` for its config.toml; a copy in each ``trusting`` node's
+    trusted folder."""
+    copies = [arg for other in trusting for arg in ("--copy-to", str(other / "pki/trusted/certs"))]
+    argv = [sys.executable, "-m", "hostsim", "cert", "config.toml", *copies]
+    ran = subprocess.run(argv, cwd=home, capture_output=True, text=True, timeout=60, check=False)
+    (home / "cert.out").write_text(f"status {ran.returncode}\n{ran.stdout}{ran.stderr}")
+
+
+def write_config(where: Path, name: str, text: str) -> Path:
+    home = where / name
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(text)
+    return home
+
+
+def example_configs(version: str, ports: dict[str, int]) -> dict[str, str]:
+    """TheNodes' example config for hostsim ``x``, and for TheNodes ``y`` (which ``x`` dials)
+    and ``w`` (which dials ``x``).
+
+    0.2.0 reads it as TLS as shipped: ``x`` runs it unmodified (port 50001, seeds 50002 and
+    50003); ``y`` runs it on 50002 without seeds, ``w`` on 50004 with ``x`` as its seed. 0.4.0
+    reads ``enabled = false`` as plaintext, so all three get ``enabled = true`` (TLS for all)
+    and ports of their own."""
+    text, x_port = THENODES_EXAMPLE, 50001
+    y_port, w_port = 50002, 50004
+    if not version.startswith("0.2"):
+        text = text.replace("\nenabled = false ", "\nenabled = true ")
+        x_port, y_port, w_port = ports["x"], ports["y"], ports["w"]
+    port, seeds = "port = 50001", 'bootstrap_nodes = ["127.0.0.1:50002", "127.0.0.1:50003"]'
+    x = text.replace(port, f"port = {x_port}")
+    if not version.startswith("0.2"):
+        x = x.replace(seeds, f'bootstrap_nodes = ["127.0.0.1:{y_port}"]')
+    y = text.replace(port, f"port = {y_port}").replace(seeds, "bootstrap_nodes = []")
+    w = text.replace(port, f"port = {w_port}")
+    w = w.replace(seeds, f'bootstrap_nodes = ["127.0.0.1:{x_port}"]')
+    return {"x": x, "y": y, "w": w}
+
+
+def tls_links(
+    procs: Procs, version: str, binary: str, where: Path, ports: dict[str, int]
+) -> list[Callable[[], bool]]:
+    """Start the TLS nodes and the example pair of one version; return what to wait for."""
+    tag = version.replace(".", "")
+    ts = write_config(
+        where,
+        "ts",
+        thenodes_config(ports["ts"], f"ts-{tag}", [ports["f"], ports["z"]]) + tls_table(mtls=True),
+    )
+    tofu = '[encryption.trust_policy]\nmode = "tofu"\n'
+    tofu += '[encryption.trust_policy.paths]\nobserved_dir = "pki/observed"\n'
+    seeds = [ports["ts"], ports["tn"]]
+    e = write_config(
+        where, "e", hostsim_config(ports["e"], f"e-{tag}", seeds) + tls_table(mtls=True, trust=tofu)
+    )
+    allowlist = '[encryption.trust_policy]\nmode = "allowlist"\n'
+    f = write_config(
+        where,
+        "f",
+        hostsim_config(ports["f"], f"f-{tag}", []) + tls_table(mtls=True, trust=allowlist),
+    )
+    write_config(where, "g", hostsim_config(ports["g"], f"g-{tag}", [ports["ts"]]))
+    make_certificate(ts, f)  # TheNodes makes none: hostsim cert does; e trusts on first use
+    make_certificate(e, ts)
+    make_certificate(f, ts)
+    examples = {
+        name: write_config(where, name, text)
+        for name, text in example_configs(version, ports).items()
+    }
+    make_certificate(examples["x"], examples["w"])  # the example's paths: pki/own/example-app.*
+    make_certificate(examples["y"])
+    make_certificate(examples["w"])
+    procs.start([binary, "--config", "config.toml"], where / "y", where / "y.log")
+    procs.start(
+        [sys.executable, "-m", "hostsim", "node", "config.toml"], where / "f", where / "f.log"
+    )
+    until(has(where / "f.log", "listening on"))
+    procs.start([binary, "--config", "config.toml"], where / "ts", where / "ts.log")
+    until(has(where / "y.log", "listener_bind"))
+    procs.start(
+        [sys.executable, "-m", "hostsim", "node", "config.toml"], where / "x", where / "x.log"
+    )
+    until(has(where / "x.log", "listening on"))
+    procs.start([binary, "--config", "config.toml"], where / "w", where / "w.log")
+    until(has(where / "ts.log", "listener_bind"))
+    for name in ("e", "g"):
+        procs.start(
+            [sys.executable, "-m", "hostsim", "node", "config.toml"],
+            where / name,
+            where / f"{name}.log",
+        )
+    ts_port, tn_port, y_port = ports["ts"], ports["tn"], 50002 if tag == "020" else ports["y"]
+    w_id = r"[0-9a-f-]{36}"  # w's node id: a UUID it keeps in its id file
+    return [
+        has(where / "e.log", rf"connected to 127\.0\.0\.1:{ts_port} \(ts-{tag}, outbound\)"),
+        has(where / "e.log", rf"peer list from 127\.0\.0\.1:{ts_port}:"),
+        has(where / "e.log", rf"dial 127\.0\.0\.1:{tn_port} failed: handshake failed: TLS"),
+        has(where / "f.log", rf"\(ts-{tag}, inbound\)"),
+        has(where / "g.log", rf"dial 127\.0\.0\.1:{ts_port} failed"),
+        has(where / "x.log", rf"connected to 127\.0\.0\.1:{y_port} \(\S+, outbound\)"),
+        has(where / "x.log", rf"\({w_id}, inbound\)"),
+    ]
+
+
 def links(out: Path, bins: dict[str, str], hold: float) -> None:
     waits: list[Callable[[], bool]] = []
     with processes() as procs:
@@ -160,7 +282,8 @@ def links(out: Path, bins: dict[str, str], hold: float) -> None:
             where = out / version
             where.mkdir(parents=True)
             tag = version.replace(".", "")
-            ports = {name: free_port() for name in ("tn", "a", "b", "c", "d")}
+            names = ("tn", "a", "b", "c", "d", "ts", "e", "f", "g", "z", "x", "y", "w")
+            ports = {name: free_port() for name in names}
             (where / "ports.json").write_text(json.dumps(ports))
             start_hostsim(procs, where, "b", hostsim_config(ports["b"], f"b-{tag}", []))
             start_hostsim(
@@ -192,6 +315,7 @@ def links(out: Path, bins: dict[str, str], hold: float) -> None:
                 has(where / "c.log", rf"dialling 127\.0\.0\.1:{tn}"),
                 has(where / "d.log", rf"dialling 127\.0\.0\.1:{tn}"),
             ]
+            waits += tls_links(procs, version, binary, where, ports)
         for wait in waits:
             until(wait)
         time.sleep(2.0 + hold)  # refusals settle; then the long hold on default timers
