@@ -28,9 +28,11 @@ aborted, never left flushing to a peer that does not read. A peer list longer th
 canonical ``"ip:port"`` addresses, one per address however it was spelt. An answer always fits
 in one line a peer reads. A new inbound connection beyond ``max_inbound`` evicts an inbound
 peer as Bitcoin Core does (:meth:`LiveNode._eviction_candidate`), or is refused when every
-inbound peer is protected. A dialled peer whose node id an inbound connection already holds
-replaces that connection (only a dial proves who is at an address). Nothing one connection
-does stops the node serving the others.
+inbound peer is protected. An inbound peer's listen address is a claim that never stops the
+node dialling that address from its plan (:mod:`hostsim.core`); a dialled peer whose node id
+an inbound connection already holds replaces that connection (only a dial proves who is at an
+address), unless that connection claimed the very address dialled, which the dial has just
+proven. Nothing one connection does stops the node serving the others.
 
 A node bound to a loopback address (IPv4 or IPv6) dials loopback IP literals only: whatever
 else it learns is handed to the plugins as usual and kept in its book, but never dialled.
@@ -648,6 +650,12 @@ class LiveNode:
             envelope = self._decode(line, handshake=True)
             self._check_realm(envelope.realm, required=False)
             hello = self._check_hello(envelope)
+            if self._claim_proven(hello.node_id, addr):
+                # The node that connected in is the one at this address: its connection stays
+                # (cutting it would cut the peer's own outbound connection, for nothing).
+                logger.debug("node %s: %s is %s, connected in", self.node_id, addr, hello.node_id)
+                self.core.dial_abandoned(addr)
+                return
             self._replace_inbound(hello.node_id)
             if self.core.refusal(hello.node_id) is not None or not self.core.up:
                 self.core.dial_abandoned(addr)
@@ -668,6 +676,13 @@ class LiveNode:
         finally:
             self._links.discard(link)
             await link.aclose()
+
+    def _claim_proven(self, node_id: str, addr: str) -> bool:
+        """Whether an inbound connection of ``node_id`` claimed ``addr``, a dial of which has
+        just reached ``node_id``."""
+        key = self.core.by_node.get(node_id)
+        conn = None if key is None else self.core.conns.get(key)
+        return conn is not None and not conn.outbound and conn.dialable == addr
 
     def _replace_inbound(self, node_id: str) -> None:
         """A dialled peer proved ``node_id``: end an inbound connection that claims it."""

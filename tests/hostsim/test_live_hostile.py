@@ -11,16 +11,23 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from hostsim.cli import _LogLines
-from hostsim.live.processes import free_port, write_node_config
+from hostsim.live.processes import NodeProcess, free_port, write_node_config
 from tests.support.line_peer import LinePeer
 from tests.support.processes import start_node, stop_node, wait_listening
+from tests.support.thenodes_wire_peer import (
+    hello_line,
+    message,
+)
+from thenodes_peerstore.cli import main as peerstore
 
 WAIT = 20.0
 
@@ -30,6 +37,17 @@ def _config(tmp_path: Path, port: int, **network: Any) -> Path:
     if network:
         extra["network"] = network
     return write_node_config(tmp_path / "node.toml", node_id="victim", port=port, extra=extra)
+
+
+@contextlib.contextmanager
+def _node(tmp_path: Path, port: int, **network: Any) -> Iterator[NodeProcess]:
+    """A listening `hostsim node` on 127.0.0.1:``port``; its warnings in ``node.log``."""
+    node = NodeProcess(_config(tmp_path, port, **network), tmp_path / "node.log", verbose=False)
+    try:
+        node.wait_for("listening on", WAIT)
+        yield node
+    finally:
+        node.stop()
 
 
 def _served(port: int, node_id: str, source: str, timeout: float = 5.0) -> bool:
@@ -118,3 +136,82 @@ def test_log_lines_that_do_not_fit_are_dropped_counted_and_the_count_said_once_r
     assert match is not None, text
     written = re.findall(r"^record \d+$", text, re.M)
     assert len(written) + int(match[1]) == 50  # each record is written or counted
+
+
+class _Listener:
+    """A TheNodes listener on 127.0.0.1:``port``: it sends its HELLO as ``node_id`` to each
+    node that dials it, and keeps the connection."""
+
+    def __init__(self, port: int, node_id: str) -> None:
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.sock.settimeout(0.1)
+        self.node_id, self.accepted = node_id, 0
+        self._conns: list[socket.socket] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            with contextlib.suppress(TimeoutError):
+                conn, _ = self.sock.accept()
+                self.accepted += 1
+                conn.sendall(hello_line(self.node_id, None, to="127.0.0.1:1"))
+                self._conns.append(conn)
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join(5)
+        for conn in self._conns:
+            conn.close()
+        self.sock.close()
+
+
+def test_an_inbound_claim_of_a_planned_address_never_stops_the_node_retrying_it(
+    tmp_path: Path,
+) -> None:
+    """Before: one inbound connection claiming a planned peer's address stopped every retry
+    of it, and the honest peer, once up, was never dialled."""
+    port, honest_port = free_port(), free_port()
+    honest = f"127.0.0.1:{honest_port}"
+    policy = {"reconnect_base_delay_ms": 300, "reconnect_max_delay_ms": 600}
+    path = _config(tmp_path, port, connection_policy=policy | {"reconnect_max_attempts": 60})
+    peerstore(["add", "-c", str(path), "--source", "Connected", "--node-id", "honest", honest])
+    node = NodeProcess(path, tmp_path / "node.log", verbose=False)
+    listener = None
+    try:
+        node.wait_for(rf"  1\. {honest} \(peerstore\)", WAIT)
+        node.wait_for(rf"dial {honest} failed", WAIT)
+        with LinePeer(port) as impostor:
+            impostor.handshake("impostor", honest)
+            node.wait_for(rf"\(impostor, inbound\).*dial address {honest}", WAIT)
+            listener = _Listener(honest_port, "honest")  # the honest peer comes up
+            node.wait_for(rf"connected to {honest} \(honest, outbound\)", WAIT)
+            assert not impostor.closed_by_node(0.2)  # a claim is no offence: it stays
+        assert node.terminate() == 0
+    finally:
+        node.stop()
+        if listener is not None:
+            listener.close()
+
+
+def test_a_claim_of_an_address_on_another_ip_is_not_advertised_as_that_peers(
+    tmp_path: Path,
+) -> None:
+    """Before: an inbound peer from one IP claiming an address on another was handed out to
+    every peer that asked as that peer's address."""
+    port = free_port()
+    with (
+        _node(tmp_path, port) as node,
+        LinePeer(port, source="127.0.0.2") as claimer,
+        LinePeer(port, source="127.0.0.3") as honest,
+    ):
+        claimer.handshake("claimer", "127.0.0.1:7999")
+        honest.handshake("honest", "127.0.0.3:7999")
+        node.wait_for(r"\(claimer, inbound\); 1 connections, 0 outbound$", WAIT)
+        node.wait_for(r"\(honest, inbound\).*dial address 127\.0\.0\.3:7999$", WAIT)
+        with LinePeer(port, source="127.9.0.1") as asker:
+            asker.handshake("asker")
+            peers = message(asker.answer(16))["msg_type"]["PEER_LIST"]["peers"]
+        assert "127.0.0.3:7999" in peers  # a claim on the peer's own IP is handed out
+        assert "127.0.0.1:7999" not in peers
