@@ -20,12 +20,21 @@ from pathlib import Path
 from typing import Any
 
 from hostsim.cli import _LogLines
+from hostsim.live.node import (
+    ANSWER_BURST,
+    ANSWER_EVERY_SECS,
+    LIST_BURST,
+    LIST_EVERY_SECS,
+    _answers,
+)
 from hostsim.live.processes import NodeProcess, free_port, write_node_config
-from tests.support.line_peer import LinePeer
+from tests.support.line_peer import HalfOpenFlood, LinePeer
 from tests.support.processes import start_node, stop_node, wait_listening
 from tests.support.thenodes_wire_peer import (
     hello_line,
     message,
+    peer_list_line,
+    peer_request_line,
 )
 from thenodes_peerstore.cli import main as peerstore
 
@@ -58,6 +67,23 @@ def _served(port: int, node_id: str, source: str, timeout: float = 5.0) -> bool:
             return b'"PEER_LIST"' in peer.answer()
     except (OSError, ConnectionError):
         return False
+
+
+def test_half_open_connections_from_one_ip_never_keep_a_good_peer_of_another_group_out(
+    tmp_path: Path,
+) -> None:
+    """Before: 16 connections that never send a HELLO, reopened as the node closed them,
+    kept every good peer out of a node with max_inbound = 16 (0 of 50 tries served)."""
+    port = free_port()
+    with _node(tmp_path, port, max_inbound=16) as node:
+        with HalfOpenFlood(port, 16) as flood:
+            flood.wait_greeted(16)  # the node took in all 16: every slot is held
+            served = [_served(port, f"good-{i}", f"127.9.0.{i + 1}") for i in range(10)]
+            greeted = flood.greeted
+        assert served == [True] * 10
+        assert greeted > 16  # the flood's connections were closed and taken in again
+        assert node.terminate() == 0
+        node.wait_for(r"stopped; incidents: .*'handshake_evicted'", WAIT)
 
 
 def _fill(fd: int) -> None:
@@ -138,6 +164,35 @@ def test_log_lines_that_do_not_fit_are_dropped_counted_and_the_count_said_once_r
     assert len(written) + int(match[1]) == 50  # each record is written or counted
 
 
+def test_a_line_that_never_ends_after_the_handshake_is_closed_as_an_incident(
+    tmp_path: Path,
+) -> None:
+    """Before: a byte every 0.25 s without a newline held the connection for ever."""
+    port = free_port()
+    with _node(tmp_path, port, connection_policy={"heartbeat_timeout_ms": 2000}) as node:
+        with LinePeer(port) as peer:
+            peer.handshake("trickler")
+            request = peer_request_line()
+            peer.sock.sendall(request[:20])  # a line in two pieces, within the bound: served
+            time.sleep(0.5)
+            peer.sock.sendall(request[20:])
+            assert b'"PEER_LIST"' in peer.line()
+            peer.sock.sendall(b'{"from":')
+            began = time.monotonic()
+            closed = False
+            while not closed and time.monotonic() - began < 10:
+                with contextlib.suppress(OSError):
+                    peer.sock.sendall(b" ")
+                closed = peer.closed_by_node(0.25)
+            took = time.monotonic() - began
+        assert closed, "the node kept a line that never ends"
+        assert took < 5
+        assert _served(port, "good-peer", "127.9.0.1")
+        assert node.terminate() == 0
+        node.wait_for(r"stopped; incidents: .*'slow_line': 1", WAIT)
+    assert b"slow_line" in (tmp_path / "node.log").read_bytes()
+
+
 class _Listener:
     """A TheNodes listener on 127.0.0.1:``port``: it sends its HELLO as ``node_id`` to each
     node that dials it, and keeps the connection."""
@@ -215,3 +270,114 @@ def test_a_claim_of_an_address_on_another_ip_is_not_advertised_as_that_peers(
             peers = message(asker.answer(16))["msg_type"]["PEER_LIST"]["peers"]
         assert "127.0.0.3:7999" in peers  # a claim on the peer's own IP is handed out
         assert "127.0.0.1:7999" not in peers
+
+
+def _answers_to(peer: LinePeer, requests: int, quiet: float) -> int:
+    """Send ``requests`` PEER_REQUESTs at once; the answers read until ``quiet`` seconds
+    pass without one."""
+    peer.sock.sendall(peer_request_line() * requests)
+    peer.sock.settimeout(quiet)
+    answers = 0
+    with contextlib.suppress(TimeoutError):
+        while True:
+            if b'"PEER_LIST"' in peer.line()[:200]:
+                answers += 1
+    return answers
+
+
+def test_a_flood_of_peer_requests_on_one_connection_gets_a_bounded_number_of_answers(
+    tmp_path: Path,
+) -> None:
+    """Before: every request was answered, 3,942 answers a second (114 bytes out per byte
+    in)."""
+    port = free_port()
+    with _node(tmp_path, port) as node:
+        with LinePeer(port) as flooder:
+            flooder.handshake("flooder")
+            began = time.monotonic()
+            answers = _answers_to(flooder, 2000, quiet=1.0)
+            elapsed = time.monotonic() - began
+        assert 1 <= answers <= ANSWER_BURST + elapsed / ANSWER_EVERY_SECS + 1
+        assert _served(port, "good-peer", "127.9.0.1")  # a connection of its own is served
+        assert node.terminate() == 0
+        node.wait_for(r"stopped; incidents: .*'request_flood'", WAIT)
+    log = (tmp_path / "node.log").read_text()
+    assert log.count("request_flood") == 1  # counted every time, logged once
+
+
+def test_a_peer_asking_at_thenodes_interval_is_always_answered() -> None:
+    """TheNodes asks for peers every 90 s (``request_interval_secs``): a connection's answers
+    (the node's own bucket of each connection) keep up, for a day."""
+    answers = _answers()
+    assert all(answers.take(90.0 * n) for n in range(24 * 40))
+
+
+def test_a_stream_of_small_peer_lists_makes_a_bounded_number_of_status_lines(
+    tmp_path: Path,
+) -> None:
+    """Before: one peer's stream of small peer lists made 25,580 status lines a minute."""
+    port = free_port()
+    with _node(tmp_path, port) as node:
+        with LinePeer(port) as chatty:
+            chatty.handshake("chatty")
+            node.wait_for(r"\(chatty, inbound\)", WAIT)
+            began = time.monotonic()
+            for i in range(3000):
+                chatty.sock.sendall(peer_list_line([f"10.{i >> 8}.{i & 255}.1:7447"]))
+            chatty.answer()  # every list before it was read
+            elapsed = time.monotonic() - began
+        _, gone = node.wait_for(r"disconnected from .*: closed by peer", WAIT)
+        key = gone.split()[2].rstrip(":")
+        lists = [line for _, line in node.lines if line.startswith(f"peer list from {key}:")]
+        assert 1 <= len(lists) <= LIST_BURST + elapsed / LIST_EVERY_SECS + 1
+        assert node.terminate() == 0
+        node.wait_for(r"stopped; incidents: .*'list_flood'", WAIT)
+    assert (tmp_path / "node.log").read_text().count("list_flood") == 1
+
+
+def test_peers_resending_an_address_or_a_documentation_one_are_not_kept_as_useful(
+    tmp_path: Path,
+) -> None:
+    """Before: four connections from one IP resending one address were protected from
+    eviction as useful, and peers of other network groups were evicted in their place."""
+    port = free_port()
+    with _node(tmp_path, port, max_inbound=10) as node, contextlib.ExitStack() as stack:
+        diverse = []
+        for i in range(6):
+            peer = stack.enter_context(LinePeer(port, source=f"127.{20 + i}.0.1"))
+            peer.handshake(f"diverse-{i}")
+            diverse.append(peer)
+            node.wait_for(rf"\(diverse-{i}, inbound\)", WAIT)
+        for i in range(4):
+            spammer = stack.enter_context(LinePeer(port))
+            spammer.handshake(f"spammer-{i}")
+            for _ in range(3):
+                spammer.sock.sendall(peer_list_line(["127.0.0.1:9", "192.0.2.1:7447"]))
+            spammer.answer()  # its lists were read
+        at = len(node.lines)
+        for k in range(2):
+            newcomer = stack.enter_context(LinePeer(port, source=f"127.{40 + k}.0.1"))
+            newcomer.handshake(f"newcomer-{k}")
+            node.wait_for(rf"\(newcomer-{k}, inbound\)", WAIT)
+        evicted = [line.split()[1] for _, line in node.lines[at:] if line.startswith("evicted ")]
+        assert len(evicted) == 2
+        assert all(addr.startswith("127.0.0.1:") for addr in evicted), evicted
+        assert not any(peer.closed_by_node(0.05) for peer in diverse)
+
+
+def test_an_inbound_connection_in_its_handshake_is_evicted_before_any_connected_peer(
+    tmp_path: Path,
+) -> None:
+    """A slot held by a connection that has not said HELLO is the first to go."""
+    port = free_port()
+    with (
+        _node(tmp_path, port, max_inbound=2) as node,
+        LinePeer(port, source="127.30.0.1") as steady,
+        LinePeer(port) as silent,
+    ):
+        steady.handshake("steady")
+        node.wait_for(r"\(steady, inbound\)", WAIT)
+        silent.line()  # its HELLO; it never answers
+        assert _served(port, "good-peer", "127.9.0.1")
+        assert silent.closed_by_node(WAIT)
+        assert not steady.closed_by_node(0.05)
