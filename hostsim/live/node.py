@@ -226,6 +226,11 @@ class _Closed(Exception):
         self.detail = detail
 
 
+class _Quiet(_Closed):
+    """No line came within the time allowed: the end of a connection that must speak (a
+    handshake, a peer that answers probes), not of one that may stay quiet."""
+
+
 def _answers() -> TokenBucket:
     return TokenBucket(1 / ANSWER_EVERY_SECS, ANSWER_BURST)
 
@@ -564,20 +569,20 @@ class LiveNode:
                 wait = ends - now if wait is None else min(wait, ends - now)
             try:
                 chunk = await asyncio.wait_for(link.reader.read(READ_CHUNK), wait)
-            except TimeoutError:
-                if ends is not None and time.monotonic() >= ends:
+            except OSError as exc:  # TimeoutError included, whoever raised it
+                if exc.errno == errno.ETIMEDOUT:  # keepalive or an unacknowledged write gave up
+                    raise _Closed(
+                        "connection dead", "silent_peer", "no TCP acknowledgement"
+                    ) from None
+                if not isinstance(exc, TimeoutError):
+                    raise _Closed(f"connection error: {exc.strerror or exc}") from None
+                if ends is not None and time.monotonic() >= ends:  # the wait ran out
                     raise _Closed(
                         "line not ended in time",
                         "slow_line",
                         f"{len(link.buffer)} bytes in {self.line_secs:g} s without a newline",
                     ) from None
-                raise _Closed("timeout", kind) from None
-            except OSError as exc:
-                if exc.errno == errno.ETIMEDOUT:  # keepalive or an unacknowledged write gave up
-                    raise _Closed(
-                        "connection dead", "silent_peer", "no TCP acknowledgement"
-                    ) from None
-                raise _Closed(f"connection error: {exc.strerror or exc}") from None
+                raise _Quiet("timeout", kind) from None
             if not chunk:
                 return None
             link.feed(chunk, time.monotonic())
@@ -856,8 +861,8 @@ class LiveNode:
             while True:
                 try:
                     line = await self._line(link, self.settings.idle_timeout_secs, "silent_peer")
-                except _Closed as closed:
-                    if closed.kind == "silent_peer" and not link.answers_probes:
+                except _Quiet:
+                    if not link.answers_probes:
                         continue  # a quiet peer that does not probe: TCP judges it
                     raise
                 if line is None:

@@ -290,6 +290,41 @@ def test_a_peer_that_never_reads_loses_its_socket_and_buffer_at_the_bound(
     run(scenario())
 
 
+def test_a_quiet_peer_whose_tcp_connection_dies_is_closed_once_not_spun_on(
+    tmp_path: Path,
+) -> None:
+    """A peer that never answers a probe is judged by its TCP connection: when the kernel
+    gives up on it (here a receive window left shut past ``heartbeat_timeout_ms``, the
+    ``TCP_USER_TIMEOUT``; Linux 5.1 and later), it is closed as a silent peer. Before: the
+    kernel's ETIMEDOUT was taken for a quiet wait, and the node spun on the dead socket,
+    its memory growing by tens of MB a second."""
+    extra = {"network": {"connection_policy": {"heartbeat_timeout_ms": 800}}}
+
+    async def scenario() -> None:
+        async with running(config(tmp_path, extra=extra)) as node:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.setblocking(False)
+            await asyncio.wait_for(
+                asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", node.config.port)),
+                TIMEOUT,
+            )
+            reader, writer = await asyncio.open_connection(sock=sock)
+            await read_line(reader)
+            writer.write(hello_line("sink", None, node_type=None))
+            await writer.drain()
+            await until(lambda: "sink" in node.core.by_node)
+            writer.write(probe_line("sink") * 1000)  # 150 KB of answers: under the queue bound
+            await writer.drain()
+            await until(lambda: "sink" not in node.core.by_node)
+            assert node.incidents.counts["silent_peer"] == 1
+            assert node.incidents.counts["slow_reader"] == 0
+            writer.transport.abort()
+            await asyncio.sleep(0.05)
+
+    run(scenario())
+
+
 async def _dial_in_from(
     node: LiveNode, node_id: str, source_ip: str = "127.0.0.1"
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
