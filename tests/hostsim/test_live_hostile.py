@@ -186,7 +186,7 @@ def test_a_line_that_never_ends_after_the_handshake_is_closed_as_an_incident(
                 closed = peer.closed_by_node(0.25)
             took = time.monotonic() - began
         assert closed, "the node kept a line that never ends"
-        assert took < 5
+        assert took < 8  # the 2 s bound, not the end of the 10 s this loop waits
         assert _served(port, "good-peer", "127.9.0.1")
         assert node.terminate() == 0
         node.wait_for(r"stopped; incidents: .*'slow_line': 1", WAIT)

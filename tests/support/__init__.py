@@ -4,5 +4,8 @@
 - ``books``: a store opened on a file as a node opens it, and what its file holds.
 - ``hosts``: a plugin host's config, and where the plugin keeps its file.
 - ``command``: the ``peerstore`` command run in this process, and a node's config for it.
-- ``processes``: a Python child process that says "ready" before a test goes on.
+- ``processes``: a Python child process that says "ready" before a test goes on, and
+  ``hostsim node`` processes with their output where a test wants it.
+- ``line_peer``: a TheNodes peer on a blocking socket from any loopback address, and a flood
+  of half-open connections, for tests that drive a ``hostsim node`` process.
 """
