@@ -13,9 +13,9 @@
 - ``hostsim node CONFIG [--state-dir DIR] [--bind ADDR] [--status text|json] [-v]``: run one
   live node on real TCP until SIGTERM or Ctrl-C (a graceful stop); status lines on stdout,
   for people, or with ``--status json`` one JSON object a line for programs (its keys:
-  :data:`hostsim.live.node.STATUS_EVENTS`). A stdout nobody reads
+  :data:`hostsim.live.node.STATUS_EVENTS`). A stdout or stderr nobody reads
   never blocks the node (lines beyond a bound are dropped, and counted in a later line); a
-  closed one (``| head``) only ends the status lines.
+  closed one (``| head``) only ends those lines.
 - ``hostsim eclipse [--addresses N[,N...]] [--groups G] [--attack DURATION] [--cut SHARES]
   [--honest H] [--victims V] [--seed S] [--runs R] [--json OUT] [--plot FILE.png]``: an attacker
   with N addresses in G /16s against restarting victims, with the peer store and seeds only.
@@ -116,7 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         enabled=False if args.verbose else None,
         plain_interval=_PLAIN_PROGRESS_SECS if args.command == "cluster" else None,
     )
-    with progress, _logging_to_stderr(verbose=args.verbose, progress=progress):
+    # The live node's log is written by a thread of its own: a stderr nobody reads must not
+    # block its event loop (nor its SIGTERM handler).
+    background = args.command == "node"
+    with (
+        progress,
+        _logging_to_stderr(verbose=args.verbose, progress=progress, background=background),
+    ):
         try:
             _check_outputs(args)
             if args.command == "sim":
@@ -810,35 +816,32 @@ def _cert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-class _StatusLines:
-    """``hostsim node``'s status lines, written to ``fd`` by a thread of their own, so a
-    stdout that nobody reads never blocks the node's event loop (nor its SIGTERM handler).
+class _Lines:
+    """Lines written to ``fd`` by a thread of their own, so a reader that does not read never
+    blocks whoever writes them (the node's event loop, its SIGTERM handler).
 
-    At most ``pending`` lines wait; beyond, lines are dropped and counted, and the count is
-    written once the reader catches up. A closed stdout (``EPIPE``) ends the status lines,
-    not the node. With ``as_json`` every line is one JSON object (:meth:`event`).
+    At most ``pending`` lines wait; beyond, lines are dropped and counted, and
+    ``dropped(count)`` is written once the reader catches up. A closed ``fd`` (``EPIPE``)
+    ends the lines, not the writer.
     """
 
-    def __init__(self, fd: int, pending: int = 1000, *, as_json: bool = False) -> None:
+    def __init__(
+        self, fd: int, dropped: Callable[[int], bytes], *, pending: int = 1000, name: str
+    ) -> None:
         self.fd = fd
-        self.as_json = as_json
         self.dropped = 0
-        """Lines dropped because stdout was not read (only the node's thread writes it)."""
+        """Lines dropped because ``fd`` was not read."""
         self.closed = False
-        """Whether stdout was closed by its reader."""
+        """Whether lines are no longer taken: :meth:`close` was called, or ``fd`` was closed
+        by its reader."""
+        self._said = dropped
         self._queue: queue.Queue[bytes | None] = queue.Queue(pending)
         self._reported = 0
-        self._thread = threading.Thread(target=self._write_all, name="status", daemon=True)
+        self._thread = threading.Thread(target=self._write_all, name=name, daemon=True)
         self._thread.start()
 
-    def __call__(self, line: str) -> None:
-        self._put(f"hostsim node: {line}\n".encode())
-
-    def event(self, data: dict[str, Any]) -> None:
-        """Write ``data`` as one line of JSON."""
-        self._put(_json_line(data))
-
-    def _put(self, data: bytes) -> None:
+    def put(self, data: bytes) -> None:
+        """Queue ``data`` (whole lines), or drop and count it: never waits."""
         if self.closed:
             return
         try:
@@ -847,9 +850,10 @@ class _StatusLines:
             self.dropped += 1
 
     def close(self, timeout: float) -> None:
-        """Write what waits, for at most ``timeout`` seconds."""
+        """Write what waits, for at most ``timeout`` seconds; then take no more lines."""
         if self.closed:
             return
+        self.closed = True
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(None)
         self._thread.join(timeout)
@@ -858,15 +862,7 @@ class _StatusLines:
         while (data := self._queue.get()) is not None:
             dropped = self.dropped
             if dropped > self._reported:
-                lines = dropped - self._reported
-                if self.as_json:
-                    said = _json_line({"event": "dropped", "t": time.time(), "lines": lines})
-                else:
-                    said = (
-                        f"hostsim node: {_count(lines, 'status line')} dropped"
-                        " (stdout not read)\n".encode()
-                    )
-                data = said + data
+                data = self._said(dropped - self._reported) + data
                 self._reported = dropped
             try:
                 while data:
@@ -874,6 +870,54 @@ class _StatusLines:
             except OSError:
                 self.closed = True
                 return
+
+
+class _StatusLines(_Lines):
+    """``hostsim node``'s status lines on ``fd`` (stdout), never blocking the node. With
+    ``as_json`` every line is one JSON object (:meth:`event`); the lines dropped are said in a
+    ``dropped`` event."""
+
+    def __init__(self, fd: int, pending: int = 1000, *, as_json: bool = False) -> None:
+        self.as_json = as_json
+        super().__init__(fd, self._dropped, pending=pending, name="status")
+
+    def __call__(self, line: str) -> None:
+        self.put(f"hostsim node: {line}\n".encode())
+
+    def event(self, data: dict[str, Any]) -> None:
+        """Write ``data`` as one line of JSON."""
+        self.put(_json_line(data))
+
+    def _dropped(self, lines: int) -> bytes:
+        if self.as_json:
+            return _json_line({"event": "dropped", "t": time.time(), "lines": lines})
+        return f"hostsim node: {_count(lines, 'status line')} dropped (stdout not read)\n".encode()
+
+
+class _LogLines(logging.Handler):
+    """Log records to ``fd`` (stderr) through :class:`_Lines`: a stderr nobody reads never
+    blocks the logger, and the records dropped are said in a warning once it is read."""
+
+    def __init__(self, fd: int, pending: int = 1000) -> None:
+        super().__init__()
+        self.lines = _Lines(fd, self._dropped, pending=pending, name="log")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:  # as logging.StreamHandler does: never raise to the logger
+            self.handleError(record)
+            return
+        self.lines.put((text + "\n").encode(errors="backslashreplace"))
+
+    def close(self) -> None:
+        self.lines.close(timeout=1.0)
+        super().close()
+
+    @staticmethod
+    def _dropped(records: int) -> bytes:
+        said = f"WARNING {__name__}: {_count(records, 'log line')} dropped (stderr not read)"
+        return f"{said}\n".encode()
 
 
 def _json_line(data: dict[str, Any]) -> bytes:
@@ -957,11 +1001,17 @@ def _show_file(path: Path, root: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def _logging_to_stderr(*, verbose: bool, progress: ProgressLine | None = None) -> Iterator[None]:
+def _logging_to_stderr(
+    *, verbose: bool, progress: ProgressLine | None = None, background: bool = False
+) -> Iterator[None]:
     """Show log records on stderr: warnings and worse, or from INFO up when ``verbose``; a
-    record first clears the progress line."""
+    record first clears the progress line. With ``background``, a thread writes them
+    (:class:`_LogLines`) wherever stderr is a file descriptor."""
     level = logging.INFO if verbose else logging.WARNING
-    handler = _StderrHandler(progress)
+    handler: logging.Handler = _StderrHandler(progress)
+    if background and (fd := _fileno(sys.stderr)) is not None:
+        sys.stderr.flush()
+        handler = _LogLines(fd)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.setLevel(level)
     root = logging.getLogger()
@@ -974,6 +1024,16 @@ def _logging_to_stderr(*, verbose: bool, progress: ProgressLine | None = None) -
     finally:
         root.removeHandler(handler)
         root.setLevel(previous)
+        handler.close()
+
+
+def _fileno(stream: Any) -> int | None:
+    """The file descriptor under ``stream``, or None (a test's capture has none)."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return fd if isinstance(fd, int) else None
 
 
 def _describe_os_error(exc: OSError) -> str:

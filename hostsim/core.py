@@ -18,6 +18,12 @@ decides. It owns, for one node:
   peers costs no timeout. With :attr:`CorePolicy.book_dials_per_sec` set (the live node),
   dials from the book are bounded overall: a burst of ``target_outbound``, then that many a
   second, whatever peers list.
+- **Claims.** An inbound peer's listen address is only a claim: anyone can advertise any
+  address. A claim on the IP the connection came from is learned, handed out to peers that
+  ask, and keeps the node from dialling that address from its book (as Bitcoin Core dials no
+  address whose IP it is already connected to); it never holds back a dial of the plugins'
+  addresses or their retries, since only a dial proves who is at an address. A claim of an
+  address on another IP is none of these: not learned, not handed out, never dialled for.
 - **Peer lists.** A node asks every peer it dialled for peers as soon as the handshake
   completes, then asks one connection every ``peer_list_interval_secs`` (TheNodes'
   ``[discovery]``: 90 s, want 16; no request at all when ``[discovery] enabled`` is false;
@@ -58,6 +64,7 @@ __all__ = [
     "CorePolicy",
     "NodeCore",
     "World",
+    "own_claim",
 ]
 
 logger = logging.getLogger(__name__)
@@ -173,7 +180,9 @@ class NodeCore:
         self.by_node: dict[str, str] = {}
         """Remote node id -> connection key."""
         self.by_addr: dict[str, str] = {}
-        """Dialable address of a connected peer -> connection key."""
+        """Dialled address of an outbound connection -> connection key."""
+        self.claims: dict[str, str] = {}
+        """Listen address an inbound peer claims on its own IP -> connection key."""
         self.outbound = 0
         self.dialing: set[str] = set()
         self.book: dict[str, None] = {}
@@ -227,6 +236,7 @@ class NodeCore:
         self.conns.clear()
         self.by_node.clear()
         self.by_addr.clear()
+        self.claims.clear()
         self.outbound = 0
         self.dialing.clear()
         self.up = False
@@ -244,7 +254,8 @@ class NodeCore:
     # -- dials -----------------------------------------------------------------------------------
 
     def dial(self, addr: str, origin: str) -> bool:
-        """Dial ``addr`` unless it is in flight, our own, connected or not allowed."""
+        """Dial ``addr`` unless it is in flight, our own, dialled and connected, or not
+        allowed (an inbound claim of it does not hold a dial back: :meth:`fill` skips those)."""
         if addr in self.dialing or addr in self.own or addr in self.by_addr:
             return False
         if addr in self.refused:
@@ -313,8 +324,10 @@ class NodeCore:
     ) -> Connection:
         """A handshake completed: ``on_connect``; ask a peer we dialled for peers at once.
 
-        For an outbound connection ``key`` is the dialled address. The world checks
-        :meth:`refusal` first. ``cert_fingerprint``: the peer's TLS certificate's, if any.
+        For an outbound connection ``key`` is the dialled address; for an inbound one the
+        remote socket address, whose IP tells whether ``listen_addr`` is a claim on the
+        peer's own IP (:func:`own_claim`). The world checks :meth:`refusal` first.
+        ``cert_fingerprint``: the peer's TLS certificate's, if any.
         """
         peer = self.host.connect(
             key,
@@ -324,12 +337,17 @@ class NodeCore:
             capabilities=capabilities,
             cert_fingerprint=cert_fingerprint,
         )
-        dialable = key if direction == "outbound" else listen_addr
+        if direction == "outbound":
+            dialable: str | None = key
+        else:
+            dialable = own_claim(key, listen_addr)
         conn = Connection(peer, dialable, self.now(), handle)
         self.conns[key] = conn
         self.by_node[node_id] = key
-        if dialable is not None:
-            self.by_addr.setdefault(dialable, key)
+        if direction == "outbound":
+            self.by_addr[key] = key
+        elif dialable is not None:
+            self.claims.setdefault(dialable, key)
         if direction == "outbound":
             self.dialing.discard(key)
             self.outbound += 1
@@ -337,8 +355,8 @@ class NodeCore:
             self.learn((key,))
             if self.policy.peer_requests:
                 self.world.request_peers(key, self.policy.peer_list_want)
-        elif listen_addr is not None:
-            self.learn((listen_addr,))
+        elif dialable is not None:
+            self.learn((dialable,))
         return conn
 
     def disconnected(self, key: str, reason: str) -> Connection | None:
@@ -350,8 +368,10 @@ class NodeCore:
         del self.conns[key]
         if self.by_node.get(conn.peer.node_id) == key:
             del self.by_node[conn.peer.node_id]
-        if conn.dialable is not None and self.by_addr.get(conn.dialable) == key:
-            del self.by_addr[conn.dialable]
+        if conn.dialable is not None:
+            held = self.by_addr if conn.outbound else self.claims
+            if held.get(conn.dialable) == key:
+                del held[conn.dialable]
         if conn.outbound:
             self.outbound -= 1
         return conn
@@ -373,8 +393,8 @@ class NodeCore:
         conns = list(self.conns.values())
         if len(conns) > half + 1:
             conns = self.rng.sample(conns, half + 1)
-        chosen = [c.dialable for c in conns if c.dialable is not None and c.dialable != exclude]
-        chosen = chosen[:half]
+        dialable = (c.dialable for c in conns if c.dialable is not None and c.dialable != exclude)
+        chosen = list(dict.fromkeys(dialable))[:half]  # a claim and a dial of one address
         taken = {*chosen, exclude}
         room = want - len(chosen)
         book = list(self.book)
@@ -419,12 +439,15 @@ class NodeCore:
         now = self.now()
         failures = self.failures
         connected = self.by_addr
+        claimed = self.claims
         dialing = self.dialing
         refused = self.refused
         seeds = self.seeds if self.conns else frozenset()
         candidates = []
         for addr in self.book:
             if addr in dialing or addr in seeds or addr in connected or addr in refused:
+                continue
+            if addr in claimed:
                 continue
             failure = failures.get(addr)
             if failure is not None and failure[1] > now:
@@ -441,3 +464,11 @@ class NodeCore:
             return
         self.fill()
         self.world.call_later(self.policy.maintain_interval_secs, self._maintain, life)
+
+
+def own_claim(key: str, listen_addr: str | None) -> str | None:
+    """``listen_addr`` when it is on the IP of ``key`` (an inbound connection's remote
+    address, ``"ip:port"``), else None: an address on another IP is not the peer's to claim."""
+    if listen_addr is None or listen_addr.rpartition(":")[0] != key.rpartition(":")[0]:
+        return None
+    return listen_addr

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 Kind: TypeAlias = Literal[
     "line_too_long",
+    "slow_line",
     "bad_utf8",
     "bad_json",
     "bad_message",
@@ -33,15 +34,19 @@ Kind: TypeAlias = Literal[
     "handshake_timeout",
     "tls_handshake",
     "tls_untrusted",
+    "handshake_evicted",
     "silent_peer",
     "huge_peer_list",
     "bad_address",
+    "request_flood",
+    "list_flood",
     "inbound_cap",
     "slow_reader",
     "off_loopback",
 ]
 KINDS: Final[dict[Kind, str]] = {
     "line_too_long": "sent a line longer than the bound; connection closed",
+    "slow_line": "did not end a line within the bound of its first byte; connection closed",
     "bad_utf8": "sent a line that is not UTF-8; connection closed",
     "bad_json": "sent a line that is not JSON; connection closed",
     "bad_message": "sent a malformed message; connection closed",
@@ -51,10 +56,14 @@ KINDS: Final[dict[Kind, str]] = {
     "handshake_timeout": "did not complete the handshake in time; connection closed",
     "tls_handshake": "failed the TLS handshake (or did not finish it in time); connection closed",
     "tls_untrusted": "showed a certificate the trust policy refuses; connection closed",
+    "handshake_evicted": "was still in its handshake when every inbound slot was taken and a"
+    " new connection came; connection closed",
     "silent_peer": "answered probes, then was silent for the heartbeat timeout, or its TCP"
     " connection died; connection closed",
     "huge_peer_list": "sent a peer list longer than the bound; the rest was dropped unread",
     "bad_address": "sent a peer list with strings that are not IP literal addresses; skipped",
+    "request_flood": "asked for peers faster than a connection is answered; not answered",
+    "list_flood": "sent peer lists unasked faster than a connection is read; dropped unread",
     "inbound_cap": "connected while every inbound slot was taken; connection refused",
     "slow_reader": "does not read what it is sent; connection closed",
     "off_loopback": "is not a loopback address and this node is bound to loopback; not dialled",

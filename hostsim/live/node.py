@@ -18,19 +18,28 @@ connection: keepalive probes, and a write the peer does not acknowledge within t
 A well-formed message the node does not act on (relay, punch, delivery acknowledgements, a
 later version's type) is ignored and counted at debug level, as TheNodes ignores it.
 
-Every byte from the network is hostile. A line over 1 MiB, a line that is not UTF-8 or JSON, a
-malformed message, a bad HELLO, a realm mismatch, a handshake that does not finish in time, a
-probed peer silent past the heartbeat timeout, a peer that does not read: each closes that
-connection and is counted (:class:`~hostsim.live.incidents.Incidents`); a closed connection is
-aborted, never left flushing to a peer that does not read. A peer list longer than
-:data:`MAX_PEER_LIST` is cut; what remains is validated and canonicalised here, at the edge
-(:func:`canonical_peers`): the core, the plugins and the answers to peer requests only ever see
-canonical ``"ip:port"`` addresses, one per address however it was spelt. An answer always fits
-in one line a peer reads. A new inbound connection beyond ``max_inbound`` evicts an inbound
-peer as Bitcoin Core does (:meth:`LiveNode._eviction_candidate`), or is refused when every
-inbound peer is protected. A dialled peer whose node id an inbound connection already holds
-replaces that connection (only a dial proves who is at an address). Nothing one connection
-does stops the node serving the others.
+Every byte from the network is hostile. A line over 1 MiB, a line not ended within
+:data:`MAX_LINE_SECS` (or the heartbeat timeout) of its first byte, a line that is not UTF-8 or
+JSON, a malformed message, a bad HELLO, a realm mismatch, a handshake that does not finish in
+time, a probed peer silent past the heartbeat timeout, a peer that does not read: each closes
+that connection and is counted (:class:`~hostsim.live.incidents.Incidents`); a closed
+connection is aborted, never left flushing to a peer that does not read. A peer list longer
+than :data:`MAX_PEER_LIST` is cut; what remains is validated and canonicalised here, at the
+edge (:func:`canonical_peers`): the core, the plugins and the answers to peer requests only
+ever see canonical ``"ip:port"`` addresses, one per address however it was spelt. An answer
+always fits in one line a peer reads. Each connection is answered at most
+:data:`ANSWER_BURST` peer requests at once and one every :data:`ANSWER_EVERY_SECS` after
+that; the peer lists it sends unasked are read at most :data:`LIST_BURST` at once and one
+every :data:`LIST_EVERY_SECS` (an answer to this node's own request is always read); the rest
+is counted, not acted on. A new inbound connection beyond ``max_inbound`` evicts a
+connection still in its handshake if there is one (the oldest of the network group with the
+most of them), else an inbound peer as Bitcoin Core does
+(:meth:`LiveNode._eviction_candidate`), or is refused when every inbound peer is protected.
+An inbound peer's listen address is a claim that never stops the node dialling that address
+from its plan (:mod:`hostsim.core`); a dialled peer whose node id an inbound connection
+already holds replaces that connection (only a dial proves who is at an address), unless that
+connection claimed the very address dialled, which the dial has just proven. Nothing one
+connection does stops the node serving the others.
 
 A node bound to a loopback address (IPv4 or IPv6) dials loopback IP literals only: whatever
 else it learns is handed to the plugins as usual and kept in its book, but never dialled.
@@ -62,7 +71,7 @@ from hostsim.addresses import canonical_ip_port
 from hostsim.config import MAX_DURATION_MS, HostConfig
 from hostsim.core import Connection, NodeCore, World
 from hostsim.host import Dial, Direction, PluginHost
-from hostsim.limits import printable
+from hostsim.limits import TokenBucket, printable
 from hostsim.live.incidents import Incidents, Kind
 from hostsim.live.settings import LiveSettings
 from hostsim.live.tlsconfig import Refused, TlsFailed, TlsSettings
@@ -73,6 +82,11 @@ if TYPE_CHECKING:
     from hostsim.live.tls import TlsEndpoint
 
 __all__ = [
+    "ANSWER_BURST",
+    "ANSWER_EVERY_SECS",
+    "LIST_BURST",
+    "LIST_EVERY_SECS",
+    "MAX_LINE_SECS",
     "MAX_PEER_LIST",
     "STATUS_EVENTS",
     "ListenError",
@@ -120,7 +134,22 @@ MAX_ADDR_CHARS: Final = len("[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:655
 MAX_CAPABILITY_CHARS: Final = 64
 EVICTION_PROTECT: Final = 4
 """Inbound peers protected from eviction for each of: a distinct network group, the most
-recent useful peer list."""
+recent useful peer list (at most one a network group)."""
+MAX_LINE_SECS: Final = 30.0
+"""The longest a line may take from its first byte to its newline (never longer than the
+heartbeat timeout): a peer that trickles a line without ending it holds no slot for long.
+A 50 KB peer list needs 2 KB/s."""
+ANSWER_BURST: Final = 4
+ANSWER_EVERY_SECS: Final = 10.0
+"""Peer requests answered on one connection: :data:`ANSWER_BURST` at once, then one every
+this many seconds (TheNodes asks one every 90 s; Bitcoin Core answers GETADDR once a
+connection). The rest get no answer."""
+LIST_BURST: Final = 8
+LIST_EVERY_SECS: Final = 10.0
+"""Peer lists read from one connection without this node asking: :data:`LIST_BURST` at once,
+then one every this many seconds (TheNodes sends peer lists only as answers). The rest are
+counted and dropped unread."""
+READ_CHUNK: Final = 1 << 16
 
 
 class ListenError(OSError):
@@ -208,6 +237,19 @@ class _Closed(Exception):
         self.detail = detail
 
 
+class _Quiet(_Closed):
+    """No line came within the time allowed: the end of a connection that must speak (a
+    handshake, a peer that answers probes), not of one that may stay quiet."""
+
+
+def _answers() -> TokenBucket:
+    return TokenBucket(1 / ANSWER_EVERY_SECS, ANSWER_BURST)
+
+
+def _lists() -> TokenBucket:
+    return TokenBucket(1 / LIST_EVERY_SECS, LIST_BURST)
+
+
 @attrs.define(eq=False)
 class _Link:
     """One TCP connection: its streams and who is at the other end."""
@@ -217,15 +259,51 @@ class _Link:
     remote: str
     """The observed remote socket address, canonical ``"ip:port"``."""
     ip: str
+    inbound: bool = False
+    established: bool = False
+    """The handshake completed (until then an inbound connection is evicted first)."""
     last_heard: float = attrs.field(factory=time.monotonic)
     opened: float = attrs.field(factory=time.monotonic)
     last_useful: float = 0.0
-    """When the peer last sent a peer list with a valid address (0: never)."""
+    """When the peer last sent a peer list with an address new to the node and worth dialling
+    (0: never)."""
     evicted: bool = False
     answers_probes: bool = False
     """The peer has answered a liveness probe: it is judged by silence, as TheNodes 0.4 does."""
     fingerprint: str | None = None
     """The SPKI SHA-256 of the peer's TLS certificate; None without TLS or without one."""
+    asked: int = 0
+    """Peer requests this node sent on the connection and not yet answered."""
+    answers: TokenBucket = attrs.field(factory=_answers)
+    lists: TokenBucket = attrs.field(factory=_lists)
+    buffer: bytearray = attrs.field(factory=bytearray)
+    """Bytes read and not yet cut into lines."""
+    scanned: int = 0
+    """Bytes at the start of :attr:`buffer` known to hold no newline."""
+    fed: float = 0.0
+    line_started: float | None = None
+    """When the first byte of the line in :attr:`buffer` arrived (None: no line begun)."""
+
+    def feed(self, chunk: bytes, now: float) -> None:
+        """Take bytes read from the peer."""
+        if not self.buffer:
+            self.line_started = now
+        self.buffer += chunk
+        self.fed = now
+
+    def take_line(self) -> bytes | None:
+        """The next whole line in :attr:`buffer` (newline cut), or None."""
+        at = self.buffer.find(b"\n", self.scanned)
+        if at < 0:
+            self.scanned = len(self.buffer)
+            return None
+        if at > wire.MAX_LINE_BYTES:
+            raise _Closed("line too long", "line_too_long")
+        line = bytes(self.buffer[:at])
+        del self.buffer[: at + 1]
+        self.scanned = 0
+        self.line_started = self.fed if self.buffer else None
+        return line
 
     def send(self, envelope: wire.Envelope) -> None:
         if self.writer.is_closing():
@@ -329,6 +407,9 @@ class LiveNode:
         """The node's id: ``[node] id``, else the one in its id file."""
         self.incidents = Incidents(self.node_id)
         self.loopback_only = _is_loopback_ip(settings.bind)
+        idle = settings.idle_timeout_secs
+        self.line_secs = MAX_LINE_SECS if idle is None else min(MAX_LINE_SECS, idle)
+        """The longest a line may take from its first byte to its newline."""
         self.core = NodeCore(
             self.host,
             policy=settings.policy,
@@ -527,21 +608,43 @@ class LiveNode:
                 self.incidents(closed.kind, link.ip)
 
     async def _line(self, link: _Link, timeout: float | None, kind: Kind) -> bytes | None:
-        """The next line (newline cut), or None at the end of the stream."""
-        try:
-            line = await asyncio.wait_for(link.reader.readline(), timeout)
-        except TimeoutError:
-            raise _Closed("timeout", kind) from None
-        except ValueError:
-            raise _Closed("line too long", "line_too_long") from None
-        except OSError as exc:
-            if exc.errno == errno.ETIMEDOUT:  # keepalive or an unacknowledged write gave up
-                raise _Closed("connection dead", "silent_peer", "no TCP acknowledgement") from None
-            raise _Closed(f"connection error: {exc.strerror or exc}") from None
-        if not line.endswith(b"\n"):
-            return None
+        """The next line (newline cut), or None at the end of the stream (a line left
+        unfinished there is dropped).
+
+        :raises _Closed: ``kind`` when no line came within ``timeout``; ``slow_line`` when a
+            line begun is not ended within :attr:`line_secs` of its first byte, however long
+            the wait for it may be.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (line := link.take_line()) is None:
+            if len(link.buffer) > wire.MAX_LINE_BYTES:
+                raise _Closed("line too long", "line_too_long")
+            now = time.monotonic()
+            wait = None if deadline is None else deadline - now
+            ends = None if link.line_started is None else link.line_started + self.line_secs
+            if ends is not None:
+                wait = ends - now if wait is None else min(wait, ends - now)
+            try:
+                chunk = await asyncio.wait_for(link.reader.read(READ_CHUNK), wait)
+            except OSError as exc:  # TimeoutError included, whoever raised it
+                if exc.errno == errno.ETIMEDOUT:  # keepalive or an unacknowledged write gave up
+                    raise _Closed(
+                        "connection dead", "silent_peer", "no TCP acknowledgement"
+                    ) from None
+                if not isinstance(exc, TimeoutError):
+                    raise _Closed(f"connection error: {exc.strerror or exc}") from None
+                if ends is not None and time.monotonic() >= ends:  # the wait ran out
+                    raise _Closed(
+                        "line not ended in time",
+                        "slow_line",
+                        f"{len(link.buffer)} bytes in {self.line_secs:g} s without a newline",
+                    ) from None
+                raise _Quiet("timeout", kind) from None
+            if not chunk:
+                return None
+            link.feed(chunk, time.monotonic())
         link.last_heard = time.monotonic()
-        return line[:-1]
+        return line
 
     def _decode(self, line: bytes, *, handshake: bool = False) -> wire.Envelope:
         try:
@@ -588,15 +691,18 @@ class LiveNode:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         remote, ip = _socket_addr(writer.get_extra_info("peername"))
-        link = _Link(reader, writer, remote, ip)
+        link = _Link(reader, writer, remote, ip, inbound=True)
         _keep_alive(writer, self.settings.idle_timeout_secs)
         if self.inbound_open >= self.settings.max_inbound and self.core.up:
             victim = self._eviction_candidate()
             if victim is not None:
                 victim.evicted = True
                 victim.abort()
-                self.status(f"evicted {victim.remote} to make room for {remote}")
-                self._event("evicted", addr=victim.remote, make_room_for=remote)
+                if victim.established:
+                    self.status(f"evicted {victim.remote} to make room for {remote}")
+                    self._event("evicted", addr=victim.remote, make_room_for=remote)
+                else:
+                    self.incidents("handshake_evicted", victim.ip)
         if self.inbound_open >= self.settings.max_inbound + self._evicting() or not self.core.up:
             if self.core.up:
                 self.incidents("inbound_cap", ip)
@@ -639,14 +745,25 @@ class LiveNode:
         return sum(1 for link in self._links if link.evicted)
 
     def _eviction_candidate(self) -> _Link | None:
-        """The inbound peer to evict for a new one, or None: every one is protected.
+        """The inbound connection to evict for a new one, or None: every one is protected.
 
-        Bitcoin Core's rule (``SelectNodeToEvict``), with this protocol's signs of use: protect
-        one peer in each of :data:`EVICTION_PROTECT` distinct network groups (ranked by a
-        salted hash, so an attacker cannot choose them), the :data:`EVICTION_PROTECT` that
-        most recently sent a peer list with a valid address, and the longest connected half of
-        the rest; then evict the youngest peer of the network group with the most peers.
+        A connection still in its handshake goes first: the oldest of the network group with
+        the most of them (a flood of half-open connections from one place churns its own).
+        Else Bitcoin Core's rule (``SelectNodeToEvict``), with this protocol's signs of use:
+        protect one peer in each of :data:`EVICTION_PROTECT` distinct network groups (ranked
+        by a salted hash, so an attacker cannot choose them), the :data:`EVICTION_PROTECT`
+        that most recently sent an address new to the node and worth dialling (at most one a
+        network group, :meth:`_news`), and the longest connected half of the rest; then evict
+        the youngest peer of the network group with the most peers.
         """
+        pending = [
+            link
+            for link in self._links
+            if link.inbound and not link.established and not link.evicted
+        ]
+        if pending:
+            by_group = Counter(network_group(link.ip) for link in pending)
+            return min(pending, key=lambda link: (-by_group[network_group(link.ip)], link.opened))
         links = [
             conn.handle
             for conn in self.core.conns.values()
@@ -661,8 +778,15 @@ class LiveNode:
         useful = sorted(
             (link for link in links if link.last_useful and id(link) not in protected),
             key=lambda link: link.last_useful,
+            reverse=True,
         )
-        protected.update(id(link) for link in useful[-EVICTION_PROTECT:])
+        useful_groups: set[str] = set()
+        for link in useful:
+            if len(useful_groups) == EVICTION_PROTECT:
+                break
+            if (group := network_group(link.ip)) not in useful_groups:
+                useful_groups.add(group)
+                protected.add(id(link))
         rest = [link for link in oldest_first if id(link) not in protected]
         rest = rest[len(rest) // 2 :]
         if not rest:
@@ -709,6 +833,12 @@ class LiveNode:
             envelope = self._decode(line, handshake=True)
             self._check_realm(envelope.realm, required=False)
             hello = self._check_hello(envelope)
+            if self._claim_proven(hello.node_id, addr):
+                # The node that connected in is the one at this address: its connection stays
+                # (cutting it would cut the peer's own outbound connection, for nothing).
+                logger.debug("node %s: %s is %s, connected in", self.node_id, addr, hello.node_id)
+                self.core.dial_abandoned(addr)
+                return
             self._replace_inbound(hello.node_id)
             if self.core.refusal(hello.node_id) is not None or not self.core.up:
                 self.core.dial_abandoned(addr)
@@ -729,6 +859,13 @@ class LiveNode:
         finally:
             self._links.discard(link)
             await link.aclose()
+
+    def _claim_proven(self, node_id: str, addr: str) -> bool:
+        """Whether an inbound connection of ``node_id`` claimed ``addr``, a dial of which has
+        just reached ``node_id``."""
+        key = self.core.by_node.get(node_id)
+        conn = None if key is None else self.core.conns.get(key)
+        return conn is not None and not conn.outbound and conn.dialable == addr
 
     def _replace_inbound(self, node_id: str) -> None:
         """A dialled peer proved ``node_id``: end an inbound connection that claims it."""
@@ -755,6 +892,7 @@ class LiveNode:
             self.core.dial_failed(addr, origin, error)
 
     def _connected(self, link: _Link, hello: wire.Hello, direction: Direction) -> None:
+        link.established = True
         conn = self.core.connected(
             link.remote,
             node_id=hello.node_id,
@@ -785,8 +923,8 @@ class LiveNode:
             while True:
                 try:
                     line = await self._line(link, self.settings.idle_timeout_secs, "silent_peer")
-                except _Closed as closed:
-                    if closed.kind == "silent_peer" and not link.answers_probes:
+                except _Quiet:
+                    if not link.answers_probes:
                         continue  # a quiet peer that does not probe: TCP judges it
                     raise
                 if line is None:
@@ -830,9 +968,17 @@ class LiveNode:
         elif probe == wire.LIVENESS_RESPONSE:
             link.answers_probes = True
         elif isinstance(msg, wire.PeerRequest):
+            if not link.answers.take(time.monotonic()):
+                self.incidents("request_flood", link.ip)
+                return
             want = min(msg.want, MAX_PEER_LIST)
             self._send(link, _fitting(self.core.answer(want, conn.dialable)))
         elif isinstance(msg, wire.PeerList):
+            if link.asked > 0:
+                link.asked -= 1  # the answer to this node's own request
+            elif not link.lists.take(time.monotonic()):
+                self.incidents("list_flood", link.ip)
+                return
             listed = msg.peers
             if len(listed) > MAX_PEER_LIST:
                 self.incidents("huge_peer_list", link.ip, f"{len(listed)} addresses")
@@ -842,7 +988,7 @@ class LiveNode:
                 self.incidents(
                     "bad_address", link.ip, f"{len(bad)} of {len(listed)}, such as {bad[0][:40]!r}"
                 )
-            if peers:
+            if self._news(peers):
                 link.last_useful = time.monotonic()
             self.status(f"peer list from {key}: {len(peers)} addresses")
             self._event("peer_list", addr=key, addresses=len(peers))
@@ -853,6 +999,23 @@ class LiveNode:
             tag = wire.tag_of(msg)
             self.ignored[tag if tag in wire.MESSAGE_TAGS else "unknown"] += 1
             logger.debug("node %s: ignored %s from %s", self.node_id, printable(tag, 40), key)
+
+    def _news(self, peers: list[str]) -> bool:
+        """Whether ``peers`` name an address the node has not heard of (among those its book
+        takes from a list) and would dial: a loopback address on a node bound to loopback, a
+        global unicast one elsewhere (never a documentation, private or reserved one). The
+        same address sent again is no news."""
+        book = self.core.book
+        for addr in peers[: self.core.policy.peer_list_want]:
+            if addr in book:
+                continue
+            try:
+                ip = ipaddress.ip_address(addr.rpartition(":")[0].strip("[]"))
+            except ValueError:
+                continue
+            if ip.is_loopback if self.loopback_only else ip.is_global and not ip.is_multicast:
+                return True
+        return False
 
 
 def _fitting(addrs: list[str]) -> wire.PeerList:
@@ -881,6 +1044,8 @@ class _LiveWorld(World):
     def request_peers(self, key: str, want: int) -> None:
         conn: Connection | None = self.node.core.conns.get(key)
         if conn is not None and isinstance(conn.handle, _Link):
+            # A peer that never answers earns at most a burst of lists read unasked.
+            conn.handle.asked = min(conn.handle.asked + 1, LIST_BURST)
             self.node._send(conn.handle, wire.PeerRequest(want))
 
     def call_later(self, delay: float, action: Callable[..., None], *args: Any) -> None:

@@ -12,18 +12,18 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from hostsim.live.incidents import LOG_BURST, LOG_PER_SEC, Incidents
-from hostsim.live.node import LiveNode
+from hostsim.live.node import ANSWER_BURST, LIST_BURST, LiveNode
 from hostsim.live.processes import NodeProcess, free_port, write_node_config
 from hostsim.live.settings import BOOK_DIALS_PER_SEC, live_settings
 from hostsim.testing import RecordingPlugin
+from tests.support.line_peer import LinePeer
+from tests.support.processes import start_node, stop_node, wait_listening
 from tests.support.thenodes_wire_peer import (
     TIMEOUT,
     close,
@@ -33,6 +33,7 @@ from tests.support.thenodes_wire_peer import (
     message,
     peer_list_line,
     peer_request_line,
+    probe_line,
     read_line,
     record_dials,
     run,
@@ -65,40 +66,6 @@ def _junk_list(i: int) -> bytes:
     return peer_list_line(peers)
 
 
-def _connect(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-    sock.settimeout(TIMEOUT)
-    return sock
-
-
-def _readline(sock: socket.socket, buffer: bytearray) -> bytes:
-    while b"\n" not in buffer:
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            raise ConnectionError("closed")
-        buffer += chunk
-    line, _, rest = bytes(buffer).partition(b"\n")
-    buffer[:] = rest
-    return line
-
-
-def _handshake(port: int, node_id: str) -> tuple[socket.socket, bytearray]:
-    sock = _connect(port)
-    buffer = bytearray()
-    _readline(sock, buffer)  # the node's HELLO
-    sock.sendall(hello_line(node_id, "127.0.0.1:7999", node_type=None))
-    return sock, buffer
-
-
-def _answer(sock: socket.socket, buffer: bytearray, want: int) -> bytes:
-    """Ask for ``want`` peers; the PEER_LIST line that answers."""
-    sock.sendall(peer_request_line(want))
-    while True:
-        line = _readline(sock, buffer)
-        if b'"PEER_LIST"' in line[:200]:
-            return line
-
-
 def test_a_flood_of_junk_peer_lists_keeps_rss_log_volume_and_the_answer_small(
     tmp_path: Path,
 ) -> None:
@@ -109,14 +76,15 @@ def test_a_flood_of_junk_peer_lists_keeps_rss_log_volume_and_the_answer_small(
     node = NodeProcess(path, tmp_path / "node.log", verbose=False)
     try:
         node.wait_for("listening on", WAIT)
-        sock, buffer = _handshake(port, "flooder")
-        _answer(sock, buffer, 16)  # connected and served: the baseline
+        peer = LinePeer(port)
+        peer.handshake("flooder", "127.0.0.1:7999")
+        peer.answer(16)  # connected and served: the baseline
         before = _rss_mb(node)
         for i in range(120):
-            sock.sendall(_junk_list(i))
-        answer = _answer(sock, buffer, 1000)  # answered after every list was read
+            peer.sock.sendall(_junk_list(i))
+        answer = peer.answer(1000)  # answered after every list was read
         after = _rss_mb(node)
-        sock.close()
+        peer.close()
         assert after - before < 16, f"RSS {before:.0f} -> {after:.0f} MB"
         assert len(answer) < 4096  # nothing of the junk is kept or handed out
         assert message(answer)["msg_type"]["PEER_LIST"]["peers"] == []
@@ -287,14 +255,15 @@ def test_a_peer_that_never_reads_loses_its_socket_and_buffer_at_the_bound(
     async def scenario() -> None:
         async with running(config(tmp_path, extra=extra)) as node:
             baseline = _fds()
-            feeder, feed, _ = await dial_in(node, "feeder")
-            for i in range(63):  # a full book: every answer is 1,000 addresses
-                feed.write(peer_list_line([f"10.{i}.0.{k}:7447" for k in range(16)]))
-            await feed.drain()
-            await until(lambda: len(node.core.book) >= 1000)
-            await close(feed)
-            del feeder
-            await until(lambda: _fds() == baseline)  # both ends of the feeder's connection
+            for feeder in range(8):  # a full book: every answer is 1,000 addresses
+                _, feed, _ = await dial_in(node, f"feeder-{feeder}")
+                for i in range(feeder * LIST_BURST, (feeder + 1) * LIST_BURST):
+                    feed.write(peer_list_line([f"10.{i}.0.{k}:7447" for k in range(16)]))
+                await feed.drain()
+                fed = min(1000, (feeder + 1) * LIST_BURST * 16)
+                await until(lambda: len(node.core.book) >= fed)  # noqa: B023 (awaited here)
+                await close(feed)
+            await until(lambda: _fds() == baseline)  # both ends of the feeders' connections
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             sock.setblocking(False)
@@ -306,15 +275,52 @@ def test_a_peer_that_never_reads_loses_its_socket_and_buffer_at_the_bound(
             await read_line(reader)
             assert _fds() == baseline + 2  # our socket and the node's
             writer.write(hello_line("sink", None, node_type=None))
-            for _ in range(200):  # 200 answers of about 20 KB, never read
+            for _ in range(ANSWER_BURST):  # the answers of about 20 KB a connection gets
                 writer.write(peer_request_line(1000))
-            await writer.drain()
+            for _ in range(40):  # and 40,000 answers to liveness probes, never read
+                writer.write(probe_line("sink") * 1000)
+                await writer.drain()
             await until(lambda: _fds() == baseline + 1)  # only ours is left
             assert "sink" not in node.core.by_node
             assert not node._links
             assert node.incidents.counts["slow_reader"] + node.incidents.counts["silent_peer"]
             writer.transport.abort()
             await asyncio.sleep(0.05)  # the abort closes the socket on the next loop turn
+
+    run(scenario())
+
+
+def test_a_quiet_peer_whose_tcp_connection_dies_is_closed_once_not_spun_on(
+    tmp_path: Path,
+) -> None:
+    """A peer that never answers a probe is judged by its TCP connection: when the kernel
+    gives up on it (here a receive window left shut past ``heartbeat_timeout_ms``, the
+    ``TCP_USER_TIMEOUT``; Linux 5.1 and later), it is closed as a silent peer. Before: the
+    kernel's ETIMEDOUT was taken for a quiet wait, and the node spun on the dead socket,
+    its memory growing by tens of MB a second."""
+    extra = {"network": {"connection_policy": {"heartbeat_timeout_ms": 800}}}
+
+    async def scenario() -> None:
+        async with running(config(tmp_path, extra=extra)) as node:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.setblocking(False)
+            await asyncio.wait_for(
+                asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", node.config.port)),
+                TIMEOUT,
+            )
+            reader, writer = await asyncio.open_connection(sock=sock)
+            await read_line(reader)
+            writer.write(hello_line("sink", None, node_type=None))
+            await writer.drain()
+            await until(lambda: "sink" in node.core.by_node)
+            writer.write(probe_line("sink") * 1000)  # 150 KB of answers: under the queue bound
+            await writer.drain()
+            await until(lambda: "sink" not in node.core.by_node)
+            assert node.incidents.counts["silent_peer"] == 1
+            assert node.incidents.counts["slow_reader"] == 0
+            writer.transport.abort()
+            await asyncio.sleep(0.05)
 
     run(scenario())
 
@@ -435,31 +441,6 @@ def test_a_dial_that_proves_a_node_id_replaces_an_inbound_claim_of_it(tmp_path: 
     run(scenario())
 
 
-def _start_node(path: Path, stdout: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as err:
-        return subprocess.Popen(
-            [sys.executable, "-m", "hostsim", "node", str(path)],
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=err,
-        )
-
-
-def _wait_listening(port: int) -> None:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise TimeoutError("the node never listened")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(5)
-
-
 @pytest.mark.parametrize("reader", ["nobody reads", "closed"])
 def test_a_stdout_nobody_reads_or_a_closed_one_neither_hangs_nor_stops_the_node(
     reader: str, tmp_path: Path
@@ -471,20 +452,24 @@ def test_a_stdout_nobody_reads_or_a_closed_one_neither_hangs_nor_stops_the_node(
     fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
     if reader == "closed":
         os.close(read_end)
-    process = _start_node(_node_config(tmp_path, port), write_end, tmp_path / "node.log")
+    with (tmp_path / "node.log").open("ab") as log:
+        process = start_node(_node_config(tmp_path, port), stdout=write_end, stderr=log.fileno())
     os.close(write_end)
     try:
-        _wait_listening(port)
-        sock, buffer = _handshake(port, "chatty")
-        for i in range(3000):  # a status line each: far more than the pipe holds
-            sock.sendall(peer_list_line([f"10.{i >> 8}.{i & 255}.1:7447"]))
-        assert b'"PEER_LIST"' in _answer(sock, buffer, 16)  # still serving
-        sock.close()
+        wait_listening(port, WAIT)
+        for i in range(300):  # ten status lines each: far more than the pipe and queue hold
+            with LinePeer(port) as chatty:
+                chatty.handshake(f"chatty-{i}", "127.0.0.1:7999")
+                for k in range(LIST_BURST):
+                    chatty.sock.sendall(peer_list_line([f"10.{i >> 8}.{i & 255}.{k}:7447"]))
+        with LinePeer(port) as good:
+            good.handshake("good", "127.0.0.1:7999")
+            assert b'"PEER_LIST"' in good.answer()  # still serving
         assert process.poll() is None
         os.kill(process.pid, signal.SIGTERM)
         assert process.wait(10) == 0
     finally:
-        _stop(process)
+        stop_node(process)
         if reader != "closed":
             os.close(read_end)
 

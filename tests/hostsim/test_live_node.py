@@ -185,7 +185,8 @@ async def _silent_after_handshake(node: LiveNode) -> None:
 
 
 async def _inbound_flood(node: LiveNode) -> None:
-    keep = [await dial_in(node, f"peer-{i}") for i in range(2)]
+    # Peers of other network groups than the steady peer's: every one is protected.
+    keep = [await dial_in(node, f"peer-{i}", source=f"127.{i + 3}.0.1") for i in range(2)]
     for i, (_, writer, _) in enumerate(keep):  # useful peers: protected from eviction
         writer.write(peer_list_line([f"127.0.0.1:{7010 + i}"]))
         await writer.drain()

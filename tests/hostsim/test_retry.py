@@ -76,11 +76,19 @@ def write_config(tmp_path: Path, policy: str) -> Path:
 
 
 def planned_retries(
-    tmp_path: Path, policy: str, *, seed: int = 1, until: float = 9.0
+    tmp_path: Path,
+    policy: str,
+    *,
+    seed: int = 1,
+    until: float = 9.0,
+    claimed_from: str | None = None,
 ) -> tuple[list[float], int]:
     """Start a node whose one stored peer is down; the times it dialled that peer, and how
     many times it dialled the seed, within the first ``until`` seconds (by default 9 s, before
-    the core looks for more)."""
+    the core looks for more).
+
+    With ``claimed_from``, an inbound peer connected from that address claims the stored
+    peer's address just after the first dial failed."""
     path = write_config(tmp_path, policy)
     clock = VirtualClock(START)
     first = PluginHost.from_file(path, clock=clock)
@@ -101,6 +109,9 @@ def planned_retries(
     world.core = core
     dials = core.start()
     assert [d.addr for d in dials] == [PEER, SEED]  # the plan first, then the seeds
+    if claimed_from is not None:
+        world.run_until(0.1)
+        core.connected(claimed_from, node_id="impostor", direction="inbound", listen_addr=PEER)
     world.run_until(until)
     host.shutdown()
     peer = [t for t, addr, _ in world.dials if addr == PEER]
@@ -141,6 +152,18 @@ def test_thenodes_defaults_apply_without_the_table(tmp_path: Path) -> None:
     # 1 s, doubling: dials at 0, 1, 3, 7 s; the next wait (8 s) ends past the window.
     assert times == pytest.approx([0.0, 1.0, 3.0, 7.0])
     assert RetryPolicy.of(ConnectionPolicy()) == RetryPolicy()
+
+
+@pytest.mark.parametrize("claimed_from", ["45.76.12.34:50123", "192.0.2.9:50123"])
+def test_an_inbound_claim_of_the_planned_address_does_not_stop_its_retries(
+    tmp_path: Path, claimed_from: str
+) -> None:
+    """Before: an inbound peer claiming the planned address (from its IP or another) stopped
+    every retry: only a dial proves who is at an address."""
+    times, _ = planned_retries(
+        tmp_path, "reconnect_jitter_ratio = 0.0\n", claimed_from=claimed_from
+    )
+    assert times == pytest.approx([0.0, 1.0, 3.0, 7.0])
 
 
 def test_a_zero_max_attempts_never_retries(tmp_path: Path) -> None:

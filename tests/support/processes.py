@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import select
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,3 +75,31 @@ def node_processes(log_dir: Path, wait: float) -> Iterator[Callable[[Path, str],
     finally:
         for process in processes:
             process.stop()
+
+
+def start_node(config: Path, *, stdout: int, stderr: int) -> subprocess.Popen[bytes]:
+    """``hostsim node CONFIG`` with its stdout and stderr on the file descriptors given (a pipe
+    nobody reads, say); stop it with :func:`stop_node`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "hostsim", "node", str(config)],
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+    )
+
+
+def wait_listening(port: int, timeout: float = TIMEOUT) -> None:
+    """Wait until something accepts connections on 127.0.0.1:``port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout} s")
+
+
+def stop_node(process: subprocess.Popen[bytes]) -> None:
+    """Make sure the process is gone (for ``finally``): SIGKILL, by its pid, if it still runs."""
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(TIMEOUT)

@@ -59,6 +59,14 @@ def peer_request_line(want: int = 16) -> bytes:
     ).encode()
 
 
+def probe_line(sender: str = "rust-node", to: str = "py-node") -> bytes:
+    """TheNodes 0.4's liveness probe: a HEARTBEAT with the text ``liveness_probe_v1``."""
+    return (
+        f'{{"from":"{sender}","to":"{to}","msg_type":"HEARTBEAT",'
+        '"payload":{"type":"Text","value":"liveness_probe_v1"},"realm":null}\n'
+    ).encode()
+
+
 def parse(line: bytes) -> list[tuple[str, Any]]:
     """A line's top-level keys in the order they were written, with their values."""
     data: dict[str, Any] = json.loads(line)  # dicts keep the order keys were read in
@@ -120,14 +128,20 @@ async def read_line(reader: asyncio.StreamReader) -> bytes:
 
 
 async def dial_in(
-    node: LiveNode, node_id: str = "rust-node", listen_port: int = 7999
+    node: LiveNode,
+    node_id: str = "rust-node",
+    listen_port: int = 7999,
+    *,
+    source: str = "127.0.0.1",
+    listen_ip: str = "127.0.0.1",
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
-    """Connect to ``node`` as a TheNodes dialer: read its HELLO, reply with ours."""
+    """Connect to ``node`` from ``source`` (any of 127.0.0.0/8) as a TheNodes dialer that
+    listens on ``listen_ip:listen_port``: read its HELLO, reply with ours."""
     reader, writer = await asyncio.wait_for(
-        asyncio.open_connection("127.0.0.1", node.config.port), TIMEOUT
+        asyncio.open_connection("127.0.0.1", node.config.port, local_addr=(source, 0)), TIMEOUT
     )
     their_hello = await read_line(reader)
-    writer.write(hello_line(node_id, f"127.0.0.1:{listen_port}", node_type=None))
+    writer.write(hello_line(node_id, f"{listen_ip}:{listen_port}", node_type=None))
     await writer.drain()
     return reader, writer, their_hello
 
