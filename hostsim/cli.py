@@ -89,6 +89,7 @@ from hostsim.script import (
 from hostsim.sim.engine import rare_cycle_collection
 from hostsim.sim.network import simulate
 from hostsim.sim.scenario import SimScenario, load_sim_scenario
+from thenodes_console import EXIT_INTERRUPTED, completion, counted, interrupted_line
 
 __all__ = ["format_record", "main"]
 
@@ -97,7 +98,6 @@ _T = TypeVar("_T")
 EXIT_OK = 0
 EXIT_TARGET_MISSED = 1
 EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130
 _TIME_WIDTH = 12
 _KIND_WIDTH = 13
 _INDENT = " " * (_TIME_WIDTH + _KIND_WIDTH + 2)
@@ -106,7 +106,11 @@ _PLAIN_PROGRESS_SECS = 10.0
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "completion":
+        print(completion.script(parser, args.shell), end="")
+        return EXIT_OK
     # A progress line on a terminal's stderr, off under -v: log lines would garble it. The
     # cluster runs for minutes: to a file or a pipe it says its phase in plain lines instead.
     progress = ProgressLine(
@@ -135,13 +139,16 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(_describe_os_error(exc))
         except KeyboardInterrupt:
             progress.clear()
-            print("hostsim: interrupted", file=sys.stderr)
+            sys.stderr.write(interrupted_line("hostsim"))
             return EXIT_INTERRUPTED
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hostsim", description="Simulate a TheNodes-style node host on a virtual clock."
+        prog="hostsim",
+        description="A TheNodes-style node host: scenarios and networks simulated on a virtual"
+        " clock (run, sim, demo, eclipse), and live nodes on real TCP and the real clock (node,"
+        " cluster).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -268,6 +275,14 @@ def _parser() -> argparse.ArgumentParser:
             "-v", "--verbose", action="store_true", help="show log lines (INFO) on stderr"
         )
     _add_eclipse(commands)
+    shell = commands.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print a completion script for bash or zsh: `hostsim completion bash >"
+        " ~/.local/share/bash-completion/completions/hostsim`, or source it from your shell's"
+        " startup file.",
+    )
+    shell.add_argument("shell", choices=completion.SHELLS, help="the shell")
     return parser
 
 
@@ -369,7 +384,9 @@ def _play(args: argparse.Namespace, progress: ProgressLine) -> int:
     if args.ab:
         comparison = compare(scenario, seed=args.seed, state_dir=args.state_dir, progress=progress)
         progress.clear()
-        print(f"{scenario.name}: {_count(scenario.nodes, 'node')}, seed {args.seed}, every restart")
+        print(
+            f"{scenario.name}: {counted(scenario.nodes, 'node')}, seed {args.seed}, every restart"
+        )
         print("\n".join(format_comparison(comparison)))
         data = comparison.to_json()
     else:
@@ -392,8 +409,8 @@ def _play(args: argparse.Namespace, progress: ProgressLine) -> int:
 def _print_summary(data: dict[str, Any]) -> None:
     store = "enabled" if data["persistence"] else "disabled"
     print(
-        f"{data['scenario']}: {_count(data['nodes'], 'node')}, {_count(data['seeds'], 'seed')},"
-        f" {_count(data['attackers'], 'attacker')}, seed {data['seed']}, peer store {store}"
+        f"{data['scenario']}: {counted(data['nodes'], 'node')}, {counted(data['seeds'], 'seed')},"
+        f" {counted(data['attackers'], 'attacker')}, seed {data['seed']}, peer store {store}"
     )
     summary = data["summary"]
     rows = [("every restart", summary["restarts"])]
@@ -402,14 +419,14 @@ def _print_summary(data: dict[str, Any]) -> None:
         first, target = figures["median_first_connection_secs"], figures["median_target_secs"]
         rejoined = figures["rejoined_within_60s"]
         print(
-            f"{label}: {_count(figures['count'], 'restart')}, median first connection"
+            f"{label}: {counted(figures['count'], 'restart')}, median first connection"
             f" {_secs(first)}, median time to target {_secs(target)},"
             f" rejoined within 60 s {'-' if rejoined is None else f'{100 * rejoined:.1f}%'}"
         )
     print(
-        f"reconnect plans: {_count(summary['plan_entries'], 'entry', 'entries')},"
-        f" {_count(summary['plan_attacker_entries'], 'attacker node')},"
-        f" {_count(summary['plan_fake_entries'], 'fake address', 'fake addresses')}"
+        f"reconnect plans: {counted(summary['plan_entries'], 'entry')},"
+        f" {counted(summary['plan_attacker_entries'], 'attacker node')},"
+        f" {counted(summary['plan_fake_entries'], 'fake address')}"
     )
 
 
@@ -431,9 +448,9 @@ def _demo(args: argparse.Namespace, progress: ProgressLine) -> int:
         scenarios = demo_scenarios(args.nodes, tick_interval_secs=args.tick)
     first = scenarios[0]
     print(
-        f"demo: the peer store vs seeds only; {_count(first.nodes, 'node')},"
-        f" {_count(first.seeds, 'seed')}, seed {args.seed};"
-        f" {_count(len(scenarios), 'scenario')}: {', '.join(s.name for s in scenarios)}"
+        f"demo: the peer store vs seeds only; {counted(first.nodes, 'node')},"
+        f" {counted(first.seeds, 'seed')}, seed {args.seed};"
+        f" {counted(len(scenarios), 'scenario')}: {', '.join(s.name for s in scenarios)}"
     )
     print()
     for scenario in scenarios:
@@ -447,8 +464,8 @@ def _demo(args: argparse.Namespace, progress: ProgressLine) -> int:
         progress.clear()
         comparisons.append(comparison)
         print(
-            f"== {scenario.name}: {_count(scenario.nodes, 'node')}"
-            f" + {_count(scenario.seeds, 'seed')} + {_count(scenario.attackers, 'attacker')},"
+            f"== {scenario.name}: {counted(scenario.nodes, 'node')}"
+            f" + {counted(scenario.seeds, 'seed')} + {counted(scenario.attackers, 'attacker')},"
             f" seed {args.seed}; restarts of the mass restart"
         )
         print("\n".join(format_comparison(comparison)))
@@ -480,16 +497,11 @@ def _print_targets(targets: Sequence[Any], heading: str = "targets:") -> bool:
     gating = sum(1 for t in targets if getattr(t, "gate", True))
     if failed:
         print(
-            f"verdict: {failed} of {_count(gating, 'target')} {'fail' if failed > 1 else 'fails'}"
+            f"verdict: {failed} of {counted(gating, 'target')} {'fail' if failed > 1 else 'fails'}"
         )
     else:
         print("verdict: every target holds")
     return not failed
-
-
-def _count(number: int, noun: str, plural: str | None = None) -> str:
-    """``1 node``, ``2 nodes``: a count and its noun, singular or plural."""
-    return f"{number} {noun}" if number == 1 else f"{number} {plural or noun + 's'}"
 
 
 def _write_results(path: Path, data: dict[str, Any], targets: Sequence[Any]) -> None:
@@ -645,8 +657,8 @@ def _eclipse(args: argparse.Namespace, progress: ProgressLine) -> int:
         results.append(result)
         print(
             f"== eclipse: {spec.addresses:,} attacker addresses in {spec.groups} /16s, attack"
-            f" {_span(spec.attack_secs)}; {_count(spec.honest, 'honest node')}"
-            f" + {_count(spec.seeds, 'seed')}, {_count(spec.victims, 'victim')} per cut-off"
+            f" {_span(spec.attack_secs)}; {counted(spec.honest, 'honest node')}"
+            f" + {counted(spec.seeds, 'seed')}, {counted(spec.victims, 'victim')} per cut-off"
             f" share; seeds {seeds[0]}..{seeds[-1]}"
         )
         print("\n".join(format_eclipse(result)))
@@ -685,7 +697,7 @@ def _cluster(args: argparse.Namespace, progress: ProgressLine) -> int:
         raise
     progress.clear()
     print(
-        f"cluster: {_count(result.nodes, 'node')} + {_count(result.seeds, 'seed')},"
+        f"cluster: {counted(result.nodes, 'node')} + {counted(result.seeds, 'seed')},"
         f" `hostsim node` processes on"
         f" 127.0.0.1; {result.wall_secs:.0f} s of wall time"
     )
@@ -777,7 +789,7 @@ class _StatusLines:
                     said = _json_line({"event": "dropped", "t": time.time(), "lines": lines})
                 else:
                     said = (
-                        f"hostsim node: {_count(lines, 'status line')} dropped"
+                        f"hostsim node: {counted(lines, 'status line')} dropped"
                         " (stdout not read)\n".encode()
                     )
                 data = said + data
@@ -860,7 +872,7 @@ def _files(root: Path) -> Iterator[Path]:
 def _show_file(path: Path, root: Path) -> list[str]:
     name = path.relative_to(root).as_posix()
     size = path.stat().st_size
-    header = f"--- {name} ({_count(size, 'byte')})"
+    header = f"--- {name} ({counted(size, 'byte')})"
     if path.suffix == ".lock":
         return [f"{header}: lock file, contents not shown"]
     try:

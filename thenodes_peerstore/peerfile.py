@@ -28,6 +28,7 @@ from typing import Any
 
 import attrs
 
+from thenodes_console import counted
 from thenodes_naming import DEFAULT_REALM_CODE, realm_code
 from thenodes_peerstore import codec, sealing
 from thenodes_peerstore.config import LEGACY_DEFAULT_PATH, PersistenceConfig, path_is_set
@@ -611,4 +612,4 @@ def read_existing(target: Target, realm: str, peer_file: PeerFile) -> tuple[byte
 
 def entries_phrase(count: int) -> str:
     """``1 entry``, ``2 entries``."""
-    return "1 entry" if count == 1 else f"{count} entries"
+    return counted(count, "entry")

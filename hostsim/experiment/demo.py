@@ -20,6 +20,7 @@ from hostsim.experiment.report import Target, pct, rejoin_rows, report, secs, si
 from hostsim.metrics import RunMetrics, summarise
 from hostsim.sim.network import ATTACK_ORIGIN, SimNetwork, fake_addr, simulate
 from hostsim.sim.scenario import SimEvent, SimScenario
+from thenodes_console import counted
 from thenodes_peerstore import codec
 from thenodes_peerstore.model import Source
 
@@ -328,7 +329,7 @@ def check_targets(comparisons: Sequence[Comparison]) -> list[Target]:
         Target(
             "after the flood: no fake address in any reconnect plan",
             fake == 0 and entries > 0,
-            f"{fake} fake address{'' if fake == 1 else 'es'} among {entries} plan entries"
+            f"{counted(fake, 'fake address')} among {entries} plan entries"
             f" (not counted: {summary['plan_attacker_entries']} entries for attacker nodes"
             " that really connected)",
         )

@@ -62,6 +62,7 @@ from hostsim.limits import printable
 from hostsim.live.incidents import Incidents, Kind
 from hostsim.live.settings import LiveSettings
 from hostsim.plugins import EntryPointLike
+from thenodes_console import counted
 from thenodes_naming import NODE_ID_RE, realm_code
 
 __all__ = [
@@ -410,7 +411,8 @@ class LiveNode:
             self._server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
-        self.status(f"stopped; incidents: {dict(self.incidents.counts) or 'none'}")
+        counts = ", ".join(f"{kind} {n}" for kind, n in sorted(self.incidents.counts.items()))
+        self.status(f"stopped; incidents: {counts or 'none'}")
         self._event("stopped", incidents=dict(self.incidents.counts))
 
     def _event(self, event: str, **fields: Any) -> None:
@@ -704,7 +706,7 @@ class LiveNode:
         )
         self.status(
             f"connected to {link.remote} ({hello.node_id}, {direction});"
-            f" {len(self.core.conns)} connections, {self.core.outbound} outbound"
+            f" {counted(len(self.core.conns), 'connection')}, {self.core.outbound} outbound"
             + ("" if conn.dialable is None else f"; dial address {conn.dialable}")
         )
         self._event(
@@ -746,7 +748,8 @@ class LiveNode:
             if self.core.up and (gone := self.core.conns.get(key)) is not None:
                 self.core.disconnected(key, reason)
                 self.status(
-                    f"disconnected from {key}: {reason}; {len(self.core.conns)} connections"
+                    f"disconnected from {key}: {reason};"
+                    f" {counted(len(self.core.conns), 'connection')}"
                 )
                 self._event(
                     "disconnected",
@@ -773,7 +776,7 @@ class LiveNode:
         elif isinstance(msg, wire.PeerList):
             listed = msg.peers
             if len(listed) > MAX_PEER_LIST:
-                self.incidents("huge_peer_list", link.ip, f"{len(listed)} addresses")
+                self.incidents("huge_peer_list", link.ip, counted(len(listed), "address"))
                 listed = listed[:MAX_PEER_LIST]
             peers, bad = canonical_peers(listed)
             if bad:
@@ -782,7 +785,7 @@ class LiveNode:
                 )
             if peers:
                 link.last_useful = time.monotonic()
-            self.status(f"peer list from {key}: {len(peers)} addresses")
+            self.status(f"peer list from {key}: {counted(len(peers), 'address')}")
             self._event("peer_list", addr=key, addresses=len(peers))
             self.core.peer_list(key, peers)
         else:

@@ -114,7 +114,7 @@ def without_entry(addr: str) -> Callable[[str], str]:
 
 def test_the_console_script_and_python_m_are_the_command(written: Node) -> None:
     (script,) = entry_points(group="console_scripts", name="peerstore")
-    assert script.value == "thenodes_peerstore.cli:main"
+    assert script.value == "thenodes_console.entry:peerstore"
     ran = subprocess.run(
         [sys.executable, "-m", "thenodes_peerstore", "list", *written.args],
         capture_output=True,
