@@ -50,6 +50,7 @@ from hostsim.experiment.arms import arm_of
 from hostsim.experiment.cluster import (
     CLUSTER_NODES,
     CLUSTER_SEEDS,
+    ClusterInterrupted,
     check_cluster_targets,
     format_cluster,
     run_cluster,
@@ -76,8 +77,9 @@ from hostsim.experiment.eclipse import (
 )
 from hostsim.experiment.report import report
 from hostsim.live.node import LiveNode
+from hostsim.live.processes import exit_with_parent, inherited_listener
 from hostsim.live.settings import live_settings, plaintext_refusal
-from hostsim.metrics import dumps
+from hostsim.metrics import REJOIN_SECS, dumps
 from hostsim.progress import ProgressLine
 from hostsim.script import (
     RunResult,
@@ -243,6 +245,19 @@ def _parser() -> argparse.ArgumentParser:
         default="text",
         help="status lines on stdout: text for people (default), or one JSON object a line",
     )
+    node.add_argument(
+        "--listen-fd",
+        type=int,
+        metavar="FD",
+        help="listen on the socket inherited as FD (bound to the config's port) instead of"
+        " binding one: a parent that holds the port across restarts hands it over",
+    )
+    node.add_argument(
+        "--parent-pid",
+        type=int,
+        metavar="PID",
+        help="stop at once (SIGKILL) when process PID, the parent, ends (Linux)",
+    )
     cluster = commands.add_parser(
         "cluster",
         help="the rejoin experiment with real node processes on loopback",
@@ -261,6 +276,15 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=CLUSTER_SEEDS,
         help=f"seed processes (default: {CLUSTER_SEEDS})",
+    )
+    cluster.add_argument(
+        "--phase-secs",
+        type=_positive_secs,
+        default=REJOIN_SECS,
+        metavar="SECS",
+        help=f"how long a phase watches the restarted nodes at most (default: {REJOIN_SECS:.0f});"
+        " it ends earlier when every node has its target connections or none can connect; the"
+        " figures within 60 s count what happened within SECS",
     )
     cluster.add_argument("--json", type=Path, metavar="OUT", help="write the full results as JSON")
     cluster.add_argument(
@@ -686,11 +710,24 @@ def _cluster(args: argparse.Namespace, progress: ProgressLine) -> int:
     if workdir is None:
         workdir = Path(tempfile.mkdtemp(prefix="hostsim-cluster-"))
     try:
-        result = run_cluster(workdir, nodes=args.nodes, seeds=args.seeds, progress=progress)
-    except KeyboardInterrupt:
+        result = run_cluster(
+            workdir,
+            nodes=args.nodes,
+            seeds=args.seeds,
+            progress=progress,
+            phase_secs=args.phase_secs,
+        )
+    except ClusterInterrupted as exc:
         progress.clear()
-        print(f"hostsim: interrupted; every process stopped; files in {workdir}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        pids = ", ".join(map(str, exc.left))
+        stopped = (
+            f"{counted(len(exc.left), 'process')} not stopped: pid {pids}"
+            if exc.left
+            else "every process stopped"
+        )
+        word = "terminated" if exc.signum == signal.SIGTERM else "interrupted"
+        sys.stderr.write(f"hostsim: {word}; {stopped}; files in {workdir}\n")
+        return 128 + exc.signum
     except HostsimError:
         progress.clear()
         print(f"hostsim: files of the failed run in {workdir}", file=sys.stderr)
@@ -725,11 +762,14 @@ def _node(args: argparse.Namespace) -> int:
     if args.state_dir is not None:
         config = attrs.evolve(config, state_dir=Path(os.path.abspath(args.state_dir)))
     settings = live_settings(config, bind=args.bind)
+    if args.parent_pid is not None:
+        exit_with_parent(args.parent_pid)
+    sock = None if args.listen_fd is None else inherited_listener(args.listen_fd, config.port)
     status = _StatusLines(sys.stdout.fileno(), as_json=args.status == "json")
     if status.as_json:
-        node = LiveNode(config, settings, events=status.event)
+        node = LiveNode(config, settings, events=status.event, listen_socket=sock)
     else:
-        node = LiveNode(config, settings, status=status)
+        node = LiveNode(config, settings, status=status, listen_socket=sock)
     try:
         return asyncio.run(_serve_until_signal(node))
     finally:

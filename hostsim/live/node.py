@@ -292,9 +292,13 @@ class LiveNode:
         events: Callable[[dict[str, Any]], None] | None = None,
         extra_plugins_factory: Callable[[], Mapping[str, object]] | None = None,
         entry_points: Iterable[EntryPointLike] | None = None,
+        listen_socket: socket.socket | None = None,
     ) -> None:
         self.config = config
         self.settings = settings
+        self.listen_socket = listen_socket
+        """A socket bound to the config's port and listening, handed over by the process that
+        holds the port (``hostsim node --listen-fd``); None: the node binds its own."""
         self.status = status or (lambda line: None)
         self.events = events
         self.host = PluginHost(
@@ -339,12 +343,17 @@ class LiveNode:
         :raises HostsimError: a plugin could not be loaded or refused to start.
         """
         try:
-            self._server = await asyncio.start_server(
-                self._accept,
-                host=self.settings.bind,
-                port=self.config.port,
-                limit=wire.MAX_LINE_BYTES + 1,
-            )
+            if self.listen_socket is not None:
+                self._server = await asyncio.start_server(
+                    self._accept, sock=self.listen_socket, limit=wire.MAX_LINE_BYTES + 1
+                )
+            else:
+                self._server = await asyncio.start_server(
+                    self._accept,
+                    host=self.settings.bind,
+                    port=self.config.port,
+                    limit=wire.MAX_LINE_BYTES + 1,
+                )
         except OSError as exc:
             raise ListenError(self.settings.bind, self.config.port, exc) from exc
         bound = ", ".join(
