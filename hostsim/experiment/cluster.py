@@ -270,8 +270,16 @@ class _Cluster:
         """
         waiting = list(members)
         starting: list[_Member] = []
+        said = 0.0
         while waiting or starting:
             self.stop.check()
+            if self.progress is not None and time.monotonic() - said >= 1.0:
+                said = time.monotonic()
+                done = len(members) - len(waiting) - len(starting)
+                self.progress(
+                    f"cluster {self.label}, starting: {done}/{len(members)}"
+                    f" {members[0].role} processes started"
+                )
             while waiting and len(starting) < START_WINDOW:
                 member = waiting.pop(0)
                 self.start(member)

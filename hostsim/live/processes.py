@@ -167,7 +167,8 @@ class NodeProcess:
         self.log = log
         self.lines: list[tuple[float, str]] = []
         self._queue: queue.Queue[tuple[float, str] | None] = queue.Queue()
-        command = [sys.executable, "-m", "hostsim", "node", str(config)]
+        # -P: the package installed with this interpreter, whatever the working directory holds.
+        command = [sys.executable, "-P", "-m", "hostsim", "node", str(config)]
         command += ["--parent-pid", str(os.getpid())]
         if verbose:
             command.append("-v")
