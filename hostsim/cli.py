@@ -104,6 +104,8 @@ _TIME_WIDTH = 12
 _KIND_WIDTH = 13
 _INDENT = " " * (_TIME_WIDTH + _KIND_WIDTH + 2)
 _PLAIN_PROGRESS_SECS = 10.0
+_LONG_COMMANDS = ("cluster", "eclipse")
+"""Commands that say how far they are on a stderr that is no terminal (plain lines)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,11 +116,14 @@ def main(argv: list[str] | None = None) -> int:
         print(completion.script(parser, args.shell), end="")
         return EXIT_OK
     # A progress line on a terminal's stderr, off under -v: log lines would garble it. The
-    # cluster runs for minutes: to a file or a pipe it says its phase in plain lines instead.
+    # cluster and the eclipse run for minutes: to a file or a pipe they say their phase in
+    # plain lines instead; and each table is written out as soon as it is printed.
     progress = ProgressLine(
         enabled=False if args.verbose else None,
-        plain_interval=_PLAIN_PROGRESS_SECS if args.command == "cluster" else None,
+        plain_interval=_PLAIN_PROGRESS_SECS if args.command in _LONG_COMMANDS else None,
     )
+    with contextlib.suppress(AttributeError, ValueError):  # a stdout that is no text file
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     with progress, _logging_to_stderr(verbose=args.verbose, progress=progress):
         try:
             _check_outputs(args)

@@ -17,6 +17,7 @@ from hostsim.config import HostConfig
 from hostsim.live.processes import NodeProcess
 from tests.support.paths import ROOT
 from tests.support.processes import node_processes
+from thenodes_peerstore.model import network_group
 
 DOCS = ROOT / "docs"
 BIN = Path(sys.executable).parent
@@ -180,6 +181,14 @@ def test_the_three_live_configs_are_one_loopback_network_a_b_c(
         assert f"hostsim node examples/live/{name}.toml" in page
         assert f"port {config.port}" in page
     assert "rm -rf live-c" in page
+    # Loopback is one network group: a failed dial never counts there, as the page says.
+    [group] = {network_group(f"127.0.0.1:{config.port}") for config in configs.values()}
+    assert f"every node of this walkthrough is in one, `{group}`" in page
+    # Their state directories, under the repository's root, are ignored, and named for removal.
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    for name, config in configs.items():
+        assert f"/{config.state_dir.name}/" in ignored, name
+    assert "rm -rf live-a live-b live-c" in page
 
 
 # -- the README and the site ----------------------------------------------------------------

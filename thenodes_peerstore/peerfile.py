@@ -456,6 +456,7 @@ def locked(target: Target, realm: str, *, wait_secs: float) -> Iterator[PeerFile
     Another command holds the file for a moment only: wait up to ``wait_secs`` for it.
     """
     deadline = time.monotonic() + wait_secs
+    lock_made = not os.path.lexists(target.path.with_name(f"{target.path.name}.lock"))
     while True:
         try:
             peer_file = PeerFile.open(target.path, realm)
@@ -474,6 +475,12 @@ def locked(target: Target, realm: str, *, wait_secs: float) -> Iterator[PeerFile
     try:
         yield peer_file
     finally:
+        if lock_made and not os.path.lexists(target.path):
+            # Nothing was written (a refused write on a file that does not exist): leave no
+            # lock file behind. It is unlinked while held, and filelock never grants a lock on
+            # a lock file unlinked before its flock succeeded, so no two holders can follow.
+            with contextlib.suppress(OSError):
+                peer_file.lock_path.unlink()
         peer_file.close()
 
 
