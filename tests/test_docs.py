@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
@@ -251,3 +252,63 @@ def test_the_live_walkthrough_runs_as_written(
         c.wait_for(rf"connected to {addr['a']} \(node-a, outbound\)", WAIT)
         assert c.terminate() == 0
         assert (tmp_path / "live-c").is_dir()
+
+
+# -- the API reference ------------------------------------------------------------------------
+
+PACKAGES = ("hostsim", "thenodes_peerstore", "thenodes_naming", "thenodes_console")
+
+
+def test_every_api_name_a_page_tells_readers_to_use_is_in_the_api_reference() -> None:
+    """A page that names ``hostsim.host.PluginHost`` (say) sends the reader to the API
+    reference: the name must exist, and its module must be one the reference renders."""
+    rendered = {
+        name
+        for page in (DOCS / "api").glob("*.md")
+        for name in re.findall(r"^::: (\S+)$", page.read_text(), flags=re.MULTILINE)
+    }
+    pages = [ROOT / "README.md", *DOCS.glob("*.md")]
+    named = {
+        (page.name, match)
+        for page in pages
+        for match in re.findall(rf"`((?:{'|'.join(PACKAGES)})(?:\.\w+)+)", page.read_text())
+    }
+    assert len(named) >= 5
+    for page, name in sorted(named):
+        parts = name.split(".")
+        found = None
+        for cut in range(len(parts), 0, -1):
+            try:
+                found = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for attribute in parts[cut:]:
+                found = getattr(found, attribute, None)
+            module = ".".join(parts[:cut])
+            break
+        assert found is not None, f"{page}: `{name}` names nothing"
+        assert module in rendered or any(module.startswith(r + ".") for r in rendered), (
+            f"{page}: `{name}` is in module {module}, which no API page renders"
+        )
+
+
+# -- the project's own files ------------------------------------------------------------------
+
+
+def test_security_and_contributing_are_linked_and_contributing_runs_what_ci_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "[SECURITY.md](SECURITY.md)" in readme
+    assert "[CONTRIBUTING.md](CONTRIBUTING.md)" in readme
+    security = (ROOT / "SECURITY.md").read_text()
+    for heading in ("## Reporting a vulnerability", "## What it defends against", "## What it"):
+        assert heading in security
+    contributing = (ROOT / "CONTRIBUTING.md").read_text()
+    checks = contributing.split("## Before you send a change", 1)[1]
+    [block] = fenced(checks, "sh")[:1]
+    ci = (ROOT / ".ci" / "run").read_text()
+    commands = block.strip().splitlines()
+    assert len(commands) == 6
+    for command in commands:
+        assert command in ci, f"CONTRIBUTING.md asks for `{command}`, which CI does not run"
+    for target in re.findall(r"\]\(([^)#:]+)\)", security + contributing):
+        assert (ROOT / target).exists(), target
