@@ -627,3 +627,14 @@ def test_every_inline_command_of_the_docs_parses() -> None:
                     pytest.fail(f"{page.name}: `{span}`: {said.getvalue().splitlines()[-1]}")
             tried += 1
     assert tried >= 20
+
+
+@pytest.mark.slow
+def test_the_home_page_quotes_the_figures_the_demo_prints(tmp_path: Path) -> None:
+    """The home page quotes the demo's measurement of the inbound attack with seeds up; the
+    README's first command, `hostsim demo`, prints it."""
+    page = " ".join((DOCS / "index.md").read_text().split())
+    [(store, seeds)] = re.findall(r"\((\d+\.\d s) against (\d+\.\d s)\)", page)
+    printed = run_shown("hostsim demo", tmp_path, timeout=900)
+    [line] = [line for line in printed.splitlines() if "<= 1/3 of seeds only" in line]
+    assert f": {store} vs {seeds}, ratio" in line, line
