@@ -28,8 +28,8 @@ address any node could dial is a stopped process's), or after ``phase_secs``.
 
 Every process started is stopped by its pid when the experiment ends, fails or is
 interrupted, all at once and each one reaped; SIGINT and SIGTERM are taken at the next safe
-point (:class:`ClusterInterrupted`), never in the middle of starting a process, and are held
-off while the processes are stopped. Every wait is bounded.
+point (:class:`ClusterInterrupted`), never in the middle of starting or stopping processes.
+Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -630,37 +630,20 @@ class _StopSignal:
                 signal.signal(signum, handler)
         stop.check()  # a signal that came while the last processes were stopped
 
-    @staticmethod
-    @contextmanager
-    def held_off() -> Iterator[None]:
-        """Ignore SIGINT and SIGTERM while the block runs (main thread only): a second Ctrl-C
-        cannot cut the stopping of the processes short."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-        for signum in previous:
-            signal.signal(signum, signal.SIG_IGN)
-        try:
-            yield
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-
 
 @contextmanager
 def _stopping(
     started: list[NodeProcess], sockets: list[socket.socket], stop: _StopSignal
 ) -> Iterator[None]:
     """Stop every process in ``started`` on the way out, whatever happened: all at once, each
-    reaped by its pid; then close the sockets. Signals are held off meanwhile."""
+    reaped by its pid; then close the sockets. A signal meanwhile (a second Ctrl-C) is only
+    noted, as every signal is while the experiment runs, so it cannot cut this short."""
     try:
         yield
     finally:
-        with _StopSignal.held_off():
-            left = stop_all(started)
-            for sock in sockets:
-                sock.close()
+        left = stop_all(started)
+        for sock in sockets:
+            sock.close()
         if left:
             logger.error("processes not stopped: %s", ", ".join(map(str, left)))
         if stop.signum is not None:

@@ -262,3 +262,27 @@ def test_a_cluster_of_two_hundred_nodes_interrupted_while_forming_leaves_no_proc
     assert status == 130
     assert said == [f"hostsim: interrupted; every process stopped; files in {tmp_path / 'run'}"]
     assert running == 1 + 200 + 1  # the seed, the nodes, the cluster itself
+
+
+def test_a_signal_while_the_processes_are_being_stopped_is_not_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Ctrl-C (or SIGTERM) that comes while an arm's processes are stopped, between two
+    arms, still stops the experiment: it is noted, and raised once they are all gone."""
+
+    def stop_all_with_a_signal(processes: object) -> list[int]:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return []
+
+    monkeypatch.setattr(cluster, "stop_all", stop_all_with_a_signal)
+
+    def two_arms() -> None:
+        with cluster._StopSignal.installed() as stop:
+            with cluster._stopping([], [], stop):
+                pass  # an arm that ends normally
+            pytest.fail("the next arm began")
+
+    with pytest.raises(cluster.ClusterInterrupted) as stopped:
+        two_arms()
+    assert stopped.value.signum == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
