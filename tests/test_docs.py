@@ -73,8 +73,9 @@ def normalise(text: str, *, numbers: bool = False) -> list[str]:
     """What a run prints, times aside: the clock, pids and the column widths it pads to vary;
     with ``numbers``, every number too (measured figures)."""
     text = re.sub(r"\bpid \d+", "pid <pid>", text)
-    if numbers:
-        text = re.sub(r"\d+(\.\d+)?", "#", text)
+    if numbers:  # a figure, a time, "never" or "-" (nothing tried) are all figures here
+        text = re.sub(r"\d+(\.\d+)?( s\b)?", "#", text)
+        text = re.sub(r"(?<!\S)(-|never)(?!\S)", "#", text)
     text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "<date>", text)
     text = re.sub(r"\b\d{10}\b", "<time>", text)
     text = re.sub(r"\b(now|\d+ (s|min|h|d) ago)\b", "<ago>", text)

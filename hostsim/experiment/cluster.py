@@ -362,17 +362,21 @@ class _Cluster:
                 return False
         return True
 
-    def formed(self, member: _Member, peers: int) -> bool:
-        """Whether ``member``'s current process has been connected to ``peers`` other nodes
-        (not seeds), either way, and has received a peer list."""
-        seen = set()
+    def formed(self, member: _Member, peers: int) -> float | None:
+        """When ``member``'s current process had been connected to ``peers`` other nodes (not
+        seeds), either way, and had received a peer list: the time of the last connection it
+        took (the node's own clock, in its status line), or None while it has not."""
+        seen: set[str] = set()
         heard = False
+        last = 0.0
         for _, event in self.events(member):
             kind = event.get("event")
             if kind == "connected" and event["node_id"] not in self.seed_ids:
+                if event["node_id"] not in seen and len(seen) < peers:
+                    last = float(event["t"])
                 seen.add(event["node_id"])
             heard = heard or kind == "peer_list"
-        return heard and len(seen) >= peers
+        return last if heard and len(seen) >= peers else None
 
     def record(self, member: _Member, phase: str, target: int, begun: float) -> StartRecord:
         """What ``member``'s current process did since it was started (``at``: seconds since
@@ -652,21 +656,21 @@ def _stopping(
 
 def _form(cluster: _Cluster, phase: str) -> None:
     """Start whatever is not running; wait until every node has been connected to other nodes
-    and heard a peer list and, with the store, saved its peer file after that."""
+    and heard a peer list and, with the store, saved its peer file after the last of those
+    connections (a connection is a change the node saves within its save interval; a network
+    that has formed may change no more, so a later save may never come)."""
     fresh = [m for m in (*cluster.seeds, *cluster.nodes) if m.process is None]
     cluster.start_all([m for m in fresh if m.role == "seed"])
     cluster.start_all([m for m in fresh if m.role == "node"])
     begun = time.monotonic()
     wanted = min(FORMED_PEERS, len(cluster.nodes) - 1)
     deadline = begun + FORM_TIMEOUT_SECS
-    formed_at: float | None = None
     for now in _watching(cluster, phase, begun):
-        waiting = [m.name for m in cluster.nodes if not cluster.formed(m, wanted)]
-        if not waiting and formed_at is None:
-            formed_at = time.time()
-        if formed_at is not None and (
+        formed = {m.name: cluster.formed(m, wanted) for m in cluster.nodes}
+        waiting = [name for name, at in formed.items() if at is None]
+        if not waiting and (
             not cluster.arm.keeps_peers
-            or all(cluster.peer_file_saved_since(m, formed_at) for m in cluster.nodes)
+            or all(cluster.peer_file_saved_since(m, formed[m.name] or 0.0) for m in cluster.nodes)
         ):
             logger.debug("cluster %s: formed in %.1f s", cluster.label, now - begun)
             return
