@@ -245,11 +245,14 @@ def test_ctrl_c_while_the_cluster_starts_stops_every_process_with_one_line(
 def test_a_signal_at_any_phase_stops_every_process_with_one_line(
     tmp_path: Path, phase: str, signum: int
 ) -> None:
+    """A phase of a tiny cluster may end (and its processes be stopping) by the time its first
+    progress line is read: the signal then comes while they are stopped, which must stop the
+    experiment just the same."""
     said, status, running = stop_the_cluster_at(tmp_path, phase, signum)
     word = "interrupted" if signum == signal.SIGINT else "terminated"
     assert status == 128 + signum
     assert said == [f"hostsim: {word}; every process stopped; files in {tmp_path / 'run'}"]
-    assert running >= 4, "the seed and the nodes were running"
+    assert running >= 1, "the cluster itself was running"
 
 
 @pytest.mark.slow
