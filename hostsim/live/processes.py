@@ -152,6 +152,12 @@ class NodeProcess:
     :param log: Where the process's stderr (its log, with ``-v``) goes.
     :param status: ``"text"``, or ``"json"`` for one JSON object a line
         (``hostsim node --status json``).
+    :param listen_socket: A listening socket bound to the config's port, which the node
+        inherits (:func:`listening_socket`); None: the node binds the port itself.
+
+    The process runs in a process group of its own and is killed by the kernel when the
+    thread that started it ends (``PR_SET_PDEATHSIG`` watches the thread, not the process):
+    start it from a thread that outlives it, such as the main thread.
     """
 
     def __init__(
