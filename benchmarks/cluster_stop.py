@@ -24,25 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.support.processes import running_under
+
 BIN = Path(sys.executable).parent
 PHASE_WAIT = 1800.0
 """Seconds a phase may take to begin (300 nodes start in minutes on two cores)."""
-
-
-def running_under(root: Path) -> list[int]:
-    """Pids of live processes (zombies aside) whose command line names ``root``."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
-            state = Path(f"/proc/{name}/stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            continue
-        if str(root).encode() in cmdline and state != "Z":
-            found.append(int(name))
-    return found
 
 
 def one_run(root: Path, nodes: int, phase: str, group: bool) -> dict[str, object]:

@@ -1,8 +1,10 @@
 """Child processes a test starts: a Python child that says "ready" before a test goes on, and
-``hostsim node`` processes; every one stopped when the test ends."""
+``hostsim node`` processes; every one stopped when the test ends; and the processes of a run,
+found by the directory their command lines name."""
 
 from __future__ import annotations
 
+import os
 import select
 import subprocess
 import sys
@@ -70,3 +72,20 @@ def node_processes(log_dir: Path, wait: float) -> Iterator[Callable[[Path, str],
     finally:
         for process in processes:
             process.stop()
+
+
+def running_under(root: Path) -> list[int]:
+    """Pids of live processes (zombies aside) whose command line names ``root``: a run's own
+    temporary directory finds every process it started, whoever its parent is now."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
+            state = Path(f"/proc/{name}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue  # ended meanwhile
+        if str(root).encode() in cmdline and state != "Z":
+            found.append(int(name))
+    return found

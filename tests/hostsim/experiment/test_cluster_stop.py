@@ -23,26 +23,10 @@ from hostsim import cli
 from hostsim.experiment import cluster
 from hostsim.experiment.cluster import ClusterError, check_capacity, run_cluster
 from hostsim.live.processes import NodeProcess, listening_socket, write_node_config
-from tests.support.processes import ready_child
+from tests.support.processes import ready_child, running_under
 
 WAIT = 30.0
 BIN = Path(sys.executable).parent
-
-
-def running_under(root: Path) -> list[int]:
-    """Pids of live processes (zombies aside) whose command line names ``root``."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
-            state = Path(f"/proc/{name}/stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            continue
-        if str(root).encode() in cmdline and state != "Z":
-            found.append(int(name))
-    return found
 
 
 def kill_all(pids: list[int]) -> None:
