@@ -55,7 +55,9 @@ def one_run(root: Path, nodes: int, phase: str, group: bool) -> dict[str, object
                 return {"phase": phase, "error": f"ended before {phase} ({status}: {last})"}
             if not line.startswith("cluster "):
                 last = line.strip()
-            if line.startswith("cluster ") and f", {phase}:" in line:
+            # "starting" once node processes start (the seeds' start is over in a second).
+            begins = "node processes started" if phase == "starting" else f", {phase}:"
+            if line.startswith("cluster ") and begins in line:
                 break
             if time.monotonic() - begun > PHASE_WAIT:
                 return {"phase": phase, "error": f"no {phase} within {PHASE_WAIT:.0f} s"}
