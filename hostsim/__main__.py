@@ -1,5 +1,5 @@
 """``python -m hostsim``: the ``hostsim`` command."""
 
-from hostsim.cli import main
+from thenodes_console.entry import hostsim
 
-raise SystemExit(main())
+raise SystemExit(hostsim())

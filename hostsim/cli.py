@@ -51,6 +51,7 @@ from hostsim.experiment.arms import arm_of
 from hostsim.experiment.cluster import (
     CLUSTER_NODES,
     CLUSTER_SEEDS,
+    ClusterInterrupted,
     check_cluster_targets,
     format_cluster,
     run_cluster,
@@ -78,9 +79,10 @@ from hostsim.experiment.eclipse import (
 from hostsim.experiment.report import report
 from hostsim.identity import resolve_node_id
 from hostsim.live.node import LiveNode
+from hostsim.live.processes import exit_with_parent, inherited_listener
 from hostsim.live.settings import live_settings
 from hostsim.live.tlsconfig import require_tls_extra, tls_settings
-from hostsim.metrics import dumps
+from hostsim.metrics import REJOIN_SECS, dumps
 from hostsim.progress import ProgressLine
 from hostsim.script import (
     RunResult,
@@ -92,6 +94,7 @@ from hostsim.script import (
 from hostsim.sim.engine import rare_cycle_collection
 from hostsim.sim.network import simulate
 from hostsim.sim.scenario import SimScenario, load_sim_scenario
+from thenodes_console import EXIT_INTERRUPTED, completion, counted, interrupted_line
 
 __all__ = ["format_record", "main"]
 
@@ -100,22 +103,30 @@ _T = TypeVar("_T")
 EXIT_OK = 0
 EXIT_TARGET_MISSED = 1
 EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130
 _TIME_WIDTH = 12
 _KIND_WIDTH = 13
 _INDENT = " " * (_TIME_WIDTH + _KIND_WIDTH + 2)
 _PLAIN_PROGRESS_SECS = 10.0
+_LONG_COMMANDS = ("cluster", "eclipse")
+"""Commands that say how far they are on a stderr that is no terminal (plain lines)."""
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "completion":
+        print(completion.script(parser, args.shell), end="")
+        return EXIT_OK
     # A progress line on a terminal's stderr, off under -v: log lines would garble it. The
-    # cluster runs for minutes: to a file or a pipe it says its phase in plain lines instead.
+    # cluster and the eclipse run for minutes: to a file or a pipe they say their phase in
+    # plain lines instead; and each table is written out as soon as it is printed.
     progress = ProgressLine(
         enabled=False if args.verbose else None,
-        plain_interval=_PLAIN_PROGRESS_SECS if args.command == "cluster" else None,
+        plain_interval=_PLAIN_PROGRESS_SECS if args.command in _LONG_COMMANDS else None,
     )
+    with contextlib.suppress(AttributeError, ValueError):  # a stdout that is no text file
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     # The live node's log is written by a thread of its own: a stderr nobody reads must not
     # block its event loop (nor its SIGTERM handler).
     background = args.command == "node"
@@ -146,13 +157,16 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(_describe_os_error(exc))
         except KeyboardInterrupt:
             progress.clear()
-            print("hostsim: interrupted", file=sys.stderr)
+            sys.stderr.write(interrupted_line("hostsim"))
             return EXIT_INTERRUPTED
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hostsim", description="Simulate a TheNodes-style node host on a virtual clock."
+        prog="hostsim",
+        description="A TheNodes-style node host: scenarios and networks simulated on a virtual"
+        " clock (run, sim, demo, eclipse), and live nodes on real TCP and the real clock (node,"
+        " cluster).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -247,6 +261,19 @@ def _parser() -> argparse.ArgumentParser:
         default="text",
         help="status lines on stdout: text for people (default), or one JSON object a line",
     )
+    node.add_argument(
+        "--listen-fd",
+        type=int,
+        metavar="FD",
+        help="listen on the socket inherited as FD (bound to the config's port) instead of"
+        " binding one: a parent that holds the port across restarts hands it over",
+    )
+    node.add_argument(
+        "--parent-pid",
+        type=int,
+        metavar="PID",
+        help="stop at once (SIGKILL) when process PID, the parent, ends (Linux)",
+    )
     cert = commands.add_parser(
         "cert",
         help="make a node's TLS certificate and key, as TheNodes reads them",
@@ -303,6 +330,15 @@ def _parser() -> argparse.ArgumentParser:
         default=CLUSTER_SEEDS,
         help=f"seed processes (default: {CLUSTER_SEEDS})",
     )
+    cluster.add_argument(
+        "--phase-secs",
+        type=_positive_secs,
+        default=REJOIN_SECS,
+        metavar="SECS",
+        help=f"how long a phase watches the restarted nodes at most (default: {REJOIN_SECS:.0f});"
+        " it ends earlier when every node has its target connections or none can connect; the"
+        " figures within 60 s count what happened within SECS",
+    )
     cluster.add_argument("--json", type=Path, metavar="OUT", help="write the full results as JSON")
     cluster.add_argument(
         "--state-dir",
@@ -316,6 +352,14 @@ def _parser() -> argparse.ArgumentParser:
             "-v", "--verbose", action="store_true", help="show log lines (INFO) on stderr"
         )
     _add_eclipse(commands)
+    shell = commands.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print a completion script for bash or zsh: `hostsim completion bash >"
+        " ~/.local/share/bash-completion/completions/hostsim`, or source it from your shell's"
+        " startup file.",
+    )
+    shell.add_argument("shell", choices=completion.SHELLS, help="the shell")
     return parser
 
 
@@ -417,7 +461,9 @@ def _play(args: argparse.Namespace, progress: ProgressLine) -> int:
     if args.ab:
         comparison = compare(scenario, seed=args.seed, state_dir=args.state_dir, progress=progress)
         progress.clear()
-        print(f"{scenario.name}: {_count(scenario.nodes, 'node')}, seed {args.seed}, every restart")
+        print(
+            f"{scenario.name}: {counted(scenario.nodes, 'node')}, seed {args.seed}, every restart"
+        )
         print("\n".join(format_comparison(comparison)))
         data = comparison.to_json()
     else:
@@ -440,8 +486,8 @@ def _play(args: argparse.Namespace, progress: ProgressLine) -> int:
 def _print_summary(data: dict[str, Any]) -> None:
     store = "enabled" if data["persistence"] else "disabled"
     print(
-        f"{data['scenario']}: {_count(data['nodes'], 'node')}, {_count(data['seeds'], 'seed')},"
-        f" {_count(data['attackers'], 'attacker')}, seed {data['seed']}, peer store {store}"
+        f"{data['scenario']}: {counted(data['nodes'], 'node')}, {counted(data['seeds'], 'seed')},"
+        f" {counted(data['attackers'], 'attacker')}, seed {data['seed']}, peer store {store}"
     )
     summary = data["summary"]
     rows = [("every restart", summary["restarts"])]
@@ -450,14 +496,14 @@ def _print_summary(data: dict[str, Any]) -> None:
         first, target = figures["median_first_connection_secs"], figures["median_target_secs"]
         rejoined = figures["rejoined_within_60s"]
         print(
-            f"{label}: {_count(figures['count'], 'restart')}, median first connection"
+            f"{label}: {counted(figures['count'], 'restart')}, median first connection"
             f" {_secs(first)}, median time to target {_secs(target)},"
             f" rejoined within 60 s {'-' if rejoined is None else f'{100 * rejoined:.1f}%'}"
         )
     print(
-        f"reconnect plans: {_count(summary['plan_entries'], 'entry', 'entries')},"
-        f" {_count(summary['plan_attacker_entries'], 'attacker node')},"
-        f" {_count(summary['plan_fake_entries'], 'fake address', 'fake addresses')}"
+        f"reconnect plans: {counted(summary['plan_entries'], 'entry')},"
+        f" {counted(summary['plan_attacker_entries'], 'attacker node')},"
+        f" {counted(summary['plan_fake_entries'], 'fake address')}"
     )
 
 
@@ -479,9 +525,9 @@ def _demo(args: argparse.Namespace, progress: ProgressLine) -> int:
         scenarios = demo_scenarios(args.nodes, tick_interval_secs=args.tick)
     first = scenarios[0]
     print(
-        f"demo: the peer store vs seeds only; {_count(first.nodes, 'node')},"
-        f" {_count(first.seeds, 'seed')}, seed {args.seed};"
-        f" {_count(len(scenarios), 'scenario')}: {', '.join(s.name for s in scenarios)}"
+        f"demo: the peer store vs seeds only; {counted(first.nodes, 'node')},"
+        f" {counted(first.seeds, 'seed')}, seed {args.seed};"
+        f" {counted(len(scenarios), 'scenario')}: {', '.join(s.name for s in scenarios)}"
     )
     print()
     for scenario in scenarios:
@@ -495,8 +541,8 @@ def _demo(args: argparse.Namespace, progress: ProgressLine) -> int:
         progress.clear()
         comparisons.append(comparison)
         print(
-            f"== {scenario.name}: {_count(scenario.nodes, 'node')}"
-            f" + {_count(scenario.seeds, 'seed')} + {_count(scenario.attackers, 'attacker')},"
+            f"== {scenario.name}: {counted(scenario.nodes, 'node')}"
+            f" + {counted(scenario.seeds, 'seed')} + {counted(scenario.attackers, 'attacker')},"
             f" seed {args.seed}; restarts of the mass restart"
         )
         print("\n".join(format_comparison(comparison)))
@@ -528,16 +574,11 @@ def _print_targets(targets: Sequence[Any], heading: str = "targets:") -> bool:
     gating = sum(1 for t in targets if getattr(t, "gate", True))
     if failed:
         print(
-            f"verdict: {failed} of {_count(gating, 'target')} {'fail' if failed > 1 else 'fails'}"
+            f"verdict: {failed} of {counted(gating, 'target')} {'fail' if failed > 1 else 'fails'}"
         )
     else:
         print("verdict: every target holds")
     return not failed
-
-
-def _count(number: int, noun: str, plural: str | None = None) -> str:
-    """``1 node``, ``2 nodes``: a count and its noun, singular or plural."""
-    return f"{number} {noun}" if number == 1 else f"{number} {plural or noun + 's'}"
 
 
 def _write_results(path: Path, data: dict[str, Any], targets: Sequence[Any]) -> None:
@@ -693,8 +734,8 @@ def _eclipse(args: argparse.Namespace, progress: ProgressLine) -> int:
         results.append(result)
         print(
             f"== eclipse: {spec.addresses:,} attacker addresses in {spec.groups} /16s, attack"
-            f" {_span(spec.attack_secs)}; {_count(spec.honest, 'honest node')}"
-            f" + {_count(spec.seeds, 'seed')}, {_count(spec.victims, 'victim')} per cut-off"
+            f" {_span(spec.attack_secs)}; {counted(spec.honest, 'honest node')}"
+            f" + {counted(spec.seeds, 'seed')}, {counted(spec.victims, 'victim')} per cut-off"
             f" share; seeds {seeds[0]}..{seeds[-1]}"
         )
         print("\n".join(format_eclipse(result)))
@@ -722,18 +763,31 @@ def _cluster(args: argparse.Namespace, progress: ProgressLine) -> int:
     if workdir is None:
         workdir = Path(tempfile.mkdtemp(prefix="hostsim-cluster-"))
     try:
-        result = run_cluster(workdir, nodes=args.nodes, seeds=args.seeds, progress=progress)
-    except KeyboardInterrupt:
+        result = run_cluster(
+            workdir,
+            nodes=args.nodes,
+            seeds=args.seeds,
+            progress=progress,
+            phase_secs=args.phase_secs,
+        )
+    except ClusterInterrupted as exc:
         progress.clear()
-        print(f"hostsim: interrupted; every process stopped; files in {workdir}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        pids = ", ".join(map(str, exc.left))
+        stopped = (
+            f"{counted(len(exc.left), 'process')} not stopped: pid {pids}"
+            if exc.left
+            else "every process stopped"
+        )
+        word = "terminated" if exc.signum == signal.SIGTERM else "interrupted"
+        sys.stderr.write(f"hostsim: {word}; {stopped}; files in {workdir}\n")
+        return 128 + exc.signum
     except HostsimError:
         progress.clear()
         print(f"hostsim: files of the failed run in {workdir}", file=sys.stderr)
         raise
     progress.clear()
     print(
-        f"cluster: {_count(result.nodes, 'node')} + {_count(result.seeds, 'seed')},"
+        f"cluster: {counted(result.nodes, 'node')} + {counted(result.seeds, 'seed')},"
         f" `hostsim node` processes on"
         f" 127.0.0.1; {result.wall_secs:.0f} s of wall time"
     )
@@ -763,11 +817,14 @@ def _node(args: argparse.Namespace) -> int:
     if args.state_dir is not None:
         config = attrs.evolve(config, state_dir=Path(os.path.abspath(args.state_dir)))
     settings = live_settings(config, bind=args.bind)
+    if args.parent_pid is not None:
+        exit_with_parent(args.parent_pid)
+    sock = None if args.listen_fd is None else inherited_listener(args.listen_fd, config.port)
     status = _StatusLines(sys.stdout.fileno(), as_json=args.status == "json")
     if status.as_json:
-        node = LiveNode(config, settings, events=status.event)
+        node = LiveNode(config, settings, events=status.event, listen_socket=sock)
     else:
-        node = LiveNode(config, settings, status=status)
+        node = LiveNode(config, settings, status=status, listen_socket=sock)
     try:
         return asyncio.run(_serve_until_signal(node))
     finally:
@@ -891,7 +948,7 @@ class _StatusLines(_Lines):
     def _dropped(self, lines: int) -> bytes:
         if self.as_json:
             return _json_line({"event": "dropped", "t": time.time(), "lines": lines})
-        return f"hostsim node: {_count(lines, 'status line')} dropped (stdout not read)\n".encode()
+        return f"hostsim node: {counted(lines, 'status line')} dropped (stdout not read)\n".encode()
 
 
 class _LogLines(logging.Handler):
@@ -916,7 +973,7 @@ class _LogLines(logging.Handler):
 
     @staticmethod
     def _dropped(records: int) -> bytes:
-        said = f"WARNING {__name__}: {_count(records, 'log line')} dropped (stderr not read)"
+        said = f"WARNING {__name__}: {counted(records, 'log line')} dropped (stderr not read)"
         return f"{said}\n".encode()
 
 
@@ -990,7 +1047,7 @@ def _files(root: Path) -> Iterator[Path]:
 def _show_file(path: Path, root: Path) -> list[str]:
     name = path.relative_to(root).as_posix()
     size = path.stat().st_size
-    header = f"--- {name} ({_count(size, 'byte')})"
+    header = f"--- {name} ({counted(size, 'byte')})"
     if path.suffix == ".lock":
         return [f"{header}: lock file, contents not shown"]
     try:

@@ -59,6 +59,7 @@ from hostsim.convert import (
 from hostsim.errors import HostsimError, ScenarioError
 from hostsim.host import Dial, PluginHost
 from hostsim.plugins import EntryPointLike
+from thenodes_console import counted
 
 __all__ = [
     "EVENT_KINDS",
@@ -325,7 +326,7 @@ class _Player:
             case PeerList(sender=sender, peers=peers):
                 self.host.peer_list(sender, peers)
                 count = len(peers)
-                text = f"from {sender}: {count} address{'es' if count != 1 else ''}"
+                text = f"from {sender}: {counted(count, 'address')}"
                 return TimelineRecord(at, kind, text)
             case DialFailed(addr=addr, error=error):
                 self.host.dial_failed(addr, error)
@@ -376,7 +377,7 @@ class _Player:
 
 
 def _count(dials: tuple[DialOutcome, ...]) -> str:
-    return f"{len(dials)} address{'es' if len(dials) != 1 else ''}" + (":" if dials else "")
+    return counted(len(dials), "address") + (":" if dials else "")
 
 
 @attrs.frozen

@@ -6,7 +6,9 @@ Processes are stopped by their pid in a ``finally``; every wait is bounded.
 from __future__ import annotations
 
 import io
+import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -20,7 +22,10 @@ import pytest
 from hostsim import cli as hostsim_cli
 from hostsim.live.processes import NodeProcess, free_port, write_node_config
 from hostsim.progress import ProgressLine
+from tests.support.command import Node
 from tests.support.paths import EXAMPLES
+from tests.support.processes import ready_child
+from thenodes_console import counted
 from thenodes_peerstore import cli as peerstore_cli
 
 WAIT = 10.0
@@ -228,7 +233,101 @@ def test_the_targets_end_with_one_verdict_line(capsys: pytest.CaptureFixture[str
 
 
 def test_counts_are_singular_or_plural() -> None:
-    assert hostsim_cli._count(1, "node") == "1 node"
-    assert hostsim_cli._count(2, "node") == "2 nodes"
-    assert hostsim_cli._count(0, "entry", "entries") == "0 entries"
+    assert counted(1, "node") == "1 node"
+    assert counted(2, "node") == "2 nodes"
+    assert counted(0, "entry") == "0 entries"
     assert peerstore_cli._entries(1) == "1 entry"
+
+
+# -- Ctrl-C at any moment, in a real process ---------------------------------------------------
+
+BIN = Path(sys.executable).parent
+
+
+def _interrupted(proc: subprocess.Popen[str], prog: str) -> None:
+    """Send SIGINT; the command must end with 130 and one line, the import-time lines aside."""
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=WAIT)
+    said = [line for line in err.splitlines() if not line.startswith("import time:")]
+    assert proc.returncode == 130, err
+    assert said == [f"{prog}: interrupted"], err
+
+
+def _importing(argv: list[str], cwd: Path) -> subprocess.Popen[str]:
+    """A console script, reporting each module it imports (``-X importtime``) on stderr."""
+    return subprocess.Popen(
+        [str(BIN / argv[0]), *argv[1:]],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"},
+    )
+
+
+def _wait_for_import(proc: subprocess.Popen[str], module: str) -> None:
+    """Read the child's import lines until ``module`` has been imported."""
+    assert proc.stderr is not None
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([proc.stderr], [], [], WAIT)
+        line = proc.stderr.readline() if readable else ""
+        assert line, f"the child ended before importing {module} (exit {proc.poll()})"
+        if re.search(rf"\|\s+{re.escape(module)}$", line.rstrip()):
+            return
+    pytest.fail(f"the child did not import {module} in time")
+
+
+@pytest.mark.parametrize(
+    ("argv", "midway"),
+    [
+        (["hostsim", "demo"], "pluggy"),
+        (["hostsim", "demo"], "hostsim.config"),
+        (["peerstore", "list", "--file", "peers.toml"], "attrs"),
+        (["peerstore", "list", "--file", "peers.toml"], "thenodes_peerstore.store"),
+    ],
+    ids=["hostsim-pluggy", "hostsim-config", "peerstore-attrs", "peerstore-store"],
+)
+def test_ctrl_c_while_the_command_is_imported_exits_130_with_one_line(
+    tmp_path: Path, argv: list[str], midway: str
+) -> None:
+    """The console script's handler is in place before the command's modules are imported:
+    a SIGINT just after ``midway`` was imported, long before the command runs, is one line."""
+    proc = _importing(argv, tmp_path)
+    try:
+        _wait_for_import(proc, midway)
+        _interrupted(proc, argv[0])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(WAIT)
+
+
+def test_ctrl_c_while_peerstore_waits_for_a_lock_a_node_holds_exits_130_with_one_line(
+    node: Node,
+) -> None:
+    with ready_child(HOLD_LOCK, str(node.peers)):
+        argv = ["peerstore", "add", "192.0.2.50:7447", "-c", str(node.config)]
+        proc = _importing(argv, node.config.parent)
+        try:
+            _wait_for_import(proc, "thenodes_peerstore.peerfile")
+            time.sleep(0.5)  # well inside the command's wait for the lock (2 s)
+            assert proc.poll() is None, "the command gave up waiting before the signal"
+            _interrupted(proc, "peerstore")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(WAIT)
+    assert not node.peers.exists(), "nothing was written"
+    assert not list(node.peers.parent.glob("*.tmp"))
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from thenodes_peerstore.files import PeerFile
+with PeerFile.open(Path(sys.argv[1]), "example"):  # as a running node holds it
+    print("ready", flush=True)
+    sys.stdin.read()
+"""

@@ -1,22 +1,50 @@
-"""The documentation's walkthroughs and examples run as written, and its copies match the files."""
+"""The documentation's walkthroughs and examples run as written, and its copies match the files.
+
+Every fenced block of the README and of every page under docs/ is checked, and a test fails
+for a block that is not (:data:`CHECKED_BY`), so that no page can go stale silently:
+
+- a ``console`` block is run, command by command, in a scratch directory per page, and what
+  each command prints must be what the block shows, times and pids aside
+  (:func:`run_console_blocks`; a block that needs a node or files first has a setup in
+  :data:`SETUPS`; the cluster's, whose figures vary from run to run, is compared with every
+  number aside, in a slow test);
+- every other block is named in :data:`CHECKED_BY` with the test that checks it.
+
+Inline commands (```hostsim ...``` and ```peerstore ...``` in backticks) must parse.
+"""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import importlib
+import io
 import logging
 import os
 import re
+import shlex
+import shutil
 import socket
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
+import attrs
 import pytest
 
+from hostsim import cli as hostsim_cli
 from hostsim.config import HostConfig
+from hostsim.experiment.eclipse import _COLUMNS as eclipse_columns
 from hostsim.live.processes import NodeProcess
 from tests.support.paths import ROOT
-from tests.support.processes import node_processes
+from tests.support.processes import node_processes, ready_child
+from thenodes_peerstore import PersistenceConfig, codec
+from thenodes_peerstore import cli as peerstore_cli
+from thenodes_peerstore.model import network_group
+from thenodes_peerstore.peerfile import key_of
 
 DOCS = ROOT / "docs"
 BIN = Path(sys.executable).parent
@@ -41,8 +69,13 @@ def steps(block: str) -> list[tuple[str, str]]:
     return [(command, "\n".join(output)) for command, output in found]
 
 
-def normalise(text: str) -> list[str]:
-    """What a run prints, times aside: the clock and the column widths it pads to vary."""
+def normalise(text: str, *, numbers: bool = False) -> list[str]:
+    """What a run prints, times aside: the clock, pids and the column widths it pads to vary;
+    with ``numbers``, every number too (measured figures)."""
+    text = re.sub(r"\bpid \d+", "pid <pid>", text)
+    if numbers:  # a figure, a time, "never" or "-" (nothing tried) are all figures here
+        text = re.sub(r"\d+(\.\d+)?( s\b)?", "#", text)
+        text = re.sub(r"(?<!\S)(-|never)(?!\S)", "#", text)
     text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "<date>", text)
     text = re.sub(r"\b\d{10}\b", "<time>", text)
     text = re.sub(r"\b(now|\d+ (s|min|h|d) ago)\b", "<ago>", text)
@@ -67,7 +100,7 @@ def _numbered_runs_sorted(lines: list[str]) -> list[str]:
     return out[:-1]
 
 
-def run_shown(command: str, cwd: Path) -> str:
+def run_shown(command: str, cwd: Path, timeout: float = 60) -> str:
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", PYTHONUNBUFFERED="1")
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", command],
@@ -76,7 +109,7 @@ def run_shown(command: str, cwd: Path) -> str:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
     shown = done.stdout.rstrip("\n")
@@ -102,16 +135,117 @@ def test_the_readme_shows_examples_node_toml_and_the_docs_include_it() -> None:
 # -- operating a node -----------------------------------------------------------------------
 
 
+Setup = Callable[[Path], AbstractContextManager[object]]
+
+
+@contextlib.contextmanager
+def a_node_holds_its_file(workdir: Path) -> Iterator[None]:
+    """node.toml, and a process that holds its peer file as a running node does: four proven
+    peers, seen 10 min, 1 h and 2 h ago."""
+    (workdir / "node.toml").write_text(
+        '[realm]\nname = "Example"\n[node]\nid = "node-a"\nstate_dir = "data"\n'
+        "[network.persistence]\nenabled = true\n"
+    )
+    peers = workdir / "data" / "plugins" / "peerstore" / "example.toml"
+    with ready_child(HOLDING_NODE, str(peers)):
+        yield
+
+
+HOLDING_NODE = """
+import sys, time
+from pathlib import Path
+from thenodes_peerstore import PersistenceConfig, PersistentPeerStore
+now = int(time.time())
+t = [now - 7200]
+with PersistentPeerStore.open(
+    path=Path(sys.argv[1]), realm="example", clock=lambda: t[0],
+    config=PersistenceConfig(enabled=True),
+) as book:
+    for addr, node_id, ago in (
+        ("198.51.100.7:7447", "node-b", 7200),
+        ("192.0.2.10:7447", "node-c", 7200),
+        ("91.121.5.6:7447", "node-e", 3600),
+        ("[2001:db8::10]:7447", "node-g", 600),
+    ):
+        t[0] = now - ago
+        book.store.record_connected(addr, node_id=node_id)
+        book.store.record_disconnected(addr)
+    book.save()
+    print("ready", flush=True)
+    sys.stdin.read()
+"""
+
+
+@contextlib.contextmanager
+def a_config_with_a_bad_value(workdir: Path) -> Iterator[None]:
+    """examples/restart.toml and examples/node.toml, with ``max_entries = -3`` added."""
+    shutil.copy(ROOT / "examples" / "restart.toml", workdir / "restart.toml")
+    node = (ROOT / "examples" / "node.toml").read_text()
+    bad, found = re.subn(
+        r"^\[network\.persistence\]\n", r"\g<0>max_entries = -3\n", node, flags=re.M
+    )
+    assert found == 1
+    (workdir / "node.toml").write_text(bad)
+    yield
+
+
+SETUPS: dict[tuple[str, str], Setup] = {
+    ("operating.md", "peerstore list --source Connected -c node.toml"): a_node_holds_its_file,
+    ("configuration.md", "hostsim run restart.toml --state-dir state"): a_config_with_a_bad_value,
+}
+"""What a console block needs before it runs: (page, its first command) -> a setup that makes
+it in the page's directory, and ends when the block has run."""
+SHAPE_ONLY = {"cluster.md"}
+"""Pages whose console blocks show measured figures: compared with every number aside."""
+
+
+def run_console_blocks(name: str, workdir: Path, timeout: float = 60) -> list[str]:
+    """Run every console block of page ``name`` in ``workdir``, block by block, in order, and
+    check what each command prints; return the commands run."""
+    page = (ROOT / name if name == "README.md" else DOCS / name).read_text()
+    ran = []
+    for block in fenced(page, "console"):
+        block_steps = steps(block)
+        setup = SETUPS.get((name, block_steps[0][0]), lambda _: contextlib.nullcontext())
+        with setup(workdir):
+            for command, shown in block_steps:
+                printed = run_shown(command, workdir, timeout).replace(str(workdir), SHOWN_DIR)
+                numbers = name in SHAPE_ONLY
+                if numbers:  # and the progress lines on stderr (a pipe), which the page omits
+                    printed = re.sub(r"(?m)^cluster [^:\n]+, [^:\n]+: .*\n", "", printed)
+                assert normalise(printed, numbers=numbers) == normalise(shown, numbers=numbers), (
+                    f"{name}: $ {command}"
+                )
+                ran.append(command)
+    return ran
+
+
 def test_the_operating_walkthrough_runs_as_written_and_prints_what_it_shows(
     tmp_path: Path,
 ) -> None:
-    page = (DOCS / "operating.md").read_text()
-    walkthrough = [step for block in fenced(page, "console") for step in steps(block)]
+    walkthrough = run_console_blocks("operating.md", tmp_path)
     assert len(walkthrough) >= 15
-    assert walkthrough[0][0].startswith("peerstore add "), "the first step makes the file"
-    for command, shown in walkthrough:
-        printed = run_shown(command, tmp_path).replace(str(tmp_path), SHOWN_DIR)
-        assert normalise(printed) == normalise(shown), f"$ {command}"
+    assert walkthrough[0].startswith("peerstore add "), "the first step makes the file"
+    assert "peerstore remove 91.121.5.6:7447 -c node.toml" in walkthrough, "while a node runs"
+
+
+CONSOLE_PAGES = sorted(
+    page.name
+    for page in [ROOT / "README.md", *DOCS.glob("*.md")]
+    if fenced(page.read_text(), "console")
+    and page.name not in ("operating.md", "embedding.md", *SHAPE_ONLY)
+)
+
+
+@pytest.mark.parametrize("name", CONSOLE_PAGES)
+def test_the_console_blocks_of_every_page_run_as_written(name: str, tmp_path: Path) -> None:
+    assert run_console_blocks(name, tmp_path)
+
+
+@pytest.mark.slow
+def test_the_cluster_page_shows_what_hostsim_cluster_prints(tmp_path: Path) -> None:
+    """The figures vary from run to run; the lines, the rows and the verdicts do not."""
+    assert run_console_blocks("cluster.md", tmp_path, timeout=600) == ["hostsim cluster"]
 
 
 # -- embedding ------------------------------------------------------------------------------
@@ -180,6 +314,14 @@ def test_the_three_live_configs_are_one_loopback_network_a_b_c(
         assert f"hostsim node examples/live/{name}.toml" in page
         assert f"port {config.port}" in page
     assert "rm -rf live-c" in page
+    # Loopback is one network group: a failed dial never counts there, as the page says.
+    [group] = {network_group(f"127.0.0.1:{config.port}") for config in configs.values()}
+    assert f"every node of this walkthrough is in one, `{group}`" in page
+    # Their state directories, under the repository's root, are ignored, and named for removal.
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    for name, config in configs.items():
+        assert f"/{config.state_dir.name}/" in ignored, name
+    assert "rm -rf live-a live-b live-c" in page
 
 
 # -- the README and the site ----------------------------------------------------------------
@@ -242,3 +384,260 @@ def test_the_live_walkthrough_runs_as_written(
         c.wait_for(rf"connected to {addr['a']} \(node-a, outbound\)", WAIT)
         assert c.terminate() == 0
         assert (tmp_path / "live-c").is_dir()
+
+
+# -- the API reference ------------------------------------------------------------------------
+
+PACKAGES = ("hostsim", "thenodes_peerstore", "thenodes_naming", "thenodes_console")
+
+
+def test_every_api_name_a_page_tells_readers_to_use_is_in_the_api_reference() -> None:
+    """A page that names ``hostsim.host.PluginHost`` (say) sends the reader to the API
+    reference: the name must exist, and its module must be one the reference renders."""
+    rendered = {
+        name
+        for page in (DOCS / "api").glob("*.md")
+        for name in re.findall(r"^::: (\S+)$", page.read_text(), flags=re.MULTILINE)
+    }
+    pages = [ROOT / "README.md", *DOCS.glob("*.md")]
+    named = {
+        (page.name, match)
+        for page in pages
+        for match in re.findall(rf"`((?:{'|'.join(PACKAGES)})(?:\.\w+)+)", page.read_text())
+    }
+    assert len(named) >= 5
+    for page, name in sorted(named):
+        parts = name.split(".")
+        found = None
+        for cut in range(len(parts), 0, -1):
+            try:
+                found = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for attribute in parts[cut:]:
+                found = getattr(found, attribute, None)
+            module = ".".join(parts[:cut])
+            break
+        assert found is not None, f"{page}: `{name}` names nothing"
+        assert module in rendered or any(module.startswith(r + ".") for r in rendered), (
+            f"{page}: `{name}` is in module {module}, which no API page renders"
+        )
+
+
+# -- the project's own files ------------------------------------------------------------------
+
+
+def test_security_and_contributing_are_linked_and_contributing_runs_what_ci_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "[SECURITY.md](SECURITY.md)" in readme
+    assert "[CONTRIBUTING.md](CONTRIBUTING.md)" in readme
+    security = (ROOT / "SECURITY.md").read_text()
+    for heading in ("## Reporting a vulnerability", "## What it defends against", "## What it"):
+        assert heading in security
+    contributing = (ROOT / "CONTRIBUTING.md").read_text()
+    checks = contributing.split("## Before you send a change", 1)[1]
+    [block] = fenced(checks, "sh")[:1]
+    ci = (ROOT / ".ci" / "run").read_text()
+    commands = block.strip().splitlines()
+    assert len(commands) == 6
+    for command in commands:
+        assert command in ci, f"CONTRIBUTING.md asks for `{command}`, which CI does not run"
+    for target in re.findall(r"\]\(([^)#:]+)\)", security + contributing):
+        assert (ROOT / target).exists(), target
+
+
+# -- every block of every page is checked --------------------------------------------------------
+
+PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+
+
+def blocks(page: Path) -> list[tuple[str, str]]:
+    """The fenced blocks of ``page``: (language, body)."""
+    return re.findall(r"^```(\w*)\n(.*?)^```$", page.read_text(), flags=re.DOTALL | re.MULTILINE)
+
+
+CHECKED_BY: dict[tuple[str, str, str], str] = {
+    ("README.md", "sh", "python3 -m venv .venv && .venv/bin/pip i"): ".ci/run runs them",
+    ("index.md", "sh", "python3 -m venv .venv && .venv/bin/pip i"): (
+        "test_the_home_page_opens_with_the_readme_commands"
+    ),
+    ("README.md", "toml", "port = 7447                  # TheNodes'"): (
+        "test_the_readme_shows_examples_node_toml_and_the_docs_include_it"
+    ),
+    ("README.md", "python", "import time"): "tests/test_readme.py",
+    ("library.md", "python", "import time"): "test_the_library_page_shows_the_readme_example",
+    ("configuration.md", "toml", '--8<-- "examples/node.toml"'): (
+        "test_the_readme_shows_examples_node_toml_and_the_docs_include_it"
+    ),
+    ("configuration.md", "toml", "[network.persistence]"): (
+        "test_the_defaults_shown_are_the_config_defaults"
+    ),
+    ("development.md", "sh", "python3 -m venv .venv && .venv/bin/pip i"): (
+        "test_the_development_commands_name_tools_the_project_installs"
+    ),
+    ("development.md", "sh", ".venv/bin/pip install -e '.[docs]'"): (
+        "test_the_development_commands_name_tools_the_project_installs"
+    ),
+    ("eclipse.md", "", "hostsim eclipse [--addresses N[,N...]] ["): (
+        "test_the_eclipse_synopsis_is_the_commands_options"
+    ),
+    ("eclipse.md", "", "cut off  arm         plan: attacker/all "): (
+        "test_the_eclipse_tables_have_the_commands_columns"
+    ),
+    ("eclipse.md", "", "cut off  arm                    plan: at"): (
+        "test_the_eclipse_tables_have_the_commands_columns"
+    ),
+    ("eclipse.md", "", "N = 16"): "test_the_eclipse_tables_have_the_commands_columns",
+    ("embedding.md", "python", '--8<-- "examples/embed.py"'): (
+        "test_the_embedding_example_runs_as_written_and_prints_what_the_page_shows"
+    ),
+    ("encryption.md", "toml", "[network.persistence]"): (
+        "test_the_encryption_page_makes_a_key_a_node_accepts"
+    ),
+    ("encryption.md", "sh", "head -c 32 /dev/urandom > example.key; c"): (
+        "test_the_encryption_page_makes_a_key_a_node_accepts"
+    ),
+    ("file.md", "toml", "schema = 2"): "test_the_file_shown_is_one_the_codec_reads",
+}
+"""Every fenced block that is not a console block: (page, language, the first 40 characters
+of its first line) -> the test that checks it. Console blocks are run
+(:func:`run_console_blocks`)."""
+
+
+def test_every_block_of_every_page_is_checked() -> None:
+    found = set()
+    for page in PAGES:
+        for lang, body in blocks(page):
+            key = (page.name, lang, body.splitlines()[0][:40])
+            if lang == "console":
+                continue
+            assert key in CHECKED_BY, f"{page.name}: a ```{lang} block no test checks: {key[2]!r}"
+            found.add(key)
+    assert found == set(CHECKED_BY), f"checks of blocks no page has: {set(CHECKED_BY) - found}"
+    console = [p.name for p in PAGES if fenced(p.read_text(), "console")]
+    for name in console:
+        assert name in [*CONSOLE_PAGES, "operating.md", "embedding.md", *SHAPE_ONLY], name
+
+
+def test_the_home_page_opens_with_the_readme_commands() -> None:
+    [readme] = fenced((ROOT / "README.md").read_text(), "sh")
+    [home] = fenced((DOCS / "index.md").read_text(), "sh")
+    assert home == readme
+
+
+def test_the_library_page_shows_the_readme_example() -> None:
+    [readme] = fenced((ROOT / "README.md").read_text(), "python")
+    [library] = fenced((DOCS / "library.md").read_text(), "python")
+    assert library == readme
+
+
+def test_the_defaults_shown_are_the_config_defaults() -> None:
+    page = (DOCS / "configuration.md").read_text()
+    [shown] = [b for b in fenced(page, "toml") if b.startswith("[network.persistence]")]
+    table = tomllib.loads(shown)["network"]["persistence"]
+    defaults = PersistenceConfig()
+    assert set(table) <= {f.name for f in attrs.fields(PersistenceConfig)}
+    for key, value in table.items():
+        assert getattr(defaults, key) == value, key
+
+
+def test_the_development_commands_name_tools_the_project_installs() -> None:
+    page = (DOCS / "development.md").read_text()
+    for block in fenced(page, "sh"):
+        subprocess.run(["bash", "-n"], input=block, text=True, check=True, timeout=30)
+        for tool in re.findall(r"\.venv/bin/(\w+)", block):
+            assert (BIN / tool).exists(), f"development.md runs .venv/bin/{tool}"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "mkdocs build --strict" in page
+    assert "mkdocs build --strict" in ci
+
+
+def test_the_eclipse_synopsis_is_the_commands_options() -> None:
+    page = (DOCS / "eclipse.md").read_text()
+    synopsis = page.split("```\n", 2)[1]
+    shown = set(re.findall(r"\[(--[a-z-]+)", synopsis))
+    parser = hostsim_cli._parser()
+    [eclipse] = [
+        a.choices["eclipse"] for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+    ]
+    options = {o for a in eclipse._actions for o in a.option_strings if o.startswith("--")}
+    assert shown == options - {"--help", "--verbose"}
+
+
+def test_the_eclipse_tables_have_the_commands_columns() -> None:
+    header = "  ".join(f"{name:<{width}}" for name, width in eclipse_columns).rstrip()
+    page = (DOCS / "eclipse.md").read_text()
+    tables = [b for b in fenced(page, "") if "cut off  arm" in b]
+    assert len(tables) == 3
+    for table in tables:
+        first = next(line for line in table.splitlines() if line.startswith("cut off"))
+        shown = first.split()
+        assert shown == header.split()[: len(shown)], first
+        assert " ".join(first.split()) in " ".join(header.split()) or first.startswith("cut off")
+
+
+def test_the_encryption_page_makes_a_key_a_node_accepts(tmp_path: Path) -> None:
+    page = (DOCS / "encryption.md").read_text()
+    [setting] = fenced(page, "toml")
+    table = tomllib.loads(setting)["network"]["persistence"]
+    assert set(table) <= {f.name for f in attrs.fields(PersistenceConfig)}
+    [make] = fenced(page, "sh")
+    subprocess.run(["bash", "-c", make], cwd=tmp_path, check=True, timeout=30)
+    key = tmp_path / "example.key"
+    assert len(key.read_bytes()) == 32
+    assert os.stat(key).st_mode & 0o777 == 0o600
+    assert key_of(str(key), None) is not None  # a key the store accepts
+
+
+def test_the_file_shown_is_one_the_codec_reads() -> None:
+    page = (DOCS / "file.md").read_text()
+    [shown] = [b for b in fenced(page, "toml") if b.startswith("schema = 2")]
+    decoded = codec.decode(shown.encode(), realm="example")
+    assert len(decoded.entries) == 3
+    # Only the trailer, whose digest the page leaves out, is found wrong.
+    assert all("integrity" in problem for problem in decoded.problems), decoded.problems
+
+
+# -- inline commands ---------------------------------------------------------------------------
+
+
+def test_every_inline_command_of_the_docs_parses() -> None:
+    """```hostsim cluster --nodes 4``` in a sentence is a command a reader may type: it must be
+    one the command takes (a synopsis in brackets aside)."""
+    parsers = {"hostsim": hostsim_cli._parser(), "peerstore": peerstore_cli._parser()}
+    tried = 0
+    for page in PAGES:
+        text = re.sub(r"^```.*?^```$", "", page.read_text(), flags=re.DOTALL | re.MULTILINE)
+        for span in re.findall(r"`((?:hostsim|peerstore) [^`]+)`", text.replace("\n", " ")):
+            if any(c in span for c in "[]|<>") or "..." in span or span.endswith(" ..."):
+                continue
+            words = shlex.split(span)
+            said = io.StringIO()
+            try:
+                with contextlib.redirect_stderr(said):
+                    parsers[words[0]].parse_args(words[1:])
+            except SystemExit:
+                # A command or option named without its arguments (`hostsim node`), or with a
+                # placeholder for a value, is a name, not a command line; anything else the
+                # command refuses (an option it does not have) is a stale page.
+                placeholder = re.search(r"\b[A-Z][A-Z_]*\b", span)  # N, FD, PID, CONFIG...
+                required = re.search(
+                    r"the following arguments are required|arguments .* is required"
+                    r"|expected one argument",  # an option named without its value
+                    said.getvalue(),
+                )
+                if not required and not (placeholder):
+                    pytest.fail(f"{page.name}: `{span}`: {said.getvalue().splitlines()[-1]}")
+            tried += 1
+    assert tried >= 20
+
+
+@pytest.mark.slow
+def test_the_home_page_quotes_the_figures_the_demo_prints(tmp_path: Path) -> None:
+    """The home page quotes the demo's measurement of the inbound attack with seeds up; the
+    README's first command, `hostsim demo`, prints it."""
+    page = " ".join((DOCS / "index.md").read_text().split())
+    [(store, seeds)] = re.findall(r"\((\d+\.\d s) against (\d+\.\d s)\)", page)
+    printed = run_shown("hostsim demo", tmp_path, timeout=900)
+    [line] = [line for line in printed.splitlines() if "<= 1/3 of seeds only" in line]
+    assert f": {store} vs {seeds}, ratio" in line, line

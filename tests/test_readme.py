@@ -19,6 +19,6 @@ def test_the_library_example_runs_and_writes_the_realm_file(
     (code,) = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
-    document = tomllib.loads((tmp_path / "data/peers/example.toml").read_text())
+    document = tomllib.loads((tmp_path / "data/plugins/peerstore/example.toml").read_text())
     assert document["realm"] == "example"
     assert {p["addr"] for p in document["peers"]} == {"203.0.113.10:7447", "192.0.2.7:7447"}

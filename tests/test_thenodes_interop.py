@@ -194,7 +194,7 @@ def test_an_exported_peers_json_is_loaded_by_thenodes_which_hands_its_peer_out(
     assert (record["addr"], record["source"]) == (f"127.0.0.1:{ports['s']}", "Handshake")
     # tq has no bootstrap node: the only peer it can name is the one in the exported file.
     p = _log(where, "p")
-    assert f"peer list from 127.0.0.1:{ports['tq']}: 1 addresses" in p, p
+    assert f"peer list from 127.0.0.1:{ports['tq']}: 1 address" in p, p
     assert f"connected to 127.0.0.1:{ports['s']} (s-{version.replace('.', '')}, outbound)" in p, p
 
 

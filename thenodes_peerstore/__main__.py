@@ -1,5 +1,5 @@
 """``python -m thenodes_peerstore``: the ``peerstore`` command."""
 
-from thenodes_peerstore.cli import main
+from thenodes_console.entry import peerstore
 
-raise SystemExit(main())
+raise SystemExit(peerstore())

@@ -52,6 +52,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -61,6 +62,7 @@ from typing import Any
 
 import attrs
 
+from thenodes_console import EXIT_INTERRUPTED, completion, counted, interrupted_line
 from thenodes_naming import DEFAULT_REALM_VERSION
 from thenodes_peerstore import codec, sealing
 from thenodes_peerstore.config import PersistenceConfig
@@ -624,8 +626,7 @@ def cmd_import(args: argparse.Namespace, target: Target, now: int) -> int:
     counts = Counter(i.entry.source for i in taken)
     tiers = ", ".join(f"{counts[s]} {s.label}" for s in sorted(Source, reverse=True) if counts[s])
     print(
-        f"imported {len(taken)} of {len(raw_records)}"
-        f" record{'' if len(raw_records) == 1 else 's'} from {source_path} into "
+        f"imported {len(taken)} of {counted(len(raw_records), 'record')} from {source_path} into "
         f"{target.path}" + (f" ({tiers})" if tiers else "")
     )
     for item in taken:
@@ -725,6 +726,49 @@ def cmd_decrypt(args: argparse.Namespace, target: Target, now: int) -> int:
     sys.stdout.flush()
     sys.stdout.buffer.write(plain)
     return EXIT_OK
+
+
+_ASIDE = {"corrupt": "damaged, set aside by a node", "bak": "the file before a seal"}
+
+
+def cmd_aside(args: argparse.Namespace, target: Target, now: int) -> int:
+    """The files set aside beside the peer file (``.corrupt-<time>``, ``.bak-<time>``), newest
+    first; with ``--prune``, remove all but the newest ``--keep``."""
+    pattern = re.compile(re.escape(target.path.name) + r"\.(corrupt|bak)-(\d+)(?:-\d+)?")
+    found: list[tuple[int, str, Path]] = []
+    with contextlib.suppress(FileNotFoundError):
+        for path in target.path.parent.iterdir():
+            match = pattern.fullmatch(path.name)
+            if match and path.is_file() and not path.is_symlink():
+                found.append((int(match.group(2)), match.group(1), path))
+    found.sort(key=lambda item: (item[0], item[2].name), reverse=True)
+    if not found:
+        print(f"nothing set aside beside {target.path}")
+        return EXIT_OK
+    if not args.prune:
+        rows = [("FILE", "SET ASIDE", "BYTES", "WHAT")]
+        rows += [
+            (path.name, _ago(t, now), str(path.stat().st_size), _ASIDE[kind])
+            for t, kind, path in found
+        ]
+        print("\n".join(_table(rows)))
+        return EXIT_OK
+    gone = found[args.keep :]
+    for _, _, path in gone:
+        path.unlink()
+        print(f"removed {path}")
+    print(f"{counted(len(gone), 'file')} removed, {len(found) - len(gone)} kept")
+    return EXIT_OK
+
+
+def _count_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is below 0")
+    return value
 
 
 # -- the command line --------------------------------------------------------------------------
@@ -844,6 +888,21 @@ def _parser() -> argparse.ArgumentParser:
         cmd_decrypt,
         "write the plain bytes inside an encrypted file, as they are, to standard output",
     )
+    aside = command(
+        "aside", cmd_aside, "list the files set aside beside the peer file (damaged, backups)"
+    )
+    aside.add_argument("--prune", action="store_true", help="remove them (see --keep)")
+    aside.add_argument(
+        "--keep", type=_count_arg, default=0, metavar="N", help="with --prune: keep the newest N"
+    )
+    shell = commands.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print a completion script for bash or zsh: `peerstore completion bash >"
+        " ~/.local/share/bash-completion/completions/peerstore`, or source it from your shell's"
+        " startup file.",
+    )
+    shell.add_argument("shell", choices=completion.SHELLS, help="the shell")
     return parser
 
 
@@ -856,7 +915,11 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "completion":
+        print(completion.script(parser, args.shell), end="")
+        return EXIT_OK
     with _escaped_output(), _logging_to_stderr():
         try:
             target = target_of(args)
@@ -873,6 +936,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(str(exc))
         except OSError as exc:
             return _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
+        except KeyboardInterrupt:
+            # Waiting for a lock, reading, writing: a write is a rename, so nothing is half done.
+            sys.stderr.write(interrupted_line(PROG))
+            return EXIT_INTERRUPTED
 
 
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in "\n\t"}

@@ -373,7 +373,8 @@ def move_peer_file(old: Path, new: Path) -> Move:
     ``new`` and the lock of ``old`` (so that no store writes either meanwhile), ``old`` is
     renamed to ``new`` in one ``os.replace`` and both directories are flushed. A crash at any
     point leaves the file whole at one place or the other. Both locks are released on return;
-    the lock file of ``old`` stays where it is, as a lock file always does.
+    once the file has moved, the lock file of ``old`` is removed, while held (the lock of
+    ``new``, never removed, keeps any other move out).
 
     Raise :class:`StoreLockedError` when another store holds either file,
     :class:`StorePathError` when either is a symbolic link, :class:`StoreFileError` when the
@@ -401,6 +402,8 @@ def move_peer_file(old: Path, new: Path) -> Move:
             if os.path.lexists(new):
                 return Move.BOTH
             os.replace(old, new)
+            with contextlib.suppress(OSError):
+                Path(old_lock.lock_file).unlink()
             for stale in old.parent.glob(f".{glob_escape(old.name)}.*.tmp"):
                 with contextlib.suppress(OSError):
                     stale.unlink()  # left by a save that did not finish; we hold its lock

@@ -28,6 +28,7 @@ from typing import Any
 
 import attrs
 
+from thenodes_console import counted
 from thenodes_naming import DEFAULT_REALM_CODE, DEFAULT_REALM_VERSION, realm_code
 from thenodes_peerstore import codec, sealing
 from thenodes_peerstore.config import LEGACY_DEFAULT_PATH, PersistenceConfig, path_is_set
@@ -455,6 +456,7 @@ def locked(target: Target, realm: str, *, wait_secs: float) -> Iterator[PeerFile
     Another command holds the file for a moment only: wait up to ``wait_secs`` for it.
     """
     deadline = time.monotonic() + wait_secs
+    lock_made = not os.path.lexists(target.path.with_name(f"{target.path.name}.lock"))
     while True:
         try:
             peer_file = PeerFile.open(target.path, realm)
@@ -473,6 +475,12 @@ def locked(target: Target, realm: str, *, wait_secs: float) -> Iterator[PeerFile
     try:
         yield peer_file
     finally:
+        if lock_made and not os.path.lexists(target.path):
+            # Nothing was written (a refused write on a file that does not exist): leave no
+            # lock file behind. It is unlinked while held, and filelock never grants a lock on
+            # a lock file unlinked before its flock succeeded, so no two holders can follow.
+            with contextlib.suppress(OSError):
+                peer_file.lock_path.unlink()
         peer_file.close()
 
 
@@ -631,4 +639,4 @@ def read_existing(target: Target, realm: str, peer_file: PeerFile) -> tuple[byte
 
 def entries_phrase(count: int) -> str:
     """``1 entry``, ``2 entries``."""
-    return "1 entry" if count == 1 else f"{count} entries"
+    return counted(count, "entry")

@@ -25,6 +25,7 @@ from types import TracebackType
 
 import attrs
 
+from thenodes_console import counted
 from thenodes_peerstore import codec, files, sealing
 from thenodes_peerstore.config import PersistenceConfig
 from thenodes_peerstore.errors import (
@@ -467,7 +468,7 @@ class PersistentPeerStore:
         self._failing = False
         self._saved_changes = self.store.changes
         self.saves += 1
-        logger.debug("saved %d peers to %s", len(self.store), self.file.path)
+        logger.debug("saved %s to %s", counted(len(self.store), "peer"), self.file.path)
         return True
 
     def close(self) -> None:
@@ -554,8 +555,8 @@ def _log_load(path: Path, outcome: LoadOutcome, report: LoadReport) -> None:
     if outcome.status is LoadStatus.KEY_REFUSED:
         return  # said by _log_keys
     logger.info(
-        "loaded %d peers from %s (%s; %d expired, %d over the cap, %d clamped to now)",
-        report.loaded,
+        "loaded %s from %s (%s; %d expired, %d over the cap, %d clamped to now)",
+        counted(report.loaded, "peer"),
         path,
         outcome.status.value,
         report.expired,

@@ -14,6 +14,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import pluggy
 
+from thenodes_console import counted
 from thenodes_peerstore import sealing
 from thenodes_peerstore.config import LEGACY_DEFAULT_PATH, PersistenceConfig, path_is_set
 from thenodes_peerstore.errors import AddressError, ClockError
@@ -122,7 +123,11 @@ class PeerStorePlugin:
         )
         plan = self.book.store.reconnect_plan()
         if plan:
-            logger.info("peerstore: %d stored peers to dial first: %s", len(plan), ", ".join(plan))
+            logger.info(
+                "peerstore: %s to dial first: %s",
+                counted(len(plan), "stored peer"),
+                ", ".join(plan),
+            )
         else:
             logger.info("peerstore: no proven peer stored yet; the node starts from its seeds")
         return plan

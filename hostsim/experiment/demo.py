@@ -20,6 +20,7 @@ from hostsim.experiment.report import Target, pct, rejoin_rows, report, secs, si
 from hostsim.metrics import RunMetrics, summarise
 from hostsim.sim.network import ATTACK_ORIGIN, SimNetwork, fake_addr, simulate
 from hostsim.sim.scenario import SimEvent, SimScenario
+from thenodes_console import counted
 from thenodes_peerstore import codec
 from thenodes_peerstore.model import Source
 
@@ -328,7 +329,7 @@ def check_targets(comparisons: Sequence[Comparison]) -> list[Target]:
         Target(
             "after the flood: no fake address in any reconnect plan",
             fake == 0 and entries > 0,
-            f"{fake} fake address{'' if fake == 1 else 'es'} among {entries} plan entries"
+            f"{counted(fake, 'fake address')} among {entries} plan entries"
             f" (not counted: {summary['plan_attacker_entries']} entries for attacker nodes"
             " that really connected)",
         )
@@ -425,28 +426,69 @@ def format_comparison(comparison: Comparison) -> list[str]:
     return side_by_side(rows)
 
 
+PLOT_COLUMNS = 3
+"""Panels side by side in the demo's plot; more scenarios go on further rows."""
+
+
 def plot_comparisons(comparisons: Sequence[Comparison], path: Path) -> None:
     """Draw the fraction of nodes connected over time, both arms, one panel per scenario.
 
     :raises HostsimError: matplotlib is not installed.
     """
+    figure = comparison_figure(comparisons)
+    figure.savefig(path)
+    importlib.import_module("matplotlib.pyplot").close(figure)
+
+
+def comparison_figure(comparisons: Sequence[Comparison]) -> Any:
+    """The demo's plot as a matplotlib figure: the panels in rows of :data:`PLOT_COLUMNS`;
+    the store's arm a wide solid line, seeds only a dashed line with markers over it, so
+    that where the two coincide both can still be seen; one legend for the figure.
+
+    :raises HostsimError: matplotlib is not installed.
+    """
     require_matplotlib()
     plt = importlib.import_module("matplotlib.pyplot")
-    figure, axes = plt.subplots(1, len(comparisons), figsize=(5 * len(comparisons), 3.5))
-    for axis, comparison in zip(axes if len(comparisons) > 1 else [axes], comparisons, strict=True):
-        for metrics, label in (
-            (comparison.store, STORE.label),
-            (comparison.seeds_only, SEEDS_ONLY.label),
+    columns = min(PLOT_COLUMNS, len(comparisons))
+    rows = -(-len(comparisons) // columns)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(4.5 * columns, 3.4 * rows), squeeze=False, sharey=True
+    )
+    panels = [axis for row in axes for axis in row]
+    styles = (
+        (STORE.label, {"linewidth": 3.0, "alpha": 0.7, "color": "tab:blue", "zorder": 2}),
+        (
+            SEEDS_ONLY.label,
+            {
+                "linewidth": 1.5,
+                "linestyle": "--",
+                "marker": "o",
+                "markersize": 3,
+                "markevery": 0.1,
+                "color": "tab:orange",
+                "zorder": 3,
+            },
+        ),
+    )
+    for axis, comparison in zip(panels, comparisons, strict=False):
+        for metrics, (label, style) in zip(
+            (comparison.store, comparison.seeds_only), styles, strict=True
         ):
-            axis.plot(metrics.series_t, metrics.series_connected, label=label)
+            axis.plot(metrics.series_t, metrics.series_connected, label=label, **style)
         axis.set_title(comparison.scenario.name)
         axis.set_xlabel("time (s)")
-        axis.set_ylabel("nodes connected")
         axis.set_ylim(0, 1.05)
-        axis.legend()
+        axis.grid(alpha=0.3)
+    for axis in panels[len(comparisons) :]:
+        axis.set_visible(False)
+    for row in axes:
+        row[0].set_ylabel("nodes connected")
+    handles, labels = panels[0].get_legend_handles_labels()
+    figure.legend(
+        handles, labels, loc="lower right" if len(comparisons) % columns else "upper right"
+    )
     figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    return figure
 
 
 def require_matplotlib() -> None:

@@ -76,6 +76,7 @@ from hostsim.live.incidents import Incidents, Kind
 from hostsim.live.settings import LiveSettings
 from hostsim.live.tlsconfig import Refused, TlsFailed, TlsSettings
 from hostsim.plugins import EntryPointLike
+from thenodes_console import counted
 from thenodes_naming import NODE_ID_RE, realm_code
 
 if TYPE_CHECKING:
@@ -392,9 +393,13 @@ class LiveNode:
         events: Callable[[dict[str, Any]], None] | None = None,
         extra_plugins_factory: Callable[[], Mapping[str, object]] | None = None,
         entry_points: Iterable[EntryPointLike] | None = None,
+        listen_socket: socket.socket | None = None,
     ) -> None:
         self.config = config
         self.settings = settings
+        self.listen_socket = listen_socket
+        """A socket bound to the config's port and listening, handed over by the process that
+        holds the port (``hostsim node --listen-fd``); None: the node binds its own."""
         self.status = status or (lambda line: None)
         self.events = events
         self.host = PluginHost(
@@ -447,12 +452,17 @@ class LiveNode:
         if self.settings.tls is not None:
             self._start_tls(self.settings.tls)
         try:
-            self._server = await asyncio.start_server(
-                self._accept,
-                host=self.settings.bind,
-                port=self.config.port,
-                limit=wire.MAX_LINE_BYTES + 1,
-            )
+            if self.listen_socket is not None:
+                self._server = await asyncio.start_server(
+                    self._accept, sock=self.listen_socket, limit=wire.MAX_LINE_BYTES + 1
+                )
+            else:
+                self._server = await asyncio.start_server(
+                    self._accept,
+                    host=self.settings.bind,
+                    port=self.config.port,
+                    limit=wire.MAX_LINE_BYTES + 1,
+                )
         except OSError as exc:
             raise ListenError(self.settings.bind, self.config.port, exc) from exc
         bound = ", ".join(
@@ -548,7 +558,8 @@ class LiveNode:
             self._server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
-        self.status(f"stopped; incidents: {dict(self.incidents.counts) or 'none'}")
+        counts = ", ".join(f"{kind} {n}" for kind, n in sorted(self.incidents.counts.items()))
+        self.status(f"stopped; incidents: {counts or 'none'}")
         self._event("stopped", incidents=dict(self.incidents.counts))
 
     def _event(self, event: str, **fields: Any) -> None:
@@ -904,7 +915,7 @@ class LiveNode:
         )
         self.status(
             f"connected to {link.remote} ({hello.node_id}, {direction});"
-            f" {len(self.core.conns)} connections, {self.core.outbound} outbound"
+            f" {counted(len(self.core.conns), 'connection')}, {self.core.outbound} outbound"
             + ("" if conn.dialable is None else f"; dial address {conn.dialable}")
         )
         self._event(
@@ -946,7 +957,8 @@ class LiveNode:
             if self.core.up and (gone := self.core.conns.get(key)) is not None:
                 self.core.disconnected(key, reason)
                 self.status(
-                    f"disconnected from {key}: {reason}; {len(self.core.conns)} connections"
+                    f"disconnected from {key}: {reason};"
+                    f" {counted(len(self.core.conns), 'connection')}"
                 )
                 self._event(
                     "disconnected",
@@ -981,7 +993,7 @@ class LiveNode:
                 return
             listed = msg.peers
             if len(listed) > MAX_PEER_LIST:
-                self.incidents("huge_peer_list", link.ip, f"{len(listed)} addresses")
+                self.incidents("huge_peer_list", link.ip, counted(len(listed), "address"))
                 listed = listed[:MAX_PEER_LIST]
             peers, bad = canonical_peers(listed)
             if bad:
@@ -990,7 +1002,7 @@ class LiveNode:
                 )
             if self._news(peers):
                 link.last_useful = time.monotonic()
-            self.status(f"peer list from {key}: {len(peers)} addresses")
+            self.status(f"peer list from {key}: {counted(len(peers), 'address')}")
             self._event("peer_list", addr=key, addresses=len(peers))
             self.core.peer_list(key, peers)
         else:

@@ -270,3 +270,13 @@ def test_python_dash_m(tmp_path: Path) -> None:
     assert done.stdout.startswith(
         "t=+0s       start        node-a (realm example) dials 2 addresses:\n"
     )
+
+
+def test_the_help_says_which_commands_simulate_and_which_run_in_real_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    described = " ".join(capsys.readouterr().out.split())
+    assert "simulated on a virtual clock (run, sim, demo, eclipse)" in described
+    assert "live nodes on real TCP and the real clock (node, cluster)" in described

@@ -189,7 +189,8 @@ def test_a_node_bound_to_loopback_dials_loopback_ip_literals_only(
     async def scenario() -> None:
         dialled = record_dials(monkeypatch)
         host_config = config(tmp_path)
-        node = LiveNode(host_config, live_settings(host_config, bind=bind))
+        said: list[str] = []
+        node = LiveNode(host_config, live_settings(host_config, bind=bind), status=said.append)
         await node.start()
         try:
             assert node.loopback_only
@@ -209,6 +210,8 @@ def test_a_node_bound_to_loopback_dials_loopback_ip_literals_only(
             await close(writer)
         finally:
             await node.stop()
+        # Counted by kind, in words, not printed as a Python dict.
+        assert said[-1] == "stopped; incidents: bad_address 1, off_loopback 2"
         assert [d for d in dialled if d.endswith(f":{host_config.port}")] == [
             f"{bind}:{host_config.port}"
         ]

@@ -114,7 +114,7 @@ def without_entry(addr: str) -> Callable[[str], str]:
 
 def test_the_console_script_and_python_m_are_the_command(written: Node) -> None:
     (script,) = entry_points(group="console_scripts", name="peerstore")
-    assert script.value == "thenodes_peerstore.cli:main"
+    assert script.value == "thenodes_console.entry:peerstore"
     ran = subprocess.run(
         [sys.executable, "-m", "thenodes_peerstore", "list", *written.args],
         capture_output=True,
@@ -1343,3 +1343,48 @@ def test_a_schema_1_file_is_read_as_the_node_migrates_it(
         "192.0.2.8:7447": ("Connected", True),
         "192.0.2.7:7447": ("Claimed", False),
     }
+
+
+# -- what a command leaves beside the file ------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["remove 192.0.2.1:7447", "prune", "seal"])
+def test_a_write_refused_for_a_missing_file_leaves_no_lock_file(
+    tmp_path: Path, peerstore: Run, command: str
+) -> None:
+    ran = peerstore(*command.split(), "--file", tmp_path / "peers.toml", "--realm", "example")
+    assert ran.status == 2
+    assert "no peer file at" in ran.err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_aside_lists_the_files_set_aside_and_prune_keeps_the_newest(
+    written: Node, peerstore: Run
+) -> None:
+    directory = written.peers.parent
+    for name in ("example.toml.corrupt-1000", "example.toml.corrupt-3000", "example.toml.bak-2000"):
+        (directory / name).write_bytes(b"x" * 3)
+    (directory / "other.toml.corrupt-5000").write_bytes(b"")  # another realm's: not ours
+    listed = peerstore("aside", *written.args)
+    assert listed.status == 0
+    lines = listed.out.splitlines()
+    assert lines[0].split() == ["FILE", "SET", "ASIDE", "BYTES", "WHAT"]
+    assert [line.split()[0] for line in lines[1:]] == [
+        "example.toml.corrupt-3000",
+        "example.toml.bak-2000",
+        "example.toml.corrupt-1000",
+    ]
+    assert "damaged, set aside by a node" in lines[1]
+    assert "the file before a seal" in lines[2]
+    pruned = peerstore("aside", "--prune", "--keep", "1", *written.args)
+    assert pruned.status == 0
+    assert pruned.out.splitlines()[-1] == "2 files removed, 1 kept"
+    assert sorted(p.name for p in directory.iterdir() if "-" in p.name.split(".")[-1]) == [
+        "example.toml.corrupt-3000",
+        "other.toml.corrupt-5000",
+    ]
+    assert written.peers.exists()
+    assert peerstore("aside", "--prune", *written.args).out.splitlines()[-1] == (
+        "1 file removed, 0 kept"
+    )
+    assert peerstore("aside", *written.args).out == f"nothing set aside beside {written.peers}\n"

@@ -1,5 +1,6 @@
 """Child processes a test starts: a Python child that says "ready" before a test goes on, and
-``hostsim node`` processes; every one stopped when the test ends."""
+``hostsim node`` processes; every one stopped when the test ends; and the processes of a run,
+found by the directory their command lines name."""
 
 from __future__ import annotations
 
@@ -103,3 +104,20 @@ def stop_node(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         os.kill(process.pid, signal.SIGKILL)
         process.wait(TIMEOUT)
+
+
+def running_under(root: Path) -> list[int]:
+    """Pids of live processes (zombies aside) whose command line names ``root``: a run's own
+    temporary directory finds every process it started, whoever its parent is now."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
+            state = Path(f"/proc/{name}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue  # ended meanwhile
+        if str(root).encode() in cmdline and state != "Z":
+            found.append(int(name))
+    return found

@@ -56,7 +56,7 @@ def test_a_tiny_cluster_rejoins_from_stored_peers_with_its_seed_down_and_not_wit
     results: list[ClusterResult] = []
 
     def short(workdir: Path, **kwargs: Any) -> ClusterResult:
-        results.append(run_cluster(workdir, phase_secs=WINDOW, **kwargs))
+        results.append(run_cluster(workdir, **{**kwargs, "phase_secs": WINDOW}))
         return results[-1]
 
     monkeypatch.setattr(cli, "run_cluster", short)

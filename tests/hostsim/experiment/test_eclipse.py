@@ -4,6 +4,8 @@ the targets' verdicts, repeatability, and the command."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +229,31 @@ def test_the_same_seed_gives_the_same_json_bytes(
     assert "== eclipse: 24 attacker addresses in 4 /16s, attack 5m" in out
     assert "targets (the peer-store arm):" in out
     assert "100% cut off: time to eclipse >= 3.0 h of running time" in out
+
+
+def test_piped_it_says_how_far_it_is_on_stderr_and_writes_each_table_at_once(
+    tmp_path: Path,
+) -> None:
+    """To a pipe, stdout and stderr alike: plain progress lines while it runs, and the table
+    of each N written as soon as it is made, not when the command ends."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hostsim", *ARGS, "--addresses", "24,32"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    with proc:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("== eclipse: 24 attacker addresses"), first
+        assert proc.poll() is None, "the first table came while the second N still ran"
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode in (0, 1), err
+    assert "== eclipse: 32 attacker addresses" in out
+    progress = err.splitlines()
+    assert progress, "nothing on stderr while it ran"
+    assert all(" s simulated; " in line for line in progress), err
 
 
 def test_the_command_refuses_a_spec_out_of_range(capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,6 +16,7 @@ from hostsim.experiment.demo import (
     RESTART_AT,
     check_targets,
     compare,
+    comparison_figure,
     demo_scenarios,
     long_downtime_scenario,
     plot_comparisons,
@@ -109,6 +110,32 @@ def test_plot_draws_both_arms_of_every_scenario_to_a_png(tmp_path: Path) -> None
     path = tmp_path / "plot.png"
     plot_comparisons([comparison, comparison], path)
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib is not installed")
+def test_five_scenarios_are_drawn_in_rows_and_coinciding_arms_stay_visible(
+    tmp_path: Path,
+) -> None:
+    """The demo's five panels: two rows of at most three, not one strip; where both arms
+    draw the same curve (every scenario here), the dashed seeds-only line lies on top of the
+    wide store line, so both are seen."""
+    comparison = compare(SimScenario(nodes=3, seeds=1, duration_secs=60.0), seed=1)
+    path = tmp_path / "plot.png"
+    plot_comparisons([comparison] * 5, path)
+    png = path.read_bytes()
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert width / height < 2, (width, height)
+    figure = comparison_figure([comparison] * 5)
+    visible = [axis for axis in figure.axes if axis.get_visible()]
+    assert len(visible) == 5
+    assert len({round(axis.get_position().y0, 2) for axis in visible}) == 2  # two rows
+    for axis in visible:
+        store, seeds = axis.get_lines()
+        assert list(store.get_ydata()) == list(seeds.get_ydata())  # the same curve...
+        assert store.get_linestyle() != seeds.get_linestyle()  # ...drawn two ways
+        assert seeds.get_zorder() > store.get_zorder()
+        assert store.get_linewidth() > seeds.get_linewidth()
+    assert len(figure.legends) == 1
 
 
 def test_attackers_that_connected_in_to_every_node_are_in_no_restart_plan() -> None:
