@@ -37,8 +37,13 @@ import pytest
 
 from hostsim import cli as hostsim_cli
 from hostsim.config import HostConfig
+from hostsim.errors import HostsimError
 from hostsim.experiment.eclipse import _COLUMNS as eclipse_columns
+from hostsim.live.node import LiveNode
 from hostsim.live.processes import NodeProcess
+from hostsim.live.settings import live_settings
+from hostsim.live.tlsconfig import tls_settings
+from tests.support.books import open_book
 from tests.support.paths import ROOT
 from tests.support.processes import node_processes, ready_child
 from thenodes_peerstore import PersistenceConfig, codec
@@ -79,6 +84,9 @@ def normalise(text: str, *, numbers: bool = False) -> list[str]:
     text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "<date>", text)
     text = re.sub(r"\b\d{10}\b", "<time>", text)
     text = re.sub(r"\b(now|\d+ (s|min|h|d) ago)\b", "<ago>", text)
+    # The size of a file set aside follows what the run wrote in it (times, stops): shown, not
+    # compared.
+    text = re.sub(r"(<ago> +)\d+(?= )", r"\1<bytes>", text)
     lines = [" ".join(line.split()) for line in text.strip().splitlines()]
     return _numbered_runs_sorted(lines)
 
@@ -498,6 +506,30 @@ CHECKED_BY: dict[tuple[str, str, str], str] = {
         "test_the_encryption_page_makes_a_key_a_node_accepts"
     ),
     ("file.md", "toml", "schema = 2"): "test_the_file_shown_is_one_the_codec_reads",
+    ("configuration.md", "", "node.toml: [network.connection_policy] h"): (
+        "test_the_configuration_page_shows_the_error_a_bound_gives"
+    ),
+    ("encryption.md", "sh", "peerstore verify -f data/plugins/peersto"): (
+        "test_the_encryption_page_reads_a_sealed_aside_copy_back"
+    ),
+    ("tls.md", "sh", ".venv/bin/pip install '.[tls]'"): (
+        "test_the_tls_page_installs_an_extra_the_project_has_and_shows_a_config_it_reads"
+    ),
+    ("tls.md", "toml", "[encryption]"): (
+        "test_the_tls_page_installs_an_extra_the_project_has_and_shows_a_config_it_reads"
+    ),
+    ("tls.md", "text", "hostsim node: made a TLS certificate: /s"): (
+        "test_the_tls_page_shows_what_a_node_and_hostsim_cert_print"
+    ),
+    ("tls.md", "sh", "cd tn && hostsim cert config.toml --copy"): (
+        "test_the_tls_page_shows_what_a_node_and_hostsim_cert_print"
+    ),
+    ("tls.md", "text", "made: /srv/tn/pki/own/cert.pem, key /srv"): (
+        "test_the_tls_page_shows_what_a_node_and_hostsim_cert_print"
+    ),
+    ("tls.md", "text", "transport   median ms   p90 ms  x base  "): (
+        "test_the_tls_figures_have_the_benchmarks_columns"
+    ),
 }
 """Every fenced block that is not a console block: (page, language, the first 40 characters
 of its first line) -> the test that checks it. Console blocks are run
@@ -581,7 +613,7 @@ def test_the_encryption_page_makes_a_key_a_node_accepts(tmp_path: Path) -> None:
     [setting] = fenced(page, "toml")
     table = tomllib.loads(setting)["network"]["persistence"]
     assert set(table) <= {f.name for f in attrs.fields(PersistenceConfig)}
-    [make] = fenced(page, "sh")
+    make = fenced(page, "sh")[0]  # the next reads a copy set aside back
     subprocess.run(["bash", "-c", make], cwd=tmp_path, check=True, timeout=30)
     key = tmp_path / "example.key"
     assert len(key.read_bytes()) == 32
@@ -641,3 +673,102 @@ def test_the_home_page_quotes_the_figures_the_demo_prints(tmp_path: Path) -> Non
     printed = run_shown("hostsim demo", tmp_path, timeout=900)
     [line] = [line for line in printed.splitlines() if "<= 1/3 of seeds only" in line]
     assert f": {store} vs {seeds}, ratio" in line, line
+
+
+def test_the_configuration_page_shows_the_error_a_bound_gives(tmp_path: Path) -> None:
+    [shown] = [
+        body
+        for lang, body in blocks(DOCS / "configuration.md")
+        if not lang and body.startswith("node.toml: [network.connection")
+    ]
+    key_value = shown.split("] ", 1)[1].split(":", 1)[0]
+    config = tmp_path / "node.toml"
+    config.write_text(f"[network.connection_policy]\n{key_value}\n")
+    with pytest.raises(HostsimError) as raised:
+        HostConfig.from_file(config)
+    assert str(raised.value).replace(str(config), "node.toml") == shown.strip()
+
+
+def test_the_encryption_page_reads_a_sealed_aside_copy_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    page = (DOCS / "encryption.md").read_text()
+    make, read_back = fenced(page, "sh")
+    subprocess.run(["bash", "-c", make], cwd=tmp_path, check=True, timeout=30)
+    monkeypatch.chdir(tmp_path)
+    path = Path("data/plugins/peerstore/example.toml")
+    open_book(path).close()  # a plain file, then damaged by hand
+    with open_book(path) as book:
+        book.store.record_connected("203.0.113.10:7447", node_id="node-b")
+    damaged = path.read_bytes().replace(b"203.0.113.10:7447", b"203.0.113.10:0")
+    path.write_bytes(damaged)
+    config = PersistenceConfig(enabled=True, encryption="aes-256-gcm", key_file="example.key")
+    open_book(path, config=config).close()  # what a node with encryption on does at its start
+    verify, decrypt = read_back.splitlines()
+    capfdbinary.readouterr()
+    assert peerstore_cli.main(shlex.split(verify)[1:]) == 1  # damaged, as the page says
+    command, _, out = decrypt.partition(" > ")
+    assert peerstore_cli.main(shlex.split(command)[1:]) == 0
+    assert capfdbinary.readouterr().out.endswith(damaged)
+    assert out == "damaged.toml"
+
+
+def test_the_tls_page_installs_an_extra_the_project_has_and_shows_a_config_it_reads() -> None:
+    page = (DOCS / "tls.md").read_text()
+    [install] = [b for b in fenced(page, "sh") if "pip install" in b]
+    extra = re.fullmatch(r"\.venv/bin/pip install '\.\[(\w+)\]'\n", install)
+    assert extra is not None, install
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert extra.group(1) in project["optional-dependencies"]
+    [shown] = fenced(page, "toml")
+    settings = tls_settings(tomllib.loads(shown))
+    assert settings is not None
+    assert settings.mtls
+    assert settings.policy.mode == "allowlist"
+
+
+def _shape(line: str) -> str:
+    """A printed line with what differs from run to run (paths, hex, dates) masked."""
+    line = re.sub(r"/\S*?/pki/", "<dir>/pki/", line)
+    line = re.sub(r"\b[0-9a-f]{8,}\b(\.\.\.)?", "<hex>", line)
+    return re.sub(r"\d{4}-\d\d-\d\d", "<date>", line)
+
+
+def test_the_tls_page_shows_what_a_node_and_hostsim_cert_print(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = (DOCS / "tls.md").read_text()
+    node_lines, cert_lines = fenced(page, "text")[:2]
+    [command] = [b for b in fenced(page, "sh") if "hostsim cert" in b]
+    (tmp_path / "tn").mkdir()
+    (tmp_path / "tn" / "config.toml").write_text(
+        '[node]\nid = "tn-1"\n[realm]\nname = "Example"\n[encryption]\nenabled = true\n'
+        '[encryption.paths]\nown_certificate = "pki/own/cert.pem"\n'
+        'own_private_key = "pki/own/key.pem"\n'
+    )
+    monkeypatch.chdir(tmp_path / "tn")
+    assert command.startswith("cd tn && hostsim cert ")
+    assert hostsim_cli.main(shlex.split(command.split(" && ", 1)[1])[1:]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert [_shape(line) for line in printed] == [_shape(line) for line in cert_lines.splitlines()]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "node.toml").write_text(
+        (tmp_path / "tn" / "config.toml").read_text().replace("tn-1", "node-a")
+    )
+    monkeypatch.chdir(tmp_path / "a")
+    config = HostConfig.from_file(tmp_path / "a" / "node.toml")
+    settings = live_settings(config)
+    assert settings.tls is not None
+    said: list[str] = []
+    LiveNode(config, settings, status=said.append)._start_tls(settings.tls)
+    assert [_shape(f"hostsim node: {line}") for line in said] == [
+        _shape(line) for line in node_lines.splitlines()
+    ]
+
+
+def test_the_tls_figures_have_the_benchmarks_columns() -> None:
+    page = (DOCS / "tls.md").read_text()
+    [table] = [b for b in fenced(page, "text") if b.startswith("transport")]
+    source = (ROOT / "benchmarks" / "bench_tls.py").read_text()
+    for column in re.split(r"\s{2,}", table.splitlines()[0].strip()):
+        assert f"'{column}'" in source, column
