@@ -263,7 +263,7 @@ def test_a_claim_of_an_address_on_another_ip_is_not_advertised_as_that_peers(
     ):
         claimer.handshake("claimer", "127.0.0.1:7999")
         honest.handshake("honest", "127.0.0.3:7999")
-        node.wait_for(r"\(claimer, inbound\); 1 connections, 0 outbound$", WAIT)
+        node.wait_for(r"\(claimer, inbound\); 1 connection, 0 outbound$", WAIT)
         node.wait_for(r"\(honest, inbound\).*dial address 127\.0\.0\.3:7999$", WAIT)
         with LinePeer(port, source="127.9.0.1") as asker:
             asker.handshake("asker")
