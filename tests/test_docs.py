@@ -81,6 +81,7 @@ def normalise(text: str, *, numbers: bool = False) -> list[str]:
     if numbers:  # a figure, a time, "never" or "-" (nothing tried) are all figures here
         text = re.sub(r"\d+(\.\d+)?( s\b)?", "#", text)
         text = re.sub(r"(?<!\S)(-|never)(?!\S)", "#", text)
+        text = text.replace("#/#", "#")  # a ratio, or "-" where nothing was tried
     text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "<date>", text)
     text = re.sub(r"\b\d{10}\b", "<time>", text)
     text = re.sub(r"\b(now|\d+ (s|min|h|d) ago)\b", "<ago>", text)
