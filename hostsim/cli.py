@@ -466,21 +466,22 @@ def _demo(args: argparse.Namespace, progress: ProgressLine) -> int:
 
 
 def _print_targets(targets: Sequence[Any], heading: str = "targets:") -> bool:
-    """Print each target with its verdict; return whether every gating target holds (a target
-    with ``gate`` false is reported, and decides nothing)."""
+    """Print what is only reported (a target with ``gate`` false: information, it decides
+    nothing), then each target with its verdict; return whether every target holds."""
+    gating = [t for t in targets if getattr(t, "gate", True)]
+    reported = [t for t in targets if not getattr(t, "gate", True)]
+    if reported:
+        print("reported, not targets:")
+        for target in reported:
+            print(f"  {target.name}: {target.detail}")
     print(heading)
-    for target in targets:
-        if getattr(target, "gate", True):
-            verdict = "holds" if target.holds else "FAILS"
-            print(f"  [{verdict}] {target.name}: {target.detail}")
-        else:
-            verdict = "holds" if target.holds else "does not hold"
-            print(f"  [{verdict}] {target.name}: {target.detail} (reported, not a target)")
-    failed = sum(1 for t in targets if getattr(t, "gate", True) and not t.holds)
-    gating = sum(1 for t in targets if getattr(t, "gate", True))
+    for target in gating:
+        print(f"  [{'holds' if target.holds else 'FAILS'}] {target.name}: {target.detail}")
+    failed = sum(1 for t in gating if not t.holds)
     if failed:
         print(
-            f"verdict: {failed} of {_count(gating, 'target')} {'fail' if failed > 1 else 'fails'}"
+            f"verdict: {failed} of {_count(len(gating), 'target')}"
+            f" {'fail' if failed > 1 else 'fails'}"
         )
     else:
         print("verdict: every target holds")
