@@ -507,8 +507,11 @@ def _add_eclipse(commands: Any) -> None:
         " network groups (/16): it connects in, gossips its addresses and answers dials to them"
         " for a while; then victims are cut off from a share of the honest nodes and restart."
         " Measured for the victims with the peer store and with seeds only, per cut-off share:"
-        " attacker entries in the restart plans, the attacker's share of outbound connections"
-        " 60 s and 1 h after the start, victims fully eclipsed, and the time to eclipse.",
+        " attacker entries in the restart plans; 60 s and 1 h after the start, the attacker's"
+        " share of outbound connections, victims that keep an honest outbound peer beside those"
+        " that know a reachable one, isolated victims (no outbound connection) and eclipsed"
+        " ones; and, once the cut-off ends an hour after the start, the time until each victim"
+        " holds an honest outbound peer again.",
     )
     spec = EclipseSpec()
     eclipse.add_argument(
@@ -559,7 +562,8 @@ def _add_eclipse(commands: Any) -> None:
         type=_duration,
         default=spec.after_secs,
         metavar="DURATION",
-        help="how long the victims are watched after their restart, at least 1h (default: 4h)",
+        help="how long the victims are watched after their restart, at least 2h: their cut-off"
+        " ends after 1h (default: 4h)",
     )
     eclipse.add_argument(
         "--churn",

@@ -46,7 +46,7 @@ def test_the_demo_shows_every_target_holding_on_a_small_network(
     targets = [line.strip() for line in lines if line.startswith("  [")]
     assert len(targets) == 6
     assert all(line.startswith("[holds]") for line in targets)
-    assert lines[-1] == "verdict: every target holds"
+    assert "verdict: every target holds" in lines
     # The ratio issue 10 asked for is printed with its figures, as information: it is no
     # target, and no verdict stands beside it.
     reported = lines[lines.index("reported, not targets:") + 1]
