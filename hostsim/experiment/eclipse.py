@@ -892,8 +892,9 @@ def _partition_targets(whole: Sequence[EclipseResult]) -> list[Target]:
 
 
 def plot_eclipse(results: Sequence[EclipseResult], path: Path) -> None:
-    """Attacker share of outbound connections at +60 s and of plan entries against N, both
-    arms, one line per cut-off share.
+    """Against N, both arms, one line per cut-off share: the attacker's share of outbound
+    connections an hour after the restart, and the share of victims that keep an honest
+    outbound peer then, beside the bound (dotted: the share that know a reachable one).
 
     :raises HostsimError: matplotlib is not installed.
     """
@@ -907,14 +908,17 @@ def plot_eclipse(results: Sequence[EclipseResult], path: Path) -> None:
             ("store", STORE.label, "-"),
             ("seeds_only", SEEDS_ONLY.label, "--"),
         ):
-            outbound = [r.summary(arm, cut)["attacker_outbound_share_60s"] or 0.0 for r in ordered]
-            plans = [r.summary(arm, cut)["plan_attacker_share"] for r in ordered]
+            summaries = [r.summary(arm, cut) for r in ordered]
+            share = [s["attacker_outbound_share_1h"] or 0.0 for s in summaries]
+            kept = [s["honest_kept_1h"] / max(s["victims"], 1) for s in summaries]
             name = f"{label}, {100 * cut:.0f}% cut off"
-            left.plot(xs, outbound, style, marker="o", label=name)
-            right.plot(xs, plans, style, marker="o", label=name)
+            (line,) = left.plot(xs, share, style, marker="o", label=name)
+            right.plot(xs, kept, style, marker="o", color=line.get_color(), label=name)
+            bound = [s["honest_bound"] / max(s["victims"], 1) for s in summaries]
+            right.plot(xs, bound, ":", color=line.get_color())
     for axis, title in (
-        (left, "attacker share of outbound, 60 s after restart"),
-        (right, "attacker share of restart-plan entries"),
+        (left, "attacker share of outbound, 1 h after restart"),
+        (right, "victims with an honest outbound peer at 1 h (dotted: the bound)"),
     ):
         axis.set_xscale("log", base=2)
         axis.set_xlabel("attacker addresses (N)")
