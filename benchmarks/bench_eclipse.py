@@ -7,7 +7,8 @@
     python -m benchmarks.bench_eclipse --arm store --profile        # where the time goes
 
 Prints, per arm, the wall time, the events run and the events per second, the attacker's
-personas (addresses somebody connected to), and the process's peak memory; then the table.
+personas (addresses somebody connected to), and the process's peak memory; then the table and
+the targets of `hostsim eclipse`.
 The nodes' state directories go to /dev/shm when it exists.
 """
 
@@ -23,7 +24,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hostsim.experiment.eclipse import EclipseResult, EclipseSpec, format_eclipse, run_once
+from hostsim.experiment.eclipse import (
+    EclipseResult,
+    EclipseSpec,
+    check_eclipse_targets,
+    format_eclipse,
+    run_once,
+)
 from hostsim.sim import rare_cycle_collection
 
 
@@ -77,7 +84,11 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"total: {total:.1f} s wall; peak memory {peak:.0f} MiB")
     if len(runs) == 2:
-        print("\n".join(format_eclipse(EclipseResult(spec, (args.seed,), tuple(runs)))))
+        result = EclipseResult(spec, (args.seed,), tuple(runs))
+        print("\n".join(format_eclipse(result)))
+        for target in check_eclipse_targets([result]):
+            verdict = ("holds" if target.holds else "FAILS") if target.gate else "reported"
+            print(f"  [{verdict}] {target.name}: {target.detail}")
     if profiler is not None:
         pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
 

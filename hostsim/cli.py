@@ -560,21 +560,22 @@ def _demo(args: argparse.Namespace, progress: ProgressLine) -> int:
 
 
 def _print_targets(targets: Sequence[Any], heading: str = "targets:") -> bool:
-    """Print each target with its verdict; return whether every gating target holds (a target
-    with ``gate`` false is reported, and decides nothing)."""
+    """Print what is only reported (a target with ``gate`` false: information, it decides
+    nothing), then each target with its verdict; return whether every target holds."""
+    gating = [t for t in targets if getattr(t, "gate", True)]
+    reported = [t for t in targets if not getattr(t, "gate", True)]
+    if reported:
+        print("reported, not targets:")
+        for target in reported:
+            print(f"  {target.name}: {target.detail}")
     print(heading)
-    for target in targets:
-        if getattr(target, "gate", True):
-            verdict = "holds" if target.holds else "FAILS"
-            print(f"  [{verdict}] {target.name}: {target.detail}")
-        else:
-            verdict = "holds" if target.holds else "does not hold"
-            print(f"  [{verdict}] {target.name}: {target.detail} (reported, not a target)")
-    failed = sum(1 for t in targets if getattr(t, "gate", True) and not t.holds)
-    gating = sum(1 for t in targets if getattr(t, "gate", True))
+    for target in gating:
+        print(f"  [{'holds' if target.holds else 'FAILS'}] {target.name}: {target.detail}")
+    failed = sum(1 for t in gating if not t.holds)
     if failed:
         print(
-            f"verdict: {failed} of {counted(gating, 'target')} {'fail' if failed > 1 else 'fails'}"
+            f"verdict: {failed} of {counted(len(gating), 'target')}"
+            f" {'fail' if failed > 1 else 'fails'}"
         )
     else:
         print("verdict: every target holds")
@@ -595,8 +596,11 @@ def _add_eclipse(commands: Any) -> None:
         " network groups (/16): it connects in, gossips its addresses and answers dials to them"
         " for a while; then victims are cut off from a share of the honest nodes and restart."
         " Measured for the victims with the peer store and with seeds only, per cut-off share:"
-        " attacker entries in the restart plans, the attacker's share of outbound connections"
-        " 60 s and 1 h after the start, victims fully eclipsed, and the time to eclipse.",
+        " attacker entries in the restart plans; 60 s and 1 h after the start, the attacker's"
+        " share of outbound connections, victims that keep an honest outbound peer beside those"
+        " that know a reachable one, isolated victims (no outbound connection) and eclipsed"
+        " ones; and, once the cut-off ends an hour after the start, the time until each victim"
+        " holds an honest outbound peer again.",
     )
     spec = EclipseSpec()
     eclipse.add_argument(
@@ -647,7 +651,8 @@ def _add_eclipse(commands: Any) -> None:
         type=_duration,
         default=spec.after_secs,
         metavar="DURATION",
-        help="how long the victims are watched after their restart, at least 1h (default: 4h)",
+        help="how long the victims are watched after their restart, at least 2h: their cut-off"
+        " ends after 1h (default: 4h)",
     )
     eclipse.add_argument(
         "--churn",

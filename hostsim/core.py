@@ -11,6 +11,11 @@ decides. It owns, for one node:
   doubling, at most 60 s, at most 8 attempts, 20% jitter). Other addresses that failed are
   skipped for 30 s, doubling per failure up to 10 minutes. Both schedules live in
   :mod:`hostsim.backoff`.
+- **Anchors.** The plugins' addresses are the run's anchors: once the retries of one have run
+  out, or after a connection to it ended, it is dialled again at most once per the retry
+  policy's longest wait (60 s, with its jitter) for as long as the process runs, whether or
+  not the outbound target is met (none with ``reconnect_max_attempts = 0``). So a node whose
+  slots an attacker took while its proven peers were unreachable reaches them again.
 - **The outbound target.** Every ``maintain_interval_secs``, and when a peer list arrives, a
   node below ``target_outbound`` dials addresses from its book it is not connected to;
   seeds only while it has no connection at all (they are for bootstrapping). Dials of the
@@ -24,13 +29,22 @@ decides. It owns, for one node:
   address whose IP it is already connected to); it never holds back a dial of the plugins'
   addresses or their retries, since only a dial proves who is at an address. A claim of an
   address on another IP is none of these: not learned, not handed out, never dialled for.
+- **The book's two tiers.** ``TOLD`` holds the plan, the seeds, the addresses the node dialled
+  and what a peer it dialled answered to its request (at most ``told_new_per_answer``, 4,
+  addresses new to ``TOLD`` from one answer); ``PUSHED`` holds every other address a peer
+  named: lists pushed unasked, lists heard on inbound connections, the rest of an answer,
+  inbound peers' listen addresses. ``PUSHED`` is dialled only when ``TOLD`` has no candidate
+  left and is never handed on; each tier keeps at most ``book_limit`` (1,000), oldest out.
 - **Peer lists.** A node asks every peer it dialled for peers as soon as the handshake
   completes, then asks one connection every ``peer_list_interval_secs`` (TheNodes'
   ``[discovery]``: 90 s, want 16; no request at all when ``[discovery] enabled`` is false;
-  TheNodes sends its first request only after a full interval). It answers a request with up
-  to ``want`` addresses, half from its connections, the rest from its book, never the asker's
-  own. Every PEER_LIST reaches ``on_peer_list``, whichever side asked; the first ``want``
-  addresses go into the book, which holds at most ``book_limit`` (1,000), oldest out.
+  TheNodes sends its first request only after a full interval). Each connection has a
+  budget of addresses it may hand the node (a token bucket, after Bitcoin Core's: one list's
+  worth, 16, when it opens, then 0.1 a second, at most 1,000; each request the node sends on
+  it adds the ``want`` it asked for); what a PEER_LIST holds beyond it is dropped unread.
+  ``on_peer_list`` gets the rest, whichever side asked, and its first ``want`` addresses go
+  into the book. A request is answered with up to ``want`` addresses, half from the
+  connections, the rest from ``TOLD``, never the asker's own.
 - **Stop.** A graceful stop calls ``on_shutdown``; a crash calls no hook, and the host releases
   what the process held (:meth:`~hostsim.host.PluginHost.crash`). Either way the world closes
   the node's connections, and each peer calls ``on_disconnect`` as its connection ends.
@@ -71,6 +85,8 @@ logger = logging.getLogger(__name__)
 
 BOOK_ORIGIN = "book"
 """The origin of a dial a node makes from its address book, after its start."""
+TOLD, PUSHED = 0, 1
+"""The tiers of a node's address book, most trusted first (see :attr:`NodeCore.tiers`)."""
 
 
 @attrs.frozen
@@ -88,6 +104,17 @@ class CorePolicy:
     about addresses: their failures, and which ones it may not dial)."""
     book_dials_per_sec: float | None = None
     """Dials from the book a second, after a burst of ``target_outbound``; None: no bound."""
+    addr_budget_start: float = 16.0
+    """Addresses a connection may hand us unasked as soon as it opens: one list of
+    ``peer_list_want``'s default (Bitcoin Core: 1, for a peer's own address)."""
+    addr_budget_per_sec: float = 0.1
+    """Addresses a connection earns a second towards what it may hand us (Bitcoin Core: 0.1)."""
+    addr_budget_max: float = 1000.0
+    """The most a connection can earn by waiting (Bitcoin Core: 1,000). Each request we send
+    adds ``peer_list_want`` at once, so the answer fits."""
+    told_new_per_answer: int = 4
+    """Addresses new to the book's upper tier that one answer to our request may add to it;
+    the rest of the answer goes to the lowest tier."""
     book_retry_base_secs: float = BOOK_RETRY_BASE_SECS
     book_retry_max_secs: float = BOOK_RETRY_MAX_SECS
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
@@ -131,6 +158,10 @@ class Connection:
     since: float
     handle: object = None
     """Whatever the world keeps for this connection (a simulated node, a socket writer)."""
+    asked: bool = False
+    """Whether a peer request of ours on this connection still awaits its answer."""
+    budget: TokenBucket | None = None
+    """The addresses this peer may still hand us (made at its first peer list or request)."""
 
     @property
     def outbound(self) -> bool:
@@ -185,7 +216,20 @@ class NodeCore:
         """Listen address an inbound peer claims on its own IP -> connection key."""
         self.outbound = 0
         self.dialing: set[str] = set()
-        self.book: dict[str, None] = {}
+        self.book: dict[str, int] = {}
+        """Every address the node knows -> its tier in :attr:`tiers`."""
+        self.tiers: tuple[dict[str, None], dict[str, None]] = ({}, {})
+        """The book by tier, each oldest first. :data:`TOLD`: the plan, the seeds, the
+        addresses the node dialled, and what outbound peers answered to its requests (at most
+        ``told_new_per_answer`` new ones an answer). :data:`PUSHED`: every other address a
+        peer named (lists pushed unasked, lists heard on inbound connections, the rest of an
+        answer, inbound peers' listen addresses), dialled only when :data:`TOLD` has no
+        candidate and never handed on in an answer."""
+        self.anchors: dict[str, str] = {}
+        """The plugins' addresses of this start -> the plugin that planned each (see
+        :meth:`fill`)."""
+        self.anchor_due: dict[str, float] = {}
+        """Anchor -> when it may be dialled again, once its retries have run out."""
         self.failures: dict[str, tuple[int, float]] = {}
         """Address -> (failed dials in a row, not before this time)."""
         self.planned: set[str] = set()
@@ -214,9 +258,10 @@ class NodeCore:
         self.up = True
         self.life += 1
         self.seeds = frozenset(self.host.seeds)
-        self.book = {}
+        self.book, self.tiers, self.anchor_due = {}, ({}, {}), {}
         self.failures = {}
         self.planned = {d.addr for d in dials if d.origin != SEED_ORIGIN}
+        self.anchors = {d.addr: d.origin for d in dials if d.origin != SEED_ORIGIN}
         self.learn(d.addr for d in dials)
         for dial in dials:
             self.dial(dial.addr, dial.origin)
@@ -354,9 +399,9 @@ class NodeCore:
             self.failures.pop(key, None)
             self.learn((key,))
             if self.policy.peer_requests:
-                self.world.request_peers(key, self.policy.peer_list_want)
+                self._ask(key, conn)
         elif dialable is not None:
-            self.learn((dialable,))
+            self.learn((dialable,), PUSHED)
         return conn
 
     def disconnected(self, key: str, reason: str) -> Connection | None:
@@ -379,16 +424,86 @@ class NodeCore:
     # -- peer lists -------------------------------------------------------------------------------
 
     def peer_list(self, key: str, addrs: list[str]) -> None:
-        """A PEER_LIST arrived on ``key``: ``on_peer_list`` with all of it; the first ``want``
-        addresses go into the book; then dial towards the target."""
-        self.host.peer_list(key, addrs)
-        self.learn(addrs[: self.policy.peer_list_want])
+        """A PEER_LIST arrived on ``key``: ``on_peer_list`` with what the sender's budget admits
+        (:meth:`admitted`); of that, the first ``want`` addresses go into the book (an answer
+        to our request on a connection we dialled as :meth:`_learn_answer` says, any other
+        list into :data:`PUSHED`); then dial towards the target."""
+        conn = self.conns.get(key)
+        if conn is None:
+            self.host.peer_list(key, addrs)  # refused: not connected
+            return
+        solicited = conn.asked and conn.outbound
+        conn.asked = False
+        taken = self.admitted(conn, addrs)
+        self.host.peer_list(key, taken)
+        head = taken[: self.policy.peer_list_want]
+        if solicited:
+            self._learn_answer(head)
+        else:
+            self.learn(head, PUSHED)
         self.fill()
 
+    def _learn_answer(self, addrs: list[str]) -> None:
+        """An outbound peer's answer to our request: up to ``told_new_per_answer`` addresses
+        :data:`TOLD` does not hold join it, the rest go to :data:`PUSHED`. Honest peers
+        mostly name what others name too; a peer with thousands of fresh addresses of its own
+        adds a few an answer, not a book."""
+        told = self.tiers[TOLD]
+        room = self.policy.told_new_per_answer
+        up: list[str] = []
+        down: list[str] = []
+        for addr in addrs:
+            if addr in told:
+                continue
+            if room > 0:
+                room -= 1
+                up.append(addr)
+            else:
+                down.append(addr)
+        self.learn(up, TOLD)
+        self.learn(down, PUSHED)
+
+    def admitted(self, conn: Connection, addrs: list[str]) -> list[str]:
+        """The head of ``addrs`` that ``conn``'s address budget admits, spent from it.
+
+        A token bucket per connection, after Bitcoin Core's: it holds
+        ``addr_budget_start`` when the connection opens and earns ``addr_budget_per_sec``, up
+        to ``addr_budget_max``; each request we send on it adds ``peer_list_want``. What is
+        beyond it is dropped unread (neither the plugins nor the book see it), so a peer that
+        pushes lists unasked is heard at a tenth of an address a second however much it sends.
+        """
+        budget = self._budget(conn)
+        room = budget.available(self.now())
+        if room <= 0:
+            return []
+        taken = addrs[:room]
+        budget.take(self.now(), len(taken))
+        return taken
+
+    def _budget(self, conn: Connection) -> TokenBucket:
+        budget = conn.budget
+        if budget is None:
+            policy = self.policy
+            budget = conn.budget = TokenBucket(policy.addr_budget_per_sec, policy.addr_budget_max)
+            budget.tokens = policy.addr_budget_start
+            budget.at = conn.since
+        return budget
+
+    def _ask(self, key: str, conn: Connection) -> None:
+        """Send a peer request on ``conn`` (its key ``key``), with budget for its answer."""
+        want = self.policy.peer_list_want
+        budget = self._budget(conn)
+        budget.available(self.now())  # earn what is due before the grant
+        budget.tokens += want
+        conn.asked = True
+        self.world.request_peers(key, want)
+
     def answer(self, want: int, exclude: str | None) -> list[str]:
-        """Up to ``want`` addresses for a peer that asked: half from the connections, the rest
-        from the book, never ``exclude`` (the asker's own). Draws first, then filters, so a
-        node with a thousand connections pays for the few it hands out."""
+        """Up to ``want`` addresses for a peer that asked, never ``exclude`` (the asker's own):
+        half from the connections (the addresses dialled, inbound peers' listen addresses),
+        the rest from the book's :data:`TOLD` tier; never what only :data:`PUSHED` holds. Draws
+        first, then filters, so a node with a thousand connections pays for the few it hands
+        out."""
         half = want // 2
         conns = list(self.conns.values())
         if len(conns) > half + 1:
@@ -397,46 +512,74 @@ class NodeCore:
         chosen = list(dict.fromkeys(dialable))[:half]  # a claim and a dial of one address
         taken = {*chosen, exclude}
         room = want - len(chosen)
-        book = list(self.book)
-        if len(book) > room + len(taken):
-            book = self.rng.sample(book, room + len(taken))
-        chosen += [addr for addr in book if addr not in taken][:room]
+        pool = list(self.tiers[TOLD])
+        if len(pool) > room + len(taken):
+            pool = self.rng.sample(pool, room + len(taken))
+        chosen += [addr for addr in pool if addr not in taken][:room]
         return chosen
 
-    def learn(self, addrs: Iterable[str]) -> None:
-        """Add addresses to the in-memory book, dropping the oldest beyond the limit."""
+    def learn(self, addrs: Iterable[str], tier: int = TOLD) -> None:
+        """Add addresses to ``tier`` of the in-memory book (:attr:`tiers`); an address only
+        ever moves up. Each tier holds at most ``book_limit``, oldest out, so nothing learnt
+        into :data:`PUSHED` takes the place of what :data:`TOLD` holds."""
         book = self.book
+        tiers = self.tiers
+        into = tiers[tier]
         own = self.own
         limit = self.policy.book_limit
         for addr in addrs:
-            if addr not in book and addr not in own:
-                book[addr] = None
-                if len(book) > limit:
-                    del book[next(iter(book))]
+            known = book.get(addr)
+            if addr in own or (known is not None and known <= tier):
+                continue
+            if known is not None:
+                del tiers[known][addr]
+            book[addr] = tier
+            into[addr] = None
+            if len(into) > limit:
+                oldest = next(iter(into))
+                del into[oldest], book[oldest]
 
     def _gossip(self, life: int) -> None:
         if life != self.life:
             return
         if self.conns:
             keys = list(self.conns)
-            self.world.request_peers(
-                keys[self.rng.randrange(len(keys))], self.policy.peer_list_want
-            )
+            key = keys[self.rng.randrange(len(keys))]
+            self._ask(key, self.conns[key])
         self.world.call_later(self.policy.peer_list_interval_secs, self._gossip, life)
 
     # -- the outbound target ----------------------------------------------------------------------
 
     def fill(self) -> None:
-        """Dial known addresses until the dials in flight could reach the outbound target."""
+        """Dial known addresses until the dials in flight could reach the outbound target.
+
+        Candidates come from the book's :data:`TOLD` tier, and only when it has too few from
+        its :data:`PUSHED` tier. Anchors (the plan's addresses) that are neither connected nor
+        being dialled are dialled whatever the target, once their retries have run out at
+        most once per ``retry.max_secs``.
+        """
+        now = self.now()
+        if self.anchors:
+            self._dial_anchors(now)
         # A dial of a plugin's address may be to a peer long gone (a stale file): it does not
         # hold back dials of what the node hears now, or a stale plan would cost a timeout.
         in_flight = len(self.dialing) - len(self.dialing & self.planned)
         deficit = self.policy.target_outbound - self.outbound - in_flight
         if self.book_dials is not None:
-            deficit = min(deficit, self.book_dials.available(self.now()))
+            deficit = min(deficit, self.book_dials.available(now))
         if deficit <= 0:
             return
-        now = self.now()
+        chosen = self._candidates(self.tiers[TOLD], deficit, now)
+        if len(chosen) < deficit:
+            chosen += self._candidates(self.tiers[PUSHED], deficit - len(chosen), now)
+        for addr in chosen:
+            if self.dial(addr, BOOK_ORIGIN) and self.book_dials is not None:
+                self.book_dials.take(self.now())
+
+    def _candidates(self, tier: dict[str, None], count: int, now: float) -> list[str]:
+        """Up to ``count`` addresses of ``tier`` to dial, drawn at random among those not in
+        flight, not connected, not refused, not backing off (and not the seeds while the node
+        has a connection: they are for bootstrapping)."""
         failures = self.failures
         connected = self.by_addr
         claimed = self.claims
@@ -444,7 +587,7 @@ class NodeCore:
         refused = self.refused
         seeds = self.seeds if self.conns else frozenset()
         candidates = []
-        for addr in self.book:
+        for addr in tier:
             if addr in dialing or addr in seeds or addr in connected or addr in refused:
                 continue
             if addr in claimed:
@@ -453,11 +596,28 @@ class NodeCore:
             if failure is not None and failure[1] > now:
                 continue
             candidates.append(addr)
-        if len(candidates) > deficit:
-            candidates = self.rng.sample(candidates, deficit)
-        for addr in candidates:
-            if self.dial(addr, BOOK_ORIGIN) and self.book_dials is not None:
-                self.book_dials.take(self.now())
+        if len(candidates) > count:
+            candidates = self.rng.sample(candidates, count)
+        return candidates
+
+    def _dial_anchors(self, now: float) -> None:
+        """Dial each anchor that is neither connected nor being dialled and whose retries
+        (:attr:`CorePolicy.retry`) have run out, at most once per ``retry.max_secs`` (with the
+        policy's jitter); none with a policy that never retries (``max_attempts`` 0)."""
+        retry = self.policy.retry
+        if retry.max_attempts <= 0:
+            return
+        for addr, origin in self.anchors.items():
+            if addr in self.dialing or addr in self.by_addr:
+                continue
+            failure = self.failures.get(addr)
+            if failure is not None and failure[0] < retry.max_attempts:
+                continue  # its retries still run
+            if self.anchor_due.get(addr, now) > now:
+                continue
+            spread = 1.0 + retry.jitter * (2.0 * self.rng.random() - 1.0)
+            self.anchor_due[addr] = now + retry.max_secs * spread
+            self.dial(addr, origin)
 
     def _maintain(self, life: int) -> None:
         if life != self.life:

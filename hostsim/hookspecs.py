@@ -157,7 +157,8 @@ def on_peer_list(host: HostView, sender: PeerView, peers: list[str]) -> None:
 
     :param host: The node.
     :param sender: The connected peer that sent the list.
-    :param peers: The addresses in the message, unvalidated.
+    :param peers: The addresses in the message, unvalidated; a host may drop what a peer
+        hands beyond its budget first (hostsim's core does: see :mod:`hostsim.core`).
     """
 
 

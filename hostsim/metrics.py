@@ -17,6 +17,7 @@ __all__ = [
     "RunMetrics",
     "StartRecord",
     "dumps",
+    "median_or_never",
     "summarise",
 ]
 
@@ -138,8 +139,8 @@ def summarise(records: Sequence[StartRecord]) -> dict[str, Any]:
             total[1] += ok
     return {
         "count": len(records),
-        "median_first_connection_secs": _median_or_never(r.first_connection for r in records),
-        "median_target_secs": _median_or_never(r.target_reached for r in records),
+        "median_first_connection_secs": median_or_never(r.first_connection for r in records),
+        "median_target_secs": median_or_never(r.target_reached for r in records),
         "rejoined_within_60s": _ratio(sum(r.rejoined for r in records), len(records)),
         "never_connected": sum(r.first_connection is None for r in records),
         "dials": {
@@ -148,7 +149,10 @@ def summarise(records: Sequence[StartRecord]) -> dict[str, Any]:
     }
 
 
-def _median_or_never(values: Iterable[float | None]) -> float | None:
+def median_or_never(values: Iterable[float | None]) -> float | None:
+    """The median of some times, None ("never") standing for a time that never came: it
+    counts as later than every other, so the median is None when half or more never came (or
+    there are none)."""
     ranked = [math.inf if v is None else v for v in values]
     if not ranked:
         return None

@@ -227,7 +227,13 @@ def test_the_targets_end_with_one_verdict_line(capsys: pytest.CaptureFixture[str
     failed = SimpleNamespace(name="b", holds=False, detail="not fine", gate=True)
     reported = SimpleNamespace(name="c", holds=False, detail="info", gate=False)
     assert hostsim_cli._print_targets([held, reported])
-    assert capsys.readouterr().out.splitlines()[-1] == "verdict: every target holds"
+    assert capsys.readouterr().out.splitlines() == [
+        "reported, not targets:",  # information: no verdict beside it, none counted
+        "  c: info",
+        "targets:",
+        "  [holds] a: fine",
+        "verdict: every target holds",
+    ]
     assert not hostsim_cli._print_targets([held, failed, reported])
     assert capsys.readouterr().out.splitlines()[-1] == "verdict: 1 of 2 targets fails"
 

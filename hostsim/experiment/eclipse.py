@@ -8,9 +8,13 @@ peer requests with its own addresses only, and completes the handshake of any di
 its addresses.
 Then each victim is cut off from a share of the honest network (``cuts``: 0%, 90%, 100% of
 honest nodes and seeds: every dial between them times out) and restarts gracefully; the
-attacker goes on. The experiment measures, per victim: the attacker's entries in the restart
-plan, the attacker's share of outbound connections 60 s and 1 h after the start, whether
-every outbound connection goes to the attacker (eclipsed), and when that first happened.
+attacker goes on. An hour after the restart the cut-off ends (100%: the partition heals).
+The experiment measures, per victim: the attacker's entries in the restart plan; at 60 s and
+1 h after the start, its outbound connections, to the attacker and to honest nodes; whether
+it keeps an honest one, beside the oracle's bound (whether its plan and seeds hold an honest
+address that runs and that it can reach); whether it has none at all (isolated: a failure,
+never a success); whether every one goes to the attacker (eclipsed), and when that first
+happened; and, once the cut-off ends, how long until it holds an honest outbound peer again.
 
 The attacker is one entity, not a node per address: a dial to one of its addresses makes a
 lightweight :class:`_Persona` for that address (a :class:`SimNode` without a host or plugins),
@@ -42,13 +46,15 @@ from hostsim.experiment.arms import SEEDS_ONLY, STORE, Arm
 from hostsim.experiment.demo import require_matplotlib
 from hostsim.experiment.report import Target
 from hostsim.host import Peer
+from hostsim.metrics import median_or_never
 from hostsim.sim.engine import stream
 from hostsim.sim.network import _OCTETS, SIM_PORT, SimNetwork, SimNode
 from hostsim.sim.scenario import Distribution, SimScenario
 
 __all__ = [
-    "ECLIPSE_TIME_TARGET_SECS",
-    "OUTBOUND_SHARE_TARGET",
+    "INTACT_SHARE_1H_TARGET",
+    "INTACT_SHARE_60S_TARGET",
+    "REGAIN_TARGET_SECS",
     "EclipseResult",
     "EclipseSpec",
     "attacker_addr",
@@ -63,11 +69,16 @@ logger = logging.getLogger(__name__)
 
 MAX_ADDRESSES = 65_536
 MAX_GROUPS = 256
-OUTBOUND_SHARE_TARGET = 0.15
-"""With 90% of honest peers cut off, the attacker's share of outbound connections 60 s after
-the restart is at most this."""
-ECLIPSE_TIME_TARGET_SECS = 3 * 3600.0
-"""With every honest peer cut off, a victim is not eclipsed before this much running time."""
+INTACT_SHARE_60S_TARGET = 0.03
+"""With nothing cut off, the attacker's share of outbound connections 60 s after the restart
+is at most this."""
+INTACT_SHARE_1H_TARGET = 0.05
+"""... and an hour after the restart."""
+PARTIAL_CUT = 0.9
+"""The cut-off share whose victims are measured against the oracle's bound."""
+REGAIN_TARGET_SECS = 60.0
+"""When a partition (everything honest cut off) ends, the median victim holds an honest
+outbound peer again within this many seconds."""
 RESTART_CAUSE = "eclipse-restart"
 PUSHES_PER_INTERVAL = 4
 """Attacker connections of one node that push a list each interval. More adds nothing a victim
@@ -78,6 +89,8 @@ SAVE_INTERVAL_SECS = 3600
 is measured, so a save a minute would only cost time."""
 EARLY_SECS = 60.0
 LATE_SECS = 3600.0
+"""The late measure, and the end of every cut-off (the partition heals then)."""
+_TIMES = ("60s", "1h")
 
 # /8s no honest node (the first few of the simulator's octets) nor a made-up flood address (the
 # last 60) uses: group g is (first octet g % 100, second octet g // 100).
@@ -111,7 +124,8 @@ class EclipseSpec:
     """Time the network has to form before the attack."""
     downtime_secs: float = 30.0
     after_secs: float = 4 * 3600.0
-    """How long the victims are watched after they start again."""
+    """How long the victims are watched after they start again (at least 2 h: their cut-off
+    ends after 1 h)."""
     session_mean_secs: float = 7200.0
     """Mean session of a churning honest node (exponential); 0: no churn."""
     downtime_scale_secs: float = 600.0
@@ -134,8 +148,13 @@ class EclipseSpec:
                 f"victims = {self.victims} per cut-off share: {len(self.cuts)} shares need"
                 f" at most {self.honest} honest nodes"
             )
-        if self.attack_secs <= 0 or self.after_secs < LATE_SECS:
-            raise ValueError("attack_secs must be positive and after_secs at least an hour")
+        if self.attack_secs <= 0:
+            raise ValueError(f"attack_secs = {self.attack_secs:g}: must be positive")
+        if self.after_secs < 2 * LATE_SECS:
+            raise ValueError(
+                f"after_secs = {self.after_secs:g}: must be at least {2 * LATE_SECS:g}"
+                " (an hour cut off, then an hour to regain honest peers)"
+            )
 
     @property
     def restart_at(self) -> float:
@@ -314,10 +333,18 @@ class _Watch:
     started: float | None = None
     plan: tuple[str, ...] = ()
     plan_attacker: int = 0
+    knows_honest: int = 0
+    """Addresses of its plan and seeds that are honest, running and not cut off at its start:
+    what an oracle of reachability would let it dial."""
     early: tuple[int, int] | None = None
     """(attacker, all) outbound connections 60 s after the start."""
     late: tuple[int, int] | None = None
     eclipsed_after: float | None = None
+    healed_at: float | None = None
+    """When its cut-off ended (within the minute after the +1 h measures)."""
+    regained_after: float | None = None
+    """Seconds from the end of the cut-off until it held an honest outbound peer (0: it held
+    one then already); None: not within the watch."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -325,9 +352,11 @@ class _Watch:
             "cut": self.cut,
             "plan": list(self.plan),
             "plan_attacker": self.plan_attacker,
+            "knows_honest": self.knows_honest,
             "outbound_60s": list(self.early) if self.early else None,
             "outbound_1h": list(self.late) if self.late else None,
             "eclipsed_after_secs": self.eclipsed_after,
+            "regained_honest_secs": self.regained_after,
         }
 
 
@@ -347,6 +376,8 @@ class EclipseNetwork(SimNetwork):
         self.by_addr = _Directory(self.by_addr, self.attacker)
         self._slots = {**self._slots, "attacker": 1 << 30}
         self.victims = [self.by_name[name] for name in self.victim_cut]
+        self.honest = {node.addr: node for node in self.nodes}
+        """Address -> honest node (seed or ordinary): every node but the attacker's personas."""
         self.watches = {name: _Watch(name, cut) for name, cut in self.victim_cut.items()}
         self.cut_off: dict[str, frozenset[str]] = {}
         """Victim address -> the honest addresses it cannot reach, nor they it."""
@@ -486,10 +517,22 @@ class EclipseNetwork(SimNetwork):
         if record is not None:
             watch.plan = record.plan
             watch.plan_attacker = record.plan_attacker + record.plan_fake
+        watch.knows_honest = sum(
+            1 for addr in {*watch.plan, *node.core.seeds} if self._reachable(node, addr)
+        )
         life = node.life
         self.engine.after(EARLY_SECS, self._snapshot, node, life, "early")
         self.engine.after(LATE_SECS, self._snapshot, node, life, "late")
+        # The cut-off ends within the minute after the +1 h measures, at a drawn second, so
+        # that no timer of the victim's (its 10 s maintenance) lines up with it.
+        heal = LATE_SECS + stream(self.seed, f"heal {node.name}").uniform(0.0, 60.0)
+        self.engine.after(heal, self._heal, node, life)
         self.engine.after(0.0, self._look, node, life)
+
+    def _reachable(self, node: SimNode, addr: str) -> bool:
+        """Whether ``addr`` is an honest node that runs and that ``node`` can reach now."""
+        target = self.honest.get(addr)
+        return target is not None and target.up and not self._is_cut(node, addr)
 
     def _outbound(self, node: SimNode) -> tuple[int, int]:
         total = attacker = 0
@@ -502,6 +545,29 @@ class EclipseNetwork(SimNetwork):
     def _snapshot(self, node: SimNode, life: int, which: str) -> None:
         if node.life == life:
             setattr(self.watches[node.name], which, self._outbound(node))
+
+    def _heal(self, node: SimNode, life: int) -> None:
+        """The victim's cut-off ends; note whether it holds an honest outbound peer already
+        (else :meth:`_handshake` notes when it first does)."""
+        if node.life != life:
+            return
+        self.cut_off.pop(node.addr, None)
+        watch = self.watches[node.name]
+        watch.healed_at = self.engine.t
+        attacker, total = self._outbound(node)
+        if total > attacker:
+            watch.regained_after = 0.0
+
+    def _handshake(self, node: SimNode, target: SimNode, origin: str) -> None:
+        super()._handshake(node, target, origin)
+        watch = self.watches.get(node.name)
+        if (
+            watch is not None
+            and watch.healed_at is not None
+            and watch.regained_after is None
+            and target.role != "attacker"
+        ):
+            watch.regained_after = self.engine.t - watch.healed_at
 
     def _look(self, node: SimNode, life: int) -> None:
         watch = self.watches[node.name]
@@ -521,12 +587,23 @@ def run_once(
     seed: int,
     state_dir: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    network_class: type[EclipseNetwork] | None = None,
 ) -> dict[str, Any]:
-    """Play one arm of one seeded run; return what it measured, per victim, as JSON data."""
+    """Play one arm of one seeded run; return what it measured, per victim, as JSON data.
+
+    ``network_class`` plays it instead of :class:`EclipseNetwork` (a variant of the host, to
+    see what the measures make of it)."""
     if state_dir is None:
         with tempfile.TemporaryDirectory(prefix="hostsim-eclipse-") as tmp:
-            return run_once(spec, store=store, seed=seed, state_dir=Path(tmp), progress=progress)
-    network = EclipseNetwork(spec, store=store, seed=seed, state_dir=state_dir)
+            return run_once(
+                spec,
+                store=store,
+                seed=seed,
+                state_dir=Path(tmp),
+                progress=progress,
+                network_class=network_class,
+            )
+    network = (network_class or EclipseNetwork)(spec, store=store, seed=seed, state_dir=state_dir)
     network.progress = progress
     network.label = _arm(store).label
     metrics = network.run()
@@ -572,6 +649,7 @@ class EclipseResult:
             out[f"attacker_outbound_share_{label}"] = attacker / total if total else None
             out[f"eclipsed_{label}"] = sum(1 for c in counts if c[1] and c[0] == c[1])
             out[f"isolated_{label}"] = sum(1 for c in counts if not c[1])
+            out[f"honest_kept_{label}"] = sum(1 for c in counts if c[1] > c[0])
         times = [v["eclipsed_after_secs"] for v in victims]
         eclipsed = sorted(t for t in times if t is not None)
         out["eclipsed_within_watch"] = len(eclipsed)
@@ -579,6 +657,10 @@ class EclipseResult:
         out["median_eclipse_secs"] = (
             statistics.median(eclipsed) if len(eclipsed) * 2 > len(times) else None
         )
+        out["honest_bound"] = sum(1 for v in victims if v["knows_honest"] > 0)
+        regained = [v["regained_honest_secs"] for v in victims]
+        out["regained_honest"] = sum(1 for t in regained if t is not None)
+        out["regained_honest_secs"] = median_or_never(regained)
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -633,20 +715,23 @@ _COLUMNS = (
     ("cut off", 7),
     ("arm", 10),
     ("plan: attacker/all", 18),
-    ("outbound @60s", 13),
+    ("attacker share @60s", 19),
     ("@1h", 6),
+    ("honest kept @60s", 16),
+    ("@1h", 5),
+    ("bound", 5),
+    ("isolated @60s", 13),
+    ("@1h", 5),
     ("eclipsed @60s", 13),
-    ("@1h", 6),
-    ("isolated @1h", 12),
-    ("time to eclipse: first / median", 31),
+    ("@1h", 5),
+    ("healed: honest again", 20),
 )
 
 
 def format_eclipse(result: EclipseResult) -> list[str]:
     """The table of one spec: a row per cut-off share and arm."""
-    spec = result.spec
     lines = ["  ".join(f"{name:<{width}}" for name, width in _COLUMNS).rstrip()]
-    for cut in spec.cuts:
+    for cut in result.spec.cuts:
         for arm, label in (("store", STORE.label), ("seeds_only", SEEDS_ONLY.label)):
             s = result.summary(arm, cut)
             n = s["victims"]
@@ -657,11 +742,14 @@ def format_eclipse(result: EclipseResult) -> list[str]:
                 f" ({_pct(s['plan_attacker_share'])})",
                 _pct(s["attacker_outbound_share_60s"]),
                 _pct(s["attacker_outbound_share_1h"]),
+                f"{s['honest_kept_60s']}/{n}",
+                f"{s['honest_kept_1h']}/{n}",
+                f"{s['honest_bound']}/{n}",
+                f"{s['isolated_60s']}/{n}",
+                f"{s['isolated_1h']}/{n}",
                 f"{s['eclipsed_60s']}/{n}",
                 f"{s['eclipsed_1h']}/{n}",
-                f"{s['isolated_1h']}/{n}",
-                f"{_duration(s['first_eclipse_secs'], spec.after_secs)}"
-                f" / {_duration(s['median_eclipse_secs'], spec.after_secs)}",
+                f"{s['regained_honest']}/{n}, {_regained(s['regained_honest_secs'])}",
             )
             lines.append(
                 "  ".join(
@@ -671,60 +759,143 @@ def format_eclipse(result: EclipseResult) -> list[str]:
     return lines
 
 
+def _regained(median: float | None) -> str:
+    return "median never" if median is None else f"median {_hours(median)}"
+
+
 def check_eclipse_targets(results: Sequence[EclipseResult]) -> list[Target]:
-    """The store's claims against the attacker, over every spec (every N), store arm."""
+    """The store's claims against the attacker, over every spec (every N), store arm; and the
+    partition's outcome, reported beside them (it decides nothing: the attacker wins a
+    partition by construction)."""
     targets: list[Target] = []
     zero = [(r, r.summary("store", 0.0)) for r in results if 0.0 in r.spec.cuts]
     if zero:
-        plan = sum(s["plan_attacker_entries"] for _, s in zero)
-        entries = sum(s["plan_entries"] for _, s in zero)
-        eclipsed = sum(max(s["eclipsed_60s"], s["eclipsed_1h"]) for _, s in zero)
-        victims = sum(s["victims"] for _, s in zero)
-        targets.append(
-            Target(
-                "no honest peer cut off: 0 attacker plan entries and 0 eclipsed victims",
-                plan == 0 and eclipsed == 0 and entries > 0,
-                f"{plan} attacker entries among {entries}; {eclipsed} of {victims} victims"
-                " eclipsed at +60 s or +1 h",
-            )
-        )
-    partial = [(r, r.summary("store", 0.9)) for r in results if 0.9 in r.spec.cuts]
+        targets += _intact_targets(zero)
+    partial = [r for r in results if PARTIAL_CUT in r.spec.cuts]
     if partial:
-        shares = [s["attacker_outbound_share_60s"] for _, s in partial]
-        worst = max((x for x in shares if x is not None), default=None)
-        detail = ", ".join(
-            f"N={r.spec.addresses}: {_pct(s['attacker_outbound_share_60s'])}" for r, s in partial
-        )
-        targets.append(
-            Target(
-                f"90% cut off: attacker share of outbound at +60 s <="
-                f" {100 * OUTBOUND_SHARE_TARGET:.0f}%",
-                worst is not None and worst <= OUTBOUND_SHARE_TARGET,
-                detail,
-            )
-        )
-    whole = [(r, r.summary("store", 1.0)) for r in results if 1.0 in r.spec.cuts]
+        targets += _partial_targets(partial)
+    whole = [r for r in results if 1.0 in r.spec.cuts]
     if whole:
-        firsts = [s["first_eclipse_secs"] for _, s in whole]
-        holds = all(t is None or t >= ECLIPSE_TIME_TARGET_SECS for t in firsts)
-        detail = ", ".join(
-            f"N={r.spec.addresses}: first {_duration(s['first_eclipse_secs'], r.spec.after_secs)}"
-            for r, s in whole
-        )
-        targets.append(
-            Target(
-                f"100% cut off: time to eclipse >= {_hours(ECLIPSE_TIME_TARGET_SECS)} of running"
-                " time",
-                holds,
-                detail,
-            )
-        )
+        targets += _partition_targets(whole)
     return targets
 
 
+def _by_n(results: Sequence[Any], figure: Callable[[Any], str]) -> str:
+    return ", ".join(f"N={r.spec.addresses}: {figure(r)}" for r in results)
+
+
+def _intact_targets(zero: Sequence[tuple[EclipseResult, dict[str, Any]]]) -> list[Target]:
+    plan = sum(s["plan_attacker_entries"] for _, s in zero)
+    entries = sum(s["plan_entries"] for _, s in zero)
+    eclipsed = sum(max(s["eclipsed_60s"], s["eclipsed_1h"]) for _, s in zero)
+    isolated = sum(max(s["isolated_60s"], s["isolated_1h"]) for _, s in zero)
+    victims = sum(s["victims"] for _, s in zero)
+    shares = [(s["attacker_outbound_share_60s"], s["attacker_outbound_share_1h"]) for _, s in zero]
+    share_holds = all(
+        early is not None
+        and late is not None
+        and early <= INTACT_SHARE_60S_TARGET
+        and late <= INTACT_SHARE_1H_TARGET
+        for early, late in shares
+    )
+    return [
+        Target(
+            "nothing cut off: 0 attacker plan entries, 0 eclipsed and 0 isolated victims",
+            plan == 0 and eclipsed == 0 and isolated == 0 and entries > 0,
+            f"{plan} attacker entries among {entries}; of {victims} victims, {eclipsed}"
+            f" eclipsed and {isolated} isolated at +60 s or +1 h",
+        ),
+        Target(
+            f"nothing cut off: attacker share of outbound <= {100 * INTACT_SHARE_60S_TARGET:.0f}%"
+            f" at +60 s and <= {100 * INTACT_SHARE_1H_TARGET:.0f}% at +1 h",
+            share_holds,
+            ", ".join(
+                f"N={r.spec.addresses}: {_pct(s['attacker_outbound_share_60s'])},"
+                f" {_pct(s['attacker_outbound_share_1h'])}"
+                for r, s in zero
+            ),
+        ),
+    ]
+
+
+def _partial_targets(partial: Sequence[EclipseResult]) -> list[Target]:
+    kept_holds = True
+    isolated_holds = True
+    for result in partial:
+        store, seeds = (result.summary(arm, PARTIAL_CUT) for arm in ("store", "seeds_only"))
+        bound = store["honest_bound"]
+        kept_holds &= store["honest_kept_60s"] >= bound and store["honest_kept_1h"] >= bound
+        isolated_holds &= all(store[f"isolated_{t}"] <= seeds[f"isolated_{t}"] for t in _TIMES)
+
+    def kept(r: EclipseResult) -> str:
+        s = r.summary("store", PARTIAL_CUT)
+        return f"{s['honest_kept_60s']}, {s['honest_kept_1h']} of bound {s['honest_bound']}"
+
+    def isolated(r: EclipseResult) -> str:
+        store, seeds = (r.summary(arm, PARTIAL_CUT) for arm in ("store", "seeds_only"))
+        return (
+            f"{store['isolated_60s']}, {store['isolated_1h']}"
+            f" vs seeds only {seeds['isolated_60s']}, {seeds['isolated_1h']}"
+        )
+
+    cut = f"{100 * PARTIAL_CUT:.0f}% cut off"
+    return [
+        Target(
+            f"{cut}: victims that keep an honest outbound peer at +60 s and at +1 h >= the"
+            " victims that know a reachable honest address (the bound)",
+            kept_holds,
+            _by_n(partial, kept),
+        ),
+        Target(
+            f"{cut}: isolated victims at +60 s and at +1 h no more than with seeds only",
+            isolated_holds,
+            _by_n(partial, isolated),
+        ),
+    ]
+
+
+def _partition_targets(whole: Sequence[EclipseResult]) -> list[Target]:
+    medians = [r.summary("store", 1.0)["regained_honest_secs"] for r in whole]
+    holds = all(m is not None and m <= REGAIN_TARGET_SECS for m in medians)
+
+    def regained(r: EclipseResult) -> str:
+        store, seeds = (r.summary(arm, 1.0) for arm in ("store", "seeds_only"))
+        return (
+            f"{store['regained_honest']}/{store['victims']},"
+            f" {_regained(store['regained_honest_secs'])}"
+            f" (seeds only {seeds['regained_honest']}/{seeds['victims']},"
+            f" {_regained(seeds['regained_honest_secs'])})"
+        )
+
+    def partition(r: EclipseResult) -> str:
+        store, seeds = (r.summary(arm, 1.0) for arm in ("store", "seeds_only"))
+        return (
+            f"eclipsed {store['eclipsed_1h']}/{store['victims']}, isolated"
+            f" {store['isolated_1h']}/{store['victims']} (seeds only: eclipsed"
+            f" {seeds['eclipsed_1h']}, isolated {seeds['isolated_1h']})"
+        )
+
+    return [
+        Target(
+            f"partition (100% cut off) healed after {_hours(LATE_SECS)}: median time until a"
+            f" victim holds an honest outbound peer again <= {REGAIN_TARGET_SECS:.0f} s",
+            holds,
+            _by_n(whole, regained),
+        ),
+        Target(
+            "100% cut off is a partition: at +1 h, every outbound connection can only go to the"
+            " attacker",
+            True,
+            _by_n(whole, partition),
+            gate=False,
+        ),
+    ]
+
+
 def plot_eclipse(results: Sequence[EclipseResult], path: Path) -> None:
-    """Attacker share of outbound connections at +60 s and of plan entries against N, both
-    arms, one line per cut-off share.
+    """Against N, both arms, one line per cut-off share: the attacker's share of outbound
+    connections an hour after the restart, and the share of victims that keep an honest
+    outbound peer then, beside the bound (dotted: the share that know a reachable one).
 
     :raises HostsimError: matplotlib is not installed.
     """
@@ -738,14 +909,17 @@ def plot_eclipse(results: Sequence[EclipseResult], path: Path) -> None:
             ("store", STORE.label, "-"),
             ("seeds_only", SEEDS_ONLY.label, "--"),
         ):
-            outbound = [r.summary(arm, cut)["attacker_outbound_share_60s"] or 0.0 for r in ordered]
-            plans = [r.summary(arm, cut)["plan_attacker_share"] for r in ordered]
+            summaries = [r.summary(arm, cut) for r in ordered]
+            share = [s["attacker_outbound_share_1h"] or 0.0 for s in summaries]
+            kept = [s["honest_kept_1h"] / max(s["victims"], 1) for s in summaries]
             name = f"{label}, {100 * cut:.0f}% cut off"
-            left.plot(xs, outbound, style, marker="o", label=name)
-            right.plot(xs, plans, style, marker="o", label=name)
+            (line,) = left.plot(xs, share, style, marker="o", label=name)
+            right.plot(xs, kept, style, marker="o", color=line.get_color(), label=name)
+            bound = [s["honest_bound"] / max(s["victims"], 1) for s in summaries]
+            right.plot(xs, bound, ":", color=line.get_color())
     for axis, title in (
-        (left, "attacker share of outbound, 60 s after restart"),
-        (right, "attacker share of restart-plan entries"),
+        (left, "attacker share of outbound, 1 h after restart"),
+        (right, "victims with an honest outbound peer at 1 h (dotted: the bound)"),
     ):
         axis.set_xscale("log", base=2)
         axis.set_xlabel("attacker addresses (N)")

@@ -117,8 +117,11 @@ def test_a_peer_request_is_answered_with_known_addresses_never_the_askers_own(
             writer.write(peer_list_line(["127.0.0.1:7201", "127.0.0.1:7202"]))
             await writer.drain()
             await until(lambda: "127.0.0.1:7202" in node.core.book)
+            node.core.learn(["127.0.0.1:7301"])  # as if an outbound peer had answered it
             answer = await served(node, "second")
-            assert set(answer) == {"127.0.0.1:7101", "127.0.0.1:7201", "127.0.0.1:7202"}
+            # Its connections and what outbound peers told it; what a peer pushed unasked is
+            # known, and never handed on.
+            assert set(answer) == {"127.0.0.1:7101", "127.0.0.1:7301"}
             await close(writer)
 
     run(scenario())

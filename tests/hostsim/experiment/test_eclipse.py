@@ -14,6 +14,7 @@ import pytest
 
 from hostsim.cli import main
 from hostsim.experiment.eclipse import (
+    REGAIN_TARGET_SECS,
     RESTART_CAUSE,
     EclipseNetwork,
     EclipseResult,
@@ -25,7 +26,7 @@ from hostsim.experiment.eclipse import (
     plot_eclipse,
     run_once,
 )
-from hostsim.sim.network import node_addr
+from hostsim.sim.network import SimNode, node_addr
 from thenodes_peerstore.model import canonical_addr, network_group
 
 # A network that plays both arms in well under a second each.
@@ -38,7 +39,7 @@ SMALL = EclipseSpec(
     cuts=(0.0, 1.0),
     warmup_secs=120.0,
     attack_secs=300.0,
-    after_secs=3600.0,
+    after_secs=7200.0,
 )
 
 
@@ -75,6 +76,8 @@ def test_an_address_outside_the_attackers_range_is_not_his() -> None:
         {"victims": 5, "honest": 14},
         {"cuts": (1.5,)},
         {"after_secs": 600.0},
+        {"after_secs": 7199.0},
+        {"attack_secs": 0.0},
     ],
 )
 def test_a_spec_out_of_range_is_refused(changes: dict[str, Any]) -> None:
@@ -101,22 +104,60 @@ def test_every_measure_is_taken_for_every_victim(result: EclipseResult) -> None:
     store, seeds_only = (result.summary(arm, 0.0) for arm in ("store", "seeds_only"))
     assert 0 < store["plan_entries"] <= 5
     assert seeds_only["plan_entries"] == 0  # seeds only: no plan at all
+    for summary in (store, seeds_only):
+        # Nothing cut off: every running honest peer it knows is reachable, and it keeps one.
+        assert summary["honest_bound"] == summary["honest_kept_60s"] == 1
+        assert summary["honest_kept_1h"] == 1
+        assert summary["isolated_60s"] == summary["isolated_1h"] == 0
+        assert summary["regained_honest_secs"] == 0.0  # it held one when the cut-off ended
     assert len(format_eclipse(result)) == 1 + 2 * len(SMALL.cuts)
 
 
-def test_an_attacker_that_wins_by_construction_is_reported_as_winning(
+def test_the_summary_has_every_measure_of_every_arm_and_cut_off(result: EclipseResult) -> None:
+    summary = result.to_json()["summary"]
+    assert set(summary) == {"store", "seeds_only"}
+    for arm in summary.values():
+        assert set(arm) == {"0", "1"}
+        for figures in arm.values():
+            assert {
+                "honest_kept_60s",
+                "honest_kept_1h",
+                "honest_bound",
+                "isolated_60s",
+                "isolated_1h",
+                "regained_honest_secs",
+                "eclipsed_60s",
+                "eclipsed_1h",
+                "attacker_outbound_share_60s",
+                "attacker_outbound_share_1h",
+                "plan_attacker_entries",
+            } <= set(figures)
+
+
+def test_a_partition_is_reported_as_one_and_the_store_regains_an_honest_peer_once_it_heals(
     result: EclipseResult,
 ) -> None:
     # Every honest peer cut off and the attacker answering every dial: every outbound
-    # connection the victim makes goes to the attacker, in both arms.
+    # connection the victim makes goes to the attacker, in both arms; it knows no reachable
+    # honest address (the bound is 0) and keeps none.
     for arm in ("store", "seeds_only"):
         whole = result.summary(arm, 1.0)
         assert whole["eclipsed_60s"] == whole["eclipsed_1h"] == 1
+        assert whole["honest_bound"] == whole["honest_kept_1h"] == 0
         assert whole["attacker_outbound_share_60s"] == 1.0
-        assert whole["first_eclipse_secs"] is not None
-        assert whole["first_eclipse_secs"] < 3600
-    verdicts = {t.name.split(":")[0]: t.holds for t in check_eclipse_targets([result])}
-    assert verdicts["100% cut off"] is False
+    # When the partition ends, the store's anchors reach an honest peer within a minute; with
+    # seeds only, the victim's slots stay with the attacker (the seeds are for bootstrapping).
+    store, seeds_only = (result.summary(arm, 1.0) for arm in ("store", "seeds_only"))
+    assert store["regained_honest"] == 1
+    assert store["regained_honest_secs"] <= REGAIN_TARGET_SECS
+    assert seeds_only["regained_honest"] == 0
+    assert seeds_only["regained_honest_secs"] is None
+    verdicts = {t.name.split(":")[0]: t for t in check_eclipse_targets([result])}
+    partition = next(t for name, t in verdicts.items() if name.startswith("100% cut off"))
+    assert partition.gate is False  # reported, it decides nothing
+    healed = next(t for name, t in verdicts.items() if name.startswith("partition"))
+    assert healed.holds
+    assert healed.gate
 
 
 def test_a_victim_cut_off_from_every_honest_peer_reaches_none(tmp_path: Path) -> None:
@@ -126,6 +167,9 @@ def test_a_victim_cut_off_from_every_honest_peer_reaches_none(tmp_path: Path) ->
     assert network.cut_off[cut_victim.addr] == frozenset(
         n.addr for n in network.nodes if n is not cut_victim
     )
+    assert network.watches[cut_victim.name].knows_honest == 0
+    free = network.watches[free_victim.name]
+    assert 0 < free.knows_honest <= len({*free.plan, *free_victim.core.seeds})
     assert network.cut_off[free_victim.addr] == frozenset()
     assert cut_victim.conns
     assert all(c.handle.role == "attacker" for c in cut_victim.conns.values())  # type: ignore[attr-defined]
@@ -147,54 +191,148 @@ def test_no_dial_reaches_the_attacker_before_the_attack(tmp_path: Path) -> None:
 
 
 def _victim(cut: float, **values: Any) -> dict[str, Any]:
+    """A victim that knows an honest peer, keeps it and holds it when its cut-off ends."""
     victim: dict[str, Any] = {
         "victim": "v",
         "cut": cut,
-        "plan": [],
+        "plan": ["11.0.1.2:7447"] * 5,
         "plan_attacker": 0,
+        "knows_honest": 1,
         "outbound_60s": [0, 8],
         "outbound_1h": [0, 8],
         "eclipsed_after_secs": None,
+        "regained_honest_secs": 0.0,
     }
     victim.update(values)
     return victim
 
 
-def _made_up(victims: list[dict[str, Any]], spec: EclipseSpec) -> EclipseResult:
-    run = {"seed": 1, "arm": "store", "events_run": 0, "attacker_personas": 0, "victims": victims}
-    return EclipseResult(spec, (1,), (run,))
+# A partition's victim: it knows nothing reachable, the attacker holds its slots, and it
+# reaches an honest peer 20 s after the partition ends.
+_PARTITIONED = {
+    "knows_honest": 0,
+    "outbound_60s": [8, 8],
+    "outbound_1h": [8, 8],
+    "eclipsed_after_secs": 10.0,
+    "regained_honest_secs": 20.0,
+}
 
 
-def test_the_targets_hold_when_the_attacker_gets_nowhere() -> None:
-    spec = EclipseSpec(cuts=(0.0, 0.9, 1.0))
-    victims = [
-        _victim(0.0, plan=["11.0.1.2:7447"] * 5),
-        _victim(0.9, outbound_60s=[1, 8]),
-        _victim(1.0, outbound_60s=[0, 0], eclipsed_after_secs=4 * 3600.0 - 10),
+def _made_up(
+    victims: list[dict[str, Any]],
+    spec: EclipseSpec,
+    seeds_only: list[dict[str, Any]] | None = None,
+) -> EclipseResult:
+    runs = tuple(
+        {"seed": 1, "arm": arm, "events_run": 0, "attacker_personas": 0, "victims": of_arm}
+        for arm, of_arm in (("store", victims), ("seeds_only", seeds_only or []))
+    )
+    return EclipseResult(spec, (1,), runs)
+
+
+def _verdicts(result: EclipseResult) -> list[bool]:
+    return [t.holds for t in check_eclipse_targets([result]) if t.gate]
+
+
+SPEC = EclipseSpec(cuts=(0.0, 0.9, 1.0))
+_GOOD = [
+    _victim(0.0),
+    _victim(0.9, outbound_60s=[7, 8], outbound_1h=[7, 8]),  # one honest peer of eight
+    _victim(0.9, knows_honest=0, outbound_60s=[8, 8], outbound_1h=[8, 8], eclipsed_after_secs=10.0),
+    _victim(1.0, **_PARTITIONED),
+]
+
+
+def test_the_targets_hold_when_every_victim_keeps_what_it_can_reach() -> None:
+    assert _verdicts(_made_up(_GOOD, SPEC, seeds_only=_GOOD)) == [True] * 5
+
+
+@pytest.mark.parametrize(
+    ("victim", "fails"),
+    [
+        (_victim(0.0, plan_attacker=1), {0}),
+        (_victim(0.0, outbound_1h=[8, 8]), {0, 1}),  # eclipsed: half the outbound at +1 h
+        (_victim(0.0, outbound_60s=[0, 0]), {0}),  # isolated: a failure, never a success
+        (_victim(0.0, outbound_60s=[1, 8]), {1}),  # 1 of 16 outbound connections: 6.2%
+        (_victim(0.9, outbound_1h=[8, 8]), {2}),  # it lost the honest peer it could reach
+        # It knew nothing reachable and kept nothing, as it must; but isolated, unlike seeds only.
+        (_victim(0.9, knows_honest=0, outbound_60s=[0, 0], outbound_1h=[0, 0]), {3}),
+    ],
+)
+def test_each_target_fails_on_its_measure(victim: dict[str, Any], fails: set[int]) -> None:
+    verdicts = _verdicts(_made_up([*_GOOD, victim], SPEC, seeds_only=_GOOD))
+    assert verdicts == [i not in fails for i in range(5)]
+
+
+def test_the_partition_target_asks_the_median_victim_to_regain_an_honest_peer() -> None:
+    late = _victim(1.0, **{**_PARTITIONED, "regained_honest_secs": 61.0})
+    never = _victim(1.0, **{**_PARTITIONED, "regained_honest_secs": None})
+    for victims, holds in (([late, late], False), ([never, never], False), ([never], True)):
+        result = _made_up([*_GOOD, *victims], SPEC, seeds_only=_GOOD)
+        assert _verdicts(result)[4] is holds
+    # A victim that never regains counts as slower than every one that did.
+    result = _made_up([*_GOOD, never, never], SPEC, seeds_only=_GOOD)
+    assert result.summary("store", 1.0)["regained_honest"] == 1
+    assert result.summary("store", 1.0)["regained_honest_secs"] is None
+
+
+# A host that dials nothing but its plan after a restart: nobody it has not proven, so the
+# attacker never gets an outbound connection; a victim whose plan it cannot reach is left with
+# no outbound connection at all.
+ISOLATING = EclipseSpec(
+    addresses=32,
+    groups=4,
+    honest=24,
+    seeds=2,
+    victims=2,
+    cuts=(0.0, 0.9, 1.0),
+    warmup_secs=120.0,
+    attack_secs=300.0,
+    after_secs=7200.0,
+)
+
+
+class _ProvenOnly(EclipseNetwork):
+    def start(self, node: SimNode, cause: str) -> None:
+        if cause == RESTART_CAUSE:
+            core = node.core
+            core.may_dial = lambda addr: addr in core.planned
+        super().start(node, cause)
+
+
+def _old_verdicts(result: EclipseResult) -> list[bool]:
+    """The targets as they stood before they counted isolated victims: nothing cut off, no
+    attacker plan entry and no victim eclipsed; 90% cut off, the attacker's share of the
+    outbound connections there are at most 15%; everything cut off, never eclipsed within 3 h."""
+    intact, partial, whole = (result.summary("store", cut) for cut in (0.0, 0.9, 1.0))
+    share = partial["attacker_outbound_share_60s"]
+    first = whole["first_eclipse_secs"]
+    return [
+        intact["plan_attacker_entries"] == 0
+        and max(intact["eclipsed_60s"], intact["eclipsed_1h"]) == 0
+        and intact["plan_entries"] > 0,
+        share is not None and share <= 0.15,
+        first is None or first >= 3 * 3600,
     ]
-    targets = check_eclipse_targets([_made_up(victims, spec)])
-    assert [t.holds for t in targets] == [True, True, True]
 
 
-def test_the_targets_fail_on_each_measure() -> None:
-    spec = EclipseSpec(cuts=(0.0, 0.9, 1.0))
-    victims = [
-        _victim(0.0, plan=["11.0.1.2:7447"] * 5, plan_attacker=1),
-        _victim(0.9, outbound_60s=[2, 8]),
-        _victim(0.9, outbound_60s=[1, 8]),
-        _victim(1.0, eclipsed_after_secs=3 * 3600.0 - 10),
-        _victim(1.0, eclipsed_after_secs=None),
-    ]
-    result = _made_up(victims, spec)
-    assert [t.holds for t in check_eclipse_targets([result])] == [False, False, False]
-    partial = result.summary("store", 0.9)
-    assert partial["attacker_outbound_share_60s"] == 3 / 16
-    whole = result.summary("store", 1.0)
-    assert whole["first_eclipse_secs"] == 3 * 3600.0 - 10
-    assert whole["median_eclipse_secs"] is None  # not half of them eclipsed
-    eclipsed = _made_up([_victim(0.0, outbound_1h=[8, 8])], spec)
-    assert check_eclipse_targets([eclipsed])[0].holds is False
-    assert eclipsed.summary("store", 0.0)["eclipsed_1h"] == 1
+def test_a_host_that_isolates_its_victims_passed_the_old_verdicts_and_fails_the_new() -> None:
+    seeds_only = run_once(ISOLATING, store=False, seed=3)
+    crippled = EclipseResult(
+        ISOLATING,
+        (3,),
+        (run_once(ISOLATING, store=True, seed=3, network_class=_ProvenOnly), seeds_only),
+    )
+    assert _old_verdicts(crippled) == [True, True, True]
+    partial = crippled.summary("store", 0.9)
+    assert partial["isolated_60s"] > crippled.summary("seeds_only", 0.9)["isolated_60s"]
+    (isolated,) = (t for t in check_eclipse_targets([crippled]) if "isolated victims at" in t.name)
+    assert not isolated.holds
+    # The host as it is, on the same network: no victim left without an outbound peer.
+    host = EclipseResult(ISOLATING, (3,), (run_once(ISOLATING, store=True, seed=3), seeds_only))
+    (isolated,) = (t for t in check_eclipse_targets([host]) if "isolated victims at" in t.name)
+    assert isolated.holds
+    assert host.summary("store", 0.9)["isolated_60s"] == 0
 
 
 ARGS = [
@@ -212,7 +350,7 @@ ARGS = [
     "--attack",
     "5m",
     "--after",
-    "1h",
+    "2h",
     "--seed",
     "7",
 ]
@@ -228,7 +366,8 @@ def test_the_same_seed_gives_the_same_json_bytes(
     assert first.read_bytes() == second.read_bytes()
     assert "== eclipse: 24 attacker addresses in 4 /16s, attack 5m" in out
     assert "targets (the peer-store arm):" in out
-    assert "100% cut off: time to eclipse >= 3.0 h of running time" in out
+    assert "partition (100% cut off) healed after 1.0 h: median time until a victim" in out
+    assert "reported, not targets:" in out
 
 
 def test_piped_it_says_how_far_it_is_on_stderr_and_writes_each_table_at_once(
