@@ -11,8 +11,9 @@ it (a node sets a damaged file aside and starts, :func:`load`; a command refuses
 or opens an encrypted one.
 
 A read decodes the file once. A reader that does not know the file's realm (``peerstore
---file`` without ``--realm``) takes it from the file's header (:func:`~thenodes_peerstore.codec.
-header_of`, or the envelope of an encrypted file) before the body is decoded.
+--file`` without ``--realm``) takes it from the file's header before the body is decoded
+(:func:`named_realm`: :func:`~thenodes_peerstore.codec.header_of`, or the envelope of an
+encrypted file).
 """
 
 from __future__ import annotations
