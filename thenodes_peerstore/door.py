@@ -214,7 +214,7 @@ def _read(
     except NewerSchemaError as exc:
         return found(Status.NEWER_SCHEMA, problems=(str(exc),), schema=exc.schema), data
     recognisable = not (
-        plain.strip() and named is None and not decoded.entries and not _PEER_FILE_RE.search(plain)
+        named is None and not decoded.entries and plain.strip() and not _PEER_FILE_RE.search(plain)
     )
     contents = found(
         Status.INTACT if decoded.intact else Status.SALVAGED,
