@@ -276,7 +276,7 @@ def _read(target: Target, data: bytes | None = None) -> Contents:
     if data is None:
         data = read_peer_file(target.path)
     sealed = data is not None and len(data) <= MAX_FILE_BYTES and door.is_sealed(data)
-    if sealed and not target.keys.required:
+    if sealed and not target.keys.required:  # how to give a key comes first, then the realm
         raise _refused(target)
     try:
         contents = door.read(
@@ -309,10 +309,10 @@ def _read(target: Target, data: bytes | None = None) -> Contents:
     return contents
 
 
-def _missing(target: Target, hint: str = "") -> PeerFileMissingError:
+def _missing(target: Target) -> PeerFileMissingError:
     """No file where ``target`` names one; with TheNodes' own peer store at hand, how to bring
     its peers in."""
-    message = f"no peer file at {target.path} ({target.named_by}){hint}"
+    message = f"no peer file at {target.path} ({target.named_by})"
     if target.thenodes is not None and os.path.isfile(target.thenodes):
         message += (
             f"; TheNodes' own peer store is {target.thenodes}: `peerstore import --thenodes "
@@ -651,14 +651,12 @@ def editing(
     if target.realm is None and not os.path.lexists(target.path):
         raise PeerFileMissingError(no_realm)
     with locked(target, target.realm, wait_secs=wait_secs) as peer_file:
-        contents: Contents | None = _read(target)
-        assert contents is not None
-        if contents.status is Status.MISSING:
-            if target.realm is None:
-                raise PeerFileMissingError(no_realm)
-            if must_exist:
-                raise _missing(target)
-            contents = None
+        found = _read(target)
+        contents = None if found.status is Status.MISSING else found
+        if contents is None and target.realm is None:  # gone since it was looked for
+            raise PeerFileMissingError(no_realm)
+        if contents is None and must_exist:
+            raise _missing(target)
         realm = target.realm if contents is None else contents.realm
         if realm is None:
             raise StoreFileError(
