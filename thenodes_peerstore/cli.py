@@ -72,7 +72,6 @@ import attrs
 from thenodes_naming import DEFAULT_REALM_VERSION
 from thenodes_peerstore import codec, door, sealing
 from thenodes_peerstore.config import PersistenceConfig
-from thenodes_peerstore.door import Contents
 from thenodes_peerstore.errors import (
     AddressError,
     PeerStoreError,
@@ -565,32 +564,63 @@ def cmd_seal(args: argparse.Namespace, target: Target, now: int) -> int:
     return EXIT_OK
 
 
+@attrs.frozen
+class _Given:
+    """What ``import`` brings in: where from, as entries, and what could not be one."""
+
+    path: Path
+    total: str
+    """How much the file held, for the output: ``N records`` or ``N entries``."""
+    imported: list[Imported]
+    unusable: list[str]
+    offline: list[tuple[int, int]] | None = None
+    """When the node that wrote it was stopped: a new file keeps it, so its entries age as
+    they did there."""
+
+
+def _thenodes_given(path: Path, now: int) -> _Given:
+    records = read_thenodes_file(path)
+    imported, unusable = entries_from_thenodes(records, now)
+    total = f"{len(records)} record{'' if len(records) == 1 else 's'}"
+    return _Given(path, total, imported, unusable)
+
+
+def _file_given(args: argparse.Namespace, target: Target, edit: Edit, now: int) -> _Given:
+    """What ``import --json`` or ``--toml`` names, read as a file of the edited file's realm
+    and version (a peer file, with the target's key)."""
+    if args.json is not None:
+        path = Path(args.json)
+        read = read_export(path, realm=edit.realm, version=edit.version)
+    else:
+        path = Path(args.toml)
+        named_by = f"--toml {path}"
+        source = Target(
+            Path(os.path.abspath(path)), edit.realm, target.config, named_by, edit.version
+        )
+        read = read_snapshot(attrs.evolve(source, keys=target.keys))
+    imported = [Imported(e) for e in read.entries]
+    return _Given(
+        path, _entries(len(read.entries)), imported, list(read.problems), read.offline_at(now)
+    )
+
+
 def cmd_import(args: argparse.Namespace, target: Target, now: int) -> int:
     """Bring the peers of TheNodes' ``peers.json``, of an export or of a peer file into the
     file, by the store's rules."""
-    if args.thenodes is not None:
-        source = Path(args.thenodes)
-        raw_records = read_thenodes_file(source)
-        imported, unusable = entries_from_thenodes(raw_records, now)
-        total = f"{len(raw_records)} record{'' if len(raw_records) == 1 else 's'}"
+    given = _thenodes_given(Path(args.thenodes), now) if args.thenodes is not None else None
     with editing(target, now, must_exist=False, wait_secs=LOCK_WAIT_SECS) as edit:
-        offline = None
-        if args.thenodes is None:
-            source, read = _import_source(args, target, edit)
-            imported = [Imported(e) for e in read.entries]
-            unusable = list(read.problems)
-            total = _entries(len(read.entries))
-            if edit.contents is None:  # a new file: the stopped intervals the source records
-                offline = read.offline_at(now)
+        if given is None:
+            given = _file_given(args, target, edit, now)
         existing = edit.entries
-        load = edit.load([*existing, *(i.entry for i in imported)], offline)
+        offline = given.offline if edit.contents is None else None
+        load = edit.load([*existing, *(i.entry for i in given.imported)], offline)
         edit.commit(load)
     dropped = {drop.index for drop in load.dropped}
-    taken = [i for n, i in enumerate(imported, len(existing)) if n not in dropped]
+    taken = [i for n, i in enumerate(given.imported, len(existing)) if n not in dropped]
     counts = Counter(i.entry.source for i in taken)
     tiers = ", ".join(f"{counts[s]} {s.label}" for s in sorted(Source, reverse=True) if counts[s])
     print(
-        f"imported {len(taken)} of {total} from {source} into "
+        f"imported {len(taken)} of {given.total} from {given.path} into "
         f"{target.path}" + (f" ({tiers})" if tiers else "")
     )
     for item in taken:
@@ -602,28 +632,10 @@ def cmd_import(args: argparse.Namespace, target: Target, now: int) -> int:
         where = "not imported" if drop.index >= len(existing) else "dropped from the file"
         why = _why(drop, target.config, now)
         print(f"  {where}: {drop.entry.addr} ({drop.entry.source.label}): {why}")
-    for problem in unusable:
+    for problem in given.unusable:
         print(f"  not imported: {problem}")
     print(f"{target.path} holds {_entries(len(load.kept))}")
-    return EXIT_NOT_ALL if unusable else EXIT_OK
-
-
-def _import_source(args: argparse.Namespace, target: Target, edit: Edit) -> tuple[Path, Contents]:
-    """The file ``import --json`` or ``--toml`` names, read as one of the edited file's realm
-    and version (a peer file with the target's key)."""
-    if args.json is not None:
-        path = Path(args.json)
-        return path, read_export(path, realm=edit.realm, version=edit.version)
-    path = Path(args.toml)
-    source = Target(
-        Path(os.path.abspath(path)),
-        edit.realm,
-        target.config,
-        f"--toml {path}",
-        version=edit.version,
-        keys=target.keys,
-    )
-    return path, read_snapshot(source)
+    return EXIT_NOT_ALL if given.unusable else EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace, target: Target, now: int) -> int:
