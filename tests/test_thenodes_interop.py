@@ -194,3 +194,21 @@ def test_an_exported_peers_json_is_loaded_by_thenodes_which_hands_its_peer_out(
     p = _log(where, "p")
     assert f"peer list from 127.0.0.1:{ports['tq']}: 1 addresses" in p, p
     assert f"connected to 127.0.0.1:{ports['s']} (s-{version.replace('.', '')}, outbound)" in p, p
+
+
+@pytest.mark.parametrize("version", ALL_VERSIONS)
+def test_thenodes_saves_a_record_it_reloaded_without_its_proof(peers: Path, version: str) -> None:
+    """TheNodes loads a record's address and source only: the exported Handshake record, proof
+    and node id included, comes back from ``tq``'s next save with neither (the file import
+    then reads as unproven; tests/peerstore/fixtures keep one such file of each version)."""
+    where = peers / version
+    (exported,) = json.loads((where / "exported-peers.json").read_text())
+    (saved,) = json.loads((where / "tq" / "state" / "peers.json").read_text())
+    assert exported["last_success_epoch"] is not None
+    assert "node_id" in exported
+    assert saved == {
+        "addr": exported["addr"],
+        "source": "Handshake",
+        "failures": 0,
+        "last_success_epoch": None,
+    }
