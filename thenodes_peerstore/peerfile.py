@@ -268,6 +268,8 @@ def read_snapshot(target: Target, data: bytes | None = None) -> Contents:
     contents = _read(target, data)
     if contents.status is Status.MISSING:
         raise _missing(target)
+    if contents.realm is None:  # a file that names none: shown as the empty realm
+        return attrs.evolve(contents, realm="")
     return contents
 
 
