@@ -274,3 +274,21 @@ def test_a_tls_link_with_mtls_stays_up_past_three_minutes_on_default_timers(
     assert "disconnected" not in f, f
     assert "peer_unresponsive" not in _log(where, "ts", ".held")
     assert "silent_peer" not in e + f
+
+
+@pytest.mark.parametrize("version", ALL_VERSIONS)
+def test_thenodes_saves_a_record_it_reloaded_without_its_proof(peers: Path, version: str) -> None:
+    """TheNodes loads a record's address and source only: the exported Handshake record, proof
+    and node id included, comes back from ``tq``'s next save with neither (the file import
+    then reads as unproven; tests/peerstore/fixtures keep one such file of each version)."""
+    where = peers / version
+    (exported,) = json.loads((where / "exported-peers.json").read_text())
+    (saved,) = json.loads((where / "tq" / "state" / "peers.json").read_text())
+    assert exported["last_success_epoch"] is not None
+    assert "node_id" in exported
+    assert saved == {
+        "addr": exported["addr"],
+        "source": "Handshake",
+        "failures": 0,
+        "last_success_epoch": None,
+    }

@@ -29,10 +29,19 @@ set aside encrypted is read back. ``verify`` and ``rekey`` say what each key was
 
 Commands that only read (``list``, ``show``, ``stats``, ``verify``, ``export``) take no lock: a
 save is an atomic rename, so they always see a whole file, even while a node runs. Commands that
-write (``add``, ``remove``, ``prune``, ``seal``, ``import``) take the file's lock, so they refuse,
-naming the holder's pid, while a node holds the file, and never change it. Every write replaces
-the file atomically with a fresh integrity trailer. A damaged file (a hand edit breaks the
-trailer) is only ever rewritten by ``seal``, which keeps the previous file beside it.
+write (``add``, ``remove``, ``prune``, ``seal``, ``import``, ``rekey``) take the file's lock, so
+they refuse, naming the holder's pid, while a node holds the file, and never change it. Each
+write is one transaction (:func:`thenodes_peerstore.peerfile.editing`): the file read once, the
+entries the command leaves loaded by the node's own rules (its own addresses and id, the TTL in
+running time, the cap and size budget, realm and version, tiers), and exactly what the store
+kept written, atomically with a fresh integrity trailer: the file a command leaves is the one
+the node's next start keeps, entry for entry, and what it drops is said. A damaged file (a
+hand edit breaks the trailer) is only ever rewritten by ``seal``, which keeps the previous file
+beside it.
+
+``import`` takes TheNodes' ``peers.json`` (``--thenodes``), what ``export --format json``
+wrote (``--json``) or a peer file (``--toml``, what ``export --format toml`` wrote or another
+node's), each of the file's realm and version.
 
 Exit status: 0 done; 1 done, but: ``verify`` found the file damaged, ``show`` or ``remove`` did
 not find an address, ``add`` found it already there, ``import`` could not use some records;
@@ -47,7 +56,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import functools
 import importlib.metadata
 import json
 import logging
@@ -64,39 +72,39 @@ import attrs
 
 from thenodes_console import EXIT_INTERRUPTED, completion, counted, interrupted_line
 from thenodes_naming import DEFAULT_REALM_VERSION
-from thenodes_peerstore import codec, sealing
+from thenodes_peerstore import codec, door, sealing
 from thenodes_peerstore.config import PersistenceConfig
-from thenodes_peerstore.convert import converter
 from thenodes_peerstore.errors import (
     AddressError,
-    PeerFileMissingError,
     PeerStoreError,
     StoreFileError,
 )
-from thenodes_peerstore.files import read_peer_file
 from thenodes_peerstore.model import PeerEntry, Source, canonical_addr, network_group, valid_node_id
 from thenodes_peerstore.peerfile import (
+    Edit,
     NextLoad,
     Target,
     by_trust,
-    keep_backup,
+    editing,
+    export_document,
     key_of,
-    locked,
     next_load,
-    read_existing,
+    read_bytes,
+    read_export,
     read_snapshot,
-    realm_for_writing,
-    save,
     target_from_host_config,
-    unseal,
-    version_for_writing,
+    unsealed,
     warn_if_damaged,
-    writable_snapshot,
-    write,
 )
 from thenodes_peerstore.peerfile import entries_phrase as _entries
+from thenodes_peerstore.sealing import Sealing
 from thenodes_peerstore.store import Dropped, DropReason, retry_at
-from thenodes_peerstore.thenodes import entries_from_thenodes, read_thenodes_file, thenodes_record
+from thenodes_peerstore.thenodes import (
+    Imported,
+    entries_from_thenodes,
+    read_thenodes_file,
+    thenodes_record,
+)
 
 __all__ = ["main"]
 
@@ -407,7 +415,7 @@ def cmd_verify(args: argparse.Namespace, target: Target, now: int) -> int:
         )
         if snapshot.sealed and target.keys.key is not None:
             print(f"  encrypted, opened with {target.keys.key.described}")
-        schema = snapshot.decoded.schema
+        schema = snapshot.schema
         if schema is not None and schema < codec.SCHEMA:
             print(
                 f"  schema {schema}: a node reads it and writes schema {codec.SCHEMA} "
@@ -427,12 +435,8 @@ def cmd_verify(args: argparse.Namespace, target: Target, now: int) -> int:
 
 def cmd_add(args: argparse.Namespace, target: Target, now: int) -> int:
     """Add one address."""
-    realm = target.realm if target.realm is not None else realm_for_writing(target)
-    with locked(target, realm, wait_secs=LOCK_WAIT_SECS) as peer_file:
-        snapshot = writable_snapshot(target, peer_file, must_exist=False)
-        entries = list(snapshot.entries) if snapshot is not None else []
-        offline = snapshot.offline_at(now) if snapshot is not None else []
-        version = version_for_writing(target, snapshot)
+    with editing(target, now, must_exist=False, wait_secs=LOCK_WAIT_SECS) as edit:
+        entries = edit.entries
         present = next((e for e in entries if e.addr == args.addr), None)
         if present is not None:
             print(
@@ -450,21 +454,14 @@ def cmd_add(args: argparse.Namespace, target: Target, now: int) -> int:
                 "stores itself; nothing changed"
             )
         entry = PeerEntry.new(args.addr, args.source, now).replace(node_id=args.node_id)
-        load = next_load([*entries, entry], target.config, now, offline, own=target)
+        load = edit.load([*entries, entry])
         if any(d.index == len(entries) for d in load.dropped):
             raise CommandError(
                 f"peer file {target.path} is full of more trusted peers (max_entries = "
                 f"{target.config.max_entries}): the node would drop {args.addr} at its next start; "
                 "nothing changed"
             )
-        save(
-            peer_file,
-            [*entries, entry],
-            now,
-            offline=load.offline,
-            version=version,
-            keys=target.keys,
-        )
+        edit.commit(load)
     proof = ""
     if entry.proven and args.addr in load.plan:
         proof = " (proven: the next start dials it before the seeds)"
@@ -475,37 +472,24 @@ def cmd_add(args: argparse.Namespace, target: Target, now: int) -> int:
             " shows the plan)"
         )
     print(f"added {args.addr} as {entry.source.label}{proof} to {target.path}")
-    if len(load.dropped) > 0:
-        print(
-            f"note: the next start drops {_entries(len(load.dropped))};"
-            " `peerstore prune` lists them"
-        )
+    _print_drops(load, target.config, now)
     return EXIT_OK
 
 
 def cmd_remove(args: argparse.Namespace, target: Target, now: int) -> int:
     """Remove addresses."""
-    realm = realm_for_writing(target)
     wanted = list(dict.fromkeys(args.addrs))
-    with locked(target, realm, wait_secs=LOCK_WAIT_SECS) as peer_file:
-        snapshot = writable_snapshot(target, peer_file, must_exist=True)
-        assert snapshot is not None
-        present = {e.addr for e in snapshot.entries}
+    with editing(target, now, must_exist=True, wait_secs=LOCK_WAIT_SECS) as edit:
+        present = {e.addr for e in edit.entries}
         removed = [a for a in wanted if a in present]
         missing = [a for a in wanted if a not in present]
         if removed:
-            kept = [e for e in snapshot.entries if e.addr not in removed]
-            load = next_load(kept, target.config, now, snapshot.offline_at(now), own=target)
-            save(
-                peer_file,
-                kept,
-                now,
-                offline=load.offline,
-                version=snapshot.decoded.version,
-                keys=target.keys,
-            )
+            load = edit.load([e for e in edit.entries if e.addr not in removed])
+            edit.commit(load)
     for addr in removed:
         print(f"removed {addr}")
+    if removed:
+        _print_drops(load, target.config, now)
     for addr in missing:
         print(f"{PROG}: {addr} is not in peer file {target.path}", file=sys.stderr)
     if not removed:
@@ -515,11 +499,8 @@ def cmd_remove(args: argparse.Namespace, target: Target, now: int) -> int:
 
 def cmd_prune(args: argparse.Namespace, target: Target, now: int) -> int:
     """Drop now what the next start would drop."""
-    realm = realm_for_writing(target)
-    with locked(target, realm, wait_secs=LOCK_WAIT_SECS) as peer_file:
-        snapshot = writable_snapshot(target, peer_file, must_exist=True)
-        assert snapshot is not None
-        load = next_load(snapshot.entries, target.config, now, snapshot.offline_at(now), own=target)
+    with editing(target, now, must_exist=True, wait_secs=LOCK_WAIT_SECS) as edit:
+        load = edit.load(edit.entries)
         _print_drops(load, target.config, now)
         if not load.changes:
             print(f"nothing to prune: the next start keeps all {_entries(len(load.kept))}")
@@ -527,14 +508,7 @@ def cmd_prune(args: argparse.Namespace, target: Target, now: int) -> int:
         if args.dry_run:
             print(f"dry run: {target.path} unchanged; the next start keeps {len(load.kept)}")
             return EXIT_OK
-        save(
-            peer_file,
-            load.kept,
-            now,
-            offline=load.offline,
-            version=snapshot.decoded.version,
-            keys=target.keys,
-        )
+        edit.commit(load)
     print(f"pruned {target.path}: {len(load.dropped)} dropped, {len(load.kept)} kept")
     return EXIT_OK
 
@@ -565,16 +539,16 @@ def _why(drop: Dropped, config: PersistenceConfig, now: int) -> str:
 
 def cmd_seal(args: argparse.Namespace, target: Target, now: int) -> int:
     """Rewrite a hand-edited file with the entries that pass the store's rules."""
-    realm = realm_for_writing(target)
-    with locked(target, realm, wait_secs=LOCK_WAIT_SECS) as peer_file:
-        _, snapshot = read_existing(target, realm, peer_file)
+    with editing(target, now, must_exist=True, wait_secs=LOCK_WAIT_SECS, damaged=None) as edit:
+        snapshot = edit.contents
+        assert snapshot is not None
         if not snapshot.realm_readable:
             raise CommandError(
                 f"peer file {target.path} names no readable realm, so no entry can be read from "
-                f'it; fix its realm line by hand (realm = "{realm}") and seal again. It is '
+                f'it; fix its realm line by hand (realm = "{edit.realm}") and seal again. It is '
                 "unchanged"
             )
-        load = next_load(snapshot.entries, target.config, now, snapshot.offline_at(now), own=target)
+        load = edit.load(snapshot.entries)
         if snapshot.intact and not load.changes:
             print(f"intact: {target.path} holds {_entries(len(load.kept))}; nothing to seal")
             return EXIT_OK
@@ -586,60 +560,84 @@ def cmd_seal(args: argparse.Namespace, target: Target, now: int) -> int:
                 f"dry run: {target.path} unchanged; sealing would keep {_entries(len(load.kept))}"
             )
             return EXIT_OK
-        sealed = None
-        if target.keys.key is not None and not snapshot.sealed:  # nothing kept in the clear
-            sealed = functools.partial(
-                sealing.seal_chunks,
-                key=target.keys.key,
-                realm=realm,
-                version=snapshot.decoded.version,
-            )
-        backup = keep_backup(target.path, now, sealed=sealed)
-        save(
-            peer_file,
-            load.kept,
-            now,
-            offline=load.offline,
-            version=snapshot.decoded.version,
-            keys=target.keys,
-        )
+        backup = edit.keep_backup()
+        edit.commit(load)
     print(f"sealed {target.path}: {_entries(len(load.kept))} kept; the previous file is {backup}")
     return EXIT_OK
 
 
+@attrs.frozen
+class _Given:
+    """What ``import`` brings in: where from, as entries, and what could not be one."""
+
+    path: Path
+    total: str
+    """How much the file held, for the output: ``N records`` or ``N entries``."""
+    imported: list[Imported]
+    unusable: list[str]
+    offline: list[tuple[int, int]] | None = None
+    """When the node that wrote it was stopped: a new file keeps it, so its entries age as
+    they did there."""
+
+
+def _thenodes_given(path: Path, now: int) -> _Given:
+    records = read_thenodes_file(path)
+    imported, unusable = entries_from_thenodes(records, now)
+    total = counted(len(records), "record")
+    return _Given(path, total, imported, unusable)
+
+
+def _file_given(args: argparse.Namespace, target: Target, edit: Edit, now: int) -> _Given:
+    """What ``import --json`` or ``--toml`` names, read as a file of the edited file's realm
+    and version (a peer file, with the target's key)."""
+    if args.json is not None:
+        path = Path(args.json)
+        read = read_export(path, realm=edit.realm, version=edit.version)
+    else:
+        path = Path(args.toml)
+        named_by = f"--toml {path}"
+        source = Target(
+            Path(os.path.abspath(path)), edit.realm, target.config, named_by, edit.version
+        )
+        read = read_snapshot(attrs.evolve(source, keys=target.keys))
+    imported = [Imported(e) for e in read.entries]
+    return _Given(
+        path, _entries(len(read.entries)), imported, list(read.problems), read.offline_at(now)
+    )
+
+
 def cmd_import(args: argparse.Namespace, target: Target, now: int) -> int:
-    """Bring the peers of a TheNodes ``peers.json`` into the file."""
-    source_path = Path(args.thenodes)
-    raw_records = read_thenodes_file(source_path)
-    imported, unusable = entries_from_thenodes(raw_records, now)
-    realm = target.realm if target.realm is not None else realm_for_writing(target)
-    with locked(target, realm, wait_secs=LOCK_WAIT_SECS) as peer_file:
-        snapshot = writable_snapshot(target, peer_file, must_exist=False)
-        existing = list(snapshot.entries) if snapshot is not None else []
-        offline = snapshot.offline_at(now) if snapshot is not None else []
-        version = version_for_writing(target, snapshot)
-        new = [i.entry for i in imported]
-        load = next_load([*existing, *new], target.config, now, offline)
-        save(peer_file, load.kept, now, offline=load.offline, version=version, keys=target.keys)
-    kept = set(load.kept)
-    taken = [i for i in imported if i.entry.clamped(now) in kept]
+    """Bring the peers of TheNodes' ``peers.json``, of an export or of a peer file into the
+    file, by the store's rules."""
+    given = _thenodes_given(Path(args.thenodes), now) if args.thenodes is not None else None
+    with editing(target, now, must_exist=False, wait_secs=LOCK_WAIT_SECS) as edit:
+        if given is None:
+            given = _file_given(args, target, edit, now)
+        existing = edit.entries
+        offline = given.offline if edit.contents is None else None
+        load = edit.load([*existing, *(i.entry for i in given.imported)], offline)
+        edit.commit(load)
+    dropped = {drop.index for drop in load.dropped}
+    taken = [i for n, i in enumerate(given.imported, len(existing)) if n not in dropped]
     counts = Counter(i.entry.source for i in taken)
     tiers = ", ".join(f"{counts[s]} {s.label}" for s in sorted(Source, reverse=True) if counts[s])
     print(
-        f"imported {len(taken)} of {counted(len(raw_records), 'record')} from {source_path} into "
+        f"imported {len(taken)} of {given.total} from {given.path} into "
         f"{target.path}" + (f" ({tiers})" if tiers else "")
     )
     for item in taken:
         for note in item.notes:
             print(f"  {item.entry.addr}: {note}")
+        if item.entry.clamped(now) is not item.entry:
+            print(f"  {item.entry.addr}: a time in the future set to now")
     for drop in load.dropped:
         where = "not imported" if drop.index >= len(existing) else "dropped from the file"
         why = _why(drop, target.config, now)
         print(f"  {where}: {drop.entry.addr} ({drop.entry.source.label}): {why}")
-    for problem in unusable:
+    for problem in given.unusable:
         print(f"  not imported: {problem}")
     print(f"{target.path} holds {_entries(len(load.kept))}")
-    return EXIT_NOT_ALL if unusable else EXIT_OK
+    return EXIT_NOT_ALL if given.unusable else EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace, target: Target, now: int) -> int:
@@ -660,31 +658,25 @@ def cmd_export(args: argparse.Namespace, target: Target, now: int) -> int:
     if args.format == "thenodes":
         _print_json([thenodes_record(e) for e in entries])
     elif args.format == "json":
-        _print_json(
-            {
-                "realm": snapshot.realm,
-                "version": snapshot.decoded.version,
-                "saved_at": snapshot.saved_at,
-                "offline": [list(pair) for pair in snapshot.decoded.offline],
-                "peers": [converter.unstructure(e) for e in entries],
-            }
-        )
+        _print_json(export_document(snapshot, entries))
     else:
-        data = codec.encode(
-            snapshot.realm,
-            now if snapshot.saved_at is None else snapshot.saved_at,
-            entries,
-            version=snapshot.decoded.version,
-            offline=snapshot.decoded.offline,
-        )
+        key = None
         if secret and not args.plaintext:
             key = target.keys.key
             assert key is not None  # a sealed file was opened with it
-            sealed = sealing.seal(data, key, realm=snapshot.realm, version=snapshot.decoded.version)
-            sys.stdout.flush()
-            sys.stdout.buffer.write(sealed)
-        else:
+        data = door.render(
+            snapshot.realm or "",
+            now if snapshot.saved_at is None else snapshot.saved_at,
+            entries,
+            version=snapshot.version,
+            offline=snapshot.offline,
+            key=key,
+        )
+        if isinstance(data, bytes):
             sys.stdout.write(data.decode())
+        else:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(b"".join(data))
     return EXIT_OK
 
 
@@ -692,19 +684,21 @@ def cmd_rekey(args: argparse.Namespace, target: Target, now: int) -> int:
     """Seal the file with a new key, in one atomic replace; a plain file is encrypted."""
     new_key = key_of(args.new_key_file, args.new_key_env)
     assert new_key is not None  # argparse requires one of the two
-    realm = realm_for_writing(target)
-    with locked(target, realm, wait_secs=LOCK_WAIT_SECS) as peer_file:
-        data, snapshot = read_existing(target, realm, peer_file)
-        if not snapshot.intact:
-            raise CommandError(
-                f"peer file {target.path} is damaged ({'; '.join(snapshot.problems[:3])}); it "
-                "is unchanged. `peerstore seal` repairs it first"
-            )
-        plain = unseal(target, data, realm) if snapshot.sealed else data
-        write(peer_file, plain, sealing.Sealing.with_key(new_key), snapshot.decoded.version)
+    if args.new_key_file is not None and target.state_dir is not None:
+        sealing.warn_if_key_inside(Path(os.path.abspath(args.new_key_file)), target.state_dir)
+    with editing(
+        target,
+        now,
+        must_exist=True,
+        wait_secs=LOCK_WAIT_SECS,
+        damaged="`peerstore seal` repairs it first",
+    ) as edit:
+        load = edit.load(edit.entries)
+        _print_drops(load, target.config, now)
+        edit.commit(load, Sealing.with_key(new_key))
     was = f"encrypted with {target.keys.key.described}" if target.keys.key else "plain"
     print(
-        f"rekeyed {target.path}: {_entries(len(snapshot.entries))}, {was} before, now encrypted "
+        f"rekeyed {target.path}: {_entries(len(load.kept))}, {was} before, now encrypted "
         f"with {new_key.described}"
     )
     return EXIT_OK
@@ -716,13 +710,10 @@ def cmd_decrypt(args: argparse.Namespace, target: Target, now: int) -> int:
     A damaged file's too: a plain file that a node with encryption on found damaged is set
     aside encrypted (``<name>.corrupt-<time>``), and this gives back every byte of it.
     """
-    data = read_peer_file(target.path)
-    if data is None:
-        raise PeerFileMissingError(f"no peer file at {target.path} ({target.named_by})")
-    if not sealing.is_sealed(data):
+    data = read_bytes(target)
+    if not door.is_sealed(data):
         raise CommandError(f"peer file {target.path} is not encrypted: read it as it is")
-    realm = target.realm if target.realm is not None else sealing.realm_of(data)
-    plain = unseal(target, data, realm or "")
+    plain = unsealed(target, data)
     sys.stdout.flush()
     sys.stdout.buffer.write(plain)
     return EXIT_OK
@@ -863,9 +854,20 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sub = command(name, run, text)
         sub.add_argument("--dry-run", action="store_true", help="say what it would do; no write")
-    importing = command("import", cmd_import, "import the peers of a TheNodes peers.json")
-    importing.add_argument(
-        "--thenodes", required=True, metavar="PEERS_JSON", help="TheNodes' peers.json"
+    importing = command(
+        "import",
+        cmd_import,
+        "import the peers of a TheNodes peers.json, of an export or of a peer file",
+    )
+    imported = importing.add_mutually_exclusive_group(required=True)
+    imported.add_argument("--thenodes", metavar="PEERS_JSON", help="TheNodes' peers.json")
+    imported.add_argument(
+        "--json", metavar="EXPORT_JSON", help="what `export --format json` wrote, of this realm"
+    )
+    imported.add_argument(
+        "--toml",
+        metavar="PEER_FILE",
+        help="a peer file of this realm (what `export --format toml` wrote, or a node's)",
     )
     exporting = command("export", cmd_export, "write the peers to standard output")
     exporting.add_argument(
@@ -888,9 +890,19 @@ def _parser() -> argparse.ArgumentParser:
         cmd_decrypt,
         "write the plain bytes inside an encrypted file, as they are, to standard output",
     )
-    aside = command(
-        "aside", cmd_aside, "list the files set aside beside the peer file (damaged, backups)"
-    )
+    _housekeeping(commands, command("aside", cmd_aside, _ASIDE_HELP))
+    return parser
+
+
+_ASIDE_HELP = "list the files set aside beside the peer file (damaged, backups)"
+
+
+def _housekeeping(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    aside: argparse.ArgumentParser,
+) -> None:
+    """The options of ``aside``, and ``completion``: the commands about the files around the
+    peer file and the shell, not the file itself."""
     aside.add_argument("--prune", action="store_true", help="remove them (see --keep)")
     aside.add_argument(
         "--keep", type=_count_arg, default=0, metavar="N", help="with --prune: keep the newest N"
@@ -903,7 +915,6 @@ def _parser() -> argparse.ArgumentParser:
         " startup file.",
     )
     shell.add_argument("shell", choices=completion.SHELLS, help="the shell")
-    return parser
 
 
 def _version() -> str:

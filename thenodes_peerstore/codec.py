@@ -81,6 +81,7 @@ MAX_PROBLEM_CHARS = 400
 
 _TRAILER_MARK = b"\n[integrity]\n"
 _PEERS_LINE = re.compile(r"^\[\[peers\]\][ \t]*$", re.MULTILINE)
+_PEERS_LINE_BYTES = re.compile(_PEERS_LINE.pattern.encode(), re.MULTILINE)
 
 _PLAIN = r"[A-Za-z0-9._:/\[\]-]*"
 """Characters that need no escaping in a TOML basic string: every valid address, source,
@@ -478,6 +479,24 @@ def file_version(header: Mapping[str, Any]) -> Any:
     another version takes it for another version's file."""
     named = header.get("version")
     return DEFAULT_REALM_VERSION if named is None else named
+
+
+def header_of(data: bytes) -> dict[str, Any]:
+    """The keys of a plain file's header, read as :func:`decode` reads them, without reading an
+    entry or checking anything: what names the file's schema, realm and version, for a reader
+    that must learn the realm before decoding (``peerstore --file``). Empty when the header
+    cannot be read.
+
+    The header is the text above the first ``[[peers]]`` line, and above the trailer; in a file
+    without a trailer (torn), its whole lines only, as :func:`decode` takes them.
+    """
+    mark = data.rfind(_TRAILER_MARK)
+    body = data if mark < 0 else data[: mark + 1]
+    first = _PEERS_LINE_BYTES.search(body)
+    head = body if first is None else body[: first.start()]
+    if mark < 0:
+        head = head[: head.rfind(b"\n") + 1]
+    return _read_header(head.decode(errors="replace"), _Problems())
 
 
 def migrate_v1(entry: PeerEntry) -> PeerEntry:

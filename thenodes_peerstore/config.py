@@ -1,19 +1,27 @@
-"""PersistenceConfig: the ``[network.persistence]`` table of the host config."""
+"""PersistenceConfig: the ``[network.persistence]`` table of the host config, and the files its
+``path`` names (:func:`locate`)."""
 
 from __future__ import annotations
 
 import difflib
 import logging
+import os
 from collections.abc import Mapping
+from pathlib import Path, PurePath
 from typing import Any
 
 import attrs
 
 from thenodes_peerstore.convert import converter, describe_error
 from thenodes_peerstore.errors import ConfigError
-from thenodes_peerstore.sealing import ENCRYPTIONS, NONE
+from thenodes_peerstore.files import resolve_store_path
 
 logger = logging.getLogger(__name__)
+
+NONE = "none"
+AES_256_GCM = "aes-256-gcm"
+ENCRYPTIONS = (NONE, AES_256_GCM)
+"""The values of ``encryption`` (:mod:`thenodes_peerstore.sealing` does the work)."""
 
 SECTION = "network.persistence"
 """Where the settings live in the host config."""
@@ -23,6 +31,9 @@ DEFAULT_PATH = "plugins/peerstore/{realm}.toml"
 LEGACY_DEFAULT_PATH = "peers/{realm}.toml"
 """The default ``path`` before TheNodes 0.4; a file found there is moved to :data:`DEFAULT_PATH`
 at the first start whose ``path`` is not set."""
+THENODES_SUFFIX = ".json"
+"""A ``path`` whose name ends so names TheNodes' own peer store, its ``peers.json``
+(``src/network/peer_store.rs``), never this plugin's file: see :func:`locate`."""
 MAX_ENTRIES_LIMIT = 65_536
 """The highest ``max_entries``: every entry of a store this large, with what its entries may
 hold, fits in a file the loader reads whole (its size and table caps)."""
@@ -118,6 +129,64 @@ def path_is_set(config: Mapping[str, Any]) -> bool:
     network = config.get("network", {})
     table = network.get("persistence", {}) if isinstance(network, Mapping) else {}
     return isinstance(table, Mapping) and "path" in table
+
+
+def names_thenodes_store(path: str) -> bool:
+    """Whether a ``path`` names TheNodes' own peer store (a ``.json`` file), not this plugin's."""
+    return PurePath(path).suffix.lower() == THENODES_SUFFIX
+
+
+@attrs.frozen
+class Location:
+    """Where a node's peers are kept, as its ``[network.persistence]`` says."""
+
+    path: Path
+    """The realm's peer file, the one this plugin reads and writes."""
+    legacy: Path | None = None
+    """Where that file was by default before TheNodes 0.4, when ``path`` is left to its
+    default: a file there is moved to :attr:`path` (never when ``path`` is set)."""
+    thenodes: Path | None = None
+    """TheNodes' own ``peers.json``, when ``path`` names it: read once, at a start with no
+    peer file at :attr:`path`, and never written."""
+
+
+_warned: set[tuple[Path, Path]] = set()
+"""The TheNodes files already warned of in this process, with the peer file used instead."""
+
+
+def locate(
+    config: PersistenceConfig, state_dir: Path, realm_code: str, *, path_set: bool
+) -> Location:
+    """The files a node with these settings keeps and reads; ``path_set`` is whether the host
+    config names ``path`` itself (:func:`path_is_set`).
+
+    A ``path`` ending in ``.json`` is TheNodes' own peer store (TheNodes' example config sets
+    ``path = "data/example-app/peers.json"``): it is resolved as TheNodes resolves it, a
+    relative one against the working directory, and this plugin's file stays at its default
+    (``{state_dir}/plugins/peerstore/{realm}.toml``), with a warning (once a process) saying
+    so. Any other ``path`` is this plugin's file, a template resolved against ``state_dir``
+    (:func:`~thenodes_peerstore.files.resolve_store_path`), so that nodes sharing one process
+    never share a file. Raise :class:`~thenodes_peerstore.errors.StorePathError` for a path
+    or realm code that cannot name a file.
+    """
+    thenodes = None
+    if path_set and names_thenodes_store(config.path):
+        thenodes = Path(os.path.abspath(config.path))
+        path_set = False
+    path = resolve_store_path(state_dir, config.path if path_set else DEFAULT_PATH, realm_code)
+    legacy = None if path_set else resolve_store_path(state_dir, LEGACY_DEFAULT_PATH, realm_code)
+    if thenodes is not None and (thenodes, path) not in _warned:
+        _warned.add((thenodes, path))
+        logger.warning(
+            "[%s] path = %r names TheNodes' own peer store (JSON), which this plugin never "
+            "writes: its peers are kept in %s, and %s is only read, to import its peers at a "
+            "start that finds no file there",
+            SECTION,
+            config.path,
+            path,
+            thenodes,
+        )
+    return Location(path, legacy, thenodes)
 
 
 def _tidy(message: str) -> str:

@@ -164,12 +164,14 @@ class PeerFile:
     def __init__(
         self,
         path: Path,
-        realm: str,
+        realm: str | None,
         lock: filelock.BaseFileLock,
         warnings: tuple[str, ...] = (),
     ) -> None:
         self.path = path
         self.realm = realm
+        """The realm the file is of; None when its holder learns it from the file itself (the
+        ``peerstore`` command on ``--file`` without ``--realm``)."""
         self._lock = lock
         self.warnings = warnings
         """What was found wrong but not refused at open (group- or world-writable file or
@@ -181,8 +183,11 @@ class PeerFile:
         return Path(self._lock.lock_file)
 
     @classmethod
-    def open(cls, path: Path, realm: str) -> PeerFile:
+    def open(cls, path: Path, realm: str | None) -> PeerFile:
         """Create the directory if needed (0700), take the lock, and clear stale temporary files.
+
+        ``realm`` is the realm's code, checked here, or None for a holder that reads the realm
+        from the file and checks it then (:func:`validate_realm_code`).
 
         Raise :class:`StoreLockedError` when another store holds the file (naming its pid when
         known), :class:`StorePathError` for a realm code that cannot be written in it or for a
@@ -193,7 +198,8 @@ class PeerFile:
         warning naming it and its mode, and listed in :attr:`warnings`. The next save writes a
         new file of mode 0600 in any case.
         """
-        validate_realm_code(realm)
+        if realm is not None:
+            validate_realm_code(realm)
         try:
             _make_dirs(path.parent)
         except OSError as exc:

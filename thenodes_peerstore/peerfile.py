@@ -1,14 +1,19 @@
-"""A realm's peer file addressed from outside a running node, as the node's next start sees it.
+"""A realm's peer file addressed from outside a running node, as the node's next start sees it:
+the operator's door to the file.
 
 The operator's ``peerstore`` command, and any tool like it, names a node's file by its host
 config (resolved as the plugin resolves it: :func:`target_from_host_config`) or by its path
 (:class:`Target`); reads it without a lock, as a start would (:func:`read_snapshot`: the
 entries that validate, what is wrong, the stopped intervals); asks the store what the next
-start keeps, drops and dials (:func:`next_load`); and writes it only under its lock, refusing
-while a node holds it (:func:`locked`, :func:`save`, :func:`keep_backup`).
+start keeps, drops and dials (:func:`next_load`); and changes it only in one transaction under
+its lock, refusing while a node holds it (:func:`editing`): read once, the entries the command
+leaves loaded by the node's own rules (:meth:`Edit.load`), and exactly what the store kept
+written (:meth:`Edit.commit`).
 
-A running node keeps its file through :class:`~thenodes_peerstore.persistent.PersistentPeerStore`;
-this module is the file seen from beside the node: hence its name. Every error it raises is a
+Reading and writing the file itself, bytes, seal and format, is the one door's
+(:mod:`thenodes_peerstore.door`), which the node's
+:class:`~thenodes_peerstore.persistent.PersistentPeerStore` goes through too; this module says
+what a finding means to a command. Every error it raises is a
 :class:`~thenodes_peerstore.errors.StoreFileError` or another
 :class:`~thenodes_peerstore.errors.PeerStoreError`, its message naming the file.
 """
@@ -16,9 +21,9 @@ this module is the file seen from beside the node: hence its name. Every error i
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
-import re
 import stat
 import time
 import tomllib
@@ -30,57 +35,62 @@ import attrs
 
 from thenodes_console import counted
 from thenodes_naming import DEFAULT_REALM_CODE, DEFAULT_REALM_VERSION, realm_code
-from thenodes_peerstore import codec, sealing
-from thenodes_peerstore.config import LEGACY_DEFAULT_PATH, PersistenceConfig, path_is_set
-from thenodes_peerstore.convert import show
+from thenodes_peerstore import door, sealing
+from thenodes_peerstore.config import PersistenceConfig, locate, path_is_set
+from thenodes_peerstore.convert import converter, describe_error, show
+from thenodes_peerstore.door import Contents, Status
 from thenodes_peerstore.errors import (
     AddressError,
     ConfigError,
     KeyRefusedError,
-    KeyUnusableError,
     NewerSchemaError,
     NotAPeerFileError,
     PeerFileDamagedError,
     PeerFileMissingError,
     PeerStoreError,
     RealmMismatchError,
-    SealDamagedError,
     StoreFileError,
     StoreLockedError,
 )
-from thenodes_peerstore.files import MAX_FILE_BYTES, PeerFile, read_peer_file, resolve_store_path
+from thenodes_peerstore.files import (
+    MAX_FILE_BYTES,
+    PeerFile,
+    read_peer_file,
+    validate_realm_code,
+)
 from thenodes_peerstore.model import PeerEntry, canonical_addr, valid_node_id
 from thenodes_peerstore.persistent import configured_store
+from thenodes_peerstore.sealing import Sealing
 from thenodes_peerstore.store import Dropped, LoadReport, PeerStore
 
 __all__ = [
+    "Edit",
     "NextLoad",
-    "Snapshot",
     "Target",
     "by_trust",
+    "editing",
     "entries_phrase",
+    "export_document",
     "keep_backup",
     "key_of",
     "locked",
     "next_load",
-    "read_existing",
+    "read_bytes",
+    "read_export",
     "read_snapshot",
-    "realm_for_writing",
     "realm_named_in",
-    "save",
     "store_for",
     "target_from_host_config",
-    "unseal",
-    "version_for_writing",
+    "unsealed",
     "warn_if_damaged",
-    "writable_snapshot",
-    "write",
 ]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_STATE_DIR = "data"
 DEFAULT_PORT = 50000
+THENODES_DEFAULT_NAME = "peers.json"
+"""TheNodes' own peer store when its ``path`` is not set: ``{state_dir}/peers.json``."""
 
 
 # -- naming the file ---------------------------------------------------------------------------
@@ -103,9 +113,14 @@ class Target:
     """The node's own listen addresses (from ``--config``): never stored, as by the node."""
     own_node_id: str | None = None
     """The node's own id (from ``--config``): never stored, as by the node."""
-    keys: sealing.Sealing = sealing.PLAIN
+    keys: Sealing = sealing.PLAIN
     """The key that opens the file and seals what is written (``--key-file``, ``--key-env``,
     or the config's); with none, what is written is plain."""
+    state_dir: Path | None = None
+    """The node's state directory (from ``--config``)."""
+    thenodes: Path | None = None
+    """Where TheNodes keeps its own peer store for this node (from ``--config``): the
+    ``peers.json`` its ``path`` names, else TheNodes' default, ``{state_dir}/peers.json``."""
 
 
 def key_of(key_file: str | None, key_env: str | None) -> sealing.Key | None:
@@ -140,12 +155,13 @@ def target_from_host_config(config_path: Path, named_by: str | None = None) -> T
         code = _realm_code_of(data)
         state_dir = _state_dir_of(data)
         config = PersistenceConfig.from_host_config(data)
-        path = resolve_store_path(state_dir, config.path, code)
-        if not path_is_set(data) and not os.path.lexists(path):
-            legacy = resolve_store_path(state_dir, LEGACY_DEFAULT_PATH, code)
-            if os.path.lexists(legacy):  # the node's next start moves it to `path`
-                logger.info("%s: using %s, not yet moved to %s", where, legacy, path)
-                path = legacy
+        located = locate(config, state_dir, code, path_set=path_is_set(data))
+        path = located.path
+        legacy = located.legacy
+        if legacy is not None and not os.path.lexists(path) and os.path.lexists(legacy):
+            # the node's next start moves it to `path`
+            logger.info("%s: using %s, not yet moved to %s", where, legacy, path)
+            path = legacy
     except PeerStoreError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     if not config.enabled:
@@ -157,7 +173,7 @@ def target_from_host_config(config_path: Path, named_by: str | None = None) -> T
         )
     own_addrs, own_node_id = _own_of(data, state_dir)
     try:
-        keys = sealing.Sealing.from_config(config)
+        keys = Sealing.from_config(config)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return Target(
@@ -169,6 +185,8 @@ def target_from_host_config(config_path: Path, named_by: str | None = None) -> T
         own_addrs,
         own_node_id,
         keys,
+        state_dir,
+        located.thenodes or state_dir / THENODES_DEFAULT_NAME,
     )
 
 
@@ -237,123 +255,108 @@ def _state_dir_of(data: Mapping[str, Any]) -> Path:
 # -- reading the file --------------------------------------------------------------------------
 
 
-@attrs.frozen
-class Snapshot:
-    """What a peer file holds: the entries that validate, and what is wrong with it."""
-
-    path: Path
-    realm: str
-    realm_readable: bool
-    """Whether the file names a realm; without one, no entry can be read from it."""
-    decoded: codec.Decoded
-    sealed: bool = False
-    """Whether the file is encrypted."""
-
-    @property
-    def entries(self) -> tuple[PeerEntry, ...]:
-        """The entries that validate (all of them, when the file is intact)."""
-        return self.decoded.entries
-
-    @property
-    def problems(self) -> tuple[str, ...]:
-        return self.decoded.problems
-
-    @property
-    def saved_at(self) -> int | None:
-        return self.decoded.saved_at
-
-    @property
-    def intact(self) -> bool:
-        """Whether the file is complete and unaltered since the store wrote it."""
-        return self.decoded.intact
-
-    def offline_at(self, now: int) -> list[tuple[int, int]]:
-        """When the node was stopped, as a start at ``now`` counts it: the intervals the file
-        records, and the time since its last save (as
-        :meth:`~thenodes_peerstore.persistent.PersistentPeerStore.open` counts it)."""
-        offline = list(self.decoded.offline)
-        if self.saved_at is not None and self.saved_at < now:
-            offline.append((self.saved_at, now))
-        return offline
+realm_named_in = door.named_realm
 
 
-def read_snapshot(target: Target, data: bytes | None = None) -> Snapshot:
-    """Read the target's file (no lock needed), or what ``data`` holds of it; raise a
-    :class:`StoreFileError` naming the file when it cannot be used: missing, unreadable, not a
-    peer file, of another realm or a newer schema, or encrypted with no key that opens it.
+def read_snapshot(target: Target, data: bytes | None = None) -> Contents:
+    """Read the target's file through the one door (no lock needed), or what ``data`` holds of
+    it; raise a :class:`StoreFileError` naming the file when it cannot be used: missing,
+    unreadable, not a peer file, of another realm or a newer schema, or encrypted with no key
+    that opens it.
 
-    A damaged file is no error: the snapshot holds what a node would salvage of it.
+    A damaged file is no error: the contents are what a node would salvage of it.
     """
+    contents = _read(target, data)
+    if contents.status is Status.MISSING:
+        raise _missing(target)
+    if contents.realm is None:  # a file that names none: shown as the empty realm
+        return attrs.evolve(contents, realm="")
+    return contents
+
+
+def _read(target: Target, data: bytes | None = None) -> Contents:
+    """:func:`read_snapshot`, a missing file being a ``MISSING`` status."""
     if data is None:
         data = read_peer_file(target.path)
-    if data is None:
-        raise PeerFileMissingError(f"no peer file at {target.path} ({target.named_by})")
-    named = realm_named_in(data)
-    realm = target.realm if target.realm is not None else named
-    sealed = sealing.is_sealed(data)
-    if len(data) > MAX_FILE_BYTES:
-        too_large = codec.Decoded(entries=(), problems=(f"larger than {MAX_FILE_BYTES} bytes",))
-        return Snapshot(target.path, realm or "", named is not None, too_large, sealed)
+    sealed = data is not None and len(data) <= MAX_FILE_BYTES and door.is_sealed(data)
+    if sealed and not target.keys.required:  # how to give a key comes first, then the realm
+        raise _refused(target)
     try:
-        if sealed:
-            data = unseal(target, data, realm or "")
-        decoded = codec.decode(data, realm=realm or "", version=target.version)
-    except SealDamagedError as exc:
-        decoded = codec.Decoded(entries=(), problems=(str(exc),))
-    except NewerSchemaError as exc:
-        raise NewerSchemaError(
-            f"peer file {target.path}: {exc}; it is left untouched (use that version's peerstore)",
-            schema=exc.schema,
-        ) from None
+        contents = door.read(
+            target.path,
+            realm=target.realm,
+            version=target.version,
+            keys=target.keys,
+            data=data,
+        )
     except RealmMismatchError as exc:
         raise RealmMismatchError(
             f"peer file {target.path}: {exc}; check {target.named_by}; the file is left untouched",
             found=exc.found,
             expected=exc.expected,
         ) from None
-    if data.strip() and named is None and not decoded.entries and not _PEER_FILE_RE.search(data):
+    if contents.status is Status.NEWER_SCHEMA:
+        raise NewerSchemaError(
+            f"peer file {target.path}: {contents.problems[0]}; it is left untouched (use that "
+            "version's peerstore)",
+            schema=contents.schema or 0,
+        )
+    if contents.status is Status.KEY_REFUSED:
+        raise _refused(target, contents.problems[0])
+    if not contents.recognisable:
         raise NotAPeerFileError(
             f"{target.path} is not a peer file (it has no schema, realm or [[peers]] table that"
             f" can be read); check {target.named_by}. It is left untouched (a node would set it"
             " aside and start without stored peers)"
         )
-    return Snapshot(target.path, realm or "", named is not None, decoded, sealed)
+    return contents
 
 
-def unseal(target: Target, data: bytes, realm: str) -> bytes:
-    """The plain bytes of the target's encrypted file; raise :class:`KeyRefusedError` when no
-    key at hand opens it, :class:`SealDamagedError` when it is not whole."""
-    if not target.keys.required:
-        raise KeyRefusedError(
+def _missing(target: Target) -> PeerFileMissingError:
+    """No file where ``target`` names one; with TheNodes' own peer store at hand, how to bring
+    its peers in."""
+    message = f"no peer file at {target.path} ({target.named_by})"
+    if target.thenodes is not None and os.path.isfile(target.thenodes):
+        message += (
+            f"; TheNodes' own peer store is {target.thenodes}: `peerstore import --thenodes "
+            f"{target.thenodes} {target.named_by}` brings its peers in"
+        )
+    return PeerFileMissingError(message)
+
+
+def _refused(target: Target, problem: str | None = None) -> KeyRefusedError:
+    """An encrypted file that no key at hand opens: with none given, how to give one."""
+    if problem is None or not target.keys.required:
+        return KeyRefusedError(
             f"peer file {target.path} is encrypted: give its key with --key-file PATH or "
             "--key-env NAME, or the node's config with -c; it is left untouched"
         )
+    return KeyRefusedError(f"{problem}; it is left untouched")
+
+
+def unsealed(target: Target, data: bytes) -> bytes:
+    """The plain bytes of the target's encrypted file, as they are (a damaged one's too);
+    raise :class:`KeyRefusedError` when no key at hand opens it, :class:`SealDamagedError`
+    when it is not whole."""
+    if not target.keys.required:
+        raise _refused(target)
     try:
-        return sealing.unseal(
-            data, target.keys, path=target.path, realm=realm, version=target.version
+        return door.plain_of(
+            data, target.path, realm=target.realm, keys=target.keys, version=target.version
         )
     except KeyRefusedError as exc:
-        raise KeyRefusedError(f"{exc}; it is left untouched") from None
+        raise _refused(target, str(exc)) from None
 
 
-_PEER_FILE_RE = re.compile(rb"^(?:schema\s*=|realm\s*=|\[\[peers\]\])", re.MULTILINE)
-"""A line only a peer file has: a file without one is not a peer file, damaged or not."""
+def read_bytes(target: Target) -> bytes:
+    """The target's file as it is; :class:`PeerFileMissingError` when there is none."""
+    data = read_peer_file(target.path)
+    if data is None:
+        raise _missing(target)
+    return data
 
 
-def realm_named_in(data: bytes) -> str | None:
-    """The realm a peer file's header names, or None when it names none readable."""
-    if sealing.is_sealed(data):
-        return sealing.realm_of(data)
-    try:
-        codec.decode(data[: MAX_FILE_BYTES + 1], realm="")  # "" is never a realm code
-    except RealmMismatchError as exc:
-        return exc.found
-    except NewerSchemaError:
-        return None
-    return None
-
-
-def warn_if_damaged(snapshot: Snapshot) -> None:
+def warn_if_damaged(snapshot: Contents) -> None:
     """Log a warning when the file is damaged: what is wrong, and what is shown of it."""
     if not snapshot.intact:
         logger.warning(
@@ -363,6 +366,89 @@ def warn_if_damaged(snapshot: Snapshot) -> None:
             "; ".join(snapshot.problems[:3]) + ("; ..." if len(snapshot.problems) > 3 else ""),
             len(snapshot.entries),
         )
+
+
+# -- the file as JSON --------------------------------------------------------------------------
+
+
+def export_document(contents: Contents, entries: Iterable[PeerEntry]) -> dict[str, Any]:
+    """The file's ``entries`` as ``peerstore export --format json`` writes them, every field of
+    each, with the header's facts: what :func:`read_export` reads back."""
+    return {
+        "realm": contents.realm,
+        "version": contents.version,
+        "saved_at": contents.saved_at,
+        "offline": [list(pair) for pair in contents.offline],
+        "peers": [converter.unstructure(e) for e in entries],
+    }
+
+
+def read_export(path: Path, *, realm: str, version: str) -> Contents:
+    """What an export (:func:`export_document`) holds, as the contents of a file of ``realm``
+    and ``version``: the entries that validate, and a problem naming each that does not.
+
+    Raise :class:`StoreFileError` naming the file when it is not such an export, and
+    :class:`RealmMismatchError` when it is another realm's or another version's: no entry ever
+    crosses realms.
+    """
+    where = f"export {path}"
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise StoreFileError(f"{where}: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise StoreFileError(f"{where}: larger than {MAX_FILE_BYTES} bytes")
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise StoreFileError(f"{where}: not JSON ({exc})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("peers"), list):
+        raise StoreFileError(
+            f"{where}: expected an object with a peers array, as `peerstore export --format "
+            "json` writes it"
+        )
+    named = document.get("realm")
+    named_version = document.get("version") or DEFAULT_REALM_VERSION
+    if named != realm or named_version != version:
+        raise RealmMismatchError(
+            f"{where} holds version {show(named_version)} of realm {show(named)}, not "
+            f"{version!r} of {realm!r}; nothing was imported",
+            found=f"{named} {named_version}",
+            expected=f"{realm} {version}",
+        )
+    entries: list[PeerEntry] = []
+    problems: list[str] = []
+    fields = {a.name for a in attrs.fields(PeerEntry)}
+    for index, raw in enumerate(document["peers"]):
+        try:
+            if not isinstance(raw, dict):
+                raise TypeError(f"expected an object, got {show(raw)}")
+            known = {k: v for k, v in raw.items() if k in fields and v is not None}
+            entries.append(converter.structure(known, PeerEntry))
+        except Exception as exc:  # any failure to structure is an entry not imported
+            problems.extend(describe_error(exc, f"peers[{index}]"))
+    saved_at = document.get("saved_at")
+    offline = document.get("offline")
+    pairs = (
+        tuple((a, b) for a, b in offline)
+        if isinstance(offline, list)
+        and all(
+            isinstance(p, list) and len(p) == 2 and all(type(t) is int for t in p) for p in offline
+        )
+        else ()
+    )
+    return Contents(
+        path,
+        Status.INTACT if not problems else Status.SALVAGED,
+        realm=realm,
+        entries=tuple(entries),
+        problems=tuple(problems),
+        saved_at=saved_at if type(saved_at) is int else None,
+        offline=pairs,
+        version=version,
+        realm_readable=True,
+    )
 
 
 # -- the store's view --------------------------------------------------------------------------
@@ -414,7 +500,7 @@ def next_load(
 ) -> NextLoad:
     """Load ``entries`` into a store with the node's settings, and say what it kept and why not.
 
-    ``offline`` are the intervals the node was stopped (:meth:`Snapshot.offline_at`): entries
+    ``offline`` are the intervals the node was stopped (:meth:`Contents.offline_at`): entries
     age by the node's running time. ``own`` gives the node's own addresses and id (from its
     host config), which it never stores.
 
@@ -449,9 +535,9 @@ def by_trust(entries: Iterable[PeerEntry]) -> list[PeerEntry]:
 
 
 @contextlib.contextmanager
-def locked(target: Target, realm: str, *, wait_secs: float) -> Iterator[PeerFile]:
+def locked(target: Target, realm: str | None, *, wait_secs: float) -> Iterator[PeerFile]:
     """The target's file, locked; refuse (:class:`StoreLockedError`, naming the holder's pid)
-    while a node holds it.
+    while a node holds it. ``realm`` None leaves the realm to be read from the file.
 
     Another command holds the file for a moment only: wait up to ``wait_secs`` for it.
     """
@@ -484,41 +570,121 @@ def locked(target: Target, realm: str, *, wait_secs: float) -> Iterator[PeerFile
         peer_file.close()
 
 
-def save(
-    peer_file: PeerFile,
-    entries: Iterable[PeerEntry],
+@attrs.frozen
+class Edit:
+    """A writing command's one transaction on its locked file: what the file holds, what the
+    node's next start makes of the entries the command leaves in it (:meth:`load`), and the
+    one write of exactly that (:meth:`commit`). A command never writes entries the store did
+    not load: the file it leaves is the one the next start keeps, entry for entry."""
+
+    target: Target
+    file: PeerFile
+    contents: Contents | None
+    """What the file holds; None when there is none yet."""
+    realm: str
+    now: int
+
+    @property
+    def entries(self) -> tuple[PeerEntry, ...]:
+        """The entries the file holds (those that validate, for a damaged one)."""
+        return () if self.contents is None else self.contents.entries
+
+    @property
+    def version(self) -> str:
+        """The realm version the write records: the configured one (``--config``, or
+        ``--file`` with ``--realm-version``), else the file's own, else, for a new file,
+        TheNodes' default. A file without its version would be taken by a node of any
+        version."""
+        if self.target.version is not None:
+            return self.target.version
+        if self.contents is not None and self.contents.version is not None:
+            return self.contents.version
+        return DEFAULT_REALM_VERSION
+
+    def load(
+        self, entries: Sequence[PeerEntry], offline: Iterable[tuple[int, int]] | None = None
+    ) -> NextLoad:
+        """What the node's next start makes of ``entries`` (:func:`next_load`), with the node's
+        settings, own addresses and id, and stopped intervals: the file's own, and the time
+        since it was saved, unless ``offline`` says otherwise."""
+        if offline is None:
+            offline = [] if self.contents is None else self.contents.offline_at(self.now)
+        return next_load(entries, self.target.config, self.now, offline, own=self.target)
+
+    def commit(self, load: NextLoad, keys: Sealing | None = None) -> None:
+        """Write what the next start keeps, most trusted first, atomically with a fresh
+        trailer: sealed with ``keys`` (by default the target's), plain without a key, not at
+        all when encryption is asked for without a usable key."""
+        try:
+            door.write(
+                self.file,
+                by_trust(load.kept),
+                self.now,
+                realm=self.realm,
+                version=self.version,
+                offline=load.offline,
+                keys=self.target.keys if keys is None else keys,
+            )
+        except OSError as exc:
+            raise StoreFileError(
+                f"cannot write peer file {self.target.path}: {exc.strerror or exc}; it is unchanged"
+            ) from None
+
+    def keep_backup(self) -> Path:
+        """Keep the file as it is now beside it (:func:`keep_backup`), sealed under the
+        target's key when the file is plain and encryption is on: nothing in the clear."""
+        sealed = None
+        key = self.target.keys.key
+        if key is not None and not (self.contents is not None and self.contents.sealed):
+            sealed = door.sealer(key, self.realm, self.version)
+        return keep_backup(self.target.path, self.now, sealed=sealed)
+
+
+@contextlib.contextmanager
+def editing(
+    target: Target,
     now: int,
     *,
-    offline: Iterable[tuple[int, int]],
-    version: str | None,
-    keys: sealing.Sealing = sealing.PLAIN,
-) -> None:
-    """Write ``entries`` over the file atomically, most trusted first, with a fresh trailer.
+    must_exist: bool,
+    wait_secs: float,
+    damaged: str | None = "",
+) -> Iterator[Edit]:
+    """The target's file, locked and read once, for one writing command's :class:`Edit`.
 
-    The realm's version and the node's stopped intervals are kept: a command writes only while
-    no node runs, so the time since the last save is time the node was stopped. With a key,
-    the file is written encrypted; with encryption asked for and no usable key, not at all.
+    Raise :class:`PeerFileMissingError` when there is no file and the command ``must_exist``
+    (or has no realm to make one of), and what :func:`read_snapshot` raises for a file that
+    cannot be used. A damaged file is refused (:class:`PeerFileDamagedError`, its message
+    ending with ``damaged``, by default how ``seal`` repairs it) unless ``damaged`` is None:
+    only ``seal`` rewrites one, keeping the previous file.
     """
-    data = codec.encode(peer_file.realm, now, by_trust(entries), version=version, offline=offline)
-    write(peer_file, data, keys, version)
-
-
-def write(peer_file: PeerFile, data: bytes, keys: sealing.Sealing, version: str | None) -> None:
-    """Write a plain file's bytes over the file atomically, sealed when ``keys`` has a key."""
-    if keys.required and keys.key is None:
-        raise KeyUnusableError(
-            f"peer file {peer_file.path}: encryption is on and its key cannot be used: "
-            f"{keys.problem}; it is unchanged"
-        )
-    written: bytes | Iterable[bytes] = data
-    if keys.key is not None:
-        written = sealing.seal_chunks(data, keys.key, realm=peer_file.realm, version=version)
-    try:
-        peer_file.save(written)
-    except OSError as exc:
-        raise StoreFileError(
-            f"cannot write peer file {peer_file.path}: {exc.strerror or exc}; it is unchanged"
-        ) from None
+    no_realm = f"no peer file at {target.path}: give --realm CODE to create one, or use --config"
+    if target.realm is None and not os.path.lexists(target.path):
+        raise PeerFileMissingError(no_realm)
+    with locked(target, target.realm, wait_secs=wait_secs) as peer_file:
+        found = _read(target)
+        contents = None if found.status is Status.MISSING else found
+        if contents is None and target.realm is None:  # gone since it was looked for
+            raise PeerFileMissingError(no_realm)
+        if contents is None and must_exist:
+            raise _missing(target)
+        realm = target.realm if contents is None else contents.realm
+        if realm is None:
+            raise StoreFileError(
+                f"peer file {target.path} names no readable realm; give --realm CODE, or fix "
+                'its realm line by hand (realm = "...")'
+            )
+        validate_realm_code(realm)
+        if contents is not None and not contents.intact and damaged is not None:
+            raise PeerFileDamagedError(
+                f"peer file {target.path} is damaged ({'; '.join(contents.problems[:3])}); it "
+                "is unchanged. "
+                + (
+                    damaged
+                    or f"`peerstore seal` keeps the {entries_phrase(len(contents.entries))} "
+                    "that validate and sets the previous file beside it"
+                )
+            )
+        yield Edit(target, peer_file, contents, realm, now)
 
 
 def keep_backup(
@@ -574,67 +740,6 @@ def _copy_exclusive(
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def writable_snapshot(target: Target, peer_file: PeerFile, *, must_exist: bool) -> Snapshot | None:
-    """The locked file's contents for a command that rewrites it; None when there is no file
-    (:class:`PeerFileMissingError` when it ``must_exist``).
-
-    A damaged file is refused (:class:`PeerFileDamagedError`): only ``seal`` rewrites one,
-    keeping the previous file.
-    """
-    data = peer_file.read()
-    if data is None:
-        if must_exist:
-            raise PeerFileMissingError(f"no peer file at {target.path} ({target.named_by})")
-        return None
-    snapshot = read_snapshot(attrs.evolve(target, realm=peer_file.realm), data)
-    if not snapshot.intact:
-        raise PeerFileDamagedError(
-            f"peer file {target.path} is damaged ({'; '.join(snapshot.problems[:3])}); it is "
-            f"unchanged. `peerstore seal` keeps the {entries_phrase(len(snapshot.entries))} that "
-            "validate and sets the previous file beside it"
-        )
-    return snapshot
-
-
-def realm_for_writing(target: Target) -> str:
-    """The realm a writing command locks the file under: the configured one or the file's own."""
-    if target.realm is not None:
-        return target.realm
-    data = read_peer_file(target.path)
-    if data is None:
-        raise PeerFileMissingError(
-            f"no peer file at {target.path}: give --realm CODE to create one, or use --config"
-        )
-    realm = realm_named_in(data)
-    if realm is None:
-        read_snapshot(target, data)  # raises for a newer schema
-        raise StoreFileError(
-            f"peer file {target.path} names no readable realm; give --realm CODE, or fix its "
-            'realm line by hand (realm = "...")'
-        )
-    return realm
-
-
-def version_for_writing(target: Target, snapshot: Snapshot | None) -> str:
-    """The realm version a writing command records: the configured one (``--config``, or
-    ``--file`` with ``--realm-version``), else the file's own, else, for a new file, TheNodes'
-    default. A file without its version would be taken by a node of any version."""
-    if target.version is not None:
-        return target.version
-    if snapshot is not None and snapshot.decoded.version is not None:
-        return snapshot.decoded.version
-    return DEFAULT_REALM_VERSION
-
-
-def read_existing(target: Target, realm: str, peer_file: PeerFile) -> tuple[bytes, Snapshot]:
-    """The file's bytes, read under its lock, and what they hold; :class:`PeerFileMissingError`
-    when there is none."""
-    data = peer_file.read()
-    if data is None:
-        raise PeerFileMissingError(f"no peer file at {target.path} ({target.named_by})")
-    return data, read_snapshot(attrs.evolve(target, realm=realm), data)
 
 
 def entries_phrase(count: int) -> str:

@@ -12,33 +12,33 @@ This is the library entry point for a host that does not use the plugin::
     book.tick()      # call about once a second: saves at most once per save_interval_secs
     ...
     book.close()     # saves if needed and releases the file
+
+This is the node's door to its file: reading and writing it (bytes, seal, format) is the one
+door's, :mod:`thenodes_peerstore.door`, which the ``peerstore`` command goes through too; this
+module keeps the store and says what a finding means to a running node (a damaged file set
+aside, a newer one or one no key opens left alone, a failed save tried again).
 """
 
 from __future__ import annotations
 
-import enum
-import functools
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 
-import attrs
-
 from thenodes_console import counted
-from thenodes_peerstore import codec, files, sealing
+from thenodes_peerstore import codec, door, files, sealing
 from thenodes_peerstore.config import PersistenceConfig
+from thenodes_peerstore.door import Contents, Status
 from thenodes_peerstore.errors import (
     ClockError,
-    KeyRefusedError,
     KeyUnusableError,
-    NewerSchemaError,
     RealmMismatchError,
-    SealDamagedError,
+    TheNodesFileError,
 )
 from thenodes_peerstore.files import PeerFile
-from thenodes_peerstore.model import PeerEntry
 from thenodes_peerstore.store import LoadReport, PeerStore
+from thenodes_peerstore.thenodes import entries_from_thenodes, read_thenodes_file
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +65,10 @@ def configured_store(
     *,
     own_addrs: Iterable[str] = (),
     own_node_id: str | None = None,
-    extras_budget: int | None = None,
 ) -> PeerStore:
-    """An empty store with the settings ``config`` gives it: the one place they are applied."""
+    """An empty store with the settings ``config`` gives it, its size budget
+    (:func:`extras_budget`) and the node's own addresses and id: the one place they are
+    applied, to a node's store and to the ``peerstore`` command's view of its next start."""
     return PeerStore(
         clock=clock,
         max_entries=config.max_entries,
@@ -76,42 +77,12 @@ def configured_store(
         gossip_per_sender_per_hour=config.gossip_per_sender_per_hour,
         own_addrs=own_addrs,
         own_node_id=own_node_id,
-        extras_budget=extras_budget,
+        extras_budget=extras_budget(config.max_entries),
     )
 
 
-class LoadStatus(enum.Enum):
-    """What was found on disk."""
-
-    MISSING = "missing"
-    INTACT = "intact"
-    SALVAGED = "salvaged"
-    NEWER_SCHEMA = "newer schema"
-    KEY_REFUSED = "encrypted, and no key at hand opens it"
-
-
-@attrs.frozen
-class LoadOutcome:
-    """The entries read from the file, and what happened to the file.
-
-    A ``SALVAGED`` outcome with ``quarantined`` None means the damaged file could not be moved
-    aside and is still in place; ``problems`` says why.
-    """
-
-    status: LoadStatus
-    entries: tuple[PeerEntry, ...] = ()
-    problems: tuple[str, ...] = ()
-    quarantined: Path | None = None
-    saved_at: int | None = None
-    """When the file was last written, if it says."""
-    offline: tuple[tuple[int, int], ...] = ()
-    """When the node was stopped, as the file recorded it."""
-    schema: int | None = None
-    sealed: bool = False
-    """Whether the file on disk is encrypted."""
-    stale_key: bool = False
-    """Whether it was opened by what an earlier version read its key as
-    (:attr:`~thenodes_peerstore.sealing.Key.earlier`): the next save seals it anew."""
+LoadStatus = Status
+"""What a start found on disk (:class:`~thenodes_peerstore.door.Status`)."""
 
 
 def load_file(
@@ -120,8 +91,9 @@ def load_file(
     *,
     version: str | None = None,
     keys: sealing.Sealing = sealing.PLAIN,
-) -> LoadOutcome:
-    """Read -> decode -> set aside if damaged: what an open store starts from.
+) -> Contents:
+    """Read -> decode -> set aside if damaged: what an open store starts from
+    (:func:`thenodes_peerstore.door.load`).
 
     A damaged file is renamed aside to ``<name>.corrupt-<now>`` and the entries that still
     validate are returned. If it cannot be renamed, the error is logged, the file is left where
@@ -136,91 +108,15 @@ def load_file(
     With encryption on, nothing is set aside in the clear: a damaged plain file is set aside
     sealed under the key, and left in place when it cannot be (no usable key, too large).
     """
-    data = peer_file.read()
-    if data is None:
-        return LoadOutcome(LoadStatus.MISSING)
-    sealed = sealing.is_sealed(data)
-    stale_key = False
-    if len(data) > files.MAX_FILE_BYTES:
-        decoded = codec.Decoded(entries=(), problems=(f"larger than {files.MAX_FILE_BYTES} bytes",))
-    else:
-        try:
-            plain = data
-            if sealed:
-                opened = sealing.open_sealed(
-                    data, keys, path=peer_file.path, realm=peer_file.realm, version=version
-                )
-                plain, stale_key = opened.plain, opened.stale
-            decoded = codec.decode(plain, realm=peer_file.realm, version=version)
-        except SealDamagedError as exc:
-            decoded = codec.Decoded(entries=(), problems=(str(exc),))
-        except KeyRefusedError as exc:
-            return LoadOutcome(LoadStatus.KEY_REFUSED, problems=(str(exc),), sealed=True)
-        except NewerSchemaError as exc:
-            return LoadOutcome(LoadStatus.NEWER_SCHEMA, problems=(str(exc),))
-        except RealmMismatchError as exc:
-            raise RealmMismatchError(
-                f"peer file {peer_file.path}: {exc}. Check [network.persistence] path and "
-                "[realm]; the file is left unchanged",
-                found=exc.found,
-                expected=exc.expected,
-            ) from exc
-    read = functools.partial(
-        LoadOutcome,
-        entries=decoded.entries,
-        saved_at=decoded.saved_at,
-        offline=decoded.offline,
-        schema=decoded.schema,
-        sealed=sealed,
-        stale_key=stale_key,
-    )
-    if decoded.intact:
-        return read(LoadStatus.INTACT)
     try:
-        aside = _set_aside(peer_file, now, data, sealed=sealed, keys=keys, version=version)
-    except _KeptInPlace as exc:
-        reason = str(exc)
-        logger.error("peer file %s is damaged and %s; leaving it in place", peer_file.path, reason)
-        return read(LoadStatus.SALVAGED, problems=(*decoded.problems, reason))
-    except OSError as exc:
-        reason = f"it could not be moved aside: {exc.strerror or exc}"
-        logger.error("peer file %s is damaged and %s; leaving it in place", peer_file.path, reason)
-        return read(LoadStatus.SALVAGED, problems=(*decoded.problems, reason))
-    return read(LoadStatus.SALVAGED, problems=decoded.problems, quarantined=aside)
-
-
-class _KeptInPlace(Exception):
-    """A damaged file that is not set aside; the message says why."""
-
-
-def _set_aside(
-    peer_file: PeerFile,
-    now: int,
-    data: bytes,
-    *,
-    sealed: bool,
-    keys: sealing.Sealing,
-    version: str | None,
-) -> Path:
-    """Set a damaged file aside; with encryption on, a plain one is set aside sealed under the
-    key (every byte of it, for ``peerstore decrypt`` to give back), never in the clear."""
-    if sealed or not keys.required:
-        return peer_file.quarantine(now)
-    if keys.key is None:
-        raise _KeptInPlace(
-            "it is not encrypted, and encryption is on with no usable key: it is not set aside "
-            "in the clear"
-        )
-    if len(data) > files.MAX_FILE_BYTES:
-        raise _KeptInPlace(
-            f"it is not encrypted, and too large to set aside encrypted (more than "
-            f"{files.MAX_FILE_BYTES} bytes): it is not set aside in the clear"
-        )
-    copy = sealing.seal_chunks(data, keys.key, realm=peer_file.realm, version=version)
-    try:
-        return peer_file.quarantine(now, copy)
-    except KeyUnusableError as exc:
-        raise _KeptInPlace(f"it could not be set aside encrypted: {exc}") from None
+        return door.load(peer_file, now, version=version, keys=keys)
+    except RealmMismatchError as exc:
+        raise RealmMismatchError(
+            f"peer file {peer_file.path}: {exc}. Check [network.persistence] path and "
+            "[realm]; the file is left unchanged",
+            found=exc.found,
+            expected=exc.expected,
+        ) from exc
 
 
 def adopt_legacy_file(legacy: Path, path: Path) -> Path:
@@ -276,7 +172,11 @@ class PersistentPeerStore:
         version: str | None = None,
         keys: sealing.Sealing = sealing.PLAIN,
     ) -> None:
+        if peer_file.realm is None:
+            raise ValueError(f"peer file {peer_file.path} was opened without its realm")
         self.store = store
+        self.realm: str = peer_file.realm
+        """The realm's code, recorded in the file and checked at load."""
         self.keys = keys
         """The key each save seals the file with, if encryption is on."""
         self.file = peer_file
@@ -293,6 +193,8 @@ class PersistentPeerStore:
         used: the store then runs in memory only and the file is left as it is."""
         self.saves = 0
         """How many times the file was written."""
+        self.found = Status.MISSING
+        """What the store found on disk when it opened the file."""
         self._saved_changes = store.changes
         self._last_save = store.now()
         self._last_tick: int | None = None
@@ -322,13 +224,7 @@ class PersistentPeerStore:
         :class:`~thenodes_peerstore.errors.RealmMismatchError` when it belongs to another realm.
         """
         config = config or PersistenceConfig(enabled=True)
-        store = configured_store(
-            config,
-            clock,
-            own_addrs=own_addrs,
-            own_node_id=own_node_id,
-            extras_budget=extras_budget(config.max_entries),
-        )
+        store = configured_store(config, clock, own_addrs=own_addrs, own_node_id=own_node_id)
         now = store.now()  # a clock that cannot tell the time stops the start, naming it
         if keys is None:
             keys = sealing.Sealing.from_config(config)
@@ -338,13 +234,10 @@ class PersistentPeerStore:
         except BaseException:
             peer_file.close()
             raise
-        offline = list(outcome.offline)
-        if outcome.saved_at is not None and outcome.saved_at < now:
-            offline.append((outcome.saved_at, now))  # stopped since the last save
-        report = store.load(outcome.entries, offline=offline)
+        report = store.load(outcome.entries, offline=outcome.offline_at(now))
         # A newer schema's file, or a damaged file that could not be moved aside, is never
         # overwritten: the store then runs in memory only.
-        left_in_place = outcome.status is LoadStatus.SALVAGED and outcome.quarantined is None
+        left_in_place = outcome.status is Status.SALVAGED and outcome.quarantined is None
         # Nor is a file written without the key encryption asks for, or that its key cannot open.
         keyless = keys.required and keys.key is None
         book = cls(
@@ -352,17 +245,18 @@ class PersistentPeerStore:
             peer_file,
             save_interval_secs=config.save_interval_secs,
             heartbeat_secs=min(HEARTBEAT_MAX_SECS, max(1, config.ttl_secs // 16)),
-            writable=outcome.status not in (LoadStatus.NEWER_SCHEMA, LoadStatus.KEY_REFUSED)
+            writable=outcome.status not in (Status.NEWER_SCHEMA, Status.KEY_REFUSED)
             and not left_in_place
             and not keyless,
             version=version,
             keys=keys,
         )
+        book.found = outcome.status
         unchanged = report.loaded == len(outcome.entries) and not report.clamped
         migrated = outcome.schema is not None and outcome.schema < codec.SCHEMA
-        to_seal = keys.key is not None and outcome.status is not LoadStatus.MISSING
+        to_seal = keys.key is not None and outcome.status is not Status.MISSING
         to_seal = to_seal and (not outcome.sealed or outcome.stale_key)
-        if outcome.status is LoadStatus.SALVAGED or not unchanged or migrated or to_seal:
+        if outcome.status is Status.SALVAGED or not unchanged or migrated or to_seal:
             book._saved_changes = -1  # write back what was salvaged, expired, capped or migrated
         _log_load(path, outcome, report)
         _log_keys(path, outcome, keys, book.writable, to_seal)
@@ -439,26 +333,24 @@ class PersistentPeerStore:
             return False
         self._last_save = now
         self.store.expire()
-        data = codec.encode(
-            self.file.realm,
-            now,
-            self.store.by_tier(),
-            version=self.version,
-            offline=self.store.offline,
-        )
-        written: bytes | Iterable[bytes] = data
-        if self.keys.key is not None:
-            written = sealing.seal_chunks(
-                data, self.keys.key, realm=self.file.realm, version=self.version
-            )
         try:
-            self.file.save(written)
-        except OSError as exc:
+            door.write(
+                self.file,
+                self.store.by_tier(),
+                now,
+                realm=self.realm,
+                version=self.version,
+                offline=self.store.offline,
+                keys=self.keys,
+            )
+        except (OSError, KeyUnusableError) as exc:
+            # A full disk, a read-only mount, or a key scrypt cannot stretch here (it needs
+            # 32 MiB): the peers stay in memory and the next save tries again.
             if not self._failing:
                 logger.error(
                     "cannot save peer file %s: %s; will retry every %ss",
                     self.file.path,
-                    exc.strerror or exc,
+                    (exc.strerror or exc) if isinstance(exc, OSError) else exc,
                     self.save_interval_secs,
                 )
             self._failing = True
@@ -469,6 +361,53 @@ class PersistentPeerStore:
         self._saved_changes = self.store.changes
         self.saves += 1
         logger.debug("saved %s to %s", counted(len(self.store), "peer"), self.file.path)
+        return True
+
+    def import_thenodes(self, path: Path) -> bool:
+        """Load the peers of TheNodes' own ``peers.json`` at ``path`` into the empty store, by
+        the store's rules and TheNodes' proof mapping
+        (:func:`~thenodes_peerstore.thenodes.entries_from_thenodes`), and save them at once, so
+        that a later start reads its own file and never imports again. The JSON file is only
+        read. Return whether anything was read; what is imported, and how much of it is
+        proven, is logged.
+        """
+        if not path.exists():
+            logger.info("no TheNodes peer store at %s: nothing to import", path)
+            return False
+        now = self._now()
+        if now is None:
+            return False
+        try:
+            records = read_thenodes_file(path)
+        except TheNodesFileError as exc:
+            logger.warning("%s; nothing imported from it", exc)
+            return False
+        imported, unusable = entries_from_thenodes(records, now)
+        report = self.store.load([i.entry for i in imported])
+        proven = sum(entry.proven for entry in self.store)
+        logger.info(
+            "imported %d of %d records from TheNodes' peer store %s, %d of them proven "
+            "(%d not TheNodes' records or not dialable, %d expired, %d over the cap, %d the "
+            "node's own); it is not read again once this file is saved",
+            report.loaded,
+            len(records),
+            path,
+            proven,
+            len(unusable),
+            report.expired,
+            report.evicted,
+            report.own,
+        )
+        if report.loaded and not proven:
+            logger.warning(
+                "none of the %d peers imported from %s is proven: TheNodes drops the proof of "
+                "every record it reloads (last_success_epoch null, no node_id), so the node "
+                "starts from its seeds and proves its peers anew",
+                report.loaded,
+                path,
+            )
+        self._saved_changes = -1
+        self.save()
         return True
 
     def close(self) -> None:
@@ -500,9 +439,9 @@ class PersistentPeerStore:
 
 
 def _log_keys(
-    path: Path, outcome: LoadOutcome, keys: sealing.Sealing, writable: bool, to_seal: bool
+    path: Path, outcome: Contents, keys: sealing.Sealing, writable: bool, to_seal: bool
 ) -> None:
-    if outcome.status is LoadStatus.KEY_REFUSED:
+    if outcome.status is Status.KEY_REFUSED:
         logger.error(
             "%s; leaving it untouched and keeping peers in memory only: the node starts from "
             "its seeds",
@@ -525,8 +464,8 @@ def _log_keys(
         )
 
 
-def _log_load(path: Path, outcome: LoadOutcome, report: LoadReport) -> None:
-    if outcome.status is LoadStatus.SALVAGED and outcome.quarantined is None:
+def _log_load(path: Path, outcome: Contents, report: LoadReport) -> None:
+    if outcome.status is Status.SALVAGED and outcome.quarantined is None:
         logger.warning(
             "peer file %s is damaged (%s); leaving it as it is and keeping the %d entries that "
             "validate in memory only",
@@ -534,7 +473,7 @@ def _log_load(path: Path, outcome: LoadOutcome, report: LoadReport) -> None:
             "; ".join(outcome.problems),
             len(outcome.entries),
         )
-    elif outcome.status is LoadStatus.SALVAGED:
+    elif outcome.status is Status.SALVAGED:
         logger.warning(
             "peer file %s is damaged (%s); moved it to %s and kept the %d entries that validate",
             path,
@@ -542,17 +481,17 @@ def _log_load(path: Path, outcome: LoadOutcome, report: LoadReport) -> None:
             outcome.quarantined,
             len(outcome.entries),
         )
-    elif outcome.status is LoadStatus.NEWER_SCHEMA:
+    elif outcome.status is Status.NEWER_SCHEMA:
         logger.warning(
             "peer file %s was written by a newer version (%s); leaving it untouched and keeping "
             "peers in memory only",
             path,
             "; ".join(outcome.problems),
         )
-    if outcome.status is LoadStatus.MISSING:
+    if outcome.status is Status.MISSING:
         logger.info("no peer file at %s yet; starting empty", path)
         return
-    if outcome.status is LoadStatus.KEY_REFUSED:
+    if outcome.status is Status.KEY_REFUSED:
         return  # said by _log_keys
     logger.info(
         "loaded %s from %s (%s; %d expired, %d over the cap, %d clamped to now)",

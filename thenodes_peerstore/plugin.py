@@ -16,9 +16,9 @@ import pluggy
 
 from thenodes_console import counted
 from thenodes_peerstore import sealing
-from thenodes_peerstore.config import LEGACY_DEFAULT_PATH, PersistenceConfig, path_is_set
+from thenodes_peerstore.config import PersistenceConfig, locate, path_is_set
+from thenodes_peerstore.door import Status
 from thenodes_peerstore.errors import AddressError, ClockError
-from thenodes_peerstore.files import resolve_store_path
 from thenodes_peerstore.persistent import PersistentPeerStore, adopt_legacy_file
 from thenodes_peerstore.store import IngestReport
 
@@ -102,15 +102,17 @@ class PeerStorePlugin:
 
         A bad ``[network.persistence]`` table, another realm's file or a file held by another
         store raises, which stops the node's startup with that message.
+
+        A ``path`` naming TheNodes' own ``peers.json`` leaves the file at its default, and a
+        start that finds no file there imports that one's peers
+        (:func:`~thenodes_peerstore.config.locate`).
         """
         config = PersistenceConfig.from_host_config(host.config)
         if not config.enabled:
             logger.debug("peerstore: [network.persistence] enabled = false; inert")
             return []
-        path = resolve_store_path(host.state_dir, config.path, host.realm.code)
-        if not path_is_set(host.config):
-            legacy = resolve_store_path(host.state_dir, LEGACY_DEFAULT_PATH, host.realm.code)
-            path = adopt_legacy_file(legacy, path)
+        where = locate(config, host.state_dir, host.realm.code, path_set=path_is_set(host.config))
+        path = where.path if where.legacy is None else adopt_legacy_file(where.legacy, where.path)
         self.book = PersistentPeerStore.open(
             path=path,
             realm=host.realm.code,
@@ -121,6 +123,8 @@ class PeerStorePlugin:
             version=host.realm.version,
             keys=sealing.Sealing.from_config(config, host.state_dir),
         )
+        if where.thenodes is not None and self.book.found is Status.MISSING:
+            self.book.import_thenodes(where.thenodes)
         plan = self.book.store.reconnect_plan()
         if plan:
             logger.info(

@@ -44,11 +44,12 @@ import stat
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
 from thenodes_peerstore.codec import SCHEMA, toml_string
+from thenodes_peerstore.config import AES_256_GCM, ENCRYPTIONS, NONE, PersistenceConfig
 from thenodes_peerstore.errors import (
     EncryptionUnavailableError,
     KeyRefusedError,
@@ -58,15 +59,8 @@ from thenodes_peerstore.errors import (
     SealDamagedError,
 )
 
-if TYPE_CHECKING:
-    from thenodes_peerstore.config import PersistenceConfig
-
 logger = logging.getLogger(__name__)
 
-NONE = "none"
-AES_256_GCM = "aes-256-gcm"
-ENCRYPTIONS = (NONE, AES_256_GCM)
-"""The values of ``[network.persistence] encryption``."""
 EXTRA = "thenodes-peerstore[encryption]"
 
 MAGIC = b"# thenodes-peerstore encrypted peer file\n"
@@ -88,6 +82,12 @@ gigabytes, an edited digit) is a damaged file, refused before anything is derive
 that writes other parameters writes a newer ``envelope``."""
 SALT_BYTES = 16
 """The salt of a passphrase's file; a header naming a salt of another length is damaged."""
+MIN_PASSPHRASE_CHARS = 12
+"""A passphrase shorter than this is warned of, never refused (files sealed with one must still
+open). scrypt makes each guess cost about a tenth of a CPU-second and 32 MiB, but a passphrase
+a person chose, under 12 characters, is within reach of a dictionary or of a search on rented
+hardware; twelve random letters and digits already hold 62 bits. A random key (32 bytes, or 64
+hex digits) needs no stretching at all."""
 MAX_KEY_FILE = 4096
 _KEY_ID_LABEL = b"thenodes-peerstore key id"
 _HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
@@ -370,7 +370,23 @@ def _key_of(raw: bytes, source: str) -> Key:
         raise KeyUnusableError(f"{source} is empty")
     if _HEX_KEY.fullmatch(text.decode("latin-1")):
         return Key(bytes.fromhex(text.decode()), passphrase=False, source=source, kind=HEX)
+    _warn_if_short(text, source)
     return Key(text, passphrase=True, source=source)
+
+
+def _warn_if_short(passphrase: bytes, source: str) -> None:
+    """Warn of a passphrase under :data:`MIN_PASSPHRASE_CHARS` characters; it is still used."""
+    length = len(passphrase.decode("utf-8", errors="replace"))
+    if length < MIN_PASSPHRASE_CHARS:
+        logger.warning(
+            "%s is read as a passphrase of %d character%s: under %d, one that short can be "
+            "guessed despite scrypt; use a longer passphrase, or a random key of 64 hex digits "
+            "(openssl rand -hex 32)",
+            source,
+            length,
+            "" if length == 1 else "s",
+            MIN_PASSPHRASE_CHARS,
+        )
 
 
 def _key_as_before(raw: bytes, source: str) -> Key | None:
@@ -452,6 +468,19 @@ def read_key_env(name: str, environ: Mapping[str, str] | None = None) -> Key:
     return _remembering(_key_of(os.fsencode(value), f"key_env {name}"), before)
 
 
+def warn_if_key_inside(key_file: Path, state_dir: Path) -> None:
+    """Warn when ``key_file`` lies inside the node's state directory: a copy of the directory,
+    a backup of it, carries the key of the file it holds. The node warns so at each start, and
+    ``peerstore rekey -c`` of a new key there."""
+    if Path(os.path.abspath(key_file)).is_relative_to(os.path.abspath(state_dir)):
+        logger.warning(
+            "key_file %s is inside the state directory %s: a copy of that directory carries "
+            "its key; keep the key elsewhere",
+            key_file,
+            state_dir,
+        )
+
+
 @attrs.frozen
 class Sealing:
     """What the store does about encryption: nothing, seal with ``key``, or (``problem``) keep
@@ -482,13 +511,8 @@ class Sealing:
                 )
             if config.key_file:
                 path = Path(os.path.abspath(config.key_file))
-                if state_dir is not None and path.is_relative_to(os.path.abspath(state_dir)):
-                    logger.warning(
-                        "key_file %s is inside the state directory %s: a copy of that "
-                        "directory carries its key; keep the key elsewhere",
-                        path,
-                        state_dir,
-                    )
+                if state_dir is not None:
+                    warn_if_key_inside(path, state_dir)
                 key = read_key_file(path)
             elif config.key_env:
                 key = read_key_env(config.key_env)
@@ -682,4 +706,5 @@ __all__ = [
     "realm_of",
     "seal",
     "unseal",
+    "warn_if_key_inside",
 ]

@@ -19,8 +19,14 @@ record with both ``last_success_epoch`` and ``node_id``; a ``Gossip`` record pro
 | ``Manual`` | as ``Bootstrap`` | as ``Bootstrap`` |
 | ``Gossip`` | ``Gossip`` | ``last_seen``, never proof |
 
-A ``Handshake`` record without ``last_success_epoch`` (TheNodes never writes one) is imported
-as ``Gossip``, unproven.
+A ``Handshake`` record without ``last_success_epoch`` is imported as ``Gossip``, unproven.
+TheNodes writes one for every record it reloaded: at a start it loads a record's address and
+source only (``load_from_file`` inserts them bare), so the next save writes each reloaded
+record with ``last_success_epoch`` null and no ``node_id`` (0.2.0 and 0.4.0 alike, tested
+against the real binaries: ``tests/peerstore/fixtures/thenodes-*-reloaded-peers.json``). A
+seed it had connected to becomes a plain ``Bootstrap`` record the same way. Only a handshake
+completed since TheNodes' last start is proof in its file: the ``peers.json`` of a node that
+has restarted since it met its peers imports mostly unproven.
 
 A null ``last_success_epoch`` (TheNodes keeps such records without expiry) becomes a
 ``last_seen`` of the import's time, so the record gets one full TTL. ``failures``, ``node_id``

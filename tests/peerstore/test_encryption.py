@@ -245,6 +245,72 @@ def test_a_key_file_inside_the_state_directory_is_warned_about(
     assert "inside the state directory" in caplog.text
 
 
+def test_rekey_to_a_key_inside_the_state_directory_warns_as_the_node_does(
+    tmp_path: Path, peers: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "node.toml"
+    state = tmp_path / "state"
+    config.write_text(
+        tomli_w.dumps(
+            {
+                "realm": {"code": REALM},
+                "node": {"state_dir": str(state)},
+                "network": {"persistence": {"enabled": True}},
+            }
+        )
+    )
+    fill(peers, PersistenceConfig(enabled=True), Clock())
+    outside = write_key(tmp_path / "outside.key")
+    inside = write_key(state / "realm.key")
+
+    status, _, quiet = run(capsys, "rekey", "-c", config, "--new-key-file", outside)
+    assert status == 0, quiet
+    status, _, err = run(
+        capsys, "rekey", "-c", config, "--key-file", outside, "--new-key-file", inside
+    )
+
+    assert status == 0, err
+    assert "inside the state directory" not in quiet
+    assert (
+        f"peerstore: warning: key_file {inside} is inside the state directory {state}: a copy "
+        "of that directory carries its key; keep the key elsewhere"
+    ) in err
+
+
+@pytest.mark.parametrize("secret", [b"x\n", b"eleven char\n"], ids=["1", "11"])
+def test_a_short_passphrase_is_warned_of_by_the_node_and_the_command_and_still_opens_the_file(
+    tmp_path: Path,
+    peers: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    secret: bytes,
+) -> None:
+    key = write_key(tmp_path / "short.key", secret)
+    length = len(secret.strip())
+    warning = (
+        f"key_file {key} is read as a passphrase of {length} character{'s' * (length > 1)}: "
+        f"under {sealing.MIN_PASSPHRASE_CHARS}, one that short can be guessed despite scrypt"
+    )
+    with caplog.at_level(logging.WARNING):
+        fill(peers, encrypted(key), Clock())  # the node
+    assert warning in caplog.text
+
+    status, out, err = run(capsys, "list", "-f", peers, "--key-file", key)  # the command
+
+    assert status == 0, err
+    assert all(addr in out for addr in PEERS)
+    assert f"peerstore: warning: {warning}" in err
+
+
+def test_a_passphrase_of_twelve_characters_or_a_random_key_is_not_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        for secret in (b"twelve chars\n", SECRET_KEY, SECRET_KEY.hex().encode()):
+            sealing.read_key_file(write_key(tmp_path / "k", secret))
+    assert "passphrase" not in caplog.text
+
+
 def test_a_key_file_that_others_can_read_is_refused_naming_it(tmp_path: Path) -> None:
     key = write_key(tmp_path / "k", SECRET_KEY, 0o604)
     with pytest.raises(KeyUnusableError, match=f"key_file {key} is readable by group or others"):

@@ -9,6 +9,7 @@ like any other.
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import random
 import re
@@ -40,6 +41,7 @@ from thenodes_peerstore.codec import (
     MAX_PROBLEMS,
     decode,
     encode,
+    header_of,
 )
 from thenodes_peerstore.config import PersistenceConfig
 from thenodes_peerstore.convert import converter
@@ -114,6 +116,16 @@ def _peer_tables(text: str) -> list[object]:
 @given(data=st.binary(max_size=3000))
 def test_decoding_arbitrary_bytes_never_crashes(data: bytes) -> None:
     check_decode(data)
+
+
+@settings(fuzz, max_examples=400)
+@given(data=st.one_of(damaged_files, line_files, st.binary(max_size=500)))
+def test_the_header_read_alone_names_the_realm_the_decoder_reads(data: bytes) -> None:
+    """A reader that learns the realm from the header (``peerstore --file``) decodes once, with
+    it: the decoder never finds another realm than the header read alone names."""
+    named = header_of(data).get("realm")
+    with contextlib.suppress(NewerSchemaError):
+        decode(data, realm=named if isinstance(named, str) else "")
 
 
 @pytest.fixture(scope="module")

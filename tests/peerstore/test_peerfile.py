@@ -125,10 +125,10 @@ def test_a_damaged_file_is_read_but_refused_for_a_rewrite(tmp_path: Path) -> Non
     target = file_target(path)
     assert not peerfile.read_snapshot(target).intact
     with (
-        peerfile.locked(target, "example", wait_secs=0) as peer_file,
         pytest.raises(PeerFileDamagedError, match="`peerstore seal` keeps the 2 entries"),
+        peerfile.editing(target, NOW, must_exist=True, wait_secs=0),
     ):
-        peerfile.writable_snapshot(target, peer_file, must_exist=True)
+        pass
 
 
 def test_a_held_file_is_refused_naming_the_holder(tmp_path: Path) -> None:
@@ -146,12 +146,14 @@ def test_a_held_file_is_refused_naming_the_holder(tmp_path: Path) -> None:
     assert raised.value.pid is not None
 
 
-def test_save_writes_most_trusted_first_and_keep_backup_never_overwrites(tmp_path: Path) -> None:
+def test_an_edit_writes_most_trusted_first_and_keep_backup_never_overwrites(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "peers.toml"
     target = file_target(path)
     entries = [entry("10.0.0.1:7447"), entry("10.0.0.2:7447", Source.CONNECTED)]
-    with peerfile.locked(target, "example", wait_secs=0) as peer_file:
-        peerfile.save(peer_file, entries, NOW, offline=(), version=None)
+    with peerfile.editing(target, NOW, must_exist=False, wait_secs=0) as edit:
+        edit.commit(edit.load(entries))
     snapshot = peerfile.read_snapshot(target)
     assert [e.addr for e in snapshot.entries] == ["10.0.0.2:7447", "10.0.0.1:7447"]
     first = peerfile.keep_backup(path, NOW)
