@@ -170,7 +170,8 @@ class PeerStorePlugin:
             logger.debug("peerstore: ignoring a peer list that is not a list, from %s", sender.addr)
             return
         report = self.book.store.record_gossip(peers, sender=sender.addr)
-        _log_rejected(f"peer list from {sender.addr}", report)
+        if report.counts:
+            _log_rejected(f"peer list from {sender.addr}", report)
 
     @hookimpl
     @_guarded
