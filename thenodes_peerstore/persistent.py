@@ -32,12 +32,13 @@ from thenodes_peerstore.errors import (
     KeyRefusedError,
     KeyUnusableError,
     NewerSchemaError,
+    PeerStoreError,
     RealmMismatchError,
     SealDamagedError,
 )
 from thenodes_peerstore.files import PeerFile
-from thenodes_peerstore.model import PeerEntry
-from thenodes_peerstore.store import LoadReport, PeerStore
+from thenodes_peerstore.model import PeerEntry, PlanHead
+from thenodes_peerstore.store import LoadReport, PeerStore, plan_from_head
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,18 @@ HEARTBEAT_MAX_SECS = 3600
 """A running node with nothing to save still writes at least this often (and at least every
 sixteenth of ``ttl_secs``), so its running time is not later taken for downtime."""
 HEADER_BYTES = 4096 + sealing.MAX_HEADER + sealing.TAG_BYTES
-"""Room kept in the file for its header and trailer, and for the envelope of an encrypted
+"""Room kept in the file for its header, head and trailer, and for the envelope of an encrypted
 file (its header and tag), so that an encrypted file of a full store also loads whole."""
+
+
+def _stopped(
+    offline: Iterable[tuple[int, int]], saved_at: int | None, now: int
+) -> list[tuple[int, int]]:
+    """When the node was stopped, as a file recorded it, and since its last save."""
+    stopped = list(offline)
+    if saved_at is not None and saved_at < now:
+        stopped.append((saved_at, now))  # stopped since the last save
+    return stopped
 
 
 def extras_budget(max_entries: int) -> int:
@@ -119,6 +130,8 @@ def load_file(
     *,
     version: str | None = None,
     keys: sealing.Sealing = sealing.PLAIN,
+    data: bytes | None = None,
+    opened: sealing.Opened | None = None,
 ) -> LoadOutcome:
     """Read -> decode -> set aside if damaged: what an open store starts from.
 
@@ -134,8 +147,12 @@ def load_file(
     (``KEY_REFUSED``), and one that fails authentication is damaged: nothing of it is salvaged.
     With encryption on, nothing is set aside in the clear: a damaged plain file is set aside
     sealed under the key, and left in place when it cannot be (no usable key, too large).
+
+    ``data`` is the file's bytes when they were read already, and ``opened`` what ``keys``
+    opened of them when they are sealed.
     """
-    data = peer_file.read()
+    if data is None:
+        data = peer_file.read()
     if data is None:
         return LoadOutcome(LoadStatus.MISSING)
     sealed = sealing.is_sealed(data)
@@ -146,7 +163,7 @@ def load_file(
         try:
             plain = data
             if sealed:
-                opened = sealing.open_sealed(
+                opened = opened or sealing.open_sealed(
                     data, keys, path=peer_file.path, realm=peer_file.realm, version=version
                 )
                 plain, stale_key = opened.plain, opened.stale
@@ -275,7 +292,10 @@ class PersistentPeerStore:
         version: str | None = None,
         keys: sealing.Sealing = sealing.PLAIN,
     ) -> None:
-        self.store = store
+        self._store = store
+        self._loading: Callable[[], None] | None = None
+        """The rest of an open whose plan was read first: reading the file whole."""
+        self._first_plan: list[str] | None = None
         self.keys = keys
         """The key each save seals the file with, if encryption is on."""
         self.file = peer_file
@@ -286,10 +306,7 @@ class PersistentPeerStore:
         self.version = version
         """The realm's version, recorded in the file and checked at load."""
 
-        self.writable = writable
-        """False when the file is of a newer schema, is damaged and could not be moved aside,
-        is encrypted and no key at hand opens it, or encryption is on and its key cannot be
-        used: the store then runs in memory only and the file is left as it is."""
+        self._writable = writable
         self.saves = 0
         """How many times the file was written."""
         self._saved_changes = store.changes
@@ -311,11 +328,15 @@ class PersistentPeerStore:
         own_node_id: str | None = None,
         version: str | None = None,
         keys: sealing.Sealing | None = None,
+        plan_first: bool = False,
     ) -> PersistentPeerStore:
         """Lock and load the realm's file; the file need not exist yet.
 
         :param version: The realm's version: a file of another version is another realm's.
         :param keys: The key, if encryption is on; by default the one ``config`` names.
+        :param plan_first: Read the plan (:meth:`start_plan`) from the file's head, when it
+            has one that tells it, and the rest of the file at the store's first use: a start
+            waits for its plan only (:func:`~thenodes_peerstore.store.plan_from_head`).
 
         Raise :class:`~thenodes_peerstore.errors.StoreLockedError` when another store holds it and
         :class:`~thenodes_peerstore.errors.RealmMismatchError` when it belongs to another realm.
@@ -332,40 +353,139 @@ class PersistentPeerStore:
         if keys is None:
             keys = sealing.Sealing.from_config(config)
         peer_file = PeerFile.open(path, realm)
-        try:
-            outcome = load_file(peer_file, now, version=version, keys=keys)
-        except BaseException:
-            peer_file.close()
-            raise
-        offline = list(outcome.offline)
-        if outcome.saved_at is not None and outcome.saved_at < now:
-            offline.append((outcome.saved_at, now))  # stopped since the last save
-        report = store.load(outcome.entries, offline=offline)
-        # A newer schema's file, or a damaged file that could not be moved aside, is never
-        # overwritten: the store then runs in memory only.
-        left_in_place = outcome.status is LoadStatus.SALVAGED and outcome.quarantined is None
-        # Nor is a file written without the key encryption asks for, or that its key cannot open.
-        keyless = keys.required and keys.key is None
         book = cls(
             store,
             peer_file,
             save_interval_secs=config.save_interval_secs,
             heartbeat_secs=min(HEARTBEAT_MAX_SECS, max(1, config.ttl_secs // 16)),
-            writable=outcome.status not in (LoadStatus.NEWER_SCHEMA, LoadStatus.KEY_REFUSED)
-            and not left_in_place
-            and not keyless,
             version=version,
             keys=keys,
         )
+        try:
+            if plan_first:
+                scratch = configured_store(
+                    config, lambda: now, own_addrs=own_addrs, own_node_id=own_node_id
+                )
+                book._plan_first(scratch, now)
+            if book._loading is None:
+                book._load(now)
+        except BaseException:
+            peer_file.close()
+            raise
+        return book
+
+    def _plan_first(self, scratch: PeerStore, now: int) -> None:
+        """Read the file and, when its head tells the plan, keep that plan and leave the rest
+        of the file for the store's first use; else leave everything to :meth:`_load`."""
+        # A start at the default cap has its plan in 1.3 ms so, 4.3 when it reads the whole
+        # file first (``python -m benchmarks.bench_paths``, start).
+        data = self.file.read()
+        if data is None or len(data) > files.MAX_FILE_BYTES:
+            return
+        opened = None
+        if sealing.is_sealed(data):
+            try:
+                opened = sealing.open_sealed(
+                    data,
+                    self.keys,
+                    path=self.file.path,
+                    realm=self.file.realm,
+                    version=self.version,
+                )
+            except PeerStoreError:
+                return  # the whole read says why
+        plain = data if opened is None else opened.plain
+        opening = codec.read_head(plain, realm=self.file.realm, version=self.version)
+        if opening is None:
+            return
+        offline = _stopped(opening.offline, opening.saved_at, now)
+        plan = plan_from_head(scratch, opening.head, offline=offline)
+        if plan is None:
+            return
+        self._first_plan = plan
+        self._loading = functools.partial(
+            self._load, now, data=data, opened=opened, head=opening.head
+        )
+
+    def _load(
+        self,
+        now: int,
+        *,
+        data: bytes | None = None,
+        opened: sealing.Opened | None = None,
+        head: PlanHead | None = None,
+    ) -> None:
+        """Load the file (``data``, if it was read already) into the store, as it stood at
+        ``now``; with ``head``, the file's head its plan was read from, which must describe it."""
+        keys, path = self.keys, self.file.path
+        outcome = load_file(
+            self.file, now, version=self.version, keys=keys, data=data, opened=opened
+        )
+        report = self._store.load(
+            outcome.entries, offline=_stopped(outcome.offline, outcome.saved_at, now)
+        )
+        # A newer schema's file, or a damaged file that could not be moved aside, is never
+        # overwritten: the store then runs in memory only.
+        left_in_place = outcome.status is LoadStatus.SALVAGED and outcome.quarantined is None
+        # Nor is a file written without the key encryption asks for, or that its key cannot open.
+        keyless = keys.required and keys.key is None
+        self._writable = (
+            outcome.status not in (LoadStatus.NEWER_SCHEMA, LoadStatus.KEY_REFUSED)
+            and not left_in_place
+            and not keyless
+        )
+        self._saved_changes = self._store.changes
         unchanged = report.loaded == len(outcome.entries) and not report.clamped
         migrated = outcome.schema is not None and outcome.schema < codec.SCHEMA
         to_seal = keys.key is not None and outcome.status is not LoadStatus.MISSING
         to_seal = to_seal and (not outcome.sealed or outcome.stale_key)
         if outcome.status is LoadStatus.SALVAGED or not unchanged or migrated or to_seal:
-            book._saved_changes = -1  # write back what was salvaged, expired, capped or migrated
+            self._saved_changes = -1  # write back what was salvaged, expired, capped or migrated
+        if head is not None and not head.describes(outcome.entries):
+            logger.warning(
+                "peer file %s: its head does not describe its entries (written by something "
+                "else?); the start's plan came from the head, and the next save writes it anew",
+                path,
+            )
+            self._saved_changes = -1
         _log_load(path, outcome, report)
-        _log_keys(path, outcome, keys, book.writable, to_seal)
-        return book
+        _log_keys(path, outcome, keys, self._writable, to_seal)
+
+    @property
+    def writable(self) -> bool:
+        """False when the file is of a newer schema, is damaged and could not be moved aside,
+        is encrypted and no key at hand opens it, or encryption is on and its key cannot be
+        used: the store then runs in memory only and the file is left as it is. Known once
+        the file is read whole (which asking reads it)."""
+        self._load_rest()
+        return self._writable
+
+    def _load_rest(self) -> None:
+        """Read the rest of the file, after an open that read its plan first. What stops it
+        (a clock that cannot tell the time) stops it before the store changes: the next use
+        tries again, and nothing is written before."""
+        loading, self._loading = self._loading, None
+        if loading is None:
+            return
+        try:
+            loading()
+        except BaseException:
+            self._loading = loading
+            raise
+
+    @property
+    def store(self) -> PeerStore:
+        """The realm's peers in memory. After an open that read its plan from the file's head
+        (``plan_first``), the rest of the file is read here, at the first use."""
+        self._load_rest()
+        return self._store
+
+    def start_plan(self) -> list[str]:
+        """The proven peers to dial first at this start, before the seeds: the plan
+        :meth:`open` read from the file's head, or else the store's."""
+        if self._first_plan is not None:
+            return list(self._first_plan)
+        return self.store.reconnect_plan()
 
     @property
     def dirty(self) -> bool:
@@ -444,6 +564,7 @@ class PersistentPeerStore:
             self.store.by_tier(),
             version=self.version,
             offline=self.store.offline,
+            head=self.store.plan_head(),
         )
         written: bytes | Iterable[bytes] = data
         if self.keys.key is not None:

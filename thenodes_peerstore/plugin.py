@@ -99,8 +99,10 @@ class PeerStorePlugin:
     def on_startup(self, host: Host) -> list[str]:
         """Open the realm's file and return the proven peers to dial before the seeds.
 
-        A bad ``[network.persistence]`` table, another realm's file or a file held by another
-        store raises, which stops the node's startup with that message.
+        The plan is read from the file's head when the head tells it, and the rest of the file
+        at the first hook after this one (:meth:`PersistentPeerStore.start_plan`). A bad
+        ``[network.persistence]`` table, another realm's file or a file held by another store
+        raises, which stops the node's startup with that message.
         """
         config = PersistenceConfig.from_host_config(host.config)
         if not config.enabled:
@@ -119,8 +121,9 @@ class PeerStorePlugin:
             own_node_id=host.node_id,
             version=host.realm.version,
             keys=sealing.Sealing.from_config(config, host.state_dir),
+            plan_first=True,
         )
-        plan = self.book.store.reconnect_plan()
+        plan = self.book.start_plan()
         if plan:
             logger.info("peerstore: %d stored peers to dial first: %s", len(plan), ", ".join(plan))
         else:
