@@ -493,10 +493,6 @@ CHECKED_BY: dict[tuple[str, str, str], str] = {
     ("eclipse.md", "", "cut off  arm         plan: attacker/all "): (
         "test_the_eclipse_tables_have_the_commands_columns"
     ),
-    ("eclipse.md", "", "cut off  arm                    plan: at"): (
-        "test_the_eclipse_tables_have_the_commands_columns"
-    ),
-    ("eclipse.md", "", "N = 16"): "test_the_eclipse_tables_have_the_commands_columns",
     ("embedding.md", "python", '--8<-- "examples/embed.py"'): (
         "test_the_embedding_example_runs_as_written_and_prints_what_the_page_shows"
     ),
@@ -507,6 +503,12 @@ CHECKED_BY: dict[tuple[str, str, str], str] = {
         "test_the_encryption_page_makes_a_key_a_node_accepts"
     ),
     ("file.md", "toml", "schema = 2"): "test_the_file_shown_is_one_the_codec_reads",
+    ("development.md", "sh", "git worktree add /tmp/before main && pyt"): (
+        "test_the_command_comparison_recipe_runs_the_script_it_names"
+    ),
+    ("operating.md", "", "peerstore: error: no peer file at /srv/n"): (
+        "test_the_operating_page_shows_the_hint_to_import_thenodes_peers"
+    ),
     ("configuration.md", "", "node.toml: [network.connection_policy] h"): (
         "test_the_configuration_page_shows_the_error_a_bound_gives"
     ),
@@ -601,7 +603,7 @@ def test_the_eclipse_tables_have_the_commands_columns() -> None:
     header = "  ".join(f"{name:<{width}}" for name, width in eclipse_columns).rstrip()
     page = (DOCS / "eclipse.md").read_text()
     tables = [b for b in fenced(page, "") if "cut off  arm" in b]
-    assert len(tables) == 3
+    assert tables
     for table in tables:
         first = next(line for line in table.splitlines() if line.startswith("cut off"))
         shown = first.split()
@@ -773,3 +775,43 @@ def test_the_tls_figures_have_the_benchmarks_columns() -> None:
     source = (ROOT / "benchmarks" / "bench_tls.py").read_text()
     for column in re.split(r"\s{2,}", table.splitlines()[0].strip()):
         assert f"'{column}'" in source, column
+
+
+def test_the_command_comparison_recipe_runs_the_script_it_names() -> None:
+    [recipe] = [b for lang, b in blocks(DOCS / "development.md") if b.startswith("git worktree")]
+    *setup, compare = recipe.splitlines()
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for extra in re.findall(r"\[(\w+)\]'", "".join(setup)):
+        assert extra in extras["optional-dependencies"]
+    _, script, before, after = shlex.split(compare)
+    helped = subprocess.run(
+        [sys.executable, str(ROOT / script), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert helped.returncode == 0
+    assert "before after" in helped.stdout  # the two interpreters, in the order shown
+    assert (before, after) == ("/tmp/before/.venv/bin/python", ".venv/bin/python")
+
+
+def test_the_operating_page_shows_the_hint_to_import_thenodes_peers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    [shown] = [
+        body
+        for lang, body in blocks(DOCS / "operating.md")
+        if not lang and body.startswith("peerstore: error: no peer file")
+    ]
+    node = tmp_path / "srv" / "node-a"
+    (node / "state").mkdir(parents=True)
+    (node / "state" / "peers.json").write_text("[]")
+    (node / "node.toml").write_text(
+        '[realm]\nname = "Example"\n[node]\nid = "node-a"\nstate_dir = "state"\n'
+        "[network.persistence]\nenabled = true\n"
+    )
+    monkeypatch.chdir(node)
+    assert peerstore_cli.main(["list", "--config", "node.toml"]) == 2
+    said = capsys.readouterr().err.replace(str(tmp_path), "")
+    assert said == shown

@@ -337,7 +337,9 @@ def cmd_stats(args: argparse.Namespace, target: Target, now: int) -> int:
     entries = snapshot.entries
     load = next_load(entries, target.config, now, snapshot.offline_at(now), own=target)
     tiers = Counter(e.source for e in entries)
-    groups = Counter(network_group(e.addr) for e in entries).most_common()
+    # Most entries first, then by name: the same file gives the same list, whatever its order.
+    counts = Counter(network_group(e.addr) for e in entries)
+    groups = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     ages: Counter[str] = Counter(_age_bucket(now - e.last_seen) for e in entries)
     data: dict[str, Any] = {
         "file": str(snapshot.path),

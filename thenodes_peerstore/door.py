@@ -32,19 +32,22 @@ from thenodes_peerstore.errors import (
     KeyRefusedError,
     KeyUnusableError,
     NewerSchemaError,
+    PeerStoreError,
     SealDamagedError,
 )
 from thenodes_peerstore.files import PeerFile
-from thenodes_peerstore.model import PeerEntry
+from thenodes_peerstore.model import PeerEntry, PlanHead
 
 __all__ = [
     "Contents",
+    "FirstRead",
     "Status",
     "is_sealed",
     "load",
     "named_realm",
     "plain_of",
     "read",
+    "read_head",
     "render",
     "sealer",
     "write",
@@ -110,13 +113,62 @@ class Contents:
         return self.status is Status.INTACT
 
     def offline_at(self, now: int) -> list[tuple[int, int]]:
-        """When the node was stopped, as a start at ``now`` counts it: the intervals the file
-        records, and the time since its last save (a node writes its file at least every hour
-        while it runs, and a command writes only while none holds it)."""
-        offline = list(self.offline)
-        if self.saved_at is not None and self.saved_at < now:
-            offline.append((self.saved_at, now))
-        return offline
+        """When the node was stopped, as a start at ``now`` counts it (:func:`stopped_at`)."""
+        return stopped_at(self.offline, self.saved_at, now)
+
+
+def stopped_at(
+    offline: Iterable[tuple[int, int]], saved_at: int | None, now: int
+) -> list[tuple[int, int]]:
+    """When a file's node was stopped, as a start at ``now`` counts it: the intervals the file
+    records (``offline``), and the time since its last save (``saved_at``: a node writes its
+    file at least every hour while it runs, and a command writes only while none holds it)."""
+    stopped = list(offline)
+    if saved_at is not None and saved_at < now:
+        stopped.append((saved_at, now))
+    return stopped
+
+
+@attrs.frozen
+class FirstRead:
+    """A file read by a start for its plan first (:func:`read_head`): its bytes, what its key
+    opened of them, and its head, for :func:`load` to read the rest from without reading the
+    file again."""
+
+    data: bytes
+    opened: sealing.Opened | None
+    head: PlanHead
+    saved_at: int
+    offline: tuple[tuple[int, int], ...]
+
+    def offline_at(self, now: int) -> list[tuple[int, int]]:
+        """When the node was stopped, as a start at ``now`` counts it (:func:`stopped_at`)."""
+        return stopped_at(self.offline, self.saved_at, now)
+
+
+def read_head(
+    peer_file: PeerFile, *, version: str | None = None, keys: sealing.Sealing = sealing.PLAIN
+) -> FirstRead | None:
+    """The head of a locked file this version wrote, read before the rest of it
+    (:func:`~thenodes_peerstore.codec.read_head`); None for any other file (missing, too
+    large, not opened by ``keys``, damaged, headless), which a start then reads whole with
+    :func:`load`, which says why. Raises nothing a whole read would not."""
+    data = peer_file.read()
+    if data is None or len(data) > files.MAX_FILE_BYTES:
+        return None
+    opened = None
+    if sealing.is_sealed(data):
+        try:
+            opened = sealing.open_sealed(
+                data, keys, path=peer_file.path, realm=peer_file.realm or "", version=version
+            )
+        except PeerStoreError:
+            return None
+    plain = data if opened is None else opened.plain
+    opening = codec.read_head(plain, realm=peer_file.realm or "", version=version)
+    if opening is None:
+        return None
+    return FirstRead(data, opened, opening.head, opening.saved_at, opening.offline)
 
 
 _PEER_FILE_RE = re.compile(rb"^(?:schema\s*=|realm\s*=|\[\[peers\]\])", re.MULTILINE)
@@ -152,6 +204,7 @@ def load(
     *,
     version: str | None = None,
     keys: sealing.Sealing = sealing.PLAIN,
+    first: FirstRead | None = None,
 ) -> Contents:
     """What a node's start reads of its locked file: :func:`read`, and a damaged file set
     aside to ``<name>.corrupt-<now>`` (:attr:`Contents.quarantined`).
@@ -161,8 +214,11 @@ def load(
     clear: a damaged plain file is set aside sealed under the key, and left in place when it
     cannot be (no usable key, too large). An encrypted file that fails authentication under
     its own key is damaged: nothing of it is salvaged.
+
+    ``first``: what :func:`read_head` read of the file already, which is not read again.
     """
-    contents, data = _read(peer_file.path, peer_file.realm, version, keys, None)
+    data, opened = (None, None) if first is None else (first.data, first.opened)
+    contents, data = _read(peer_file.path, peer_file.realm, version, keys, data, opened)
     if contents.status is not Status.SALVAGED:
         return contents
     assert data is not None
@@ -181,14 +237,15 @@ def load(
     return attrs.evolve(contents, problems=(*contents.problems, reason))
 
 
-def _read(
+def _read(  # noqa: PLR0917 (private: read's and load's arguments, in their order)
     path: Path,
     realm: str | None,
     version: str | None,
     keys: sealing.Sealing,
     data: bytes | None,
+    opened: sealing.Opened | None = None,
 ) -> tuple[Contents, bytes | None]:
-    """:func:`read`, and the bytes it read."""
+    """:func:`read`, and the bytes it read; ``opened``, what ``keys`` opened of ``data``."""
     if data is None:
         data = files.read_peer_file(path)
     if data is None:
@@ -204,7 +261,9 @@ def _read(
     plain, stale = data, False
     try:
         if sealed:
-            opened = sealing.open_sealed(data, keys, path=path, realm=realm or "", version=version)
+            opened = opened or sealing.open_sealed(
+                data, keys, path=path, realm=realm or "", version=version
+            )
             plain, stale = opened.plain, opened.stale
         decoded = codec.decode(plain, realm=realm or "", version=version)
     except SealDamagedError as exc:
@@ -303,10 +362,12 @@ def render(
     version: str | None,
     offline: Iterable[tuple[int, int]] = (),
     key: sealing.Key | None = None,
+    head: PlanHead | None = None,
 ) -> bytes | Iterator[bytes]:
-    """The file holding ``entries``, in the order given: its bytes, or, sealed under ``key``,
-    the pieces of the encrypted file (written one after another, never joined in memory)."""
-    data = codec.encode(realm, saved_at, entries, version=version, offline=offline)
+    """The file holding ``entries``, in the order given (``head``'s first: what the next start
+    reads its plan from), its bytes, or, sealed under ``key``, the pieces of the encrypted file
+    (written one after another, never joined in memory)."""
+    data = codec.encode(realm, saved_at, entries, version=version, offline=offline, head=head)
     return data if key is None else sealing.seal_chunks(data, key, realm=realm, version=version)
 
 
@@ -325,9 +386,10 @@ def write(
     version: str | None,
     offline: Iterable[tuple[int, int]],
     keys: sealing.Sealing = sealing.PLAIN,
+    head: PlanHead | None = None,
 ) -> None:
-    """Encode ``entries`` (in the order given) with a fresh trailer, seal them when ``keys``
-    has a key, and replace the locked file atomically.
+    """Encode ``entries`` (in the order given; ``head``, the next start's plan, first) with a
+    fresh trailer, seal them when ``keys`` has a key, and replace the locked file atomically.
 
     Raise ``OSError`` when the file cannot be written and
     :class:`~thenodes_peerstore.errors.KeyUnusableError` when the key cannot seal (encryption
@@ -338,4 +400,6 @@ def write(
             f"peer file {peer_file.path}: encryption is on and its key cannot be used: "
             f"{keys.problem}; it is unchanged"
         )
-    peer_file.save(render(realm, now, entries, version=version, offline=offline, key=keys.key))
+    peer_file.save(
+        render(realm, now, entries, version=version, offline=offline, key=keys.key, head=head)
+    )

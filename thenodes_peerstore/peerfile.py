@@ -58,7 +58,7 @@ from thenodes_peerstore.files import (
     read_peer_file,
     validate_realm_code,
 )
-from thenodes_peerstore.model import PeerEntry, canonical_addr, valid_node_id
+from thenodes_peerstore.model import PeerEntry, PlanHead, canonical_addr, valid_node_id
 from thenodes_peerstore.persistent import configured_store
 from thenodes_peerstore.sealing import Sealing
 from thenodes_peerstore.store import Dropped, LoadReport, PeerStore
@@ -483,6 +483,9 @@ class NextLoad:
     plan: tuple[str, ...]
     offline: tuple[tuple[int, int], ...]
     """When the node was stopped, as the store keeps it: what a rewrite of the file records."""
+    head: PlanHead
+    """What the next start reads its plan from first (:meth:`PeerStore.plan_head`), which a
+    rewrite of the file records too."""
 
     @property
     def changes(self) -> bool:
@@ -523,6 +526,7 @@ def next_load(
         report=report,
         plan=tuple(store.reconnect_plan()),
         offline=store.offline,
+        head=store.plan_head(),
     )
 
 
@@ -624,6 +628,7 @@ class Edit:
                 version=self.version,
                 offline=load.offline,
                 keys=self.target.keys if keys is None else keys,
+                head=load.head,
             )
         except OSError as exc:
             raise StoreFileError(

@@ -21,6 +21,7 @@ aside, a newer one or one no key opens left alone, a failed save tried again).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -29,7 +30,7 @@ from types import TracebackType
 from thenodes_console import counted
 from thenodes_peerstore import codec, door, files, sealing
 from thenodes_peerstore.config import PersistenceConfig
-from thenodes_peerstore.door import Contents, Status
+from thenodes_peerstore.door import Contents, FirstRead, Status
 from thenodes_peerstore.errors import (
     ClockError,
     KeyUnusableError,
@@ -37,7 +38,7 @@ from thenodes_peerstore.errors import (
     TheNodesFileError,
 )
 from thenodes_peerstore.files import PeerFile
-from thenodes_peerstore.store import LoadReport, PeerStore
+from thenodes_peerstore.store import LoadReport, PeerStore, plan_from_head
 from thenodes_peerstore.thenodes import entries_from_thenodes, read_thenodes_file
 
 logger = logging.getLogger(__name__)
@@ -91,9 +92,10 @@ def load_file(
     *,
     version: str | None = None,
     keys: sealing.Sealing = sealing.PLAIN,
+    first: FirstRead | None = None,
 ) -> Contents:
     """Read -> decode -> set aside if damaged: what an open store starts from
-    (:func:`thenodes_peerstore.door.load`).
+    (:func:`thenodes_peerstore.door.load`); ``first``, what a start read of it for its plan.
 
     A damaged file is renamed aside to ``<name>.corrupt-<now>`` and the entries that still
     validate are returned. If it cannot be renamed, the error is logged, the file is left where
@@ -109,7 +111,7 @@ def load_file(
     sealed under the key, and left in place when it cannot be (no usable key, too large).
     """
     try:
-        return door.load(peer_file, now, version=version, keys=keys)
+        return door.load(peer_file, now, version=version, keys=keys, first=first)
     except RealmMismatchError as exc:
         raise RealmMismatchError(
             f"peer file {peer_file.path}: {exc}. Check [network.persistence] path and "
@@ -174,7 +176,10 @@ class PersistentPeerStore:
     ) -> None:
         if peer_file.realm is None:
             raise ValueError(f"peer file {peer_file.path} was opened without its realm")
-        self.store = store
+        self._store = store
+        self._loading: Callable[[], None] | None = None
+        """The rest of an open whose plan was read first: reading the file whole."""
+        self._first_plan: list[str] | None = None
         self.realm: str = peer_file.realm
         """The realm's code, recorded in the file and checked at load."""
         self.keys = keys
@@ -187,14 +192,10 @@ class PersistentPeerStore:
         self.version = version
         """The realm's version, recorded in the file and checked at load."""
 
-        self.writable = writable
-        """False when the file is of a newer schema, is damaged and could not be moved aside,
-        is encrypted and no key at hand opens it, or encryption is on and its key cannot be
-        used: the store then runs in memory only and the file is left as it is."""
+        self._writable = writable
         self.saves = 0
         """How many times the file was written."""
-        self.found = Status.MISSING
-        """What the store found on disk when it opened the file."""
+        self._found = Status.MISSING
         self._saved_changes = store.changes
         self._last_save = store.now()
         self._last_tick: int | None = None
@@ -214,11 +215,15 @@ class PersistentPeerStore:
         own_node_id: str | None = None,
         version: str | None = None,
         keys: sealing.Sealing | None = None,
+        plan_first: bool = False,
     ) -> PersistentPeerStore:
         """Lock and load the realm's file; the file need not exist yet.
 
         :param version: The realm's version: a file of another version is another realm's.
         :param keys: The key, if encryption is on; by default the one ``config`` names.
+        :param plan_first: Read the plan (:meth:`start_plan`) from the file's head, when it
+            has one that tells it, and the rest of the file at the store's first use: a start
+            waits for its plan only (:func:`~thenodes_peerstore.store.plan_from_head`).
 
         Raise :class:`~thenodes_peerstore.errors.StoreLockedError` when another store holds it and
         :class:`~thenodes_peerstore.errors.RealmMismatchError` when it belongs to another realm.
@@ -229,38 +234,117 @@ class PersistentPeerStore:
         if keys is None:
             keys = sealing.Sealing.from_config(config)
         peer_file = PeerFile.open(path, realm)
-        try:
-            outcome = load_file(peer_file, now, version=version, keys=keys)
-        except BaseException:
-            peer_file.close()
-            raise
-        report = store.load(outcome.entries, offline=outcome.offline_at(now))
-        # A newer schema's file, or a damaged file that could not be moved aside, is never
-        # overwritten: the store then runs in memory only.
-        left_in_place = outcome.status is Status.SALVAGED and outcome.quarantined is None
-        # Nor is a file written without the key encryption asks for, or that its key cannot open.
-        keyless = keys.required and keys.key is None
         book = cls(
             store,
             peer_file,
             save_interval_secs=config.save_interval_secs,
             heartbeat_secs=min(HEARTBEAT_MAX_SECS, max(1, config.ttl_secs // 16)),
-            writable=outcome.status not in (Status.NEWER_SCHEMA, Status.KEY_REFUSED)
-            and not left_in_place
-            and not keyless,
             version=version,
             keys=keys,
         )
-        book.found = outcome.status
+        try:
+            if plan_first:
+                scratch = configured_store(
+                    config, lambda: now, own_addrs=own_addrs, own_node_id=own_node_id
+                )
+                book._plan_first(scratch, now)
+            if book._loading is None:
+                book._load(now)
+        except BaseException:
+            peer_file.close()
+            raise
+        return book
+
+    def _plan_first(self, scratch: PeerStore, now: int) -> None:
+        """Read the file and, when its head tells the plan, keep that plan and leave the rest
+        of the file for the store's first use; else leave everything to :meth:`_load`."""
+        # A start at the default cap has its plan in 1.3 ms so, 4.3 when it reads the whole
+        # file first (``python -m benchmarks.bench_paths``, start).
+        first = door.read_head(self.file, version=self.version, keys=self.keys)
+        if first is None:
+            return
+        plan = plan_from_head(scratch, first.head, offline=first.offline_at(now))
+        if plan is None:
+            return
+        self._first_plan = plan
+        self._loading = functools.partial(self._load, now, first=first)
+
+    def _load(self, now: int, *, first: FirstRead | None = None) -> None:
+        """Load the file into the store, as it stood at ``now``; with ``first``, what a start
+        read of it for its plan (the bytes, not read again, and the head, which must describe
+        the entries)."""
+        keys, path = self.keys, self.file.path
+        outcome = load_file(self.file, now, version=self.version, keys=keys, first=first)
+        report = self._store.load(outcome.entries, offline=outcome.offline_at(now))
+        # A newer schema's file, or a damaged file that could not be moved aside, is never
+        # overwritten: the store then runs in memory only.
+        left_in_place = outcome.status is Status.SALVAGED and outcome.quarantined is None
+        # Nor is a file written without the key encryption asks for, or that its key cannot open.
+        keyless = keys.required and keys.key is None
+        self._writable = (
+            outcome.status not in (Status.NEWER_SCHEMA, Status.KEY_REFUSED)
+            and not left_in_place
+            and not keyless
+        )
+        self._found = outcome.status
+        self._saved_changes = self._store.changes
         unchanged = report.loaded == len(outcome.entries) and not report.clamped
         migrated = outcome.schema is not None and outcome.schema < codec.SCHEMA
         to_seal = keys.key is not None and outcome.status is not Status.MISSING
         to_seal = to_seal and (not outcome.sealed or outcome.stale_key)
         if outcome.status is Status.SALVAGED or not unchanged or migrated or to_seal:
-            book._saved_changes = -1  # write back what was salvaged, expired, capped or migrated
+            self._saved_changes = -1  # write back what was salvaged, expired, capped or migrated
+        if first is not None and not first.head.describes(outcome.entries):
+            logger.warning(
+                "peer file %s: its head does not describe its entries (written by something "
+                "else?); the start's plan came from the head, and the next save writes it anew",
+                path,
+            )
+            self._saved_changes = -1
         _log_load(path, outcome, report)
-        _log_keys(path, outcome, keys, book.writable, to_seal)
-        return book
+        _log_keys(path, outcome, keys, self._writable, to_seal)
+
+    @property
+    def writable(self) -> bool:
+        """False when the file is of a newer schema, is damaged and could not be moved aside,
+        is encrypted and no key at hand opens it, or encryption is on and its key cannot be
+        used: the store then runs in memory only and the file is left as it is. Known once
+        the file is read whole (which asking reads it)."""
+        self._load_rest()
+        return self._writable
+
+    @property
+    def found(self) -> Status:
+        """What the store found on disk when it opened the file (asking reads it whole)."""
+        self._load_rest()
+        return self._found
+
+    def _load_rest(self) -> None:
+        """Read the rest of the file, after an open that read its plan first. What stops it
+        (a clock that cannot tell the time) stops it before the store changes: the next use
+        tries again, and nothing is written before."""
+        loading, self._loading = self._loading, None
+        if loading is None:
+            return
+        try:
+            loading()
+        except BaseException:
+            self._loading = loading
+            raise
+
+    @property
+    def store(self) -> PeerStore:
+        """The realm's peers in memory. After an open that read its plan from the file's head
+        (``plan_first``), the rest of the file is read here, at the first use."""
+        self._load_rest()
+        return self._store
+
+    def start_plan(self) -> list[str]:
+        """The proven peers to dial first at this start, before the seeds: the plan
+        :meth:`open` read from the file's head, or else the store's."""
+        if self._first_plan is not None:
+            return list(self._first_plan)
+        return self.store.reconnect_plan()
 
     @property
     def dirty(self) -> bool:
@@ -342,6 +426,7 @@ class PersistentPeerStore:
                 version=self.version,
                 offline=self.store.offline,
                 keys=self.keys,
+                head=self.store.plan_head(),
             )
         except (OSError, KeyUnusableError) as exc:
             # A full disk, a read-only mount, or a key scrypt cannot stretch here (it needs

@@ -100,8 +100,10 @@ class PeerStorePlugin:
     def on_startup(self, host: Host) -> list[str]:
         """Open the realm's file and return the proven peers to dial before the seeds.
 
-        A bad ``[network.persistence]`` table, another realm's file or a file held by another
-        store raises, which stops the node's startup with that message.
+        The plan is read from the file's head when the head tells it, and the rest of the file
+        at the first hook after this one (:meth:`PersistentPeerStore.start_plan`). A bad
+        ``[network.persistence]`` table, another realm's file or a file held by another store
+        raises, which stops the node's startup with that message.
 
         A ``path`` naming TheNodes' own ``peers.json`` leaves the file at its default, and a
         start that finds no file there imports that one's peers
@@ -122,10 +124,11 @@ class PeerStorePlugin:
             own_node_id=host.node_id,
             version=host.realm.version,
             keys=sealing.Sealing.from_config(config, host.state_dir),
+            plan_first=True,
         )
         if where.thenodes is not None and self.book.found is Status.MISSING:
             self.book.import_thenodes(where.thenodes)
-        plan = self.book.store.reconnect_plan()
+        plan = self.book.start_plan()
         if plan:
             logger.info(
                 "peerstore: %s to dial first: %s",
@@ -179,7 +182,8 @@ class PeerStorePlugin:
             logger.debug("peerstore: ignoring a peer list that is not a list, from %s", sender.addr)
             return
         report = self.book.store.record_gossip(peers, sender=sender.addr)
-        _log_rejected(f"peer list from {sender.addr}", report)
+        if report.counts:
+            _log_rejected(f"peer list from {sender.addr}", report)
 
     @hookimpl
     @_guarded

@@ -48,6 +48,7 @@ from typing import Any
 
 import attrs
 
+from thenodes_console import counted
 from thenodes_peerstore.codec import SCHEMA, toml_string
 from thenodes_peerstore.config import AES_256_GCM, ENCRYPTIONS, NONE, PersistenceConfig
 from thenodes_peerstore.errors import (
@@ -379,12 +380,11 @@ def _warn_if_short(passphrase: bytes, source: str) -> None:
     length = len(passphrase.decode("utf-8", errors="replace"))
     if length < MIN_PASSPHRASE_CHARS:
         logger.warning(
-            "%s is read as a passphrase of %d character%s: under %d, one that short can be "
-            "guessed despite scrypt; use a longer passphrase, or a random key of 64 hex digits "
+            "%s is read as a passphrase of %s: under %d, one that short can be guessed despite "
+            "scrypt; use a longer passphrase, or a random key of 64 hex digits "
             "(openssl rand -hex 32)",
             source,
-            length,
-            "" if length == 1 else "s",
+            counted(length, "character"),
             MIN_PASSPHRASE_CHARS,
         )
 

@@ -48,8 +48,10 @@ from __future__ import annotations
 
 import collections
 import enum
+import heapq
 import itertools
 import operator
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Literal
 
@@ -57,13 +59,17 @@ import attrs
 
 from thenodes_peerstore.errors import AddressError, ClockError, Reason
 from thenodes_peerstore.model import (
+    DIALABLE_V4_PATTERN,
+    GLOBAL_V4_PATTERN,
     Address,
     PeerEntry,
+    PlanHead,
     Scope,
     Source,
     canonical_addr,
     network_group,
     parse_address,
+    seen_first,
     valid_capabilities,
     valid_node_id,
 )
@@ -97,11 +103,18 @@ worked then, so the fault is the peer's. A minute covers the dials a start makes
 (a refused dial fails at once, a silent one after its connect timeout, while the others
 complete their handshakes); an outage that outlasts it judges nothing."""
 
+HEAD_ENTRIES = 32
+"""Proven peers a save writes first (:meth:`PeerStore.plan_head`): room for the plan's one peer
+per network group to be found among them, and for its anchors."""
+
 Direction = Literal["outbound", "inbound"]
 _TIERS = tuple(Source)  # least trusted first
 _ADDR = operator.attrgetter("addr")
 _NEVER = 2**63  # later than any time an entry can hold
 _LAST_SEEN = operator.attrgetter("last_seen")
+_SEEN_THEN_ADDR = operator.attrgetter("last_seen", "addr")
+_DIALABLE_V4 = re.compile(DIALABLE_V4_PATTERN)
+_GLOBAL_V4 = re.compile(GLOBAL_V4_PATTERN)
 
 
 @attrs.frozen
@@ -641,7 +654,7 @@ class PeerStore:
         chosen: dict[str, int] = {}
         """The position of the entry kept for each address in ``best``."""
         expired = own = duplicates = 0
-        clamped = sum(f is not e for f, e in zip(fixed_entries, originals, strict=True))
+        clamped = sum(map(operator.is_not, fixed_entries, originals))
         for index, fixed in enumerate(fixed_entries):
             if fixed.last_seen < cutoff and fixed.addr not in anchors:
                 expired += 1
@@ -658,8 +671,16 @@ class PeerStore:
         for tier in self._tiers:
             tier.clear()
         self._extras = [0, 0]
-        for entry in sorted(best.values(), key=lambda e: (e.last_seen, e.addr)):
-            self._insert(entry)
+        kept = sorted(best.values(), key=_SEEN_THEN_ADDR)
+        # Within the cap no entry can evict another: put each without asking. A full file at
+        # the default cap loads in 3.7 us an entry so, 4.6 through the cap's check
+        # (``python -m benchmarks.bench_paths``, load).
+        put = self._put if len(kept) <= self.max_entries else None
+        for entry in kept:
+            if put is not None:
+                put(entry, new=True)
+            else:
+                self._insert(entry)
         self.changes += 1
         return LoadReport(
             loaded=len(self),
@@ -738,9 +759,20 @@ class PeerStore:
             chosen += rest[: self.reconnect_limit - len(chosen)]
         return [e.addr for e in sorted(chosen, key=key)]
 
+    def plan_head(self) -> PlanHead:
+        """What a save writes first, for the next start to plan from before the rest of the
+        file is read: the proven peers of longest standing (:meth:`standing`), at least
+        :data:`HEAD_ENTRIES` and four plans' worth, and a bound on the others
+        (:class:`~thenodes_peerstore.model.PlanHead`; :func:`plan_from_head` reads it)."""
+        proven = list(self._tiers[Source.CONNECTED].values())
+        size = max(HEAD_ENTRIES, 4 * self.reconnect_limit)
+        first = heapq.nsmallest(size, proven, key=self.standing(self.cutoff()))
+        chosen = set(map(id, first))
+        return PlanHead.of(first, [e for e in proven if id(e) not in chosen])
+
     # -- internals ---------------------------------------------------------------------------
 
-    def _ingest(
+    def _ingest(  # noqa: PLR0915 - one loop over a list's addresses, its steps inlined
         self, addrs: Iterable[object], source: Source, sender: str | None = None
     ) -> IngestReport:
         tally = _Tally()
@@ -748,49 +780,76 @@ class PeerStore:
         if source is Source.GOSSIP:
             addrs = self._taken_from_message(addrs, tally)
         sender_key, sender_scope = _sender(sender)
-        parse, get, own = Address.parse, self.get, self._own_addrs  # once per list, not per address
-        for raw in addrs:
-            try:
-                parsed = parse(raw)
-            except AddressError as exc:
-                tally.reject(raw, exc.reason, exc.kind)
-                continue
-            key = parsed.text
-            if key in own:
-                tally.reject(raw, "one of this node's own addresses", Reason.OWN)
-                continue
-            if sender_scope is not None and parsed.scope < sender_scope:
-                tally.reject(
-                    raw,
-                    f"a {parsed.scope.name.lower()} address from a "
-                    f"{sender_scope.name.lower()} sender",
-                    Reason.SCOPE,
+        # Once per list, not per address. An IPv4 address the pattern matches is canonical,
+        # dialable and within the sender's scope as it is: it needs no parse. With the share
+        # and the room counted once per list and the entry made without validators, a full
+        # store at the default cap records a new gossip address in 3.8 us, 6.5 when it must be
+        # parsed (``python -m benchmarks.bench_paths``, gossip).
+        taken_as_is = (_DIALABLE_V4 if sender_scope is None else _GLOBAL_V4).fullmatch
+        own = self._own_addrs
+        gossip, claimed, bootstrap, connected = self._tiers
+        tier = self._tiers[source]
+        room = self.max_entries - len(self)
+        # New entries, and those of them put in ``tier`` as _put puts a new entry without
+        # extras; the sender group's share left, taken out of its bucket at the first of them.
+        added = fresh = 0
+        tokens: float | None = None
+        try:
+            for raw in addrs:
+                if type(raw) is not str or taken_as_is(raw) is None:
+                    key = self._parsed_key(raw, sender_scope, tally)
+                    if key is None:
+                        continue
+                elif raw in own:
+                    tally.reject(raw, "one of this node's own addresses", Reason.OWN)
+                    continue
+                else:
+                    key = raw
+                entry = (
+                    gossip.get(key) or claimed.get(key) or bootstrap.get(key) or connected.get(key)
                 )
-                continue
-            entry = get(key)
-            if entry is not None:
-                if entry.source < source:
-                    self._put(entry.replace(source=source, last_seen=max(entry.last_seen, now)))
-                elif entry.source == source and now - entry.last_seen >= self.refresh_secs:
-                    self._put(entry.replace(last_seen=now))
-                if entry.source <= source:
-                    tally.refreshed += 1
-                continue
-            if sender_key is not None and not self._take_sender_token(sender_key, now):
-                tally.reject(raw, f"sender {sender} added its share this hour", Reason.SENDER_CAP)
-            elif self._insert(PeerEntry.new(parsed, source, now)):
-                tally.added += 1
-            else:
-                tally.reject(raw, "store is full of more trusted peers", Reason.FULL)
-        self.rejections.update(tally.counts)
+                if entry is not None:
+                    tally.refreshed += self._heard_again(entry, source, now)
+                    continue
+                if sender_key is not None:
+                    if tokens is None:
+                        tokens = self._sender_tokens(sender_key, now)
+                    if tokens is None:
+                        allowed = self._take_sender_token(sender_key, now)
+                    elif allowed := tokens >= 1.0:
+                        tokens -= 1.0
+                    if not allowed:
+                        tally.reject(
+                            raw, f"sender {sender} added its share this hour", Reason.SENDER_CAP
+                        )
+                        continue
+                if room > 0:
+                    tier[key] = seen_first(key, source, now)
+                    room -= 1
+                    fresh += 1
+                elif not self._evict_for(seen_first(key, source, now)):  # full: room <= 0
+                    tally.reject(raw, "store is full of more trusted peers", Reason.FULL)
+                    continue
+                added += 1
+        finally:
+            if tokens is not None and sender_key is not None:
+                self._senders[sender_key] = (tokens, now)
+            if fresh:
+                self._oldest_seen = min(self._oldest_seen, now)
+                self.changes += fresh
+        tally.added = added
+        if tally.counts:
+            self.rejections.update(tally.counts)
         return tally.report()
 
     def _taken_from_message(self, addrs: Iterable[object], tally: _Tally) -> Iterable[object]:
         """The first ``max_addrs_per_message`` addresses; the rest are counted, never parsed."""
         limit = self.max_addrs_per_message
-        if isinstance(addrs, Sequence) and not isinstance(addrs, str | bytes):
+        if type(addrs) is list or (
+            isinstance(addrs, Sequence) and not isinstance(addrs, str | bytes)
+        ):
             over = len(addrs) - limit
-            taken: Iterable[object] = addrs[:limit]
+            taken: Iterable[object] = addrs[:limit] if over > 0 else addrs
         else:
             iterator = iter(addrs)
             taken = list(itertools.islice(iterator, limit))
@@ -798,6 +857,50 @@ class PeerStore:
         if over > 0:
             tally.counts[Reason.MESSAGE_CAP] += over
         return taken
+
+    def _parsed_key(self, raw: object, sender_scope: Scope | None, tally: _Tally) -> str | None:
+        """The key of an address of a list, parsed, or None when it is refused (counted)."""
+        try:
+            parsed = Address.parse(raw)
+        except AddressError as exc:
+            tally.reject(raw, exc.reason, exc.kind)
+            return None
+        if parsed.text in self._own_addrs:
+            tally.reject(raw, "one of this node's own addresses", Reason.OWN)
+            return None
+        if sender_scope is not None and parsed.scope < sender_scope:
+            tally.reject(
+                raw,
+                f"a {parsed.scope.name.lower()} address from a {sender_scope.name.lower()} sender",
+                Reason.SCOPE,
+            )
+            return None
+        return parsed.text
+
+    def _heard_again(self, entry: PeerEntry, source: Source, now: int) -> bool:
+        """A stored address heard of again from ``source``: it climbs to that tier, or is
+        refreshed no more than once per ``refresh_secs``; return whether it was of that tier
+        or below."""
+        if entry.source < source:
+            self._put(entry.replace(source=source, last_seen=max(entry.last_seen, now)))
+        elif entry.source == source and now - entry.last_seen >= self.refresh_secs:
+            self._put(entry.replace(last_seen=now))
+        return entry.source <= source
+
+    def _sender_tokens(self, group: str, now: int) -> float | None:
+        """The share the sender group has left now, its bucket taken out of the table, for a
+        list to spend and put back (:meth:`_ingest`); None while the table is full and the
+        group has no bucket, when each new address takes its token by itself.
+
+        Spending a list's tokens so is what :meth:`_take_sender_token` does address by
+        address: at one ``now`` no bucket refills and no other group's moves.
+        """
+        senders = self._senders
+        if group not in senders and len(senders) >= _MAX_SENDERS:
+            return None
+        cap = float(self.gossip_per_sender_per_hour)
+        tokens, since = senders.pop(group, (cap, now))
+        return min(cap, tokens + max(0, now - since) * cap / _HOUR)
 
     def _take_sender_token(self, group: str, now: int) -> bool:
         """Spend one of the sender group's new entries for this hour; False when none is left.
@@ -826,10 +929,17 @@ class PeerStore:
     def _insert(self, entry: PeerEntry) -> bool:
         """Add a new entry, evicting one of its own or a lower tier if the store is full."""
         if len(self) >= self.max_entries:
-            victim = self._victim(entry.source)
-            if victim is None:
-                return False
-            self._remove(victim)
+            return self._evict_for(entry)
+        self._put(entry, new=True)
+        return True
+
+    def _evict_for(self, entry: PeerEntry) -> bool:
+        """Add a new entry to the full store in place of one of its own or a lower tier;
+        False when there is none it may evict."""
+        victim = self._victim(entry.source)
+        if victim is None:
+            return False
+        self._remove(victim)
         self._put(entry, new=True)
         return True
 
@@ -839,7 +949,7 @@ class PeerStore:
         Peers the node is connected to right now are passed over while there is another choice;
         there are few of them, so this stays O(1) amortised.
         """
-        tiers = [self._tiers[t] for t in _TIERS if t.rank <= newcomer.rank and self._tiers[t]]
+        tiers = [tier for tier in self._tiers[: newcomer.rank + 1] if tier]  # indexed by rank
         for tier in tiers:
             for addr in tier:
                 if addr not in self._connected:
@@ -851,28 +961,32 @@ class PeerStore:
 
         ``new`` says that no tier holds the address yet (the caller has looked).
         """
+        addr = entry.addr
         tier = self._tiers[entry.source]
         old = None
         if not new:
-            old = tier.get(entry.addr)
+            old = tier.get(addr)
             if old is None:
                 for other in self._tiers:
-                    old = other.pop(entry.addr, None) or old
+                    old = other.pop(addr, None) or old
         if old is not None:
             self._extras[old.proven] -= extras_size(old)
-        if self._extras_cap is not None:
+        proven = entry.proven
+        size = extras_size(entry)
+        cap = self._extras_cap
+        if size and cap is not None and self._extras[proven] + size > cap:
+            # Over its class's share: keep the peer, not what it said about itself.
+            keep = old if old is not None and old.proven == proven else None
+            kept = (keep.node_id, keep.capabilities) if keep is not None else (None, ())
+            entry = entry.replace(node_id=kept[0], capabilities=kept[1])
             size = extras_size(entry)
-            if size and self._extras[entry.proven] + size > self._extras_cap:
-                # Over its class's share: keep the peer, not what it said about itself.
-                keep = old if old is not None and old.proven == entry.proven else None
-                kept = (keep.node_id, keep.capabilities) if keep is not None else (None, ())
-                entry = entry.replace(node_id=kept[0], capabilities=kept[1])
-                if self._extras[entry.proven] + extras_size(entry) > self._extras_cap:
-                    entry = entry.replace(node_id=None, capabilities=())
-        self._extras[entry.proven] += extras_size(entry)
-        tier[entry.addr] = entry
+            if self._extras[proven] + size > cap:
+                entry = entry.replace(node_id=None, capabilities=())
+                size = 0
+        self._extras[proven] += size
+        tier[addr] = entry
         if refresh and not new:
-            tier.move_to_end(entry.addr)
+            tier.move_to_end(addr)
         self._oldest_seen = min(self._oldest_seen, entry.last_seen)
         self.changes += 1
 
@@ -950,3 +1064,47 @@ def _canonical_or_none(addr: object) -> str | None:
         return canonical_addr(addr)
     except AddressError:
         return None
+
+
+def plan_from_head(
+    store: PeerStore, head: PlanHead, *, offline: Iterable[tuple[int, int]] = ()
+) -> list[str] | None:
+    """The plan ``store`` would make after loading a whole file, told from the file's head alone
+    (:meth:`PeerStore.plan_head`, as the file says it); None when only the whole file can tell.
+
+    ``store`` is empty, with the node's settings, and ``offline`` what its load would be given;
+    it is left holding the head's entries. Every rule of the load holds for them (clamping,
+    TTL, anchors, own addresses and id), and the file's other proven peers, of whom the head
+    says only that none stands before :attr:`~thenodes_peerstore.model.PlanHead.rest`, are
+    shown to change nothing: the cap cannot reach a proven peer, none of them is clamped, the
+    anchors all stand before them, and either none of them outlives the TTL or the plan is
+    full, one peer per network group, every one standing before them. The standing of an
+    entry must not get better as one of its times gets worse than ``rest``'s
+    (``tests/peerstore/test_plan_first.py`` holds the plan to a whole load's).
+    """
+    if head.proven > store.max_entries:
+        return None  # the cap could drop proven peers: only the whole file tells which
+    store.load(head.entries, offline=offline)
+    plan = store.reconnect_plan()
+    rest = head.rest
+    if rest is None:
+        return plan  # the head holds every proven peer of the file
+    now, cutoff = store.now(), store.cutoff()
+    if max(rest.last_seen, rest.last_connected or 0, rest.last_attempt or 0) > now:
+        return None  # another proven peer would be clamped to now, which moves its standing
+    key = store.standing(cutoff)
+    floor = key(rest)
+    fixed = {entry.addr: entry.clamped(now) for entry in head.entries}
+    anchors = store.anchors(fixed.values(), cutoff=cutoff)
+    if len(anchors) < store.reconnect_limit or any(key(fixed[a]) >= floor for a in anchors):
+        return None  # another proven peer could be an anchor
+    if rest.last_seen < cutoff:
+        return plan  # no other proven peer outlives the TTL
+    planned = [store.get(addr) for addr in plan]
+    if (
+        len(plan) == store.reconnect_limit
+        and len({network_group(addr) for addr in plan}) == len(plan)
+        and all(entry is not None and key(entry) < floor for entry in planned)
+    ):
+        return plan  # found before any other proven peer could be reached
+    return None

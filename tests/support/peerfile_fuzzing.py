@@ -17,10 +17,12 @@ from pathlib import Path
 import attrs
 
 from tests.support.books import full_entry
-from thenodes_peerstore.codec import decode, encode
+from thenodes_peerstore.codec import ENTRY, decode, encode
+from thenodes_peerstore.codec import _decode_any as decode_any
+from thenodes_peerstore.codec import _decode_as_written as decode_as_written
 from thenodes_peerstore.errors import NewerSchemaError, RealmMismatchError, StoreFileError
 from thenodes_peerstore.files import PeerFile
-from thenodes_peerstore.model import PeerEntry, Source, canonical_addr
+from thenodes_peerstore.model import PeerEntry, PlanHead, Source, canonical_addr
 from thenodes_peerstore.persistent import LoadStatus, load_file
 
 REALM = "example"
@@ -57,6 +59,34 @@ def _entries() -> list[list[PeerEntry]]:
 SEEDS: tuple[bytes, ...] = tuple(encode(REALM, SAVED_AT, entries) for entries in _entries())
 """Valid files: empty, one short entry, full IPv6 entries, a mix with every optional field
 present and absent."""
+
+
+def _headed(entries: list[PeerEntry], first: int) -> bytes:
+    """The file of ``entries`` with a head naming their first ``first`` proven ones."""
+    proven = [e for e in entries if e.proven]
+    return encode(REALM, SAVED_AT, entries, head=PlanHead.of(proven[:first], proven[first:]))
+
+
+def _proven(i: int) -> PeerEntry:
+    return PeerEntry(
+        addr=f"45.{i}.0.{i}:7447",
+        source=Source.CONNECTED,
+        first_seen=SAVED_AT - 100 * i,
+        last_seen=SAVED_AT - i,
+        last_connected=SAVED_AT - i,
+        last_attempt=SAVED_AT - i,
+        node_id=f"node-{i}",
+    )
+
+
+HEADED_SEEDS: tuple[bytes, ...] = (
+    _headed([], 0),
+    _headed([_proven(1)], 1),
+    _headed([_proven(i) for i in range(1, 6)] + _entries()[3], 2),
+    _headed([*_entries()[1], _proven(3), _proven(4)], 0),
+)
+"""Valid files with a head, as a node writes them: empty, every proven peer in the head, some
+in the head and the rest bounded, none in the head."""
 
 # -- pieces the mutators insert --------------------------------------------------------------------
 
@@ -323,9 +353,15 @@ def reseal(data: bytes) -> bytes:
     return body + f'[integrity]\nentries = {count}\nsha256 = "{digest}"\n'.encode()
 
 
-def mutate(seed_index: int, steps: list[tuple[int, int]], sealed: bool) -> bytes:
-    """Seed file ``seed_index`` damaged by each (mutator index, random seed) in turn."""
-    data = SEEDS[seed_index % len(SEEDS)]
+def mutate(
+    seed_index: int,
+    steps: list[tuple[int, int]],
+    sealed: bool,
+    seeds: tuple[bytes, ...] = SEEDS,
+) -> bytes:
+    """Seed file ``seed_index`` (of ``seeds``) damaged by each (mutator index, random seed) in
+    turn."""
+    data = seeds[seed_index % len(seeds)]
     for mutator, seed in steps:
         data = MUTATORS[mutator % len(MUTATORS)](random.Random(seed), data)
     return reseal(data) if sealed else data
@@ -452,6 +488,24 @@ def check_decode(data: bytes) -> str:
         _check(again.intact and again.entries == decoded.entries, "intact but not re-encodable")
         return "intact"
     return "salvaged"
+
+
+def check_as_written(data: bytes) -> bool:
+    """Decode ``data`` as a start does, and as the reader of any file does (table by table):
+    they raise alike or return the same; return whether the quick reader took the file."""
+    try:
+        quick: object = decode(data, realm=REALM)
+    except (NewerSchemaError, RealmMismatchError) as exc:
+        quick = (type(exc), str(exc))
+    try:
+        whole: object = decode_any(data, realm=REALM)
+    except (NewerSchemaError, RealmMismatchError) as exc:
+        whole = (type(exc), str(exc))
+    _check(quick == whole, f"read as written {quick!r}, table by table {whole!r}")
+    try:
+        return decode_as_written(data, REALM, None, ENTRY) is not None
+    except (NewerSchemaError, RealmMismatchError):
+        return False
 
 
 def check_load(data: bytes, peer_file: PeerFile, now: int) -> str:
