@@ -27,6 +27,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -46,9 +47,11 @@ from hostsim.live.tlsconfig import tls_settings
 from tests.support.books import open_book
 from tests.support.paths import ROOT
 from tests.support.processes import node_processes, ready_child
-from thenodes_peerstore import PersistenceConfig, codec
+from thenodes_peerstore import PersistenceConfig, PersistentPeerStore, codec
 from thenodes_peerstore import cli as peerstore_cli
-from thenodes_peerstore.model import network_group
+from thenodes_peerstore import plugin as plugin_module
+from thenodes_peerstore import store as store_module
+from thenodes_peerstore.model import PeerEntry, Source, network_group
 from thenodes_peerstore.peerfile import key_of
 
 DOCS = ROOT / "docs"
@@ -198,8 +201,40 @@ def a_config_with_a_bad_value(workdir: Path) -> Iterator[None]:
     yield
 
 
+@contextlib.contextmanager
+def a_dial_met_another_certificate(workdir: Path) -> Iterator[None]:
+    """tls.toml, and its node's file: two peers proven over TLS 10 min ago, and a dial of one
+    a minute ago that met another certificate."""
+    (workdir / "tls.toml").write_text(
+        '[realm]\nname = "Example"\n[node]\nid = "node-a"\nstate_dir = "tls-data"\n'
+        "[network.persistence]\nenabled = true\n"
+    )
+    peers = workdir / "tls-data" / "plugins" / "peerstore" / "example.toml"
+    t = [int(time.time()) - 600]
+    with PersistentPeerStore.open(
+        path=peers, realm="example", clock=lambda: t[0], config=PersistenceConfig(enabled=True)
+    ) as book:
+        for addr, node_id, fingerprint in (
+            (
+                "203.0.113.10:7447",
+                "node-b",
+                "66fd9a7975c6a1eb2ea3c0c529f5b8e0781add952a7abea1ba29fe4a77f0b076",
+            ),
+            ("192.0.2.10:7447", "node-c", "3f1e7d2c9b8a6f5e" * 4),
+        ):
+            book.store.record_connected(addr, node_id=node_id, cert_fingerprint=fingerprint)
+            book.store.record_disconnected(addr)
+            t[0] += 60
+        t[0] += 480
+        new = "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c"
+        book.store.record_connected("203.0.113.10:7447", cert_fingerprint=new)
+        book.store.record_disconnected("203.0.113.10:7447")
+    yield
+
+
 SETUPS: dict[tuple[str, str], Setup] = {
     ("operating.md", "peerstore list --source Connected -c node.toml"): a_node_holds_its_file,
+    ("operating.md", "peerstore list -c tls.toml"): a_dial_met_another_certificate,
     ("configuration.md", "hostsim run restart.toml --state-dir state"): a_config_with_a_bad_value,
 }
 """What a console block needs before it runs: (page, its first command) -> a setup that makes
@@ -503,6 +538,11 @@ CHECKED_BY: dict[tuple[str, str, str], str] = {
         "test_the_encryption_page_makes_a_key_a_node_accepts"
     ),
     ("file.md", "toml", "schema = 2"): "test_the_file_shown_is_one_the_codec_reads",
+    (
+        "file.md",
+        "toml",
+        "[[peers]]",
+    ): "test_the_entry_with_certificates_shown_is_one_the_codec_reads",
     ("development.md", "sh", "git worktree add /tmp/before main && pyt"): (
         "test_the_command_comparison_recipe_runs_the_script_it_names"
     ),
@@ -532,6 +572,9 @@ CHECKED_BY: dict[tuple[str, str, str], str] = {
     ),
     ("tls.md", "text", "transport   median ms   p90 ms  x base  "): (
         "test_the_tls_figures_have_the_benchmarks_columns"
+    ),
+    ("tls.md", "text", "WARNING thenodes_peerstore.plugin: peers"): (
+        "test_the_tls_page_shows_the_warning_a_changed_certificate_gives"
     ),
 }
 """Every fenced block that is not a console block: (page, language, the first 40 characters
@@ -631,6 +674,45 @@ def test_the_file_shown_is_one_the_codec_reads() -> None:
     assert len(decoded.entries) == 3
     # Only the trailer, whose digest the page leaves out, is found wrong.
     assert all("integrity" in problem for problem in decoded.problems), decoded.problems
+
+
+def test_the_tls_page_shows_the_warning_a_changed_certificate_gives(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The line the page shows is the plugin's, for the address and fingerprints it names
+    (tests/hostsim/test_live_certificates.py sees a node print it)."""
+    page = (DOCS / "tls.md").read_text()
+    [shown] = [b for b in fenced(page, "text") if b.startswith("WARNING thenodes_peerstore")]
+    level, name, addr, new, old = re.fullmatch(
+        r"(\w+) ([\w.]+): peerstore: (\S+) presented certificate (\w+), not the certificate "
+        r"it was proven with, (\w+): .*\n",
+        shown,
+    ).groups()  # type: ignore[union-attr]
+    check = store_module.check_certificate(
+        addr, PeerEntry.new(addr, Source.CONNECTED, 1).replace(cert_fingerprint=old), new
+    )
+    with caplog.at_level(logging.INFO, logger="thenodes_peerstore"):
+        plugin_module._say_certificate(check)
+    [record] = caplog.records
+    assert (record.levelname, record.name) == (level, name)
+    assert f"{level} {name}: {record.getMessage()}\n" == shown
+
+
+def test_the_entry_with_certificates_shown_is_one_the_codec_reads() -> None:
+    page = (DOCS / "file.md").read_text()
+    [shown] = [b for b in fenced(page, "toml") if b.startswith("[[peers]]")]
+    file = codec.encode("example", 1763703840, []).replace(b"schema = 2", b"schema = 3")
+    body = file[: file.index(b"\n[integrity]")] + b"\n" + shown.encode() + b"\n"
+    decoded = codec.decode(body, realm="example")
+    [entry] = decoded.entries
+    # Only the trailer, which the page leaves out, is found missing.
+    assert all("integrity" in problem for problem in decoded.problems), decoded.problems
+    assert decoded.schema == codec.NEWEST_SCHEMA == 3
+    assert entry.source is Source.CONNECTED
+    assert entry.cert_fingerprint is not None
+    assert entry.cert_changed_to is not None
+    assert not entry.proven, "the page shows an entry whose proof a dial took away"
+    assert codec.ENTRY.write(entry) == "\n" + shown  # the writer's own layout
 
 
 # -- inline commands ---------------------------------------------------------------------------

@@ -29,7 +29,8 @@ set aside encrypted is read back. ``verify`` and ``rekey`` say what each key was
 
 Commands that only read (``list``, ``show``, ``stats``, ``verify``, ``export``) take no lock: a
 save is an atomic rename, so they always see a whole file, even while a node runs. Commands that
-write (``add``, ``remove``, ``prune``, ``seal``, ``import``, ``rekey``) take the file's lock, so
+write (``add``, ``remove``, ``prune``, ``seal``, ``import``, ``rekey``, ``accept-cert``) take the
+file's lock, so
 they refuse, naming the holder's pid, while a node holds the file, and never change it. Each
 write is one transaction (:func:`thenodes_peerstore.peerfile.editing`): the file read once, the
 entries the command leaves loaded by the node's own rules (its own addresses and id, the TTL in
@@ -42,6 +43,13 @@ beside it.
 ``import`` takes TheNodes' ``peers.json`` (``--thenodes``), what ``export --format json``
 wrote (``--json``) or a peer file (``--toml``, what ``export --format toml`` wrote or another
 node's), each of the file's realm and version.
+
+``accept-cert ADDR`` takes the certificate a dial of ``ADDR`` met last, in place of the one the
+peer was proven with, as the peer's own (the operator has checked that the peer changed its
+certificate): the proof it lost to the change is back. ``--fingerprint`` names the certificate
+accepted, which must be the one met. ``list`` shows each entry's certificate (its first 16 hex
+digits, and what a dial met instead), ``show`` and ``--json`` the whole fingerprints; the
+certificate fields appear where an entry holds one.
 
 Exit status: 0 done; 1 done, but: ``verify`` found the file damaged, ``show`` or ``remove`` did
 not find an address, ``add`` found it already there, ``import`` could not use some records;
@@ -76,10 +84,20 @@ from thenodes_peerstore import codec, door, sealing
 from thenodes_peerstore.config import PersistenceConfig
 from thenodes_peerstore.errors import (
     AddressError,
+    CertificateError,
     PeerStoreError,
     StoreFileError,
 )
-from thenodes_peerstore.model import PeerEntry, Source, canonical_addr, network_group, valid_node_id
+from thenodes_peerstore.model import (
+    NO_CERTIFICATE,
+    PeerEntry,
+    Source,
+    canonical_addr,
+    certificate_phrase,
+    network_group,
+    valid_fingerprint,
+    valid_node_id,
+)
 from thenodes_peerstore.peerfile import (
     Edit,
     NextLoad,
@@ -98,7 +116,7 @@ from thenodes_peerstore.peerfile import (
 )
 from thenodes_peerstore.peerfile import entries_phrase as _entries
 from thenodes_peerstore.sealing import Sealing
-from thenodes_peerstore.store import Dropped, DropReason, retry_at
+from thenodes_peerstore.store import Dropped, DropReason, accept_certificate, retry_at
 from thenodes_peerstore.thenodes import (
     Imported,
     entries_from_thenodes,
@@ -116,6 +134,8 @@ LOCK_WAIT_SECS = 2.0
 """How long a command that changes the file waits for another command to release it."""
 TOP_GROUPS = 10
 """Network groups ``stats`` lists."""
+SHORT_FINGERPRINT = 16
+"""Hex digits of a fingerprint ``list`` shows (64 bits: enough to tell two apart by eye)."""
 _MINUTE, _HOUR, _DAY = 60, 3600, 86400
 _AGE_BUCKETS = ((_HOUR, "under 1 h"), (_DAY, "1 h to 1 d"), (7 * _DAY, "1 d to 7 d"))
 _AGE_OLDEST = "7 d or more"
@@ -207,15 +227,46 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     ]
 
 
+def _fields(entry: PeerEntry) -> list[tuple[attrs.Attribute[Any], Any]]:
+    """The fields of an entry a command shows, with their values: every field of schema 2, and
+    those a later schema brought (the certificate's) where the entry holds them, so that a file
+    without them shows as it always did."""
+    return [
+        (field, value)
+        for field in attrs.fields(PeerEntry)
+        if (value := getattr(entry, field.name)) != field.default
+        or field.metadata.get("since", 1) <= codec.SCHEMA
+    ]
+
+
+def _certificate_cell(entry: PeerEntry) -> str:
+    """An entry's certificate in ``list``: the first hex digits of the fingerprint it was proven
+    with, and of what a dial met instead (``none``: no certificate)."""
+    held, met = entry.cert_fingerprint, entry.cert_changed_to
+    cell = "-" if held is None else held[:SHORT_FINGERPRINT]
+    if met is not None:
+        cell += f" changed to {met[:SHORT_FINGERPRINT]}"
+    return cell
+
+
+def _proven_text(entry: PeerEntry) -> str:
+    if entry.proven:
+        return "yes"
+    if entry.source is Source.CONNECTED and entry.cert_changed_to is not None:
+        return "no (a dial met another certificate: `peerstore accept-cert` accepts it)"
+    return "no"
+
+
 def _entry_json(entry: PeerEntry, now: int) -> dict[str, Any]:
-    """Every field of an entry (null where unset), and what the store makes of it."""
+    """Every field of an entry (null where unset; a certificate field only where set), and what
+    the store makes of it."""
     data: dict[str, Any] = {}
-    for field in attrs.fields(PeerEntry):
-        value = getattr(entry, field.name)
-        if isinstance(value, Source):
-            value = value.label
-        elif isinstance(value, tuple):
-            value = list(value)
+    for field, held in _fields(entry):
+        value = held
+        if isinstance(held, Source):
+            value = held.label
+        elif isinstance(held, tuple):
+            value = list(held)
         data[field.name] = value
     data["proven"] = entry.proven
     data["network_group"] = network_group(entry.addr)
@@ -252,6 +303,18 @@ def _realm_version(text: str) -> str:
     return text
 
 
+def _fingerprint_arg(text: str) -> str:
+    if text == NO_CERTIFICATE:
+        return text
+    fingerprint = valid_fingerprint(text)
+    if fingerprint is None:
+        raise argparse.ArgumentTypeError(
+            f"bad fingerprint {text!r}: a SPKI SHA-256 is 64 hex digits (or {NO_CERTIFICATE!r}: "
+            "no certificate)"
+        )
+    return fingerprint
+
+
 def _node_id(text: str) -> str:
     node_id = valid_node_id(text)
     if node_id is None:
@@ -277,7 +340,9 @@ def cmd_list(args: argparse.Namespace, target: Target, now: int) -> int:
     if not entries:
         print(f"no peers in {snapshot.path}" + (" of those tiers" if args.source else ""))
         return EXIT_OK
-    rows = [("ADDRESS", "TIER", "PROVEN", "LAST SEEN", "FAILURES", "BACKING OFF", "NODE ID")]
+    rows: list[tuple[str, ...]] = [
+        ("ADDRESS", "TIER", "PROVEN", "LAST SEEN", "FAILURES", "BACKING OFF", "NODE ID")
+    ]
     rows += [
         (
             e.addr,
@@ -290,6 +355,9 @@ def cmd_list(args: argparse.Namespace, target: Target, now: int) -> int:
         )
         for e in entries
     ]
+    if any(e.cert_fingerprint is not None or e.cert_changed_to is not None for e in entries):
+        cells = ["CERTIFICATE", *map(_certificate_cell, entries)]
+        rows = [(*row, cell) for row, cell in zip(rows, cells, strict=True)]
     print("\n".join(_table(rows)))
     return EXIT_OK
 
@@ -309,19 +377,18 @@ def cmd_show(args: argparse.Namespace, target: Target, now: int) -> int:
         if index:
             print()
         lines: list[tuple[str, str]] = []
-        for field in attrs.fields(PeerEntry):
-            value = getattr(entry, field.name)
+        for field, value in _fields(entry):
             if isinstance(value, Source):
                 text = value.label
             elif isinstance(value, tuple):
                 text = ", ".join(value) or "-"
-            elif field.name in ("addr", "failures", "node_id"):
+            elif field.name in ("addr", "failures", "node_id") or isinstance(value, str):
                 text = "-" if value is None else str(value)
             else:
                 text = _when(value, now)
             lines.append((field.name, text))
         lines += [
-            ("proven", "yes" if entry.proven else "no"),
+            ("proven", _proven_text(entry)),
             ("network_group", network_group(entry.addr)),
             ("backing_off_until", _when(_backing_off_until(entry, now), now)),
         ]
@@ -350,6 +417,7 @@ def cmd_stats(args: argparse.Namespace, target: Target, now: int) -> int:
         "max_entries": target.config.max_entries,
         "tiers": {s.label: tiers[s] for s in sorted(Source, reverse=True)},
         "proven": sum(e.proven for e in entries),
+        "cert_changed": sum(e.cert_changed_to is not None for e in entries),
         "backing_off": sum(_backing_off_until(e, now) is not None for e in entries),
         "network_groups": len(groups),
         "top_network_groups": [{"group": g, "entries": n} for g, n in groups[:TOP_GROUPS]],
@@ -372,6 +440,8 @@ def cmd_stats(args: argparse.Namespace, target: Target, now: int) -> int:
     for label, count in data["tiers"].items():
         print(f"  {label:<12}{count:>6}")
     print(f"  proven      {data['proven']:>6}")
+    if data["cert_changed"]:
+        print(f"  cert changed{data['cert_changed']:>6}")
     print(f"  backing off {data['backing_off']:>6}")
     print(f"network groups: {len(groups)}" + (f", top {TOP_GROUPS}:" if groups else ""))
     for group, count in groups[:TOP_GROUPS]:
@@ -464,16 +534,52 @@ def cmd_add(args: argparse.Namespace, target: Target, now: int) -> int:
                 "nothing changed"
             )
         edit.commit(load)
-    proof = ""
-    if entry.proven and args.addr in load.plan:
-        proof = " (proven: the next start dials it before the seeds)"
-    elif entry.proven:
-        proof = (
+    proof = _proof_note(entry, load)
+    print(f"added {args.addr} as {entry.source.label}{proof} to {target.path}")
+    _print_drops(load, target.config, now)
+    return EXIT_OK
+
+
+def _proof_note(entry: PeerEntry, load: NextLoad) -> str:
+    """What the next start does with a proven entry: dial it first, or not yet."""
+    if entry.proven and entry.addr in load.plan:
+        return " (proven: the next start dials it before the seeds)"
+    if entry.proven:
+        return (
             f" (proven, but not in the next start's plan: it dials the {len(load.plan)} proven"
             " peers of longest standing, one per network group first; `peerstore stats`"
             " shows the plan)"
         )
-    print(f"added {args.addr} as {entry.source.label}{proof} to {target.path}")
+    return ""
+
+
+def cmd_accept_cert(args: argparse.Namespace, target: Target, now: int) -> int:
+    """Take the certificate a dial of an address met last as its peer's own: the proof it lost
+    to the change is back."""
+    with editing(target, now, must_exist=True, wait_secs=LOCK_WAIT_SECS) as edit:
+        entries = list(edit.entries)
+        at = next((i for i, e in enumerate(entries) if e.addr == args.addr), None)
+        if at is None:
+            print(f"{PROG}: {args.addr} is not in peer file {target.path}", file=sys.stderr)
+            return EXIT_NOT_ALL
+        before = entries[at]
+        try:
+            entries[at] = accept_certificate(before, args.fingerprint)
+        except CertificateError as exc:
+            if before.cert_changed_to is not None:
+                raise CommandError(f"{exc}; {target.path} is unchanged") from None
+            print(f"{PROG}: {exc}; {target.path} is unchanged", file=sys.stderr)
+            return EXIT_NOT_ALL
+        load = edit.load(entries)
+        edit.commit(load)
+    after = entries[at]
+    met = before.cert_changed_to
+    print(
+        f"accepted for {args.addr} {certificate_phrase(met)} in place of certificate "
+        f"{before.cert_fingerprint}"
+        + ("" if met != NO_CERTIFICATE else ", which is forgotten")
+        + (f"; proven again{_proof_note(after, load)}" if after.proven else "")
+    )
     _print_drops(load, target.config, now)
     return EXIT_OK
 
@@ -617,6 +723,11 @@ def cmd_import(args: argparse.Namespace, target: Target, now: int) -> int:
             given = _file_given(args, target, edit, now)
         existing = edit.entries
         offline = given.offline if edit.contents is None else None
+        remembered = {e.addr: e for e in existing if e.cert_fingerprint or e.cert_changed_to}
+        if remembered:  # what an imported record says nothing of, the file keeps
+            given = attrs.evolve(
+                given, imported=[_keeping_certificate(i, remembered) for i in given.imported]
+            )
         load = edit.load([*existing, *(i.entry for i in given.imported)], offline)
         edit.commit(load)
     dropped = {drop.index for drop in load.dropped}
@@ -640,6 +751,20 @@ def cmd_import(args: argparse.Namespace, target: Target, now: int) -> int:
         print(f"  not imported: {problem}")
     print(f"{target.path} holds {_entries(len(load.kept))}")
     return EXIT_NOT_ALL if given.unusable else EXIT_OK
+
+
+def _keeping_certificate(item: Imported, remembered: dict[str, PeerEntry]) -> Imported:
+    """An imported entry that holds no certificate field, with those the file's entry of its
+    address holds: a TheNodes record carries none, and importing it must not forget which
+    certificate the peer was proven with."""
+    entry = item.entry
+    held = remembered.get(entry.addr)
+    if held is None or entry.cert_fingerprint or entry.cert_changed_to:
+        return item
+    entry = entry.replace(
+        cert_fingerprint=held.cert_fingerprint, cert_changed_to=held.cert_changed_to
+    )
+    return attrs.evolve(item, entry=entry)
 
 
 def cmd_export(args: argparse.Namespace, target: Target, now: int) -> int:
@@ -850,6 +975,7 @@ def _parser() -> argparse.ArgumentParser:
     adding.add_argument("--node-id", type=_node_id, metavar="ID", help="its node id")
     removing = command("remove", cmd_remove, "remove addresses")
     removing.add_argument("addrs", type=_address, nargs="+", metavar="ADDR")
+    _accepting(command("accept-cert", cmd_accept_cert, _ACCEPT_HELP))
     for name, run, text in (
         ("prune", cmd_prune, "drop now what the next start would drop (TTL, cap, duplicates)"),
         ("seal", cmd_seal, "after a hand edit: keep the valid entries, write a fresh trailer"),
@@ -897,6 +1023,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _ASIDE_HELP = "list the files set aside beside the peer file (damaged, backups)"
+_ACCEPT_HELP = (
+    "accept the certificate a dial of an address met, in place of the one it was proven with"
+)
+
+
+def _accepting(accepting: argparse.ArgumentParser) -> None:
+    """The arguments of ``accept-cert``."""
+    accepting.add_argument("addr", type=_address, metavar="ADDR")
+    accepting.add_argument(
+        "--fingerprint",
+        type=_fingerprint_arg,
+        metavar="HEX",
+        help="the certificate accepted (its SPKI SHA-256, or none): it must be the one met",
+    )
 
 
 def _housekeeping(

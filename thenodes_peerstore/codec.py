@@ -34,6 +34,11 @@ the converter. Both readers give the same result on every file.
 A node's file also has a head (:data:`HEAD_MARK`), in comments after the header's keys: what
 a start reads its plan from before the rest (:func:`read_head`). Every TOML reader skips it.
 
+A file is written in the oldest schema that holds its entries (:func:`schema_of`): schema 2
+(:data:`SCHEMA`), unless an entry holds a field a later schema brought (the model's ``since``
+metadata: the certificate fields, schema 3), so a file without one is the file every version
+since schema 2 reads, byte for byte.
+
 Decoding never trusts the file: whatever the bytes, it raises nothing but
 :class:`~thenodes_peerstore.errors.NewerSchemaError` and
 :class:`~thenodes_peerstore.errors.RealmMismatchError`, and the problems are few and short
@@ -45,12 +50,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import linecache
+import operator
 import re
 import tomllib
 import types
 import typing
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -73,9 +79,17 @@ M = typing.TypeVar("M", bound=attrs.AttrsInstance)
 """A model: an attrs class."""
 
 SCHEMA = 2
-"""The schema this version writes, and the newest it reads. Schema 1 (no realm version, no
-stopped intervals, no Claimed tier) is read and migrated: see :func:`migrate_v1`."""
-READS = frozenset({1, 2})
+"""The schema this version writes a file in when no entry holds a field of a later schema
+(:data:`NEWEST_SCHEMA`): the file every version since schema 2 reads, as it always was. Schema 1
+(no realm version, no stopped intervals, no Claimed tier) is read and migrated: see
+:func:`migrate_v1`."""
+NEWEST_SCHEMA = max(SCHEMA, *(a.metadata.get("since", 1) for a in attrs.fields(PeerEntry)))
+"""The newest schema this version reads and writes: 3, schema 2 and each entry's certificate
+fields (``cert_fingerprint``, ``cert_changed_to``). A schema-2 file reads as one whose entries
+hold none. A file of a later schema is left alone (:class:`NewerSchemaError`)."""
+READS = frozenset({1, *range(SCHEMA, NEWEST_SCHEMA + 1)})
+WRITES = frozenset(range(SCHEMA, NEWEST_SCHEMA + 1))
+"""The schemas this version writes a file in (:func:`schema_of`)."""
 MAX_TABLES = 1 << 17
 """Tables read from one file: far more than any cap a store may be configured with; a file of
 more (a million empty tables fit under the size cap) has the rest counted, not read."""
@@ -127,6 +141,9 @@ class Field:
     """Whether the pattern admits only valid values (no validator needed after it)."""
     exact: str | None = None
     """For a field that is not complete: a narrower pattern that admits only valid values."""
+    since: int = 1
+    """The schema that brought the field: a file none of whose entries holds it at anything but
+    its default is written in an earlier one (:func:`schema_of`)."""
 
     @classmethod
     def of(cls, attribute: attrs.Attribute[Any], hint: Any) -> Field:
@@ -148,6 +165,7 @@ class Field:
             item=item,
             complete=pattern is not None and bool(attribute.metadata.get("complete")),
             exact=attribute.metadata.get("exact"),
+            since=attribute.metadata.get("since", 1),
         )
 
     def write_source(self, value: str) -> str:
@@ -290,9 +308,9 @@ class TableFormat(typing.Generic[M]):
         # Generated as the table reader is, with the loop inside: a start reads every table of
         # its file. Each field is set through its slot's own setter, equal integers share one
         # object (a file's times repeat), and only the values no pattern vouches for are
-        # validated. A node's full file at the default cap is read in 2.3 us an entry, each
-        # entry holding 207 bytes, where the table by table reader takes 4.8 us and leaves
-        # 279 (``python -m benchmarks.bench_paths``, read).
+        # validated. A node's full file at the default cap is read in 2.8 us an entry, each
+        # entry holding 215 bytes, where the table by table reader takes 5.5 us and leaves
+        # 287 (``python -m benchmarks.bench_paths``, read).
         lead = re.escape(self.header_line) + r"\n" if self.header_line else ""
         lines_pattern = "".join(f.line_pattern(exact=True) for f in self.fields)
         names = [f"g{i}" for i in range(len(self.fields))]
@@ -457,6 +475,9 @@ class Head:
     """The file's first ``tables`` tables are the head's entries."""
     proven: int = attrs.field(metadata=_pattern(COUNT_PATTERN))
     """Proven entries in the file, those included."""
+    suspended: int = attrs.field(default=0, metadata=_pattern(COUNT_PATTERN))
+    """``Connected`` entries that are not proven (:attr:`PlanHead.suspended`); left out while
+    there are none, so that a head is what it was before certificates."""
 
 
 HEAD = TableFormat(Head)
@@ -492,10 +513,38 @@ MAX_BARE_ENTRY_BYTES = len(
             last_connected=INT_MAX,
             last_attempt=INT_MAX,
             failures=INT_MAX,
+            cert_fingerprint="f" * 64,
+            cert_changed_to="f" * 64,
         )
     ).encode()
 )
-"""The most an entry without a node id or capabilities takes in the file."""
+"""The most an entry without a node id or capabilities takes in the file, its certificate
+fields included: a remembered fingerprint is part of what proves a peer, never dropped to make
+room (node ids and capabilities are, past their budget)."""
+
+
+_SCHEMA_LINE = re.compile(rb"schema = ([0-9]{1,18})\n")
+
+
+def schema_named(data: bytes | bytearray) -> int:
+    """The schema a plain file says it is in on its first line, as :func:`encode` writes it,
+    when this version reads that schema; else :data:`NEWEST_SCHEMA` (what a sealed copy of any
+    other bytes is marked with)."""
+    match = _SCHEMA_LINE.match(data)
+    schema: int = NEWEST_SCHEMA if match is None else int(match.group(1))
+    return schema if schema in READS else NEWEST_SCHEMA
+
+
+def schema_of(entries: Iterable[Any], entry_format: TableFormat[Any] = ENTRY) -> int:
+    """The schema a file of ``entries`` is written in: the newest that brought a field one of
+    them holds at anything but its default, and :data:`SCHEMA` at least."""
+    schema = SCHEMA
+    for field in entry_format.fields:
+        if field.since > schema:
+            values = map(operator.attrgetter(field.name), entries)
+            if any(map(operator.ne, values, itertools.repeat(field.default))):
+                schema = field.since
+    return schema
 
 
 # -- encoding ----------------------------------------------------------------------------------
@@ -520,10 +569,12 @@ def encode(
 
     Each entry is its own ``[[peers]]`` table (a TOML writer would inline an array of short
     tables), so a file cut at an entry boundary still parses and its complete entries can be
-    salvaged.
+    salvaged. The file's schema is the oldest that holds them (:func:`schema_of`).
     """
+    if not isinstance(entries, Sequence):
+        entries = list(entries)
     header = Header(
-        schema=SCHEMA,
+        schema=schema_of(entries, entry_format),
         realm=realm,
         saved_at=saved_at,
         version=version,
@@ -537,7 +588,7 @@ def encode(
         count = len(parts) - 1
     else:
         first = {id(entry) for entry in head.entries}
-        parts = [_commented(HEAD.write(Head(len(head.entries), head.proven)))]
+        parts = [_commented(HEAD.write(Head(len(head.entries), head.proven, head.suspended)))]
         if head.rest is not None:
             parts.append(_commented(REST.write(head.rest)))
         tables = len(parts)
@@ -601,7 +652,7 @@ def read_head(data: bytes, *, realm: str, version: str | None = None) -> Opening
     cut = text.find("\n#") + 1
     header = HEADER.read_as_written(text[:cut] + "\n") if cut else None
     block = _read_head_block(text, cut) if header is not None else None
-    if header is None or block is None or header.schema != SCHEMA:
+    if header is None or block is None or header.schema not in WRITES:
         return None
     head, rest, crc, crc_at = block
     problems = _Problems()
@@ -630,7 +681,7 @@ def read_head(data: bytes, *, realm: str, version: str | None = None) -> Opening
     entries = ENTRY.read_run(tables, 0, len(tables)) if head.tables else []
     if entries is None or len(entries) != head.tables or not all(e.proven for e in entries):
         return None
-    return Opening(PlanHead(tuple(entries), head.proven, rest), saved_at, offline)
+    return Opening(PlanHead(tuple(entries), head.proven, rest, head.suspended), saved_at, offline)
 
 
 def _read_head_block(text: str, start: int) -> tuple[Head, PeerEntry | None, int, int] | None:
@@ -1055,9 +1106,9 @@ def _check_header(
     """
     schema = header.get("schema")
     # A schema beyond TOML's range was never written by any version: damage, not the future.
-    if type(schema) is int and SCHEMA < schema <= INT_MAX:
+    if type(schema) is int and NEWEST_SCHEMA < schema <= INT_MAX:
         raise NewerSchemaError(
-            f"schema {schema} is newer than the newest this version reads ({SCHEMA})",
+            f"schema {schema} is newer than the newest this version reads ({NEWEST_SCHEMA})",
             schema=schema,
         )
     if type(schema) is not int or schema not in READS:

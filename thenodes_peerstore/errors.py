@@ -47,6 +47,12 @@ class AddressError(PeerStoreError, ValueError):
         self.kind = kind
 
 
+class CertificateError(PeerStoreError, ValueError):
+    """A certificate fingerprint that is not one (a host passing anything but a SPKI SHA-256 in
+    hex), or an acceptance with nothing to accept; the message names the address and says
+    why."""
+
+
 class ConfigError(PeerStoreError, ValueError):
     """A bad ``[network.persistence]`` setting; the message names the key and the value."""
 

@@ -38,9 +38,19 @@ COUNT_PATTERN = r"(?:0|[1-9][0-9]{0,17})"
 """A non-negative integer of at most 18 digits, so always within 64 bits, as written."""
 ADDR_PATTERN = r"(?:[0-9.]{7,15}|\[[0-9a-f:.]{2,45}\]):[1-9][0-9]{0,4}"
 """The shape of a canonical address; :func:`canonical_addr` decides whether it is one."""
+FINGERPRINT_PATTERN = r"[0-9a-f]{64}"
+"""A certificate fingerprint: the SPKI SHA-256 of a TLS certificate in lowercase hex, the form
+of TheNodes' ``pin_fingerprints`` and of ``peer.cert_fingerprint``."""
+NO_CERTIFICATE = "none"
+"""What :attr:`PeerEntry.cert_changed_to` holds for a dial answered without a certificate
+(plaintext) where the entry remembers one."""
+CERTIFICATE_SCHEMA = 3
+"""The file schema that brought the certificate fields (``cert_fingerprint``,
+``cert_changed_to``): a file is written in it only when an entry holds one."""
 
 _NODE_ID_RE = re.compile(NODE_ID_PATTERN)
 _CAPABILITY_RE = re.compile(CAPABILITY_PATTERN)
+_FINGERPRINT_RE = re.compile(FINGERPRINT_PATTERN)
 
 
 class Source(enum.IntEnum):
@@ -385,6 +395,24 @@ def valid_capabilities(capabilities: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(kept))[:MAX_CAPABILITIES]
 
 
+def certificate_phrase(met: str | None) -> str:
+    """How a message names what a dial met: ``certificate <fingerprint>``, or ``no certificate
+    (plaintext)`` for :data:`NO_CERTIFICATE` and None."""
+    if met is None or met == NO_CERTIFICATE:
+        return "no certificate (plaintext)"
+    return f"certificate {met}"
+
+
+def valid_fingerprint(fingerprint: object) -> str | None:
+    """``fingerprint`` as the store keeps it (:data:`FINGERPRINT_PATTERN`: lowercase hex) when it
+    is a SPKI SHA-256 in hex, of either case, else None."""
+    if isinstance(fingerprint, str) and len(fingerprint) == 64:
+        lowered = fingerprint.lower()
+        if _FINGERPRINT_RE.fullmatch(lowered):
+            return lowered
+    return None
+
+
 # -- validators ------------------------------------------------------------------------------
 
 
@@ -421,8 +449,28 @@ def _capabilities(
         )
 
 
+def _fingerprint(
+    instance: object, attribute: attrs.Attribute[str | None], value: str | None
+) -> None:
+    if value is not None and not _FINGERPRINT_RE.fullmatch(value):
+        raise ValueError(
+            f"{attribute.name} {value!r} must be a SPKI SHA-256 fingerprint: 64 lowercase hex "
+            "digits"
+        )
+
+
+def _changed_to(
+    instance: object, attribute: attrs.Attribute[str | None], value: str | None
+) -> None:
+    if value is not None and value != NO_CERTIFICATE and not _FINGERPRINT_RE.fullmatch(value):
+        raise ValueError(
+            f"{attribute.name} {value!r} must be a SPKI SHA-256 fingerprint (64 lowercase hex "
+            f"digits) or {NO_CERTIFICATE!r}"
+        )
+
+
 def field_pattern(
-    regex: str, *, complete: bool = True, exact: str | None = None
+    regex: str, *, complete: bool = True, exact: str | None = None, since: int = 1
 ) -> dict[str, object]:
     """Field metadata: the text a valid value is written as in the peer file.
 
@@ -430,12 +478,14 @@ def field_pattern(
     it needs no validator; a value whose rule no pattern can state (an address in canonical
     form and dialable, distinct capabilities) is read with its validator run. ``exact``, for
     such a field, is a narrower pattern that admits only valid values: a value it matches
-    needs no validator either (an IPv4 address, :data:`DIALABLE_V4_PATTERN`).
+    needs no validator either (an IPv4 address, :data:`DIALABLE_V4_PATTERN`). ``since`` is the
+    file schema that brought the field: a file whose entries all hold it at its default is
+    written in the schema before (:mod:`thenodes_peerstore.codec`).
     """
-    return {"pattern": regex, "complete": complete, "exact": exact}
+    return {"pattern": regex, "complete": complete, "exact": exact, "since": since}
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class PeerEntry:
     """One known peer. Times are integer Unix seconds.
 
@@ -443,6 +493,10 @@ class PeerEntry:
     :mod:`thenodes_peerstore.codec` derives its writer and its reader from them. A field's
     ``pattern`` metadata is the text of a valid value; an optional field is left out of the file
     while it holds its default.
+
+    No weak reference to an entry is ever taken: without the slot for one, the two certificate
+    fields cost an entry 8 bytes, not 16 (283 B an entry held at the largest cap before them,
+    291 with them; ``python -m benchmarks.bench_vs_libp2p --only memory``).
     """
 
     addr: str = attrs.field(
@@ -469,12 +523,31 @@ class PeerEntry:
         validator=_capabilities,
         metadata=field_pattern(CAPABILITY_PATTERN, complete=False),
     )
+    cert_fingerprint: str | None = attrs.field(
+        default=None,
+        validator=_fingerprint,
+        metadata=field_pattern(FINGERPRINT_PATTERN, since=CERTIFICATE_SCHEMA),
+    )
+    """The certificate the peer was proven with: the SPKI SHA-256 of the TLS certificate it
+    presented to the node's dial that proved it, or None (proven on plaintext, or never)."""
+    cert_changed_to: str | None = attrs.field(
+        default=None,
+        validator=_changed_to,
+        metadata=field_pattern(
+            f"(?:{FINGERPRINT_PATTERN}|{NO_CERTIFICATE})", since=CERTIFICATE_SCHEMA
+        ),
+    )
+    """What a later dial of ``addr`` presented instead of :attr:`cert_fingerprint` (a
+    fingerprint, or :data:`NO_CERTIFICATE`): whoever answers there is not the peer the node
+    proved, and the entry is not proven until that certificate answers again or the operator
+    accepts this one (:func:`~thenodes_peerstore.store.accept_certificate`). None otherwise."""
 
     @property
     def proven(self) -> bool:
-        """Whether the node itself completed a handshake on a connection it dialled to ``addr``:
-        only such peers enter the reconnect plan."""
-        return self.source is Source.CONNECTED
+        """Whether the node itself completed a handshake on a connection it dialled to ``addr``,
+        and no later dial there presented another certificate than the one it proved (see
+        :attr:`cert_changed_to`): only such peers enter the reconnect plan."""
+        return self.source is Source.CONNECTED and self.cert_changed_to is None
 
     @classmethod
     def new(cls, addr: str | Address, source: Source, now: int) -> PeerEntry:
@@ -571,13 +644,20 @@ class PlanHead:
     a plan is decided by: the least address and ``first_seen`` (no later than its
     ``last_seen``), the greatest ``last_seen``, ``last_connected`` and ``last_attempt``, the
     fewest failures; None when the file holds no other."""
+    suspended: int = 0
+    """How many entries of the file are ``Connected`` but not proven, a dial having met another
+    certificate (:attr:`PeerEntry.cert_changed_to`): never planned, they share the proven
+    peers' tier, so the cap counts them with the proven ones."""
 
     @classmethod
-    def of(cls, entries: Iterable[PeerEntry], others: Sequence[PeerEntry]) -> PlanHead:
-        """The head of these proven ``entries``, the file's ``others`` bounded by :attr:`rest`."""
+    def of(
+        cls, entries: Iterable[PeerEntry], others: Sequence[PeerEntry], suspended: int = 0
+    ) -> PlanHead:
+        """The head of these proven ``entries``, the file's ``others`` bounded by :attr:`rest`,
+        and the number of its ``suspended`` entries."""
         first = tuple(entries)
         if not others:
-            return cls(first, len(first))
+            return cls(first, len(first), suspended=suspended)
         # Each field in one pass over the others.
         column = {name: list(map(operator.attrgetter(name), others)) for name in _BOUNDED}
         rest = PeerEntry(
@@ -589,20 +669,23 @@ class PlanHead:
             last_attempt=max(filter(_is_set, column["last_attempt"]), default=None),
             failures=min(column["failures"]),
         )
-        return cls(first, len(first) + len(others), rest)
+        return cls(first, len(first) + len(others), rest, suspended)
 
     def describes(self, entries: Sequence[PeerEntry]) -> bool:
         """Whether these entries, a whole file's in its order, are the ones this head was made
-        from: its entries first, as many proven ones in all, each other within :attr:`rest`."""
+        from: its entries first, as many proven and suspended ones in all, each other proven
+        one within :attr:`rest`."""
         count = len(self.entries)
         if tuple(entries[:count]) != self.entries:
             return False
-        others = [e for e in entries[count:] if e.proven]
-        if len(others) + count != self.proven:
+        connected = [e for e in entries[count:] if e.source is Source.CONNECTED]
+        others = [e for e in connected if e.proven]
+        suspended = len(connected) - len(others)
+        if len(others) + count != self.proven or suspended != self.suspended:
             return False
         if not others:
             return self.rest is None
-        return self.rest is not None and self == PlanHead.of(self.entries, others)
+        return self.rest is not None and self == PlanHead.of(self.entries, others, suspended)
 
 
 _BOUNDED = ("addr", "first_seen", "last_seen", "last_connected", "last_attempt", "failures")

@@ -180,6 +180,8 @@ class PersistentPeerStore:
         self._loading: Callable[[], None] | None = None
         """The rest of an open whose plan was read first: reading the file whole."""
         self._first_plan: list[str] | None = None
+        self._first_suspended = 0
+        """The suspended entries of the head the first plan came from (``PlanHead.suspended``)."""
         self.realm: str = peer_file.realm
         """The realm's code, recorded in the file and checked at load."""
         self.keys = keys
@@ -267,6 +269,7 @@ class PersistentPeerStore:
         if plan is None:
             return
         self._first_plan = plan
+        self._first_suspended = first.head.suspended
         self._loading = functools.partial(self._load, now, first=first)
 
     def _load(self, now: int, *, first: FirstRead | None = None) -> None:
@@ -345,6 +348,14 @@ class PersistentPeerStore:
         if self._first_plan is not None:
             return list(self._first_plan)
         return self.store.reconnect_plan()
+
+    def start_suspended(self) -> int:
+        """How many stored peers this start does not plan because a dial met another
+        certificate at their address than the one they were proven with: as the head the plan
+        came from counts them, or else the store."""
+        if self._first_plan is not None:
+            return self._first_suspended
+        return self.store.suspended()
 
     @property
     def dirty(self) -> bool:

@@ -18,9 +18,10 @@ from thenodes_console import counted
 from thenodes_peerstore import sealing
 from thenodes_peerstore.config import PersistenceConfig, locate, path_is_set
 from thenodes_peerstore.door import Status
-from thenodes_peerstore.errors import AddressError, ClockError
+from thenodes_peerstore.errors import AddressError, CertificateError, ClockError
+from thenodes_peerstore.model import certificate_phrase
 from thenodes_peerstore.persistent import PersistentPeerStore, adopt_legacy_file
-from thenodes_peerstore.store import IngestReport
+from thenodes_peerstore.store import CertificateCheck, CertVerdict, IngestReport
 
 hookimpl = pluggy.HookimplMarker("thenodes")
 logger = logging.getLogger(__name__)
@@ -67,6 +68,9 @@ class Peer(Protocol):
     def direction(self) -> str: ...
     @property
     def capabilities(self) -> tuple[str, ...]: ...
+
+    # ``cert_fingerprint`` (str | None) too, from a host that knows TLS: read with getattr,
+    # as a host that predates it passes none.
 
 
 def _guarded(
@@ -137,6 +141,14 @@ class PeerStorePlugin:
             )
         else:
             logger.info("peerstore: no proven peer stored yet; the node starts from its seeds")
+        changed = self.book.start_suspended()
+        if changed:
+            logger.warning(
+                "peerstore: %s not planned: a dial met another certificate than the one it was "
+                "proven with (`peerstore list` shows which; `peerstore accept-cert ADDR` "
+                "accepts one)",
+                counted(changed, "stored peer"),
+            )
         return plan
 
     @hookimpl
@@ -149,18 +161,30 @@ class PeerStorePlugin:
     @hookimpl
     @_guarded
     def on_connect(self, host: Host, peer: Peer) -> None:
-        """Record the peer's dialable address as Connected."""
+        """Record the peer's dialable address as Connected, a dialled one as the peer of the
+        certificate it presented (``peer.cert_fingerprint``): a peer proven with another
+        certificate is not the one the node proved, and the node says so."""
         assert self.book is not None
+        store = self.book.store
+        outbound = peer.direction != "inbound"
+        fingerprint = getattr(peer, "cert_fingerprint", None)
         try:
-            self.book.store.record_connected(
+            check = store.check_certificate(peer.addr, fingerprint) if outbound else None
+            store.record_connected(
                 peer.addr,
                 listen_addr=peer.listen_addr,
-                direction="inbound" if peer.direction == "inbound" else "outbound",
+                direction="outbound" if outbound else "inbound",
                 node_id=peer.node_id,
                 capabilities=peer.capabilities,
+                cert_fingerprint=fingerprint,
             )
         except AddressError as exc:
             logger.debug("peerstore: not storing %s (%s): %s", peer.node_id, peer.direction, exc)
+        except CertificateError as exc:
+            logger.warning("peerstore: not storing %s: %s", peer.node_id, exc)
+        else:
+            if check is not None:
+                _say_certificate(check)
 
     @hookimpl
     @_guarded
@@ -206,6 +230,40 @@ class PeerStorePlugin:
         assert self.book is not None
         book, self.book = self.book, None
         book.close()
+
+
+def _say_certificate(check: CertificateCheck) -> None:
+    """What a dial's certificate changed, in one line naming the address and the certificates:
+    a warning when a proof is lost (once per certificate met), else at info."""
+    addr, remembered = check.addr, check.remembered
+    if check.verdict is CertVerdict.CHANGED and check.news:
+        logger.warning(
+            "peerstore: %s presented %s, not the certificate it was proven with, %s: it is not "
+            "the peer this node proved, and is no longer planned as proven until that "
+            "certificate answers there again or `peerstore accept-cert %s` accepts the new one "
+            "(whether this connection stays is the TLS trust policy's decision)",
+            addr,
+            certificate_phrase(check.presented),
+            remembered,
+            addr,
+        )
+    elif check.verdict is CertVerdict.CHANGED:
+        logger.info(
+            "peerstore: %s presented %s again, not %s: still not proven",
+            addr,
+            certificate_phrase(check.presented),
+            remembered,
+        )
+    elif check.verdict is CertVerdict.RESTORED:
+        logger.info(
+            "peerstore: %s presented the certificate it was proven with again, %s (after %s): "
+            "proven again",
+            addr,
+            remembered,
+            certificate_phrase(check.recorded),
+        )
+    elif check.verdict is CertVerdict.FIRST:
+        logger.debug("peerstore: %s proven with certificate %s", addr, check.presented)
 
 
 def _log_rejected(what: str, report: IngestReport) -> None:

@@ -18,6 +18,8 @@ included) of the plain peer file :mod:`thenodes_peerstore.codec` writes::
 The whole header, every byte up to and including the blank line, is the associated data: the
 realm, its version, the schema, the key derivation and the nonce are bound to the ciphertext, so
 a file moved to another realm, or edited to claim another schema, fails authentication. The
+schema is the plain file's own (2, or 3 when an entry holds a certificate field), so an earlier
+version opens what it can read and leaves the rest untouched. The
 nonce is 96 fresh random bits per save. ``key_id`` (an HMAC of a constant under the key) tells a
 wrong key, which leaves the file untouched, from a damaged file, which is set aside. A
 passphrase goes through scrypt; its salt and parameters are in the header (``kdf = "scrypt"``,
@@ -49,7 +51,7 @@ from typing import Any
 import attrs
 
 from thenodes_console import counted
-from thenodes_peerstore.codec import SCHEMA, toml_string
+from thenodes_peerstore.codec import NEWEST_SCHEMA, schema_named, toml_string
 from thenodes_peerstore.config import AES_256_GCM, ENCRYPTIONS, NONE, PersistenceConfig
 from thenodes_peerstore.errors import (
     EncryptionUnavailableError,
@@ -193,11 +195,11 @@ def _envelope_of(table: dict[str, Any]) -> Envelope:
         return value
 
     envelope, schema = get("envelope", int), get("schema", int)
-    if envelope > ENVELOPE or schema > SCHEMA:
+    if envelope > ENVELOPE or schema > NEWEST_SCHEMA:
         raise NewerSchemaError(
             f"encrypted-file envelope {envelope}, schema {schema}: newer than this version "
-            f"reads (envelope {ENVELOPE}, schema {SCHEMA})",
-            schema=max(schema, SCHEMA + 1),
+            f"reads (envelope {ENVELOPE}, schema {NEWEST_SCHEMA})",
+            schema=max(schema, NEWEST_SCHEMA + 1),
         )
     if get("encryption", str) != AES_256_GCM:
         raise ValueError("encryption: not aes-256-gcm")
@@ -573,7 +575,7 @@ def seal_chunks(
     envelope = Envelope(
         realm=realm,
         version=version,
-        schema=SCHEMA,
+        schema=schema_named(plain),
         kdf=kdf,
         key_id=key_id(aes_key),
         nonce=secrets.token_bytes(NONCE_BYTES),

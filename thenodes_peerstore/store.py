@@ -38,6 +38,15 @@ Rules (see DESIGN.md):
   its backoff.
 - A gap the node was not running for (:meth:`PeerStore.skip`: a suspended host, a clock jump)
   ages nothing, like a stop.
+- A proof names the certificate it was made with (TOFU by address). The fingerprint of the
+  certificate a peer presents to the dial that proves it is remembered (``cert_fingerprint``);
+  a later dial of that address that meets another certificate, or none (plaintext), has not
+  reached the peer the node proved: the entry keeps its tier but is no longer proven
+  (``cert_changed_to`` says what answered), so it leaves the plan and the anchors. A dial
+  that meets another certificate again proves nothing (that would hand the proof to whoever
+  answers there now); the remembered certificate answering again restores the proof, and so
+  does the operator accepting the new one (:func:`accept_certificate`). Only the node's own
+  dials judge a certificate, as only they prove: an inbound connection changes none.
 - What entries hold beyond their address and times (node ids, capabilities) is bounded in all
   (``extras_budget``), proven and unproven entries each to half, so the file the store makes
   stays one its loader reads whole.
@@ -57,10 +66,11 @@ from typing import Literal
 
 import attrs
 
-from thenodes_peerstore.errors import AddressError, ClockError, Reason
+from thenodes_peerstore.errors import AddressError, CertificateError, ClockError, Reason
 from thenodes_peerstore.model import (
     DIALABLE_V4_PATTERN,
     GLOBAL_V4_PATTERN,
+    NO_CERTIFICATE,
     Address,
     PeerEntry,
     PlanHead,
@@ -71,6 +81,7 @@ from thenodes_peerstore.model import (
     parse_address,
     seen_first,
     valid_capabilities,
+    valid_fingerprint,
     valid_node_id,
 )
 
@@ -213,6 +224,104 @@ def retry_at(entry: PeerEntry) -> int | None:
         return None
     delay: int = min(BACKOFF_BASE_SECS << min(entry.failures - 1, 32), BACKOFF_MAX_SECS)
     return entry.last_attempt + delay
+
+
+class CertVerdict(enum.Enum):
+    """What the certificate a dial met says of the peer an entry was proven as."""
+
+    NONE = "none"
+    """No certificate remembered and none met: a proof on plaintext, as ever."""
+    FIRST = "first"
+    """A certificate where none is remembered: the peer's from this proof on (trust on first
+    use), whether the address was proven before on plaintext or is proven now."""
+    SAME = "same"
+    """The certificate the peer was proven with: the proof stands."""
+    CHANGED = "changed"
+    """Another certificate, or none, where one is remembered: not the peer the node proved.
+    The dial proves nothing, and the entry is not proven until :data:`RESTORED` or accepted."""
+    RESTORED = "restored"
+    """The certificate the peer was proven with, after a dial met another: the peer the node
+    proved answers again, and its proof is back as it stood."""
+
+
+@attrs.frozen
+class CertificateCheck:
+    """The certificate an outbound handshake met, against what the address's entry remembers."""
+
+    addr: str
+    verdict: CertVerdict
+    remembered: str | None
+    """The fingerprint the peer was proven with (``cert_fingerprint``), or None."""
+    presented: str
+    """What the dial met: a fingerprint, or :data:`~thenodes_peerstore.model.NO_CERTIFICATE`."""
+    recorded: str | None = None
+    """What the entry recorded as met instead before this dial (``cert_changed_to``)."""
+
+    @property
+    def news(self) -> bool:
+        """Whether the dial tells what the entry does not say yet: a proof lost now, or another
+        certificate than the one met last."""
+        return self.verdict is CertVerdict.CHANGED and self.presented != self.recorded
+
+
+def check_certificate(
+    addr: str, entry: PeerEntry | None, fingerprint: str | None
+) -> CertificateCheck:
+    """What a completed outbound handshake with the peer at ``addr`` says, the peer having
+    presented the certificate of ``fingerprint`` (None: none, a plaintext connection), against
+    the address's ``entry`` (None for a new address).
+
+    Raise :class:`CertificateError` for a ``fingerprint`` that is not a SPKI SHA-256 in hex.
+    """
+    presented = NO_CERTIFICATE
+    if fingerprint is not None:
+        valid = valid_fingerprint(fingerprint)
+        if valid is None:
+            raise CertificateError(
+                f"{addr}: certificate fingerprint {fingerprint!r} is not a SPKI SHA-256 in hex"
+            )
+        presented = valid
+    remembered = None if entry is None else entry.cert_fingerprint
+    recorded = None if entry is None else entry.cert_changed_to
+    if remembered is None:
+        verdict = CertVerdict.NONE if fingerprint is None else CertVerdict.FIRST
+    elif presented != remembered:
+        verdict = CertVerdict.CHANGED
+    else:
+        verdict = CertVerdict.SAME if recorded is None else CertVerdict.RESTORED
+    return CertificateCheck(addr, verdict, remembered, presented, recorded)
+
+
+def accept_certificate(entry: PeerEntry, fingerprint: str | None = None) -> PeerEntry:
+    """``entry`` with the certificate a dial of it met last taken as the peer's own: the
+    operator has checked that the peer changed its certificate. Its proof, lost to the change,
+    is back as it stood (its standing, times and failures); a dial answered without a
+    certificate (:data:`~thenodes_peerstore.model.NO_CERTIFICATE`) leaves the entry with no
+    fingerprint, as a peer proven on plaintext.
+
+    ``fingerprint``, when given, must be what that dial met (a fingerprint in hex of either case,
+    or ``"none"``), so that what is accepted is exactly what the operator checked. Raise
+    :class:`CertificateError` when no dial met another certificate, or another than
+    ``fingerprint``.
+    """
+    met = entry.cert_changed_to
+    if met is None:
+        held = entry.cert_fingerprint
+        raise CertificateError(
+            f"{entry.addr}: no dial of it met another certificate than "
+            + ("none: it has no certificate remembered" if held is None else f"its own, {held}")
+            + "; nothing to accept"
+        )
+    if fingerprint is not None:
+        wanted = NO_CERTIFICATE if fingerprint == NO_CERTIFICATE else valid_fingerprint(fingerprint)
+        if wanted != met:
+            raise CertificateError(
+                f"{entry.addr}: the certificate a dial of it met last is {met}, not {fingerprint}"
+                "; nothing accepted"
+            )
+    return entry.replace(
+        cert_fingerprint=None if met == NO_CERTIFICATE else met, cert_changed_to=None
+    )
 
 
 def dialable_addr(addr: str, listen_addr: str | None, direction: Direction) -> str:
@@ -370,6 +479,11 @@ class PeerStore:
         """How many entries have this source."""
         return len(self._tiers[source])
 
+    def suspended(self) -> int:
+        """How many ``Connected`` entries are not proven: a dial met another certificate at
+        their address than the one they were proven with."""
+        return sum(not e.proven for e in self._tiers[Source.CONNECTED].values())
+
     # -- recording ---------------------------------------------------------------------------
 
     def record_bootstrap(self, addrs: Iterable[object]) -> IngestReport:
@@ -386,6 +500,14 @@ class PeerStore:
         """
         return self._ingest(addrs, Source.GOSSIP, sender)
 
+    def check_certificate(self, addr: str, fingerprint: str | None) -> CertificateCheck:
+        """What an outbound handshake with ``addr`` that met the certificate of ``fingerprint``
+        (None: none) says against the address's entry (:func:`check_certificate`), before
+        :meth:`record_connected` records it. Raise :class:`AddressError` for an address that
+        cannot be stored, :class:`CertificateError` for a fingerprint that is not one."""
+        key = canonical_addr(addr)
+        return check_certificate(key, self.get(key), fingerprint)
+
     def record_connected(
         self,
         addr: str,
@@ -394,10 +516,18 @@ class PeerStore:
         direction: Direction = "outbound",
         node_id: object = None,
         capabilities: object = (),
+        cert_fingerprint: str | None = None,
     ) -> str:
         """Record a completed handshake; return the dialable address recorded.
 
-        Raise :class:`AddressError` when the connection has no storable dialable address.
+        ``cert_fingerprint`` is the SPKI SHA-256 of the certificate the peer presented, or None
+        (plaintext): an outbound handshake proves the address only as the peer it was proven
+        as (:func:`check_certificate`); one that met another certificate, or none where one is
+        remembered, proves nothing, and the entry is no longer proven (see the module's rules).
+        Inbound handshakes judge no certificate.
+
+        Raise :class:`AddressError` when the connection has no storable dialable address, and
+        :class:`CertificateError` for a fingerprint that is not one; either records nothing.
         """
         key = dialable_addr(addr, listen_addr, direction)
         if key in self._own_addrs:
@@ -407,20 +537,35 @@ class PeerStore:
         now = self.now()
         outbound = direction == "outbound"
         known = self.get(key)
+        check = check_certificate(key, known, cert_fingerprint) if outbound else None
+        if check is not None and check.verdict is CertVerdict.CHANGED:
+            # Not the peer the node proved: someone answered there (seen), and nothing else of
+            # the entry is taken from it, its claims of id and capabilities neither.
+            assert known is not None  # only an entry remembers a certificate
+            self._put(known.replace(last_seen=now, cert_changed_to=check.presented))
+            self._connected[key] += 1
+            self._outbound[key] += 1
+            self._uplink_proven(now)  # the node's uplink worked all the same
+            return key
         entry = known or PeerEntry.new(key, Source.CLAIMED, now)
         changes: dict[str, object] = {
             "last_seen": now,
             "node_id": valid_node_id(node_id) or entry.node_id,
             "capabilities": valid_capabilities(capabilities),
         }
-        if outbound:  # the node dialled this address and the handshake completed: proof
+        if check is not None:  # the node dialled this address and the handshake completed: proof
             changes.update(
                 source=Source.CONNECTED, last_connected=now, last_attempt=now, failures=0
             )
-            if not entry.proven:
+            if entry.source is not Source.CONNECTED:
                 # A proven entry's standing counts from its proof, not from when the address
-                # was first heard of: gossiping an address early buys it no standing.
+                # was first heard of: gossiping an address early buys it no standing. A proof
+                # restored by its certificate keeps the standing it had.
                 changes["first_seen"] = now
+            if check.verdict is CertVerdict.FIRST:
+                changes["cert_fingerprint"] = check.presented
+            if entry.cert_changed_to is not None:
+                changes["cert_changed_to"] = None
         elif entry.source < Source.CLAIMED:  # a claim outranks gossip, and nothing else
             changes["source"] = Source.CLAIMED
         entry = entry.replace(**changes)
@@ -738,7 +883,8 @@ class PeerStore:
             (
                 e
                 for e in self._tiers[Source.CONNECTED].values()
-                if e.addr not in self._own_addrs
+                if e.proven
+                and e.addr not in self._own_addrs
                 and e.addr not in self._connected
                 and ((retry_at(e) or 0) <= now or e.addr not in self._failed_here)
             ),
@@ -764,11 +910,13 @@ class PeerStore:
         file is read: the proven peers of longest standing (:meth:`standing`), at least
         :data:`HEAD_ENTRIES` and four plans' worth, and a bound on the others
         (:class:`~thenodes_peerstore.model.PlanHead`; :func:`plan_from_head` reads it)."""
-        proven = list(self._tiers[Source.CONNECTED].values())
+        connected = self._tiers[Source.CONNECTED]
+        proven = [e for e in connected.values() if e.proven]
         size = max(HEAD_ENTRIES, 4 * self.reconnect_limit)
         first = heapq.nsmallest(size, proven, key=self.standing(self.cutoff()))
         chosen = set(map(id, first))
-        return PlanHead.of(first, [e for e in proven if id(e) not in chosen])
+        others = [e for e in proven if id(e) not in chosen]
+        return PlanHead.of(first, others, len(connected) - len(proven))
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -1082,7 +1230,7 @@ def plan_from_head(
     entry must not get better as one of its times gets worse than ``rest``'s
     (``tests/peerstore/test_plan_first.py`` holds the plan to a whole load's).
     """
-    if head.proven > store.max_entries:
+    if head.proven + head.suspended > store.max_entries:
         return None  # the cap could drop proven peers: only the whole file tells which
     store.load(head.entries, offline=offline)
     plan = store.reconnect_plan()

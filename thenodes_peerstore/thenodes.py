@@ -37,6 +37,11 @@ node last completed a handshake with it, and null for an entry it never connecte
 whose dial failed, gossip). ``first_seen``, ``last_seen`` and ``last_attempt`` have no place in
 TheNodes' record (``peerstore export --format json`` keeps every field).
 
+TheNodes' record has no place for the certificate a peer was proven with (six fields, in 0.2.0
+and 0.4.0 alike): an export carries none, and a peer whose dial met another certificate, not
+proven, is written as ``Gossip``; TheNodes writes back only its own fields anyway. ``peerstore
+import`` keeps the certificate the file remembers for an address a record brings again.
+
 ``peerstore import --thenodes`` and ``peerstore export --format thenodes`` are this mapping on
 the command line.
 """

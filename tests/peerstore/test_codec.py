@@ -404,10 +404,10 @@ def test_a_file_without_a_readable_realm_yields_no_entries() -> None:
 
 @pytest.mark.parametrize("sealed", [True, False])
 def test_a_file_of_a_newer_schema_is_refused_as_such(sealed: bool) -> None:
-    body = f'schema = 3\nrealm = "example"\nsaved_at = {SAVED_AT}\nfuture = "stuff"\n\n'
+    body = f'schema = 4\nrealm = "example"\nsaved_at = {SAVED_AT}\nfuture = "stuff"\n\n'
     with pytest.raises(NewerSchemaError) as caught:
         decode(seal(body) if sealed else body.encode(), realm="example")
-    assert caught.value.schema == 3
+    assert caught.value.schema == 4
 
 
 def test_another_realms_file_is_refused_naming_both_realms() -> None:

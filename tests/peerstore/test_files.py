@@ -587,7 +587,7 @@ def test_a_file_over_the_size_cap_is_not_read_but_set_aside(
 
 
 def test_a_file_of_a_newer_schema_is_left_untouched(peer_file: PeerFile) -> None:
-    data = b'schema = 3\nrealm = "example"\nsaved_at = 1\nnew_feature = true\n'
+    data = b'schema = 4\nrealm = "example"\nsaved_at = 1\nnew_feature = true\n'
     peer_file.path.write_bytes(data)
 
     outcome = load_file(peer_file, NOW)

@@ -140,6 +140,9 @@ def _file(node: Node) -> None:
         PeerEntry.new("203.0.113.1:7447", Source.BOOTSTRAP, NOW - 60),
         PeerEntry.new("198.51.100.5:7447", Source.GOSSIP, NOW - 60),  # the node's own: dropped
         PeerEntry.new("192.0.2.10:7447", Source.GOSSIP, NOW - 90),  # a second entry: dropped
+        PeerEntry.new("192.0.2.20:7447", Source.CONNECTED, NOW - 60).replace(
+            cert_fingerprint="a" * 64, cert_changed_to="b" * 64
+        ),  # a dial met another certificate: for accept-cert
     ]
     node.peers.write_bytes(codec.encode("example", NOW - 60, entries, version="1.0"))
 
@@ -160,6 +163,7 @@ WRITES = [
     ("seal",),
     ("import", "--thenodes", "given.json"),
     ("rekey", "--new-key-file", "new.key"),
+    ("accept-cert", "192.0.2.20:7447"),
 ]
 
 

@@ -515,7 +515,7 @@ def test_a_file_of_a_newer_schema_is_never_written(
     path: Path, clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     path.parent.mkdir(parents=True)
-    path.write_bytes(b'schema = 3\nrealm = "example"\nsaved_at = 1\n[[peers]]\nwhatever = 1\n')
+    path.write_bytes(b'schema = 4\nrealm = "example"\nsaved_at = 1\n[[peers]]\nwhatever = 1\n')
     before = fingerprint(path)
 
     with caplog.at_level(logging.WARNING, logger="thenodes_peerstore"):

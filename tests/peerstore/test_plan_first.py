@@ -53,6 +53,9 @@ entries = st.builds(
     last_attempt=st.none() | times,
     failures=st.sampled_from([0, 0, 0, 1, 4, 9, 10, 12]),
     node_id=st.sampled_from([None, "node-b", OWN_ID]),
+    cert_fingerprint=st.sampled_from([None, None, "a" * 64]),
+    # A dial met another certificate (or none) now and then: Connected, and not proven.
+    cert_changed_to=st.sampled_from([None, None, None, None, None, "b" * 64, "none"]),
 )
 configs = st.builds(
     PersistenceConfig,

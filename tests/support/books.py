@@ -88,7 +88,7 @@ def make_store(clock: Callable[[], float], **settings: Any) -> PeerStore:
 
 def full_entry(i: int, saved_at: int, capabilities: tuple[str, ...]) -> PeerEntry:
     """The ``i``-th (from 1) proven IPv6 peer of a file saved at ``saved_at``, with every
-    optional field set."""
+    optional field of schema 2 set."""
     return PeerEntry(
         addr=f"[2001:db8::{i:x}]:7447",
         source=Source.CONNECTED,

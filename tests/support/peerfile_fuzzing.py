@@ -56,15 +56,31 @@ def _entries() -> list[list[PeerEntry]]:
     return [[], short[:1], full, [full[0], *short, bootstrap, full[2]]]
 
 
-SEEDS: tuple[bytes, ...] = tuple(encode(REALM, SAVED_AT, entries) for entries in _entries())
+def _certified() -> list[PeerEntry]:
+    """Proven peers with certificates (schema 3): one proven with its certificate, one whose
+    dial met another, one that answered in plaintext, and one proven on plaintext."""
+    base = full_entry(1, SAVED_AT, ("relay",)).replace(source=Source.CONNECTED)
+    return [
+        base.replace(addr="45.1.0.1:7447", cert_fingerprint="a" * 64),
+        base.replace(addr="45.2.0.2:7447", cert_fingerprint="a" * 64, cert_changed_to="b" * 64),
+        base.replace(addr="45.3.0.3:7447", cert_fingerprint="c" * 64, cert_changed_to="none"),
+        base.replace(addr="45.4.0.4:7447"),
+    ]
+
+
+SEEDS: tuple[bytes, ...] = tuple(
+    encode(REALM, SAVED_AT, entries) for entries in [*_entries(), _certified()]
+)
 """Valid files: empty, one short entry, full IPv6 entries, a mix with every optional field
-present and absent."""
+present and absent, and one of schema 3 (certificates)."""
 
 
 def _headed(entries: list[PeerEntry], first: int) -> bytes:
     """The file of ``entries`` with a head naming their first ``first`` proven ones."""
     proven = [e for e in entries if e.proven]
-    return encode(REALM, SAVED_AT, entries, head=PlanHead.of(proven[:first], proven[first:]))
+    suspended = sum(e.source is Source.CONNECTED and not e.proven for e in entries)
+    head = PlanHead.of(proven[:first], proven[first:], suspended)
+    return encode(REALM, SAVED_AT, entries, head=head)
 
 
 def _proven(i: int) -> PeerEntry:
@@ -84,9 +100,11 @@ HEADED_SEEDS: tuple[bytes, ...] = (
     _headed([_proven(1)], 1),
     _headed([_proven(i) for i in range(1, 6)] + _entries()[3], 2),
     _headed([*_entries()[1], _proven(3), _proven(4)], 0),
+    _headed([_proven(1), *_certified(), _proven(2)], 2),
 )
 """Valid files with a head, as a node writes them: empty, every proven peer in the head, some
-in the head and the rest bounded, none in the head."""
+in the head and the rest bounded, none in the head, and one with certificates, two of its
+``Connected`` entries not proven."""
 
 # -- pieces the mutators insert --------------------------------------------------------------------
 
@@ -372,6 +390,7 @@ LINES: tuple[bytes, ...] = (
     b"schema = 1",
     b"schema = 2",
     b"schema = 3",
+    b"schema = 4",
     b'realm = "example"',
     b'realm = "other"',
     b"saved_at = 1763700000",
@@ -391,6 +410,10 @@ LINES: tuple[bytes, ...] = (
     b"failures = 3",
     b'node_id = "node-b"',
     b'capabilities = ["relay"]',
+    b'cert_fingerprint = "' + b"a" * 64 + b'"',
+    b'cert_fingerprint = "' + b"A" * 64 + b'"',
+    b'cert_changed_to = "none"',
+    b'cert_changed_to = "' + b"b" * 64 + b'"',
     b"capabilities = [",
     b'    "relay",',
     b"]",
