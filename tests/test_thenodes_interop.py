@@ -234,8 +234,10 @@ def test_plaintext_against_tls_fails_cleanly_on_both_sides(links: Path, version:
     assert f"dial 127.0.0.1:{ports['tn']} failed: handshake failed: TLS: " in e, e
     assert "'tls_handshake'" in e
     assert f"connected to 127.0.0.1:{ports['tn']}" not in e
-    # Plaintext hostsim dials TheNodes over TLS: each waits for the other; a timeout, counted.
-    assert f"dial 127.0.0.1:{ports['ts']} failed: handshake failed: timeout" in g, g
+    # Plaintext hostsim dials TheNodes over TLS: each waits for the other, until hostsim's
+    # handshake timeout, or TheNodes giving up first on a loaded machine: a failed dial either way.
+    failed = rf"dial 127\.0\.0\.1:{ports['ts']} failed: handshake failed: (timeout|closed before)"
+    assert re.search(failed, g), g
     assert "connected to" not in g
     # Both TheNodes nodes go on serving their other peers.
     assert f"connected to 127.0.0.1:{ports['tn']} (tn-{tag}, outbound)" in _log(where, "a")
