@@ -14,7 +14,7 @@ Every figure comes from the nodes' status lines, one JSON object a line on stdou
 process was started, its dial order, each dial with its origin, each connection with the
 count after it. Whether a node's peer file would load intact after a SIGKILL, and how many
 peers it holds, is read from the file itself between the kill and the restart, with the
-plugin's own codec; a damaged or missing file counts as not intact.
+plugin's own reader (`thenodes_peerstore.door`); a damaged or missing file counts as not intact.
 
 Before anything starts, :func:`check_capacity` compares what the run needs with what the
 machine allows (open files, memory, processes, ports) and refuses a run it cannot hold,
@@ -58,7 +58,7 @@ from hostsim.host import SEED_ORIGIN
 from hostsim.live.processes import NodeProcess, listening_socket, stop_all, write_node_config
 from hostsim.metrics import REJOIN_SECS, StartRecord, summarise
 from thenodes_naming import realm_code
-from thenodes_peerstore import codec
+from thenodes_peerstore import door
 from thenodes_peerstore.errors import StoreFileError
 
 __all__ = [
@@ -431,10 +431,10 @@ def stored_peers(state_dir: Path) -> int | None:
     if len(files) != 1:
         return None
     try:
-        decoded = codec.decode(files[0].read_bytes(), realm=realm_code(REALM))
+        contents = door.read(files[0], realm=realm_code(REALM))
     except (OSError, StoreFileError):
         return None
-    return len(decoded.entries) if decoded.intact else None
+    return len(contents.entries) if contents.intact else None
 
 
 def _target(nodes: int, seeds: int) -> int:

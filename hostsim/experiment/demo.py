@@ -21,7 +21,7 @@ from hostsim.metrics import RunMetrics, summarise
 from hostsim.sim.network import ATTACK_ORIGIN, SimNetwork, fake_addr, simulate
 from hostsim.sim.scenario import SimEvent, SimScenario
 from thenodes_console import counted
-from thenodes_peerstore import codec
+from thenodes_peerstore import door
 from thenodes_peerstore.model import Source
 
 __all__ = [
@@ -262,23 +262,23 @@ def _move_on(state_dir: Path, realm: str) -> None:
     """Give every stored peer of every file under ``state_dir``, seeds aside, a dead address."""
     number = 0
     for path in sorted(state_dir.rglob(f"{realm}.toml")):
-        decoded = codec.decode(path.read_bytes(), realm=realm)
+        contents = door.read(path, realm=realm)
         moved = []
-        for entry in decoded.entries:
+        for entry in contents.entries:
             if entry.source is Source.BOOTSTRAP:
                 moved.append(entry)
             else:
                 moved.append(entry.replace(addr=fake_addr(number)))
                 number += 1
-        path.write_bytes(
-            codec.encode(
-                realm,
-                decoded.saved_at or 0,
-                moved,
-                version=decoded.version,
-                offline=decoded.offline,
-            )
+        written = door.render(
+            realm,
+            contents.saved_at or 0,
+            moved,
+            version=contents.version,
+            offline=contents.offline,
         )
+        assert isinstance(written, bytes)  # no key: the plain file's bytes
+        path.write_bytes(written)
 
 
 def check_own_failure_targets(outage: Comparison, stale: Comparison) -> list[Target]:
