@@ -54,6 +54,7 @@ from hostsim.plugins import (
     plugins_turned_on,
 )
 from hostsim.sim.engine import Engine, stream
+from hostsim.sim.loading import HookNames
 from hostsim.sim.scenario import SimEvent, SimScenario
 
 __all__ = ["SimNetwork", "SimNode", "fake_addr", "node_addr", "simulate"]
@@ -198,6 +199,7 @@ class SimNetwork:
         # One process, many nodes: read the plugins' metadata and import them once.
         eps = loaded_once(installed_entry_points() if entry_points is None else entry_points)
         self._eps = eps
+        hook_names = HookNames()  # the plugins' hooks, read once a class for every start
         roles = (
             [("seed", f"seed-{i}") for i in range(scenario.seeds)]
             + [("node", f"node-{i:04d}") for i in range(scenario.nodes)]
@@ -216,6 +218,7 @@ class SimNetwork:
                 extra_plugins_factory=factory,
                 entry_points=eps,
                 resolver=NameTable(),  # seeds are IP literals: nothing to look up
+                plugin_manager=hook_names.manager,
             )
             policy = CorePolicy.of(
                 config,
