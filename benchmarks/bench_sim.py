@@ -15,8 +15,9 @@ With ``--nodes`` other than the baseline's (``--baseline-nodes``, default 1,000;
 the baseline network runs first and the last line compares the two: CPU seconds per node and
 simulated hour at each size, and their ratio (1.0 where the simulator scales linearly).
 
-The nodes' state directories go to /dev/shm when it exists (a memory-backed filesystem; the
-peer store still flushes and renames as in production). Nodes tick every ``--tick`` seconds
+The nodes' state directories go where ``hostsim sim`` puts them, on /dev/shm when it has room
+(a memory-backed file system; the peer store still writes, fsyncs and renames as in production:
+:mod:`hostsim.sim.scratch`). Nodes tick every ``--tick`` seconds
 (default 10): saving is still bounded by ``save_interval_secs`` (60 s), a save can only come
 up to one tick later than it would with a tick per second.
 """
@@ -31,7 +32,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from typing import Any
 import attrs
 
 from hostsim.sim import SimNetwork, SimScenario, load_sim_scenario, rare_cycle_collection
+from hostsim.sim.scratch import scratch_directory
 
 SCENARIO = Path(__file__).with_name("bench_sim.toml")
 """The benchmark's network: 1,000 nodes and 8 seeds, an hour of churn."""
@@ -73,10 +74,10 @@ def _peak_mib() -> float:
 
 def measure(nodes: int, secs: float, tick: float, seed: int, profile: bool) -> dict[str, Any]:
     """Build and run the network in this process; return its figures."""
-    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
-    with tempfile.TemporaryDirectory(prefix="bench-sim-", dir=base) as tmp:
+    network_scenario = scenario(nodes, secs, tick)
+    with scratch_directory("bench-sim-", network_scenario.size) as tmp:
         began = time.perf_counter()
-        network = SimNetwork(scenario(nodes, secs, tick), seed=seed, state_dir=Path(tmp))
+        network = SimNetwork(network_scenario, seed=seed, state_dir=Path(tmp))
         built = time.perf_counter() - began
         profiler = cProfile.Profile() if profile else None
         cpu = _cpu()

@@ -32,7 +32,6 @@ adds per node:
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -56,6 +55,7 @@ from hostsim.plugins import (
 from hostsim.sim.engine import Engine, stream
 from hostsim.sim.loading import HookNames
 from hostsim.sim.scenario import SimEvent, SimScenario
+from hostsim.sim.scratch import scratch_directory
 
 __all__ = ["SimNetwork", "SimNode", "fake_addr", "node_addr", "simulate"]
 
@@ -574,8 +574,9 @@ def simulate(
     label: str | None = None,
 ) -> RunMetrics:
     """Run ``scenario`` with ``seed``; without ``state_dir`` the nodes' files go to a temporary
-    directory that is removed afterwards. ``progress`` and ``label`` are as :class:`SimNetwork`
-    takes them."""
+    directory that is removed afterwards, in memory where there is room
+    (:func:`~hostsim.sim.scratch.scratch_directory`). ``progress`` and ``label`` are as
+    :class:`SimNetwork` takes them."""
     if state_dir is not None:
         network = SimNetwork(
             scenario,
@@ -587,7 +588,7 @@ def simulate(
             label=label,
         )
         return network.run()
-    with tempfile.TemporaryDirectory(prefix="hostsim-sim-") as tmp:
+    with scratch_directory("hostsim-sim-", scenario.size) as tmp:
         return simulate(
             scenario,
             seed=seed,
