@@ -3,9 +3,12 @@
 Every start of a node builds a new plugin manager and registers new plugin instances, as a
 real process does (:func:`hostsim.plugins.get_plugin_manager`). pluggy finds a plugin's hooks
 by looking up every name ``dir()`` lists with :func:`inspect.getattr_static`, and the hook specs
-likewise: about 0.4 ms a start, the same answers every time for instances of one class. A
-simulated network hands its hosts :meth:`HookNames.manager`, whose managers ask pluggy once
-per class and name, and again for a name an instance holds itself (its ``__dict__`` or a slot).
+likewise, with the same answers every time for instances of one class. A simulated network
+hands its hosts :meth:`HookNames.manager`, whose managers ask pluggy once per class and name,
+and again for a name an instance holds itself (its ``__dict__`` or a slot): a node of
+``benchmarks/bench_sim.toml`` gets its plugin manager in 0.15 ms instead of 0.57 ms, which at
+10,000 nodes (27,000 starts an hour) is 11 s of CPU less (``--profile`` shows it as "loading the
+plugins at each start").
 """
 
 from __future__ import annotations
