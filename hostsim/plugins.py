@@ -218,6 +218,7 @@ def get_plugin_manager(
     *,
     extra_plugins: Mapping[str, object] | None = None,
     entry_points: Iterable[EntryPointLike] | None = None,
+    manager: Callable[[str], pluggy.PluginManager] = pluggy.PluginManager,
 ) -> pluggy.PluginManager:
     """A new plugin manager for one node, with the hook specs and the node's plugins registered.
 
@@ -225,11 +226,14 @@ def get_plugin_manager(
     installed ``thenodes`` entry points), checked against their manifests, loaded, instantiated
     and registered under their entry point names, in the order the config lists them. Then
     ``extra_plugins`` (name -> ready-made instance, no manifest) are registered as given.
+    ``manager`` makes the empty plugin manager from the project name (default: pluggy's own
+    class; a process that starts many nodes may pass a subclass that reads each plugin class's
+    hooks once).
 
     :raises PluginError: a plugin is not installed, its manifest is missing or does not match
         the plugin, or it cannot be loaded, instantiated or registered.
     """
-    pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+    pm = manager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
     extras = dict(extra_plugins or {})
     available = _index_entry_points(

@@ -7,7 +7,6 @@ file."""
 from __future__ import annotations
 
 import importlib
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from hostsim.experiment.report import Target, pct, rejoin_rows, report, secs, si
 from hostsim.metrics import RunMetrics, summarise
 from hostsim.sim.network import ATTACK_ORIGIN, SimNetwork, fake_addr, simulate
 from hostsim.sim.scenario import SimEvent, SimScenario
+from hostsim.sim.scratch import scratch_directory
 from thenodes_console import counted
 from thenodes_peerstore import door
 from thenodes_peerstore.model import Source
@@ -245,7 +245,7 @@ def compare_stale_file(
     on: the network moved on while the nodes were down."""
     arms = []
     for arm in ARMS:
-        with tempfile.TemporaryDirectory(prefix="hostsim-stale-") as tmp:
+        with scratch_directory("hostsim-stale-", scenario.size) as tmp:
             network = SimNetwork(
                 arm.on(scenario),
                 seed=seed,

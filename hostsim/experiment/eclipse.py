@@ -33,7 +33,6 @@ from __future__ import annotations
 import importlib
 import logging
 import statistics
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from hostsim.metrics import median_or_never
 from hostsim.sim.engine import stream
 from hostsim.sim.network import _OCTETS, SIM_PORT, SimNetwork, SimNode
 from hostsim.sim.scenario import Distribution, SimScenario
+from hostsim.sim.scratch import scratch_directory
 
 __all__ = [
     "INTACT_SHARE_1H_TARGET",
@@ -594,7 +594,7 @@ def run_once(
     ``network_class`` plays it instead of :class:`EclipseNetwork` (a variant of the host, to
     see what the measures make of it)."""
     if state_dir is None:
-        with tempfile.TemporaryDirectory(prefix="hostsim-eclipse-") as tmp:
+        with scratch_directory("hostsim-eclipse-", spec.scenario(store).size) as tmp:
             return run_once(
                 spec,
                 store=store,

@@ -32,7 +32,6 @@ adds per node:
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,9 @@ from hostsim.plugins import (
     plugins_turned_on,
 )
 from hostsim.sim.engine import Engine, stream
+from hostsim.sim.loading import HookNames
 from hostsim.sim.scenario import SimEvent, SimScenario
+from hostsim.sim.scratch import scratch_directory
 
 __all__ = ["SimNetwork", "SimNode", "fake_addr", "node_addr", "simulate"]
 
@@ -198,6 +199,7 @@ class SimNetwork:
         # One process, many nodes: read the plugins' metadata and import them once.
         eps = loaded_once(installed_entry_points() if entry_points is None else entry_points)
         self._eps = eps
+        hook_names = HookNames()  # the plugins' hooks, read once a class for every start
         roles = (
             [("seed", f"seed-{i}") for i in range(scenario.seeds)]
             + [("node", f"node-{i:04d}") for i in range(scenario.nodes)]
@@ -216,6 +218,7 @@ class SimNetwork:
                 extra_plugins_factory=factory,
                 entry_points=eps,
                 resolver=NameTable(),  # seeds are IP literals: nothing to look up
+                plugin_manager=hook_names.manager,
             )
             policy = CorePolicy.of(
                 config,
@@ -571,8 +574,9 @@ def simulate(
     label: str | None = None,
 ) -> RunMetrics:
     """Run ``scenario`` with ``seed``; without ``state_dir`` the nodes' files go to a temporary
-    directory that is removed afterwards. ``progress`` and ``label`` are as :class:`SimNetwork`
-    takes them."""
+    directory that is removed afterwards, in memory where there is room
+    (:func:`~hostsim.sim.scratch.scratch_directory`). ``progress`` and ``label`` are as
+    :class:`SimNetwork` takes them."""
     if state_dir is not None:
         network = SimNetwork(
             scenario,
@@ -584,7 +588,7 @@ def simulate(
             label=label,
         )
         return network.run()
-    with tempfile.TemporaryDirectory(prefix="hostsim-sim-") as tmp:
+    with scratch_directory("hostsim-sim-", scenario.size) as tmp:
         return simulate(
             scenario,
             seed=seed,

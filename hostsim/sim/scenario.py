@@ -230,6 +230,11 @@ class SimScenario:
             )
 
     @property
+    def size(self) -> int:
+        """Every node of the network: the ordinary ones, the seeds and the attackers."""
+        return self.nodes + self.seeds + self.attackers
+
+    @property
     def persistence(self) -> Mapping[str, Any]:
         """The ``[network.persistence]`` table of :attr:`host_config`."""
         network = self.host_config.get("network", {})

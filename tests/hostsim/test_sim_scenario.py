@@ -17,7 +17,7 @@ from hostsim.sim.scenario import (
     load_sim_scenario,
     parse_sim_scenario,
 )
-from tests.support.paths import EXAMPLES
+from tests.support.paths import EXAMPLES, ROOT
 
 
 def test_a_minimal_file_gets_the_thenodes_defaults() -> None:
@@ -34,6 +34,13 @@ def test_every_example_scenario_loads(name: str) -> None:
     scenario = load_sim_scenario(EXAMPLES / f"sim-{name}.toml")
     assert scenario.name == name
     assert scenario.persistence_enabled
+
+
+def test_the_benchmark_network_is_a_scenario_file_hostsim_sim_reads() -> None:
+    scenario = load_sim_scenario(ROOT / "benchmarks" / "bench_sim.toml")
+    assert (scenario.nodes, scenario.seeds, scenario.duration_secs) == (1000, 8, 3600.0)
+    assert scenario.churn is not None
+    assert scenario.size == 1008
 
 
 def test_a_file_describes_churn_events_and_persistence_settings(tmp_path: Path) -> None:
