@@ -15,6 +15,9 @@ comments in the code name these figures.
   against the same with a port of a leading zero (the parser's general path).
 - ``entry``: a new entry for a canonical address, made without validators (``seen_first``)
   against ``PeerEntry.new`` with a string (attrs' ``__init__`` and every validator).
+- ``victim``: 1,000 inbound handshakes at a seed whose store of 1,024 is full of peers it is
+  connected to (each evicts one, after passing over every connected entry), with the store's
+  search for the entry to evict, against the same search as a Python loop.
 - ``read``: a node's full file of 1,024 entries (a quarter proven, with node ids) read in one
   pass as written, against table by table; and the bytes its entries hold either way.
 - ``load``: those entries loaded into a store of 1,024, each put without asking, against a
@@ -132,6 +135,43 @@ def parse(reps: int) -> tuple[float, float]:
     return quick / len(addrs), general / len(addrs)
 
 
+class _LoopedVictim(PeerStore):
+    """The store with its search for an entry to evict written as a Python loop."""
+
+    def _victim(self, newcomer: Source) -> str | None:
+        tiers = [tier for tier in self._tiers[: newcomer.rank + 1] if tier]
+        for tier in tiers:
+            for addr in tier:
+                if addr not in self._connected:
+                    return addr
+        return next(iter(tiers[0])) if tiers else None
+
+
+def victim(reps: int) -> tuple[float, float]:
+    arriving = [public(CAP + n) for n in range(1_000)]
+
+    def seed(kind: type[PeerStore]) -> Callable[[], Callable[[], object]]:
+        def make() -> Callable[[], object]:
+            store = kind(clock=lambda: START, max_entries=CAP)
+            for n in range(CAP):
+                store.record_connected(
+                    f"{public(n)[:-5]}:50000", listen_addr=public(n), direction="inbound"
+                )
+
+            def work() -> None:
+                for addr in arriving:
+                    store.record_connected(
+                        f"{addr[:-5]}:50000", listen_addr=addr, direction="inbound"
+                    )
+
+            return work
+
+        return make
+
+    quick, general = versus(reps, seed(PeerStore), seed(_LoopedVictim))
+    return quick / len(arriving), general / len(arriving)
+
+
 def node_file(directory: Path) -> Path:
     """A node's full file at the default cap: a quarter proven (with ids), the rest gossip."""
     path = directory / "plugins" / "peerstore" / f"{REALM}.toml"
@@ -245,6 +285,11 @@ def main() -> None:
     quick, general = entry(reps)
     print(
         f"entry: {quick * 1e6:.2f} us without validators, {general * 1e6:.2f} us through __init__"
+    )
+    quick, general = victim(reps)
+    print(
+        f"victim, per handshake at a seed connected to all it stores: {quick * 1e6:.1f} us,"
+        f" {general * 1e6:.1f} us with a Python loop"
     )
     with tempfile.TemporaryDirectory(prefix="bench-paths-") as tmp:
         path = node_file(Path(tmp))
