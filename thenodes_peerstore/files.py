@@ -433,22 +433,27 @@ def move_peer_file(old: Path, new: Path) -> Move:
         new_lock.release(force=True)
 
 
-def read_peer_file(path: Path) -> bytes | None:
-    """A peer file's first ``MAX_FILE_BYTES + 1`` bytes, or None when there is no file.
+class NotRegularFileError(OSError):
+    """A path to read names a FIFO, a device, a socket or a directory, not a regular file."""
 
-    Needs no lock: a save replaces the file by a rename, so a reader always sees a whole file,
-    the old one or the new one. Raise :class:`StoreFileError` naming the file when it cannot be
-    read: a symbolic link, not a regular file, or an I/O error.
+    def __init__(self) -> None:
+        super().__init__(errno.EINVAL, "not a regular file")
+
+
+def read_capped(path: Path, *, follow: bool = True) -> bytes:
+    """A regular file's first ``MAX_FILE_BYTES + 1`` bytes (one more than a file may hold, so
+    that a caller can tell one too large).
+
+    The file is opened without blocking, so a FIFO with no writer or a device is refused with
+    :class:`NotRegularFileError`, never waited on; with ``follow`` false, a symbolic link is
+    refused too (``ELOOP``). Raise :class:`OSError` (``FileNotFoundError`` when there is no
+    file), never hang.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_BINARY)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise _read_error(path, exc) from exc
+    flags = os.O_RDONLY | _O_NONBLOCK | _O_BINARY | (0 if follow else _O_NOFOLLOW)
+    fd = os.open(path, flags)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise StoreFileError(f"peer file {path} is not a regular file")
+            raise NotRegularFileError
         chunks: list[bytes] = []
         size = 0
         while size <= MAX_FILE_BYTES:
@@ -457,12 +462,27 @@ def read_peer_file(path: Path) -> bytes | None:
                 break
             chunks.append(chunk)
             size += len(chunk)
-    except OSError as exc:
-        raise _read_error(path, exc) from exc
     finally:
         with contextlib.suppress(OSError):
             os.close(fd)
     return b"".join(chunks)
+
+
+def read_peer_file(path: Path) -> bytes | None:
+    """A peer file's first ``MAX_FILE_BYTES + 1`` bytes, or None when there is no file.
+
+    Needs no lock: a save replaces the file by a rename, so a reader always sees a whole file,
+    the old one or the new one. Raise :class:`StoreFileError` naming the file when it cannot be
+    read: a symbolic link, not a regular file, or an I/O error.
+    """
+    try:
+        return read_capped(path, follow=False)
+    except FileNotFoundError:
+        return None
+    except NotRegularFileError:
+        raise StoreFileError(f"peer file {path} is not a regular file") from None
+    except OSError as exc:
+        raise _read_error(path, exc) from exc
 
 
 def _write_all(fd: int, pieces: Iterable[bytes | bytearray]) -> None:

@@ -55,6 +55,7 @@ from thenodes_peerstore.errors import (
 from thenodes_peerstore.files import (
     MAX_FILE_BYTES,
     PeerFile,
+    read_capped,
     read_peer_file,
     validate_realm_code,
 )
@@ -393,8 +394,7 @@ def read_export(path: Path, *, realm: str, version: str) -> Contents:
     """
     where = f"export {path}"
     try:
-        with path.open("rb") as file:
-            data = file.read(MAX_FILE_BYTES + 1)
+        data = read_capped(path)
     except OSError as exc:
         raise StoreFileError(f"{where}: {exc.strerror or exc}") from None
     if len(data) > MAX_FILE_BYTES:

@@ -58,7 +58,7 @@ import attrs
 
 from thenodes_peerstore.convert import converter, describe_error, show
 from thenodes_peerstore.errors import AddressError, TheNodesFileError, TheNodesRecordError
-from thenodes_peerstore.files import MAX_FILE_BYTES
+from thenodes_peerstore.files import MAX_FILE_BYTES, read_capped
 from thenodes_peerstore.model import (
     PeerEntry,
     Source,
@@ -193,8 +193,7 @@ def read_thenodes_file(path: Path) -> list[object]:
     """The records of a ``peers.json``, unread; raise :class:`TheNodesFileError` if it is not
     one."""
     try:
-        with path.open("rb") as file:
-            data = file.read(MAX_FILE_BYTES + 1)
+        data = read_capped(path)
     except OSError as exc:
         raise TheNodesFileError(f"TheNodes peer file {path}: {exc.strerror or exc}") from None
     if len(data) > MAX_FILE_BYTES:

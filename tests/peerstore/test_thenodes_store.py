@@ -14,20 +14,24 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import tomli_w
 
 from hostsim.clock import VirtualClock
 from hostsim.host import PluginHost
-from tests.support.command import Run
+from tests.support.command import Run, write_node
 from tests.support.hosts import host_config
 from thenodes_peerstore.config import PersistenceConfig, locate
 
 FIXTURES = Path(__file__).parent / "fixtures"
+T = TypeVar("T")
 VERSIONS = ("0.2.0", "0.4.0")
 STATE_DIR = "data/example-app"
 THENODES_PATH = "data/example-app/peers.json"  # as TheNodes' config/example.toml has it
@@ -216,3 +220,50 @@ def test_a_json_path_is_read_where_thenodes_reads_it_and_any_other_is_ours_under
     assert where.path == STATE / ours
     assert where.legacy == (None if legacy is None else STATE / legacy)
     assert where.thenodes == (None if thenodes is None else in_tmp / thenodes)  # / keeps absolute
+
+
+def finished_within(seconds: float, work: Callable[[], T]) -> T:
+    """``work()``'s result; fail, not hang, when it has not returned within ``seconds`` (a
+    daemon thread left blocked does not keep the test process from exiting)."""
+    results: list[T] = []
+    thread = threading.Thread(target=lambda: results.append(work()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert results, f"still running after {seconds} s"
+    return results[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_at_thenodes_path_is_refused_and_the_node_starts_from_its_seeds(
+    in_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    given = in_tmp / THENODES_PATH
+    given.parent.mkdir(parents=True)
+    os.mkfifo(given)  # no writer: an open that blocks would never return
+    host = host_at(example_node(in_tmp), 1_796_000_000)
+
+    with caplog.at_level(logging.INFO):
+        plan = finished_within(30, lambda: plan_of(host))
+    host.shutdown()
+
+    assert plan == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"TheNodes peer file {given}: not a regular file; nothing imported from it" in warnings
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+@pytest.mark.parametrize(
+    ("option", "named"), [("--thenodes", "TheNodes peer file"), ("--json", "export")]
+)
+def test_import_of_a_fifo_says_it_is_not_a_regular_file(
+    tmp_path: Path, peerstore: Run, option: str, named: str
+) -> None:
+    node = write_node(tmp_path / "node")
+    given = tmp_path / "given.json"
+    os.mkfifo(given)
+
+    ran = finished_within(30, lambda: peerstore("import", option, given, *node.args))
+
+    assert ran.status != 0
+    assert f"{named} {given}: not a regular file" in ran.err
+    assert not node.peers.exists()
