@@ -416,7 +416,11 @@ def valid_fingerprint(fingerprint: object) -> str | None:
 # -- validators ------------------------------------------------------------------------------
 
 
-def _non_negative(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+def non_negative(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    """An integer field's validator: an ``int`` (not a ``bool``, a ``float`` or another
+    subclass, which the peer file would not hold as its digits) of at least 0."""
+    if type(value) is not int:
+        raise TypeError(f"{attribute.name} must be an integer, got {value!r}")
     if value < 0:
         raise ValueError(f"{attribute.name} must not be negative, got {value}")
 
@@ -424,8 +428,8 @@ def _non_negative(instance: object, attribute: attrs.Attribute[int], value: int)
 def _optional_non_negative(
     instance: object, attribute: attrs.Attribute[int | None], value: int | None
 ) -> None:
-    if value is not None and value < 0:
-        raise ValueError(f"{attribute.name} must not be negative, got {value}")
+    if value is not None:
+        non_negative(instance, attribute, value)  # type: ignore[arg-type]
 
 
 def _canonical(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -504,8 +508,8 @@ class PeerEntry:
         metadata=field_pattern(ADDR_PATTERN, complete=False, exact=DIALABLE_V4_PATTERN),
     )
     source: Source
-    first_seen: int = attrs.field(validator=_non_negative, metadata=field_pattern(COUNT_PATTERN))
-    last_seen: int = attrs.field(validator=_non_negative, metadata=field_pattern(COUNT_PATTERN))
+    first_seen: int = attrs.field(validator=non_negative, metadata=field_pattern(COUNT_PATTERN))
+    last_seen: int = attrs.field(validator=non_negative, metadata=field_pattern(COUNT_PATTERN))
     last_connected: int | None = attrs.field(
         default=None, validator=_optional_non_negative, metadata=field_pattern(COUNT_PATTERN)
     )
@@ -513,7 +517,7 @@ class PeerEntry:
         default=None, validator=_optional_non_negative, metadata=field_pattern(COUNT_PATTERN)
     )
     failures: int = attrs.field(
-        default=0, validator=_non_negative, metadata=field_pattern(COUNT_PATTERN)
+        default=0, validator=non_negative, metadata=field_pattern(COUNT_PATTERN)
     )
     node_id: str | None = attrs.field(
         default=None, validator=_node_id, metadata=field_pattern(NODE_ID_PATTERN)

@@ -451,6 +451,28 @@ def test_replace_validates_the_fields_it_changes(changes: dict[str, object], mes
         entry.replace(**changes)
 
 
+@pytest.mark.parametrize("field", ["first_seen", "last_seen", "last_connected", "failures"])
+@pytest.mark.parametrize("value", [True, 1.5, 7.0, "12"])
+def test_a_time_or_count_that_is_not_an_int_is_refused_where_the_entry_is_made(
+    field: str, value: object
+) -> None:
+    """The file holds an integer as its digits: ``True`` or ``7.0`` would be written as a
+    value no reader takes back, and the entry lost at the next start."""
+    with pytest.raises(TypeError, match=f"{field} must be an integer, got {value!r}"):
+        PeerEntry(
+            **{  # type: ignore[arg-type]
+                "addr": "203.0.113.10:7447",
+                "source": Source.GOSSIP,
+                "first_seen": NOW,
+                "last_seen": NOW,
+                field: value,
+            }
+        )
+    entry = PeerEntry.new("203.0.113.10:7447", Source.GOSSIP, NOW)
+    with pytest.raises(TypeError, match=f"{field} must be an integer"):
+        entry.replace(**{field: value})
+
+
 def test_replace_refuses_a_field_entries_do_not_have() -> None:
     entry = PeerEntry.new("203.0.113.10:7447", Source.GOSSIP, NOW)
     with pytest.raises(TypeError, match="no field 'last_sen'"):
