@@ -15,6 +15,10 @@ comments in the code name these figures.
   against the same with a port of a leading zero (the parser's general path).
 - ``entry``: a new entry for a canonical address, made without validators (``seen_first``)
   against ``PeerEntry.new`` with a string (attrs' ``__init__`` and every validator).
+- ``replace``: an entry with its ``last_seen`` changed (what every connection and every save
+  does to the peers the node is connected to), by ``PeerEntry.replace`` (a copy over the slots'
+  setters, the changed field validated), against ``attrs.evolve`` (``__init__`` and every
+  validator).
 - ``victim``: 1,000 inbound handshakes at a seed whose store of 1,024 is full of peers it is
   connected to (each evicts one, after passing over every connected entry), with the store's
   search for the entry to evict, against the same search as a Python loop.
@@ -40,6 +44,8 @@ import time
 import tracemalloc
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import attrs
 
 from thenodes_peerstore import PersistenceConfig, PersistentPeerStore, codec
 from thenodes_peerstore.model import Address, PeerEntry, Source, seen_first
@@ -125,6 +131,29 @@ def entry(reps: int) -> tuple[float, float]:
         making(lambda a: PeerEntry.new(a, Source.GOSSIP, START)),
     )
     return quick / len(addrs), general / len(addrs)
+
+
+def replace(reps: int) -> tuple[float, float]:
+    entries = [
+        PeerEntry(
+            addr=public(n),
+            source=Source.CONNECTED,
+            first_seen=START,
+            last_seen=START,
+            last_connected=START,
+            node_id=f"node-{n:05d}",
+            capabilities=("relay",),
+        )
+        for n in range(10_000)
+    ]
+    later = START + 60
+    assert entries[0].replace(last_seen=later) == attrs.evolve(entries[0], last_seen=later)
+    quick, general = versus(
+        reps,
+        lambda: lambda: [e.replace(last_seen=later) for e in entries],
+        lambda: lambda: [attrs.evolve(e, last_seen=later) for e in entries],
+    )
+    return quick / len(entries), general / len(entries)
 
 
 def parse(reps: int) -> tuple[float, float]:
@@ -333,6 +362,11 @@ def main() -> None:
     quick, general = entry(reps)
     print(
         f"entry: {quick * 1e6:.2f} us without validators, {general * 1e6:.2f} us through __init__"
+    )
+    quick, general = replace(reps)
+    print(
+        f"replace, one field: {quick * 1e6:.2f} us copied over the slots,"
+        f" {general * 1e6:.2f} us by attrs.evolve"
     )
     quick, general = victim(reps)
     print(

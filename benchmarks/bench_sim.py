@@ -72,7 +72,9 @@ def _peak_mib() -> float:
     return peak / 1024 if sys.platform == "darwin" else peak  # bytes on macOS
 
 
-def measure(nodes: int, secs: float, tick: float, seed: int, profile: bool) -> dict[str, Any]:
+def measure(
+    nodes: int, secs: float, tick: float, seed: int, profile: bool, *, stats: Path | None = None
+) -> dict[str, Any]:
     """Build and run the network in this process; return its figures."""
     network_scenario = scenario(nodes, secs, tick)
     with scratch_directory("bench-sim-", network_scenario.size) as tmp:
@@ -107,6 +109,8 @@ def measure(nodes: int, secs: float, tick: float, seed: int, profile: bool) -> d
     if profiler is not None:
         _print_run(figures, profiled=True)
         _where(profiler)
+        if stats is not None:
+            profiler.dump_stats(stats)
     return figures
 
 
@@ -177,13 +181,16 @@ def main() -> None:
         help="the size to compare with, in the same run (0: none)",
     )
     parser.add_argument("--profile", action="store_true", help="one run, in this process")
+    parser.add_argument(
+        "--stats", type=Path, help="with --profile: also write the profile here (for pstats)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args.nodes, args.secs, args.tick, args.seed, profile=False)))
         return
     if args.profile:
-        measure(args.nodes, args.secs, args.tick, args.seed, profile=True)
+        measure(args.nodes, args.secs, args.tick, args.seed, profile=True, stats=args.stats)
         return
     sizes = [args.nodes]
     if args.baseline_nodes and args.baseline_nodes != args.nodes:
