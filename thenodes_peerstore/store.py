@@ -389,12 +389,16 @@ class PeerStore:
         """Every address not recorded since the store was made, by kind."""
         self._own_addrs = frozenset(_canonical_or_none(a) for a in own_addrs) - {None}
         self._own_node_id = own_node_id
-        self._tiers: tuple[collections.OrderedDict[str, PeerEntry], ...] = tuple(
-            collections.OrderedDict() for _ in _TIERS
-        )
-        """One ordered dict per tier, indexed by :class:`Source`, oldest recorded first. An
-        address is in one tier only; finding it costs at most one lookup per tier, which keeps
-        no second index of every address in memory."""
+        self._tiers: tuple[dict[str, PeerEntry], ...] = tuple({} for _ in _TIERS)
+        """One dict per tier, indexed by :class:`Source`, oldest recorded first (an entry
+        recorded again is taken out and put back, at the newest end). An address is in one
+        tier only; finding it costs at most one lookup per tier, which keeps no second index
+        of every address in memory.
+
+        Plain dicts, not ``OrderedDict``: in the same order, they hold an entry in TIERS_BYTES
+        less, and a seed's search for an entry to evict among the peers it is connected to
+        (:meth:`_victim`) walks them TIERS_SCAN (``python -m benchmarks.bench_paths``, victim).
+        """
         self.offline: tuple[tuple[int, int], ...] = ()
         """When the node was stopped: ``(stopped, started)`` pairs in Unix seconds, oldest
         first. Entries do not age while the node is stopped."""
@@ -667,17 +671,30 @@ class PeerStore:
         dialled and is still connected to as having answered now (``last_connected``): a
         connection the node dialled proves the peer for as long as it lasts."""
         now = self.now()
+        outbound = self._outbound
+        touched = 0
         for key in self._connected:
             entry = self.get(key)
             if entry is None:
                 continue
-            changes: dict[str, int] = {}
-            if entry.last_seen < now:
-                changes["last_seen"] = now
-            if key in self._outbound and entry.proven and (entry.last_connected or 0) < now:
-                changes["last_connected"] = now
-            if changes:
-                self._put(entry.replace(**changes))
+            seen = entry.last_seen < now
+            if key in outbound and entry.proven and (entry.last_connected or 0) < now:
+                entry = (
+                    entry.replace(last_seen=now, last_connected=now)
+                    if seen
+                    else (entry.replace(last_connected=now))
+                )
+            elif seen:
+                entry = entry.replace(last_seen=now)
+            else:
+                continue
+            # What _put does with an entry whose times alone changed: it stays in its tier,
+            # at the newest end, holding the same extras; no entry is seen earlier than before.
+            tier = self._tiers[entry.source]
+            del tier[key]
+            tier[key] = entry
+            touched += 1
+        self.changes += touched
 
     def expire(self) -> int:
         """Drop entries not seen for longer than ``ttl_secs`` of running time; return how many.
@@ -1135,9 +1152,9 @@ class PeerStore:
                 entry = entry.replace(node_id=None, capabilities=())
                 size = 0
         self._extras[proven] += size
-        tier[addr] = entry
         if refresh and not new:
-            tier.move_to_end(addr)
+            tier.pop(addr, None)  # put back, it is the newest of its tier
+        tier[addr] = entry
         self._oldest_seen = min(self._oldest_seen, entry.last_seen)
         self.changes += 1
 
