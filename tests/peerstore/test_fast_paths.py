@@ -30,6 +30,7 @@ from tests.support.peerfile_fuzzing import (
     mutate,
 )
 from thenodes_peerstore import codec
+from thenodes_peerstore import store as store_module
 from thenodes_peerstore.errors import AddressError
 from thenodes_peerstore.model import (
     DIALABLE_V4_PATTERN,
@@ -133,6 +134,25 @@ def test_an_ipv4_literal_matches_a_pattern_only_as_the_parser_writes_it(
     except AddressError:
         kept = False
     assert (re.fullmatch(DIALABLE_V4_PATTERN, text) is not None) == kept
+
+
+@given(
+    octets=st.lists(st.integers(0, 300), min_size=4, max_size=4),
+    port=st.integers(0, 70000),
+    zeros=st.integers(0, 1),
+)
+def test_a_sender_is_held_to_the_group_and_scope_its_address_parses_to(
+    octets: list[int], port: int, zeros: int
+) -> None:
+    """A global IPv4 sender's group is read off its text; every other sender is parsed."""
+    text = ".".join(str(o) for o in octets) + ":" + "0" * zeros + str(port)
+    try:
+        parsed = Address.parse(text)
+    except AddressError:
+        expected: tuple[str | None, Scope | None] = ("?", Scope.GLOBAL)
+    else:
+        expected = (parsed.group, parsed.scope)
+    assert store_module._sender(text) == expected
 
 
 # -- peer lists --------------------------------------------------------------------------------
