@@ -18,6 +18,8 @@ from thenodes_peerstore.store import (
     UPLINK_PROOF_SECS,
     DropReason,
     PeerStore,
+    last_dial_failed,
+    last_proof,
 )
 
 START = 1_763_700_000
@@ -706,6 +708,40 @@ def test_a_store_refuses_settings_it_cannot_honour(clock, kwargs: dict[str, int]
 
 
 # -- the reconnect plan ---------------------------------------------------------------------
+
+
+times = st.integers(0, 40)
+
+
+@given(
+    first_seen=times,
+    last_connected=st.none() | times,
+    last_attempt=st.none() | times,
+    failures=st.integers(0, 3),
+    cutoff=times,
+)
+def test_standing_ranks_a_peer_by_its_last_judged_dial_and_its_last_answer(
+    first_seen: int,
+    last_connected: int | None,
+    last_attempt: int | None,
+    failures: int,
+    cutoff: int,
+) -> None:
+    """The plan's key, as its docstring states it in terms of last_dial_failed and last_proof."""
+    entry = PeerEntry(
+        addr="203.0.113.10:7447",
+        source=Source.CONNECTED,
+        first_seen=first_seen,
+        last_seen=40,
+        last_connected=last_connected,
+        last_attempt=last_attempt,
+        failures=failures,
+    )
+    if not last_dial_failed(entry) and last_proof(entry) >= cutoff:
+        expected = (0, first_seen, entry.addr)
+    else:
+        expected = (1, -(last_connected or 0), entry.addr)
+    assert PeerStore.standing(cutoff)(entry) == expected
 
 
 def test_the_plan_is_the_longest_standing_peers_first_up_to_the_limit(clock) -> None:
