@@ -321,11 +321,18 @@ class PeerFile:
         final flush of the directory fails, the new file is already in place: the save is
         still reported as failed, so that the caller keeps its changes and saves again.
         """
-        if not self.path.parent.is_dir():
-            self._make_directory_again()
-        tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(8)}.tmp")
+        directory, name = os.path.split(self.path)
+        tmp = os.path.join(directory, f".{name}.{secrets.token_hex(8)}.tmp")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY
-        fd = os.open(tmp, flags, FILE_MODE)
+        try:
+            fd = os.open(tmp, flags, FILE_MODE)
+        except (FileNotFoundError, NotADirectoryError):
+            # Asked only when the temporary file cannot be made: a save of a simulated network
+            # of 10,000 nodes spent 1% of its time asking every time.
+            if os.path.isdir(directory):
+                raise
+            self._make_directory_again()
+            fd = os.open(tmp, flags, FILE_MODE)
         try:
             try:
                 _write_all(fd, (data,) if isinstance(data, bytes | bytearray) else data)
@@ -337,7 +344,7 @@ class PeerFile:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        _fsync_dir(self.path.parent)
+        _fsync_dir(directory)
 
     def _make_directory_again(self) -> None:
         """The directory went away while the store was open (deleted, or replaced by a file):
@@ -705,7 +712,7 @@ def _read_holder(lock_path: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _fsync_dir(directory: Path) -> None:
+def _fsync_dir(directory: Path | str) -> None:
     fd = os.open(directory, os.O_RDONLY | _O_DIRECTORY)
     try:
         os.fsync(fd)
