@@ -51,12 +51,13 @@ import functools
 import hashlib
 import itertools
 import linecache
+import operator
 import re
 import tomllib
 import types
 import typing
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -592,11 +593,11 @@ def encode(
         if head.rest is not None:
             parts.append(_commented(REST.write(head.rest)))
     above = len(parts)
-    if head is not None and head.entries:
+    if head is not None and head.entries and not _starts_with(entries, head.entries):
         first = {id(entry) for entry in head.entries}
         parts += map(write, typing.cast(Iterable[M], head.entries))
         parts += map(write, [e for e in entries if id(e) not in first])
-    else:
+    else:  # a node's save gives the head's entries first (PeerStore.by_tier)
         parts += map(write, entries)
     count = len(parts) - above
     tables = "".join(parts)
@@ -618,6 +619,13 @@ def encode(
         body = b"".join((top, f"# crc32 = {crc}\n".encode(), below))
     digest = hashlib.sha256(body).hexdigest()
     return body + f'[integrity]\nentries = {count}\nsha256 = "{digest}"\n'.encode()
+
+
+def _starts_with(entries: Iterable[object], first: Sequence[object]) -> bool:
+    """Whether ``entries`` is a sequence whose first items are ``first``, object for object."""
+    if not isinstance(entries, Sequence) or len(entries) < len(first):
+        return False
+    return all(map(operator.is_, entries[: len(first)], first))
 
 
 def _commented(text: str) -> str:

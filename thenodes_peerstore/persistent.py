@@ -428,16 +428,17 @@ class PersistentPeerStore:
             return False
         self._last_save = now
         self.store.expire()
+        head = self.store.plan_head()
         try:
             door.write(
                 self.file,
-                self.store.by_tier(),
+                self.store.by_tier(first=head.entries),
                 now,
                 realm=self.realm,
                 version=self.version,
                 offline=self.store.offline,
                 keys=self.keys,
-                head=self.store.plan_head(),
+                head=head,
             )
         except (OSError, KeyUnusableError) as exc:
             # A full disk, a read-only mount, or a key scrypt cannot stretch here (it needs

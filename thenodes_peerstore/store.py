@@ -470,15 +470,21 @@ class PeerStore:
             ordered += entries
         return ordered
 
-    def by_tier(self) -> list[PeerEntry]:
-        """Every entry, most trusted first and, within a tier, most recently recorded first.
+    def by_tier(self, first: Sequence[PeerEntry] = ()) -> list[PeerEntry]:
+        """Every entry, most trusted first and, within a tier, most recently recorded first;
+        ``first``, ``Connected`` entries of the store (:meth:`plan_head`'s), before all.
 
         Close to :meth:`entries` (recording an entry moves it to the front of its tier) but
         without sorting: this is the order a save writes, once a minute, on every node.
         """
-        ordered: list[PeerEntry] = []
+        ordered = list(first)
+        chosen = {id(entry) for entry in first}
         for tier in reversed(_TIERS):
-            ordered += reversed(self._tiers[tier].values())
+            entries = reversed(self._tiers[tier].values())
+            if chosen and tier is Source.CONNECTED:  # only this tier can hold them
+                ordered += [entry for entry in entries if id(entry) not in chosen]
+            else:
+                ordered += entries
         return ordered
 
     def count(self, source: Source) -> int:

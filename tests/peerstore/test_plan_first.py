@@ -98,6 +98,39 @@ def written(peers: list[PeerEntry], config: PersistenceConfig, head_size: int, t
     return path.read_bytes()
 
 
+@settings(fuzz, max_examples=60)
+@given(
+    peers=st.lists(entries, min_size=5, max_size=60),
+    saving=saving_configs,
+    head_size=st.integers(min_value=0, max_value=4),
+)
+def test_a_save_writes_the_bytes_the_codec_writes_of_its_entries_and_head(
+    peers: list[PeerEntry], saving: PersistenceConfig, head_size: int
+) -> None:
+    """A node's save hands the codec its entries with the head's first (by_tier's ``first``),
+    which the codec then writes as they come: the same bytes as when it puts them first."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = written(peers, saving, head_size, Path(tmp))
+        book = PersistentPeerStore.open(
+            path=Path(tmp) / "writer" / f"{REALM}.toml",
+            realm=REALM,
+            clock=lambda: SAVED_AT,
+            config=saving,
+            version=VERSION,
+        )
+        store = book.store
+        with mock.patch.object(store_module, "HEAD_ENTRIES", head_size):
+            head = store.plan_head()
+        anyhow = codec.encode(
+            REALM, SAVED_AT, store.by_tier(), version=VERSION, offline=store.offline, head=head
+        )
+        first = store.by_tier(first=head.entries)
+        book.close()
+    assert first[: len(head.entries)] == list(head.entries)
+    assert sorted(map(id, first)) == sorted(map(id, store.by_tier()))
+    assert data == anyhow
+
+
 def started(
     data: bytes, tmp: Path, name: str, *, plan_first: bool, now: int, **settings: Any
 ) -> tuple[object, ...]:
