@@ -850,7 +850,7 @@ class PeerStore:
         self._extras = [0, 0]
         kept = sorted(best.values(), key=_SEEN_THEN_ADDR)
         # Within the cap no entry can evict another: put each without asking. A full file at
-        # the default cap loads in 3.7 us an entry so, 4.6 through the cap's check
+        # the default cap loads in 3.2 us an entry so, 4.0 through the cap's check
         # (``python -m benchmarks.bench_paths``, load).
         put = self._put if len(kept) <= self.max_entries else None
         for entry in kept:
@@ -963,7 +963,7 @@ class PeerStore:
         # Once per list, not per address. An IPv4 address the pattern matches is canonical,
         # dialable and within the sender's scope as it is: it needs no parse. With the share
         # and the room counted once per list and the entry made without validators, a full
-        # store at the default cap records a new gossip address in 3.8 us, 6.5 when it must be
+        # store at the default cap records a new gossip address in 4.1 us, 7.0 when it must be
         # parsed (``python -m benchmarks.bench_paths``, gossip).
         taken_as_is = (_DIALABLE_V4 if sender_scope is None else _GLOBAL_V4).fullmatch
         own = self._own_addrs
