@@ -499,7 +499,7 @@ class PeerEntry:
     while it holds its default.
 
     No weak reference to an entry is ever taken: without the slot for one, the two certificate
-    fields cost an entry 8 bytes, not 16 (of 239 B an entry held at the largest cap; ``python -m
+    fields cost an entry 8 bytes, not 16 (of 291 B an entry held at the largest cap; ``python -m
     benchmarks.bench_vs_libp2p --only memory``).
     """
 

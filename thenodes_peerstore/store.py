@@ -389,17 +389,18 @@ class PeerStore:
         """Every address not recorded since the store was made, by kind."""
         self._own_addrs = frozenset(_canonical_or_none(a) for a in own_addrs) - {None}
         self._own_node_id = own_node_id
-        self._tiers: tuple[dict[str, PeerEntry], ...] = tuple({} for _ in _TIERS)
-        """One dict per tier, indexed by :class:`Source`, oldest recorded first (an entry
-        recorded again is taken out and put back, at the newest end). An address is in one
-        tier only; finding it costs at most one lookup per tier, which keeps no second index
-        of every address in memory.
+        self._tiers: tuple[collections.OrderedDict[str, PeerEntry], ...] = tuple(
+            collections.OrderedDict() for _ in _TIERS
+        )
+        """One ordered dict per tier, indexed by :class:`Source`, oldest recorded first. An
+        address is in one tier only; finding it costs at most one lookup per tier, which keeps
+        no second index of every address in memory.
 
-        Plain dicts, not ``OrderedDict``: in the same order, an entry held costs 52 bytes less
-        (239 B at the largest cap, 291 in ordered dicts: ``python -m benchmarks.bench_vs_libp2p
-        --only memory``), and a walk through a tier takes no lookup a step: a seed's search for
-        an entry to evict among the 1,024 peers it is connected to (:meth:`_victim`) takes 34 us
-        where it took 44 (``python -m benchmarks.bench_paths``, victim).
+        Ordered dicts, not plain ones in insertion order: a plain dict would hold an entry in 52
+        bytes less, but it keeps the slots of the entries taken from its oldest end until it
+        next grows, and every search from that end walks past them: at the largest cap, a
+        new gossip address that evicts the oldest cost 9.3 us where it costs 3.9 here (10,000
+        of them in peer lists of 16 into a store full of gossip, plain dicts in place of these).
         """
         self.offline: tuple[tuple[int, int], ...] = ()
         """When the node was stopped: ``(stopped, started)`` pairs in Unix seconds, oldest
@@ -699,8 +700,8 @@ class PeerStore:
             # What _put does with an entry whose times alone changed: it stays in its tier,
             # at the newest end, holding the same extras; no entry is seen earlier than before.
             tier = self._tiers[entry.source]
-            del tier[key]
             tier[key] = entry
+            tier.move_to_end(key)
             touched += 1
         self.changes += touched
 
@@ -1129,8 +1130,8 @@ class PeerStore:
         Peers the node is connected to right now are passed over while there is another choice.
         A node has few of them, but a seed may be connected to nearly every peer it stores, and
         then each newcomer passes over them all: the search runs in C (``filterfalse``), and an
-        inbound handshake at a seed connected to all of its 1,024 takes 34 us where a Python
-        loop makes it 54 (``python -m benchmarks.bench_paths``, victim).
+        inbound handshake at a seed connected to all of its 1,024 takes 41 us where a Python
+        loop makes it 60 (``python -m benchmarks.bench_paths``, victim).
         """
         tiers = [tier for tier in self._tiers[: newcomer.rank + 1] if tier]  # indexed by rank
         passed_over = self._connected.__contains__
@@ -1167,9 +1168,9 @@ class PeerStore:
                 entry = entry.replace(node_id=None, capabilities=())
                 size = 0
         self._extras[proven] += size
-        if refresh and not new:
-            tier.pop(addr, None)  # put back, it is the newest of its tier
         tier[addr] = entry
+        if refresh and not new:
+            tier.move_to_end(addr)
         self._oldest_seen = min(self._oldest_seen, entry.last_seen)
         self.changes += 1
 
