@@ -688,11 +688,10 @@ class PeerStore:
                 continue
             seen = entry.last_seen < now
             if key in outbound and entry.proven and (entry.last_connected or 0) < now:
-                entry = (
-                    entry.replace(last_seen=now, last_connected=now)
-                    if seen
-                    else (entry.replace(last_connected=now))
+                changed = (
+                    {"last_seen": now, "last_connected": now} if seen else {"last_connected": now}
                 )
+                entry = entry.replace(**changed)
             elif seen:
                 entry = entry.replace(last_seen=now)
             else:
@@ -1227,7 +1226,7 @@ def _sender(sender: str | None) -> tuple[str | None, Scope | None]:
         return None, None
     if type(sender) is str and _GLOBAL_V4.fullmatch(sender):
         # Canonical and global as written: its group is its first two numbers' /16, read off
-        # the text (0.3 us where a parse takes 2.6; once per peer list).
+        # the text: 0.66 us a peer list, where parsing it took 2.6.
         first, second, _ = sender.split(".", 2)
         return f"{first}.{second}.0.0/16", Scope.GLOBAL
     try:
