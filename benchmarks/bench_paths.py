@@ -11,6 +11,9 @@ comments in the code name these figures.
   store of 1,024 (so every one evicts the oldest gossip): canonical, as peers send them (the
   pattern takes each as it is), against the same addresses with a port of a leading zero (each
   parsed, as every address was before).
+- ``evict``: 20,000 new gossip addresses as peer lists of 16 (no sender) into a store full of
+  gossip, each evicting the oldest, at the largest cap (65,536) against the default cap: what
+  one costs must not grow with the store (the tiers are ordered dicts for this).
 - ``parse``: 10,000 IPv4 addresses parsed as written (canonical: the pattern vouches for each),
   against the same with a port of a leading zero (the parser's general path).
 - ``entry``: a new entry for a canonical address, made without validators (``seen_first``)
@@ -117,6 +120,28 @@ def gossip(reps: int) -> tuple[float, float]:
 
     quick, general = versus(reps, recording(addrs), recording(zeroed))
     return quick / len(addrs), general / len(addrs)
+
+
+def evict(reps: int) -> tuple[float, float]:
+    def evicting(cap: int) -> Callable[[], Callable[[], object]]:
+        def make() -> Callable[[], object]:
+            store = PeerStore(clock=lambda: START, max_entries=cap)
+            first = [public(n) for n in range(cap)]
+            for i in range(0, cap, MESSAGE):
+                store.record_gossip(first[i : i + MESSAGE])
+            new = [public(cap + n) for n in range(20_000)]
+
+            def work() -> None:
+                for i in range(0, len(new), MESSAGE):
+                    store.record_gossip(new[i : i + MESSAGE])
+                assert len(store) == cap
+
+            return work
+
+        return make
+
+    quick, general = versus(reps, evicting(65_536), evicting(CAP))
+    return quick / 20_000, general / 20_000
 
 
 def entry(reps: int) -> tuple[float, float]:
@@ -356,6 +381,11 @@ def main() -> None:
     quick, general = gossip(reps)
     print(
         f"gossip, per address: {quick * 1e6:.2f} us taken as it is, {general * 1e6:.2f} us parsed"
+    )
+    quick, general = evict(reps)
+    print(
+        f"evict, per new gossip address at a full store: {quick * 1e6:.2f} us at 65,536,"
+        f" {general * 1e6:.2f} us at the default cap"
     )
     quick, general = parse(reps)
     print(f"parse: {quick * 1e6:.2f} us as written, {general * 1e6:.2f} us spelled otherwise")

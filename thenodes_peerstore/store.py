@@ -399,8 +399,8 @@ class PeerStore:
         Ordered dicts, not plain ones in insertion order: a plain dict would hold an entry in 52
         bytes less, but it keeps the slots of the entries taken from its oldest end until it
         next grows, and every search from that end walks past them: at the largest cap, a
-        new gossip address that evicts the oldest cost 9.3 us where it costs 3.9 here (10,000
-        of them in peer lists of 16 into a store full of gossip, plain dicts in place of these).
+        new gossip address that evicts the oldest cost 9.3 us with plain dicts, where it costs
+        3.9 here, and 3.6 at the default cap (``python -m benchmarks.bench_paths``, evict).
         """
         self.offline: tuple[tuple[int, int], ...] = ()
         """When the node was stopped: ``(stopped, started)`` pairs in Unix seconds, oldest
