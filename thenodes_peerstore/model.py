@@ -602,50 +602,58 @@ class PeerEntry:
 _FIELDS = {field.name: field for field in attrs.fields(PeerEntry)}
 
 
-_CHANGERS = {
-    name: (field, field.validator, getattr(PeerEntry, name).__set__)
-    for name, field in _FIELDS.items()
-}
+_SET_SLOT = {name: getattr(PeerEntry, name).__set__ for name in _FIELDS}
+"""Each field's slot setter: what attrs' ``__init__`` ends in, less the lookup of the field by
+name. The generated functions below make entries with them."""
+_CHANGERS = {name: (field, field.validator, _SET_SLOT[name]) for name, field in _FIELDS.items()}
 """A field's attribute, validator and slot setter, by name: what :meth:`PeerEntry.replace`
 needs of a changed field."""
+_OPTIONAL = [f for f in _FIELDS.values() if f.default is not attrs.NOTHING]
 
 
-def _copy_source() -> str:
-    lines = ["def copy(source):", "    entry = _new(PeerEntry)"]
-    lines += (f"    _{name}(entry, source.{name})" for name in _FIELDS)
-    return "\n".join([*lines, "    return entry\n"])
+def _generated(source: str, name: str) -> Callable[..., PeerEntry]:
+    """The function ``name`` of ``source``, which makes an entry over the slots' setters
+    (``_<field>``), with ``_new`` and each optional field's ``_<field>_default`` at hand."""
+    namespace: dict[str, Any] = {"_new": object.__new__, "PeerEntry": PeerEntry}
+    namespace.update((f"_{field}", setter) for field, setter in _SET_SLOT.items())
+    namespace.update((f"_{f.name}_default", f.default) for f in _OPTIONAL)
+    exec(source, namespace)  # noqa: S102 - built from the model's fields
+    generated: Callable[..., PeerEntry] = namespace[name]
+    return generated
 
 
-_COPY: dict[str, Any] = {"_new": object.__new__, "PeerEntry": PeerEntry}
-_COPY.update((f"_{name}", getattr(PeerEntry, name).__set__) for name in _FIELDS)
-exec(_copy_source(), _COPY)  # noqa: S102 - built from the model's fields
-_copy: Callable[[PeerEntry], PeerEntry] = _COPY["copy"]
+_copy: Callable[[PeerEntry], PeerEntry] = _generated(
+    "\n".join(
+        [
+            "def copy(source):",
+            "    entry = _new(PeerEntry)",
+            *(f"    _{name}(entry, source.{name})" for name in _FIELDS),
+            "    return entry\n",
+        ]
+    ),
+    "copy",
+)
 """A copy of an entry, for :meth:`PeerEntry.replace` to change. Unrolled over the slots' own
 setters, a replace of one field takes 0.90 us, where a loop over the fields through
 ``object.__setattr__`` took 1.7 and ``attrs.evolve`` takes 5.7 (``python -m
 benchmarks.bench_paths``, replace): every connection and every save replaces entries."""
 
 
-def _seen_first_source() -> str:
-    lines = [
-        "def seen_first(addr, source, now):",
-        "    entry = _new(PeerEntry)",
-        "    _addr(entry, addr)",
-        "    _source(entry, source)",
-        "    _first_seen(entry, now)",
-        "    _last_seen(entry, now)",
-    ]
-    lines += (f"    _{f.name}(entry, _{f.name}_default)" for f in _OPTIONAL)
-    return "\n".join([*lines, "    return entry\n"])
-
-
-_OPTIONAL = [f for f in _FIELDS.values() if f.default is not attrs.NOTHING]
-_SEEN_FIRST: dict[str, Any] = {"_new": object.__new__, "PeerEntry": PeerEntry}
-# A slot's own setter: what attrs' __init__ ends in, less the lookup of the field by name.
-_SEEN_FIRST.update((f"_{name}", getattr(PeerEntry, name).__set__) for name in _FIELDS)
-_SEEN_FIRST.update((f"_{f.name}_default", f.default) for f in _OPTIONAL)
-exec(_seen_first_source(), _SEEN_FIRST)  # noqa: S102 - built from the model's fields
-seen_first: Callable[[str, Source, int], PeerEntry] = _SEEN_FIRST["seen_first"]
+seen_first: Callable[[str, Source, int], PeerEntry] = _generated(
+    "\n".join(
+        [
+            "def seen_first(addr, source, now):",
+            "    entry = _new(PeerEntry)",
+            "    _addr(entry, addr)",
+            "    _source(entry, source)",
+            "    _first_seen(entry, now)",
+            "    _last_seen(entry, now)",
+            *(f"    _{f.name}(entry, _{f.name}_default)" for f in _OPTIONAL),
+            "    return entry\n",
+        ]
+    ),
+    "seen_first",
+)
 """``PeerEntry.new`` for an address known canonical (``Address.parse(...).text``, or a match of
 :data:`DIALABLE_V4_PATTERN`): no validator runs. One is made for every new address of every
 peer list; unrolled over the slots' own setters it takes 0.6 us where attrs' ``__init__`` with
